@@ -1,0 +1,268 @@
+"""Belonging distribution (paper Algorithm 1): calibrated losses of the model's own samples.
+
+N inputs are drawn from the model with a seed, the images they make are inverted on the
+model and on the reference model with exactly the settings used for queries, and the
+calibrated losses ``A'(M, x) = A(M, x) / A(M_r, x)`` (Eq. 2) are kept with their mean and
+sample standard deviation. Distributions are cached as JSON in ``calibration_cache/``,
+written atomically, validated on load, and keyed by everything that changes them (model
+and weights hash, reference and weights hash, distance, inversion settings, N, seed and
+the method version), so a change of any of those builds a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import CalibrationError
+from .inversion import InversionProgress, InversionSettings, invert
+from .models.base import Generator
+from .seeding import rng
+
+METHOD_VERSION = 1
+"""Bump when a change of the engine changes losses: every cache is then rebuilt."""
+EPS = 1e-12
+"""Floor of the reference loss in Eq. 2 (a perfect reference reconstruction)."""
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cache_dir() -> Path:
+    """Cache folder: ``$RONAN_CACHE_DIR`` or ``<repo>/calibration_cache``."""
+    return Path(os.environ.get("RONAN_CACHE_DIR", REPO_ROOT / "calibration_cache"))
+
+
+def calibrate_losses(loss: torch.Tensor, reference_loss: torch.Tensor | None) -> torch.Tensor:
+    """Eq. 2: ``loss / max(reference_loss, EPS)``; the raw loss when there is no reference."""
+    if reference_loss is None:
+        return loss.clone()
+    return loss / reference_loss.clamp_min(EPS)
+
+
+@dataclass
+class BelongingDistribution:
+    """Calibrated losses of N samples of ``model`` (JSON-serialisable).
+
+    Attributes:
+        model, model_sha256: inspected model and SHA-256 of its weights.
+        reference, reference_sha256: reference model (None: no calibration).
+        distance (str), settings (dict): inversion settings as ``InversionSettings.to_dict()``.
+        n (int), seed (int): number of samples and the seed that drew them.
+        values (list[float]): calibrated losses A'; ``losses``/``reference_losses`` the raw ones.
+        mean (float), std (float): mean and sample standard deviation (ddof = 1) of ``values``.
+        method_version (int), versions (dict), created (str), seconds (float).
+    """
+
+    model: str
+    model_sha256: str | None
+    reference: str | None
+    reference_sha256: str | None
+    distance: str
+    settings: dict
+    n: int
+    seed: int
+    values: list[float]
+    losses: list[float]
+    reference_losses: list[float] | None
+    mean: float
+    std: float
+    method_version: int = METHOD_VERSION
+    versions: dict = field(default_factory=dict)
+    created: str = ""
+    seconds: float = 0.0
+
+    KEY_FIELDS = ("model", "model_sha256", "reference", "reference_sha256", "distance", "settings", "n", "seed",
+                  "method_version")
+
+    def key(self) -> dict:
+        """The fields that identify this distribution."""
+        return {k: getattr(self, k) for k in self.KEY_FIELDS}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BelongingDistribution":
+        """Build and validate; raises CalibrationError if fields are missing or inconsistent."""
+        try:
+            dist = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        except TypeError as e:
+            raise CalibrationError(f"calibration data is incomplete ({e})") from None
+        dist.validate()
+        return dist
+
+    def validate(self) -> None:
+        """Check counts, finiteness, and that mean/std match the values."""
+        vals = np.asarray(self.values, dtype=np.float64)
+        if self.n < 3 or vals.shape != (self.n,):
+            raise CalibrationError(f"calibration of {self.model}: expected {self.n} values (>= 3), got {vals.size}")
+        if not np.all(np.isfinite(vals)) or np.any(vals < 0):
+            raise CalibrationError(f"calibration of {self.model}: values must be finite and non-negative")
+        if len(self.losses) != self.n:
+            raise CalibrationError(f"calibration of {self.model}: {len(self.losses)} raw losses for n={self.n}")
+        mean, std = float(vals.mean()), float(vals.std(ddof=1))
+        if not (math.isclose(mean, self.mean, rel_tol=1e-6, abs_tol=1e-15)
+                and math.isclose(std, self.std, rel_tol=1e-6, abs_tol=1e-15)):
+            raise CalibrationError(f"calibration of {self.model}: stored mean/std do not match its values")
+
+
+def distribution_key(model: Generator, reference: Generator | None, distance: str, settings: InversionSettings,
+                     n: int, seed: int) -> dict:
+    """Key of the distribution these arguments produce (see ``BelongingDistribution.key``)."""
+    return {"model": model.name, "model_sha256": model.weights_sha256,
+            "reference": reference.name if reference is not None else None,
+            "reference_sha256": reference.weights_sha256 if reference is not None else None,
+            "distance": distance, "settings": settings.to_dict(), "n": n, "seed": seed,
+            "method_version": METHOD_VERSION}
+
+
+def cache_path(key: dict, folder: Path | None = None) -> Path:
+    """File of the distribution with ``key``: ``<model>__<reference>__<distance>__<hash>.json``.
+
+    Names come from the registry, never from user text; the hash covers the whole key.
+    """
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return (folder or cache_dir()) / f"{key['model']}__{key['reference'] or 'none'}__{key['distance']}__{digest}.json"
+
+
+def build_distribution(
+    model: Generator,
+    reference: Generator | None,
+    *,
+    distance: str = "mse",
+    settings: InversionSettings,
+    n: int = 100,
+    seed: int = 0,
+    chunk: int = 100,
+    callback: Callable[[str, int, InversionProgress], None] | None = None,
+) -> BelongingDistribution:
+    """Algorithm 1: generate ``n`` samples of ``model`` and compute their calibrated losses.
+
+    Args:
+        model (Generator): inspected model M.
+        reference (Generator | None): reference model M_r; None disables calibration.
+        distance (str): loss L (default ``"mse"``).
+        settings (InversionSettings): exactly the settings queries will use.
+        n (int): number of samples N, >= 3 (default 100, as in the paper).
+        seed (int): seed of the samples (stream ``"calibration"``) and of the inversions.
+        chunk (int): images per inversion batch (memory bound), default 100.
+        callback (callable | None): ``callback(role, first_index, progress)`` with role
+            ``"model"`` or ``"reference"``.
+    """
+    if n < 3:
+        raise ValueError("the belonging distribution needs n >= 3 samples")
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        inputs = model.sample_inputs(n, rng(seed, "calibration"))
+        samples = torch.cat([model.generate(inputs[i:i + chunk]).float().cpu() for i in range(0, n, chunk)])
+    losses, ref_losses = [], []
+    for i in range(0, n, chunk):
+        batch = samples[i:i + chunk]
+        cb = (lambda p, i=i: callback("model", i, p)) if callback else None
+        losses.append(invert(model, batch, distance=distance, settings=settings, seed=seed, callback=cb).loss)
+        if reference is not None:
+            ref_batch = _to_domain(batch, reference)
+            cb = (lambda p, i=i: callback("reference", i, p)) if callback else None
+            ref_losses.append(invert(reference, ref_batch, distance=distance, settings=settings, seed=seed,
+                                     callback=cb).loss)
+    loss = torch.cat(losses).double()
+    ref = torch.cat(ref_losses).double() if reference is not None else None
+    values = calibrate_losses(loss, ref)
+    from .provenance import library_versions
+
+    key = distribution_key(model, reference, distance, settings, n, seed)
+    return BelongingDistribution(
+        **key, values=values.tolist(), losses=loss.tolist(),
+        reference_losses=ref.tolist() if ref is not None else None,
+        mean=float(values.mean()), std=float(values.std(unbiased=True)),
+        versions=library_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        seconds=round(time.perf_counter() - t0, 2))
+
+
+def _to_domain(images: torch.Tensor, target: Generator) -> torch.Tensor:
+    """Images of one model resized/converted to another model's domain (same rules as uploads)."""
+    from .images import to_pil
+
+    if images.shape[1:] == (target.channels, target.image_size, target.image_size):
+        return images
+    return torch.stack([target.preprocess(to_pil(im)) for im in images])
+
+
+def save_distribution(dist: BelongingDistribution, folder: Path | None = None) -> Path:
+    """Write ``dist`` atomically (temp file + rename) to its cache path; returns the path."""
+    path = cache_path(dist.key(), folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(dist.to_dict(), f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_distribution(path: Path, expected_key: dict | None = None) -> BelongingDistribution:
+    """Read and validate a cached distribution; check its key when ``expected_key`` is given."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise CalibrationError(f"calibration file {Path(path).name} is unreadable ({e})") from None
+    dist = BelongingDistribution.from_dict(data)
+    if expected_key is not None and dist.key() != expected_key:
+        raise CalibrationError(f"calibration file {Path(path).name} was built with other settings")
+    return dist
+
+
+def get_distribution(
+    model: Generator,
+    reference: Generator | None,
+    *,
+    distance: str = "mse",
+    settings: InversionSettings,
+    n: int = 100,
+    seed: int = 0,
+    folder: Path | None = None,
+    build: bool = True,
+    rebuild: bool = False,
+    callback: Callable[[str, int, InversionProgress], None] | None = None,
+) -> BelongingDistribution:
+    """The cached distribution for these arguments, built (and cached) if missing or stale.
+
+    Args:
+        build (bool): build when there is no valid cache (default True); otherwise raise.
+        rebuild (bool): ignore any cache and build anew.
+        Other arguments as for :func:`build_distribution`.
+
+    Raises:
+        CalibrationError: no valid cache and ``build=False``.
+    """
+    key = distribution_key(model, reference, distance, settings, n, seed)
+    path = cache_path(key, folder)
+    if path.exists() and not rebuild:
+        try:
+            return load_distribution(path, key)
+        except CalibrationError:
+            if not build:
+                raise
+    if not build:
+        raise CalibrationError(f"no belonging distribution for {model.name} with these settings; run "
+                               f"`python -m ronan calibrate {model.name}`")
+    dist = build_distribution(model, reference, distance=distance, settings=settings, n=n, seed=seed,
+                              callback=callback)
+    try:
+        save_distribution(dist, folder)
+    except OSError:  # read-only deployment: keep the in-memory result
+        pass
+    return dist

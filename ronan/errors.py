@@ -1,0 +1,25 @@
+"""User-facing errors. Each carries a one-line, human message; no traceback is shown for them."""
+
+
+class RonanError(Exception):
+    """Base class of errors caused by user input or environment, not by a bug."""
+
+
+class ImageError(RonanError):
+    """An image could not be read or is outside the accepted limits."""
+
+
+class ModelUnavailable(RonanError):
+    """A model is unknown, or its weights are missing or do not match their card."""
+
+
+class DistanceUnavailable(RonanError):
+    """A distance cannot run here (e.g. LPIPS backbone weights are missing)."""
+
+
+class CalibrationError(RonanError):
+    """A belonging distribution is missing, invalid or does not match the request."""
+
+
+class Cancelled(RonanError):
+    """A run was stopped by the user before it finished."""

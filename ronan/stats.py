@@ -1,0 +1,72 @@
+"""Grubbs' test as RONAN uses it (paper Eq. 3, Appendix B).
+
+H0: the examined image is *non-belonging*. Given the belonging distribution of the model
+(N calibrated losses with mean ``mu`` and sample standard deviation ``sigma``), the image
+with calibrated loss ``a`` is flagged **belonging** when
+
+    G = (a - mu) / sigma  <  (N - 1) / sqrt(N) * sqrt(t^2 / (N - 2 + t^2)),
+
+with ``t = t_{alpha/N, N-2}`` the upper ``alpha/N`` critical value of Student's t with
+``N - 2`` degrees of freedom. The test is one-sided: a value far *below* ``mu`` (an even
+easier reconstruction) is belonging too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import stats as _st
+
+
+def grubbs_critical_value(n: int, alpha: float = 0.05) -> float:
+    """One-sided Grubbs critical value for ``n`` samples at significance ``alpha``.
+
+    Args:
+        n (int): number of belonging samples, >= 3.
+        alpha (float): significance level in (0, 1); default 0.05.
+
+    Returns:
+        ``(n-1)/sqrt(n) * sqrt(t^2 / (n-2+t^2))`` with ``t = scipy.stats.t.ppf(1 - alpha/n, n-2)``.
+    """
+    if n < 3:
+        raise ValueError(f"Grubbs' test needs at least 3 belonging samples, got {n}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    t = float(_st.t.ppf(1.0 - alpha / n, n - 2))
+    return (n - 1) / math.sqrt(n) * math.sqrt(t * t / (n - 2 + t * t))
+
+
+def grubbs_statistic(value: float, mean: float, std: float) -> float:
+    """``(value - mean) / std``; with ``std == 0`` it is 0 at the mean and +-inf elsewhere."""
+    if std > 0.0:
+        return (value - mean) / std
+    if value == mean:
+        return 0.0
+    return math.inf if value > mean else -math.inf
+
+
+@dataclass(frozen=True)
+class GrubbsDecision:
+    """Outcome of the test. ``belonging`` is True when ``statistic < critical_value``."""
+
+    statistic: float
+    critical_value: float
+    belonging: bool
+
+
+def grubbs_test(value: float, mean: float, std: float, n: int, alpha: float = 0.05) -> GrubbsDecision:
+    """Decide whether a calibrated loss ``value`` belongs to the distribution ``(mean, std, n)``.
+
+    Args:
+        value (float): calibrated loss A'(M, x) of the examined image (>= 0; NaN is non-belonging).
+        mean (float): mean of the belonging calibrated losses.
+        std (float): their sample standard deviation (ddof = 1), >= 0.
+        n (int): number of belonging samples, >= 3.
+        alpha (float): significance level, default 0.05.
+    """
+    critical = grubbs_critical_value(n, alpha)
+    if math.isnan(value):
+        return GrubbsDecision(math.nan, critical, False)
+    g = grubbs_statistic(value, mean, std)
+    return GrubbsDecision(g, critical, g < critical)

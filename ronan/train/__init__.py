@@ -1,0 +1,1 @@
+"""Training scripts of the bundled model zoo (need Debian's data packages; see README)."""
