@@ -1,0 +1,55 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ronan.models.dcgan import DCGAN
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "assets" / "samples"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running test, skipped unless --runslow")
+    config.addinivalue_line("markers", "gpu: needs CUDA, skipped unless --runslow on a GPU machine")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow/gpu")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_slow = pytest.mark.skip(reason="slow: use --runslow")
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def tiny_dcgan():
+    """A tiny random-weight DCGAN (8-dim latent), seeded, frozen."""
+    torch.manual_seed(1234)
+    g = DCGAN(latent_dim=8, base=8, channels=1, image_size=28)
+    g.name = "tiny-dcgan"
+    g.weights_sha256 = "0" * 64
+    return g.freeze()
+
+
+@pytest.fixture
+def cache_tmp(tmp_path, monkeypatch):
+    """Point the calibration cache at an empty temporary folder."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("RONAN_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def real_images():
+    """Paths of committed real Fashion-MNIST test images."""
+    return sorted((SAMPLES / "fmnist-test").glob("*.png"))

@@ -1,0 +1,76 @@
+"""The CLI contract of issue #2 (other tools depend on it)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from conftest import REPO
+
+MODELS = ["dcgan-fmnist", "dcgan-fmnist-seed1", "cgan-fmnist", "vae-fmnist", "ref-photos"]
+
+
+def run(*args, check_status=None):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="2")
+    p = subprocess.run([sys.executable, "-m", "ronan", *args], capture_output=True, text=True, cwd=REPO, env=env,
+                       timeout=300)
+    if check_status is not None:
+        assert p.returncode == check_status, p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def test_models_json():
+    out = json.loads(run("models", "--json", check_status=0).stdout)
+    names = [m["name"] for m in out]
+    assert set(MODELS) <= set(names)
+    for m in out:
+        assert {"name", "family", "resolution", "channels", "available", "reason", "reference"} <= set(m)
+        assert isinstance(m["available"], bool)
+        assert m["available"], m["reason"]
+        assert m["reference"] != m["name"]
+
+
+def test_generate_writes_numbered_pngs(tmp_path):
+    run("generate", "dcgan-fmnist", "--n", "3", "--seed", "4", "--out", str(tmp_path / "g"), check_status=0)
+    files = sorted(p.name for p in (tmp_path / "g").glob("*.png"))
+    assert files == ["000000.png", "000001.png", "000002.png"]
+    im = Image.open(tmp_path / "g" / "000000.png")
+    assert im.size == (28, 28) and im.mode == "L"
+    again = tmp_path / "h"
+    run("generate", "dcgan-fmnist", "--n", "1", "--seed", "4", "--out", str(again), check_status=0)
+    assert (again / "000000.png").read_bytes() == (tmp_path / "g" / "000000.png").read_bytes()
+
+
+def test_attribute_json_contract_and_bad_file(tmp_path, real_images):
+    run("generate", "dcgan-fmnist", "--n", "1", "--seed", "9", "--out", str(tmp_path), check_status=0)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    big_rgba = tmp_path / "photo.png"
+    Image.new("RGBA", (300, 200), (120, 30, 200, 255)).save(big_rgba)
+    p = run("attribute", "dcgan-fmnist", str(tmp_path / "000000.png"), str(bad), str(real_images[0]), str(big_rgba),
+            "--json", check_status=2)
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.png" in errors[0]
+    rows = json.loads(p.stdout)
+    assert len(rows) == 3
+    keys = {"image", "model", "reference", "distance", "loss", "reference_loss", "calibrated_loss", "statistic",
+            "critical_value", "n_calibration", "alpha", "verdict", "seconds", "seed"}
+    for r in rows:
+        assert keys <= set(r)
+        assert r["model"] == "dcgan-fmnist" and r["reference"] == "ref-photos" and r["n_calibration"] == 100
+        assert r["verdict"] in ("belonging", "non-belonging")
+        assert len(r["image_sha256"]) == 64 and len(r["model_sha256"]) == 64
+    assert [r["verdict"] for r in rows] == ["belonging", "non-belonging", "non-belonging"]
+
+
+def test_user_errors_are_one_line(tmp_path):
+    p = run("attribute", "no-such-model", str(tmp_path / "x.png"), check_status=2)
+    assert p.stderr.strip().startswith("error:") and len(p.stderr.strip().splitlines()) <= 2
+    p = run("generate", "no-such-model", "--out", str(tmp_path), check_status=2)
+    assert "unknown model" in p.stderr
+    p = run("attribute", "dcgan-fmnist", str(tmp_path / "missing.png"), check_status=2)
+    assert "missing.png: file not found" in p.stderr
