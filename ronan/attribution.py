@@ -136,6 +136,7 @@ def attribute_stream(
     steps: int | None = None,
     restarts: int | None = None,
     lr: float | None = None,
+    precision: str | None = None,
     seed: int = 0,
     n_calibration: int = 100,
     calibration_seed: int = 0,
@@ -156,8 +157,8 @@ def attribute_stream(
             registry's pairing), a name, or None for no calibration.
         distance (str): ``"mse"`` (default), ``"mae"``, ``"ssim"`` or ``"lpips"``.
         alpha (float): significance of Grubbs' test, default 0.05.
-        preset (str | None): inversion preset (default ``"fast"``); ``steps``, ``restarts``
-            and ``lr`` override it.
+        preset (str | None): inversion preset (default ``"fast"``); ``steps``, ``restarts``,
+            ``lr`` and ``precision`` override it.
         seed (int): seed of the query inversions (default 0).
         n_calibration (int): N of the belonging distribution (default 100).
         calibration_seed (int): seed of the belonging distribution (default 0).
@@ -181,7 +182,7 @@ def attribute_stream(
     if ref is not None and ref.name == gen.name:
         raise CalibrationError(f"{gen.name} cannot be its own reference model")
     get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
-    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr)
+    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr, precision=precision)
 
     if distribution is None:
         distribution = get_distribution(gen, ref, distance=distance, settings=settings, n=n_calibration,

@@ -1,7 +1,7 @@
 """Belonging distribution (paper Algorithm 1): calibrated losses of the model's own samples.
 
-N inputs are drawn from the model with a seed, the images they make are inverted on the
-model and on the reference model with exactly the settings used for queries, and the
+N inputs are drawn from the model with a seed; the images they make, quantized to 8 bits as
+any saved image is, are inverted on the model and on the reference model with exactly the settings used for queries, and the
 calibrated losses ``A'(M, x) = A(M, x) / A(M_r, x)`` (Eq. 2) are kept with their mean and
 sample standard deviation. Distributions are cached as JSON in ``calibration_cache/``,
 written atomically, validated on load, and keyed by everything that changes them (model
@@ -27,7 +27,6 @@ import torch
 from .errors import CalibrationError
 from .inversion import InversionProgress, InversionSettings, invert
 from .models.base import Generator
-from .seeding import rng
 
 METHOD_VERSION = 1
 """Bump when a change of the engine changes losses: every cache is then rebuilt."""
@@ -54,6 +53,7 @@ class BelongingDistribution:
 
     Attributes:
         model, model_sha256: inspected model and SHA-256 of its weights.
+        model_options (dict): adapter options that change inversions (e.g. cGAN class search).
         reference, reference_sha256: reference model (None: no calibration).
         distance (str), settings (dict): inversion settings as ``InversionSettings.to_dict()``.
         n (int), seed (int): number of samples and the seed that drew them.
@@ -64,6 +64,7 @@ class BelongingDistribution:
 
     model: str
     model_sha256: str | None
+    model_options: dict
     reference: str | None
     reference_sha256: str | None
     distance: str
@@ -80,7 +81,7 @@ class BelongingDistribution:
     created: str = ""
     seconds: float = 0.0
 
-    KEY_FIELDS = ("model", "model_sha256", "reference", "reference_sha256", "distance", "settings", "n", "seed",
+    KEY_FIELDS = ("model", "model_sha256", "model_options", "reference", "reference_sha256", "distance", "settings", "n", "seed",
                   "method_version")
 
     def key(self) -> dict:
@@ -118,7 +119,7 @@ class BelongingDistribution:
 def distribution_key(model: Generator, reference: Generator | None, distance: str, settings: InversionSettings,
                      n: int, seed: int) -> dict:
     """Key of the distribution these arguments produce (see ``BelongingDistribution.key``)."""
-    return {"model": model.name, "model_sha256": model.weights_sha256,
+    return {"model": model.name, "model_sha256": model.weights_sha256, "model_options": model.inversion_options(),
             "reference": reference.name if reference is not None else None,
             "reference_sha256": reference.weights_sha256 if reference is not None else None,
             "distance": distance, "settings": settings.to_dict(), "n": n, "seed": seed,
@@ -147,6 +148,9 @@ def build_distribution(
 ) -> BelongingDistribution:
     """Algorithm 1: generate ``n`` samples of ``model`` and compute their calibrated losses.
 
+    Samples are quantized to 8 bits (:func:`ronan.generation.generate`): queries are always
+    8-bit files, so the belonging distribution must include that rounding error too.
+
     Args:
         model (Generator): inspected model M.
         reference (Generator | None): reference model M_r; None disables calibration.
@@ -160,10 +164,10 @@ def build_distribution(
     """
     if n < 3:
         raise ValueError("the belonging distribution needs n >= 3 samples")
+    from .generation import generate
+
     t0 = time.perf_counter()
-    with torch.no_grad():
-        inputs = model.sample_inputs(n, rng(seed, "calibration"))
-        samples = torch.cat([model.generate(inputs[i:i + chunk]).float().cpu() for i in range(0, n, chunk)])
+    samples = generate(model, n, seed, purpose="calibration", batch=chunk)
     losses, ref_losses = [], []
     for i in range(0, n, chunk):
         batch = samples[i:i + chunk]

@@ -41,6 +41,8 @@ def _add_method(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="override the preset's steps")
     p.add_argument("--restarts", type=int, default=None, help="override the preset's restarts")
     p.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
+                   help="generator precision on CUDA (default fp32; ignored on CPU)")
     p.add_argument("--seed", type=int, default=0, help="seed of the inversions (default 0)")
     p.add_argument("--calibration-n", type=int, default=100, help="N of the belonging distribution (default 100)")
     p.add_argument("--calibration-seed", type=int, default=0, help="seed of the belonging distribution (default 0)")
@@ -100,21 +102,16 @@ def cmd_models(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .images import to_pil
+    from .generation import generate_pil
     from .models.registry import load_model, resolve_device
-    from .seeding import rng
 
     if not 1 <= args.n <= 10000:
         raise RonanError("--n must be between 1 and 10000")
     model = load_model(args.model, resolve_device(args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = model.sample_inputs(args.n, rng(args.seed, "generate"))
-    with torch.no_grad():
-        for start in range(0, args.n, 256):
-            images = model.generate(inputs[start:start + 256]).float().cpu()
-            for j, im in enumerate(images):
-                to_pil(im).save(out / f"{start + j:06d}.png")
+    for i, im in enumerate(generate_pil(model, args.n, args.seed)):
+        im.save(out / f"{i:06d}.png")
     manifest = {"model": model.name, "weights_sha256": model.weights_sha256, "n": args.n, "seed": args.seed,
                 "seed_stream": "generate", "files": [f"{i:06d}.png" for i in range(args.n)]}
     (out / "generation.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -122,16 +119,18 @@ def cmd_generate(args) -> int:
     return EXIT_OK
 
 
-def _progress_printer(label: str):
+def _progress(label: str):
+    """A ``show(role, progress)`` that prints one updating line on a terminal, else None."""
     if not sys.stderr.isatty():
         return None
 
-    def cb(*event):
-        progress = event[-1]
-        role = event[0] if isinstance(event[0], str) else getattr(event[0], "role", "")
-        progress = getattr(progress, "progress", progress)
-        print(f"\r{label} {role}: step {progress.step}/{progress.steps}", end="", file=sys.stderr, flush=True)
-    return cb
+    def show(role, progress) -> None:
+        print(f"\r{label} [{role}] step {progress.step}/{progress.steps}", end="", file=sys.stderr, flush=True)
+    return show
+
+
+def _calibration_cb(show):
+    return (lambda role, first, progress: show(role, progress)) if show else None
 
 
 def cmd_calibrate(args) -> int:
@@ -144,10 +143,11 @@ def cmd_calibrate(args) -> int:
     ref_name = _reference(args)
     ref_name = default_reference(model.name) if ref_name == "default" else ref_name
     ref = load_model(ref_name, dev) if ref_name else None
-    settings = resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr)
+    settings = resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr,
+                                precision=args.precision)
     dist = get_distribution(model, ref, distance=args.distance, settings=settings, n=args.n,
                             seed=args.calibration_seed, rebuild=args.force,
-                            callback=_progress_printer(f"calibrating {model.name}"))
+                            callback=_calibration_cb(_progress(f"calibrating {model.name}")))
     if sys.stderr.isatty():
         print(file=sys.stderr)
     summary = {"model": dist.model, "reference": dist.reference, "distance": dist.distance, "n": dist.n,
@@ -177,13 +177,15 @@ def cmd_attribute(args) -> int:
             _err(str(e))
             status = EXIT_USAGE
     results = []
+    show = _progress("attributing")
     if loaded:
         results = attribute_batch(
             loaded, args.model, reference=_reference(args), distance=args.distance, alpha=args.alpha,
-            preset=args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr, seed=args.seed,
+            preset=args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr, precision=args.precision,
+            seed=args.seed,
             n_calibration=args.calibration_n, calibration_seed=args.calibration_seed, device=args.device,
-            callback=_progress_printer("attributing"),
-            calibration_callback=_progress_printer(f"calibrating {args.model} (first use)"))
+            callback=(lambda e: show(e.role, e.progress)) if show else None,
+            calibration_callback=_calibration_cb(_progress(f"calibrating {args.model} (first use)")))
         if sys.stderr.isatty():
             print(file=sys.stderr)
     if args.json:

@@ -74,7 +74,7 @@ def test_damaged_cache_is_rejected_and_rebuilt(tiny_dcgan, tiny_ref, cache_tmp):
 
 
 def test_validation_rejects_bad_values():
-    base = dict(model="m", model_sha256=None, reference=None, reference_sha256=None, distance="mse", settings={},
+    base = dict(model="m", model_sha256=None, model_options={}, reference=None, reference_sha256=None, distance="mse", settings={},
                 n=3, seed=0, losses=[1, 2, 3], reference_losses=None)
     with pytest.raises(CalibrationError):
         BelongingDistribution.from_dict(base | dict(values=[1.0, float("nan"), 2.0], mean=1.0, std=1.0))

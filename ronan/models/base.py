@@ -94,6 +94,10 @@ class Generator(torch.nn.Module):
             inputs[::restarts] = encoded.to(inputs.dtype)
         return inputs
 
+    def inversion_options(self) -> dict:
+        """Adapter options that change inversion results (part of the calibration key); default {}."""
+        return {}
+
     def input_gradient_mask(self) -> torch.Tensor | None:
         """Mask (broadcastable to one input) of the input entries the inversion optimises.
 

@@ -4,12 +4,15 @@ The input is ``[z, label_logits]``: the generator sees ``softmax(label_logits)``
 to ``z``. Sampling uses one-hot logits scaled by ``LABEL_SCALE`` (a one-hot label to float
 precision). The class of an uploaded image is unknown; two strategies are offered:
 
-* ``"all"`` (default): every class is tried, each with the preset's restarts, and the label
-  stays fixed during the inversion; the minimum over classes and restarts counts.
+* ``"all"`` (default): every class is tried and the label stays fixed during the inversion;
+  the preset's restarts are spread over the classes (``ceil(restarts / n_classes)`` random
+  starts per class, so at least one), and the minimum over classes and starts counts.
 * ``"relaxed"``: one run per restart that optimises the label logits too, from uniform.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -57,16 +60,22 @@ class ConditionalGAN(Generator):
         return self.make_inputs(z, labels).to(self.device)
 
     def expand_restarts(self, restarts: int) -> int:
-        return restarts * self.n_classes if self.class_search == "all" else restarts
+        if self.class_search == "all":
+            return self.n_classes * math.ceil(restarts / self.n_classes)
+        return restarts
 
     def initial_inputs(self, images, restarts, generator=None):
-        z = torch.randn((restarts, self.latent_dim), generator=generator)
+        rows = self.expand_restarts(restarts)
+        z = torch.randn((rows, self.latent_dim), generator=generator)
         if self.class_search == "all":
-            labels = torch.arange(self.n_classes).repeat_interleave(restarts)
-            starts = self.make_inputs(z.repeat(self.n_classes, 1), labels)
+            labels = torch.arange(self.n_classes).repeat_interleave(rows // self.n_classes)
+            starts = self.make_inputs(z, labels)
         else:
-            starts = torch.cat([z, torch.zeros(restarts, self.n_classes)], dim=1)
+            starts = torch.cat([z, torch.zeros(rows, self.n_classes)], dim=1)
         return starts.repeat(images.shape[0], 1).to(self.device)
+
+    def inversion_options(self) -> dict:
+        return {"class_search": self.class_search}
 
     def input_gradient_mask(self) -> torch.Tensor | None:
         if self.class_search == "relaxed":

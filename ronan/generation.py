@@ -1,0 +1,37 @@
+"""Generating images with a model, seeded, as they would be saved and shared (8-bit)."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from .images import to_pil
+from .models.base import Generator
+from .seeding import rng
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Round ``images`` in [0, 1] to 8-bit levels (what saving as PNG does)."""
+    return (images.clamp(0, 1) * 255.0).round() / 255.0
+
+
+def generate(model: Generator, n: int, seed: int = 0, *, purpose: str = "generate", batch: int = 256) -> torch.Tensor:
+    """``n`` images ``Tensor[n, C, H, W]`` of ``model``, quantized to 8 bits, on the CPU.
+
+    Args:
+        model (Generator): the model.
+        n (int): number of images, >= 1.
+        seed (int): seed; the inputs come from stream ``purpose`` of that seed (see
+            :mod:`ronan.seeding`), so ``generate`` and calibration never share inputs.
+        purpose (str): seed stream, default ``"generate"``.
+        batch (int): images per forward pass (memory bound), default 256.
+    """
+    inputs = model.sample_inputs(n, rng(seed, purpose))
+    with torch.no_grad():
+        out = [model.generate(inputs[i:i + batch]).float().cpu() for i in range(0, n, batch)]
+    return quantize(torch.cat(out))
+
+
+def generate_pil(model: Generator, n: int, seed: int = 0, **kwargs) -> list[Image.Image]:
+    """As :func:`generate`, as 8-bit PIL images."""
+    return [to_pil(im) for im in generate(model, n, seed, **kwargs)]

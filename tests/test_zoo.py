@@ -1,0 +1,85 @@
+"""The bundled zoo: weights verified, and the method's decisions on a handful of images."""
+
+import io
+
+import pytest
+
+from ronan.attribution import attribute_batch
+from ronan.calibration import get_distribution
+from ronan.errors import ModelUnavailable
+from ronan.generation import generate_pil
+from ronan.images import load_image
+from ronan.inversion import resolve_settings
+from ronan.models.registry import CATALOGUE, default_reference, list_models, load_model
+
+
+def uploads(images, prefix):
+    out = []
+    for i, im in enumerate(images):
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        out.append(load_image(buf.getvalue(), name=f"{prefix}-{i}.png"))
+    return out
+
+
+def test_all_bundled_models_load_and_are_verified():
+    for info in list_models():
+        assert info.available, info.reason
+        m = load_model(info.name)
+        assert m.weights_sha256 and not m.training
+        assert all(not p.requires_grad for p in m.parameters())
+        assert default_reference(info.name) != info.name
+    assert load_model("dcgan-fmnist") is load_model("dcgan-fmnist")  # loaded once, shared
+
+
+def test_committed_calibrations_are_current():
+    settings = resolve_settings()
+    for name in CATALOGUE:
+        m = load_model(name)
+        ref = load_model(default_reference(name))
+        dist = get_distribution(m, ref, settings=settings, n=100, seed=0, build=False)
+        assert dist.n == 100 and dist.std > 0
+
+
+def test_unknown_and_damaged_models(tmp_path, monkeypatch):
+    with pytest.raises(ModelUnavailable, match="unknown model"):
+        load_model("nope")
+    monkeypatch.setenv("RONAN_ASSETS_DIR", str(tmp_path))
+    from ronan.models import registry
+
+    ok, reason = registry.availability("dcgan-fmnist")
+    assert not ok and "card" in reason
+    src = registry.REPO_ROOT / "assets" / "models" / "dcgan-fmnist"
+    (tmp_path / "dcgan-fmnist").mkdir()
+    (tmp_path / "dcgan-fmnist" / "card.json").write_text((src / "card.json").read_text())
+    (tmp_path / "dcgan-fmnist" / "model.safetensors").write_bytes(b"tampered")
+    ok, reason = registry.availability("dcgan-fmnist")
+    assert not ok and "SHA-256" in reason
+
+
+def test_belonging_and_non_belonging(real_images):
+    model = load_model("dcgan-fmnist")
+    own = uploads(generate_pil(model, 4, seed=321), "own")
+    vae = uploads(generate_pil(load_model("vae-fmnist"), 3, seed=321), "vae")
+    twin = uploads(generate_pil(load_model("dcgan-fmnist-seed1"), 3, seed=321), "seed1")
+    real = [load_image(p) for p in real_images[:4]]
+    results = attribute_batch(own + vae + twin + real, "dcgan-fmnist")
+    verdicts = [r.belonging for r in results]
+    assert verdicts == [True] * 4 + [False] * 10, [(r.image, r.statistic) for r in results]
+    for r in results:
+        assert r.reference == "ref-photos" and r.n_calibration == 100 and r.alpha == 0.05
+        assert (r.statistic < r.critical_value) == r.belonging
+        assert r.calibrated_loss == pytest.approx(r.loss / r.reference_loss)
+    assert max(r.calibrated_loss for r in results[:4]) < min(r.calibrated_loss for r in results[4:])
+
+
+def test_attribution_result_is_reproducible_and_serialisable(real_images):
+    import json
+
+    a = attribute_batch([real_images[5]], "dcgan-fmnist", seed=3)[0]
+    b = attribute_batch([real_images[5]], "dcgan-fmnist", seed=3)[0]
+    assert a.loss == b.loss and a.statistic == b.statistic
+    d = json.loads(json.dumps(a.to_dict()))
+    assert d["image_sha256"] == a.image_sha256 and d["settings"]["steps"] == a.settings["steps"]
+    assert "torch" in d["versions"] and len(d["history"]) == a.settings["steps"] + 1
+    assert a.explanation().startswith("dcgan-fmnist cannot reconstruct")
