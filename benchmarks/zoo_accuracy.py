@@ -11,7 +11,6 @@ with TP, FN, TN, FP, accuracy and the ROC AUC of the calibrated loss, and timing
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -23,20 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ronan.attribution import attribute_batch  # noqa: E402
 from ronan.evaluation import confusion, roc_auc  # noqa: E402
-from ronan.generation import generate_pil  # noqa: E402
+from ronan.generation import as_uploads, generate_pil  # noqa: E402
 from ronan.images import load_image  # noqa: E402
 from ronan.models.registry import load_model  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
-
-
-def as_upload(images, prefix):
-    out = []
-    for i, im in enumerate(images):
-        buf = io.BytesIO()
-        im.save(buf, "PNG")
-        out.append(load_image(buf.getvalue(), name=f"{prefix}-{i:04d}.png"))
-    return out
 
 
 def main() -> None:
@@ -60,10 +50,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     model = load_model(args.model)
-    attribute_batch(as_upload(generate_pil(model, 3, 1), "warm"), args.model, **kw)  # builds/loads calibration
+    attribute_batch(as_uploads(generate_pil(model, 3, 1), "warm"), args.model, **kw)  # builds/loads calibration
     calib_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    bel = attribute_batch(as_upload(generate_pil(model, args.n, 1000), args.model), args.model, **kw)
+    bel = attribute_batch(as_uploads(generate_pil(model, args.n, 1000), args.model), args.model, **kw)
     bel_s = time.perf_counter() - t0
     rows = []
     for src in args.others:
@@ -71,7 +61,7 @@ def main() -> None:
             files = sorted((SAMPLES / f"fmnist-{src[5:]}").glob("*.png"))[: args.n]
             imgs = [load_image(f) for f in files]
         else:
-            imgs = as_upload(generate_pil(load_model(src), args.n, 1000), src)
+            imgs = as_uploads(generate_pil(load_model(src), args.n, 1000), src)
         t0 = time.perf_counter()
         non = attribute_batch(imgs, args.model, **kw)
         secs = time.perf_counter() - t0

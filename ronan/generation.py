@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import torch
 from PIL import Image
 
-from .images import to_pil
+from .images import LoadedImage, load_image, to_pil
 from .models.base import Generator
 from .seeding import rng
 
@@ -35,3 +37,16 @@ def generate(model: Generator, n: int, seed: int = 0, *, purpose: str = "generat
 def generate_pil(model: Generator, n: int, seed: int = 0, **kwargs) -> list[Image.Image]:
     """As :func:`generate`, as 8-bit PIL images."""
     return [to_pil(im) for im in generate(model, n, seed, **kwargs)]
+
+
+def as_uploads(images: list[Image.Image], prefix: str = "image") -> list[LoadedImage]:
+    """Save ``images`` as PNG bytes and load them back, exactly as uploaded files would be.
+
+    Names are ``<prefix>-0000.png``, ``<prefix>-0001.png``...
+    """
+    out = []
+    for i, im in enumerate(images):
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        out.append(load_image(buf.getvalue(), name=f"{prefix}-{i:04d}.png"))
+    return out

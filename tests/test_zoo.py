@@ -1,25 +1,14 @@
 """The bundled zoo: weights verified, and the method's decisions on a handful of images."""
 
-import io
-
 import pytest
 
 from ronan.attribution import attribute_batch
 from ronan.calibration import get_distribution
 from ronan.errors import ModelUnavailable
-from ronan.generation import generate_pil
+from ronan.generation import as_uploads, generate_pil
 from ronan.images import load_image
 from ronan.inversion import resolve_settings
 from ronan.models.registry import CATALOGUE, default_reference, list_models, load_model
-
-
-def uploads(images, prefix):
-    out = []
-    for i, im in enumerate(images):
-        buf = io.BytesIO()
-        im.save(buf, "PNG")
-        out.append(load_image(buf.getvalue(), name=f"{prefix}-{i}.png"))
-    return out
 
 
 def test_all_bundled_models_load_and_are_verified():
@@ -59,9 +48,9 @@ def test_unknown_and_damaged_models(tmp_path, monkeypatch):
 
 def test_belonging_and_non_belonging(real_images):
     model = load_model("dcgan-fmnist")
-    own = uploads(generate_pil(model, 4, seed=321), "own")
-    vae = uploads(generate_pil(load_model("vae-fmnist"), 3, seed=321), "vae")
-    twin = uploads(generate_pil(load_model("dcgan-fmnist-seed1"), 3, seed=321), "seed1")
+    own = as_uploads(generate_pil(model, 4, seed=321), "own")
+    vae = as_uploads(generate_pil(load_model("vae-fmnist"), 3, seed=321), "vae")
+    twin = as_uploads(generate_pil(load_model("dcgan-fmnist-seed1"), 3, seed=321), "seed1")
     real = [load_image(p) for p in real_images[:4]]
     results = attribute_batch(own + vae + twin + real, "dcgan-fmnist")
     verdicts = [r.belonging for r in results]

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditional", action="store_true")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--base", type=int, default=32)
