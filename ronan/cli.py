@@ -1,4 +1,4 @@
-"""Command line: ``python -m ronan {models,generate,calibrate,attribute} ...``.
+"""Command line: ``python -m ronan {models,generate,calibrate,attribute,evaluate} ...``.
 
 Exit status: 0 on success, 2 when any input was bad (unknown model, unreadable image,
 invalid option) — other images are still processed — and 130 when interrupted. User errors
@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="significance of Grubbs' test (default 0.05)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     p.add_argument("--history", action="store_true", help="include loss curves in the JSON")
+    _add_method(p)
+    _add_common(p)
+
+    p = sub.add_parser("evaluate", help="confusion table and ROC AUC on labelled image sets")
+    p.add_argument("model")
+    p.add_argument("--belonging", required=True, metavar="SRC", help="folder of images, or generate:MODEL")
+    p.add_argument("--non-belonging", required=True, action="append", metavar="SRC",
+                   help="folder of images, or generate:MODEL (repeatable: one row each)")
+    p.add_argument("--n", type=int, default=100, help="samples K drawn for generate: sources (default 100)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance of Grubbs' test (default 0.05)")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write one row per image to FILE")
     _add_method(p)
     _add_common(p)
     return parser
@@ -200,7 +212,43 @@ def cmd_attribute(args) -> int:
     return status
 
 
-COMMANDS = {"models": cmd_models, "generate": cmd_generate, "calibrate": cmd_calibrate, "attribute": cmd_attribute}
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate, load_source, write_csv
+
+    if not 1 <= args.n <= 10000:
+        raise RonanError("--n must be between 1 and 10000")
+    bel = load_source(args.belonging, args.n, args.seed, args.device)
+    non = [load_source(spec, args.n, args.seed, args.device) for spec in args.non_belonging]
+    status = EXIT_OK
+    for src in [bel, *non]:
+        for e in src.errors:
+            _err(e)
+            status = EXIT_USAGE
+    total_images = len(bel.images) + sum(len(s.images) for s in non)
+    from tqdm import tqdm
+
+    with tqdm(total=total_images, desc=f"evaluate {args.model}", unit="img", file=sys.stderr,
+              disable=None) as bar:
+        out = evaluate(args.model, bel, non, progress=bar.update, reference=_reference(args),
+                       distance=args.distance, alpha=args.alpha, preset=args.preset, steps=args.steps,
+                       restarts=args.restarts, lr=args.lr, precision=args.precision, seed=args.seed,
+                       n_calibration=args.calibration_n, calibration_seed=args.calibration_seed,
+                       device=args.device)
+    if args.csv:
+        write_csv(out["records"], args.csv)
+    if args.json:
+        print(json.dumps({k: v for k, v in out.items() if k != "records"}, indent=2))
+        return status
+    print(f"{args.model}: belonging = {bel.spec}  ({len(bel.images)} images)")
+    print(f"{'non-belonging source':32s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'TN':>4s} {'Acc':>7s} {'AUC':>6s}")
+    for row in out["rows"] + [out | {"source": "total"}]:
+        print(f"{row['source'][:32]:32s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} "
+              f"{100 * row['accuracy']:6.1f}% {row['auc']:6.3f}")
+    return status
+
+
+COMMANDS = {"models": cmd_models, "generate": cmd_generate, "calibrate": cmd_calibrate, "attribute": cmd_attribute,
+            "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,8 @@ image judged belonging.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -44,3 +46,114 @@ def roc_auc(belonging_scores: Sequence[float], non_belonging_scores: Sequence[fl
     ranks = rankdata(np.concatenate([nb, b]))  # high rank = high score = non-belonging
     u = ranks[: nb.size].sum() - nb.size * (nb.size + 1) / 2
     return float(u / (nb.size * b.size))
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+CSV_FIELDS = ["path", "group", "source", "image_sha256", "loss", "reference_loss", "calibrated_loss", "statistic",
+              "critical_value", "verdict", "correct"]
+
+
+@dataclass
+class Source:
+    """A set of images for an evaluation: a folder, or ``generate:MODEL`` (K fresh samples)."""
+
+    spec: str
+    images: list  # LoadedImage
+    errors: list[str] = field(default_factory=list)
+
+
+def load_source(spec: str, n: int = 100, seed: int = 0, device=None) -> Source:
+    """Resolve ``spec`` (a folder of images, or ``generate:MODEL``) into loaded images.
+
+    Args:
+        spec (str): folder path, or ``generate:MODEL`` for ``n`` samples of MODEL drawn with
+            ``seed`` (seed stream ``"generate"``, the same as ``python -m ronan generate``),
+            saved as PNG bytes and re-loaded like uploads.
+        n (int): samples for ``generate:`` sources (default 100).
+        seed (int): their seed.
+
+    Unreadable files of a folder are listed in ``errors`` (one line each) and skipped.
+
+    Raises:
+        RonanError: missing folder, empty folder, unknown model.
+    """
+    from .errors import RonanError
+    from .generation import as_uploads, generate_pil
+    from .images import load_image
+    from .models.registry import load_model
+
+    if spec.startswith("generate:"):
+        model = load_model(spec.split(":", 1)[1], device)
+        return Source(spec, as_uploads(generate_pil(model, n, seed), model.name))
+    folder = Path(spec)
+    if not folder.is_dir():
+        raise RonanError(f"{spec}: not a folder (use a folder of images or generate:MODEL)")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise RonanError(f"{spec}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+    src = Source(spec, [])
+    for f in files:
+        try:
+            src.images.append(load_image(f, name=str(f)))
+        except RonanError as e:
+            src.errors.append(str(e))
+    return src
+
+
+def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: int = 100,
+             progress=None, **attribute_kwargs) -> dict:
+    """Attribute every image of the sources to ``model`` and count the decisions.
+
+    Args:
+        model (str | Generator): inspected model.
+        belonging (Source): images made by ``model``.
+        non_belonging (list[Source]): images not made by it (one confusion row each).
+        chunk (int): images per batch (default 100).
+        progress (callable | None): ``progress(n_images_done)`` after each batch.
+        **attribute_kwargs: as for :func:`ronan.attribution.attribute_batch`.
+
+    Returns:
+        dict with the totals (``tp, fp, fn, tn, accuracy, tpr, fpr, auc, n_belonging,
+        n_non_belonging``), ``rows`` (the same per non-belonging source, with ``source``), and
+        ``records`` (one CSV-ready dict per image, see ``CSV_FIELDS``).
+    """
+    from .attribution import attribute_batch
+
+    def run(source: Source, group: str):
+        results = []
+        for i in range(0, len(source.images), chunk):
+            results += attribute_batch(source.images[i:i + chunk], model, **attribute_kwargs)
+            if progress is not None:
+                progress(len(source.images[i:i + chunk]))
+        expected = group == "belonging"
+        records = [{"path": r.image, "group": group, "source": source.spec, "image_sha256": r.image_sha256,
+                    "loss": r.loss, "reference_loss": r.reference_loss, "calibrated_loss": r.calibrated_loss,
+                    "statistic": r.statistic, "critical_value": r.critical_value, "verdict": r.verdict,
+                    "correct": r.belonging == expected} for r in results]
+        return results, records
+
+    bel, records = run(belonging, "belonging")
+    rows, all_non = [], []
+    for src in non_belonging:
+        non, recs = run(src, "non-belonging")
+        records += recs
+        all_non += non
+        rows.append(_table(bel, non) | {"source": src.spec})
+    total = _table(bel, all_non)
+    return total | {"belonging_source": belonging.spec, "rows": rows, "records": records}
+
+
+def _table(bel, non) -> dict:
+    table = confusion([r.belonging for r in bel], [r.belonging for r in non])
+    table["auc"] = roc_auc([r.calibrated_loss for r in bel], [r.calibrated_loss for r in non])
+    return table
+
+
+def write_csv(records: list[dict], path) -> None:
+    """Write one row per image (columns ``CSV_FIELDS``) to ``path``; pandas reads it directly."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        w.writerows(records)

@@ -1,0 +1,157 @@
+"""Speed, side by side with the paper's loop, on the same images in one process.
+
+    python benchmarks/bench_speed.py [--quick] [--json] [--model dcgan-fmnist]
+
+(a) "paper": the procedure as the paper's public code runs it — one image at a time, Adam lr
+    0.1, 1500 steps, one restart, the generator's weights left requiring gradients (so every
+    backward pass also computes weight gradients), on the inspected and on the reference model;
+    decisions use the belonging distribution built with the "paper" preset.
+(b) "ours": this project's default attribution (``attribute_batch``, default preset).
+
+Reports seconds per image for one query (both inversions + test), throughput for a batch
+(the paper's code handles one image per run, so its batch throughput is 1 / its per-image
+time), agreement and accuracy of the decisions (half belonging, half real test images), the
+ratios (a)/(b), and the engine's efficiency: row-steps per second inside the inversion over
+the raw forward+backward throughput of the generator at the same batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ronan.attribution import attribute_batch  # noqa: E402
+from ronan.calibration import calibrate_losses, get_distribution  # noqa: E402
+from ronan.generation import as_uploads, generate_pil  # noqa: E402
+from ronan.images import load_image  # noqa: E402
+from ronan.inversion import invert, resolve_settings  # noqa: E402
+from ronan.models.registry import default_reference, load_model  # noqa: E402
+from ronan.models.registry import FAMILIES, read_card, weights_path  # noqa: E402
+from ronan.stats import grubbs_test  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples" / "fmnist-test"
+
+
+def unfrozen_copy(name: str):
+    """The model as the paper's code holds it: eval mode, but weights requiring gradients."""
+    from safetensors.torch import load_file
+
+    card = read_card(name)
+    m = FAMILIES[card["family"]](**card["config"])
+    m.load_state_dict(load_file(str(weights_path(name)[0])))
+    m.eval()
+    for p in m.parameters():
+        p.requires_grad_(True)
+    return m
+
+
+def paper_invert(model, image: torch.Tensor, seed: int) -> float:
+    """The public code's loop for one image: Adam lr 0.1, 1500 steps, 1 restart, min over steps."""
+    g = torch.Generator().manual_seed(seed)
+    z = model.sample_inputs(1, g).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.1)
+    best = float("inf")
+    for _ in range(1500):
+        loss = torch.nn.functional.mse_loss(model.generate(z), image[None])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        best = min(best, loss.item())
+    return best
+
+
+def raw_throughput(model, batch: int, steps: int = 30) -> float:
+    """Forward+backward row-steps per second of ``model`` at ``batch`` (no optimiser, no bookkeeping)."""
+    z = model.sample_inputs(batch, torch.Generator().manual_seed(0)).requires_grad_(True)
+    target = torch.rand(batch, model.channels, model.image_size, model.image_size)
+    for i in range(steps + 5):
+        if i == 5:
+            t0 = time.perf_counter()
+        loss = (model.generate(z) - target).pow(2).flatten(1).mean(1).sum()
+        z.grad = None
+        loss.backward()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="dcgan-fmnist")
+    p.add_argument("--quick", action="store_true", help="few images; finishes in under a minute")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    n_paper = 2 if args.quick else 20      # images through the slow paper loop (half belonging)
+    n_batch = 20 if args.quick else 100    # images in our batch
+    name, ref_name = args.model, default_reference(args.model)
+    model, ref = load_model(name), load_model(ref_name)
+    half = n_batch // 2
+    images = as_uploads(generate_pil(model, half, 2024), name) + [load_image(f) for f in sorted(SAMPLES.glob("*.png"))[:half]]
+    truth = [True] * half + [False] * half
+    attribute_batch(images[:1], name)  # warm-up: models, caches, allocator
+
+    # (b) ours: one query at a time, then the whole batch
+    pick = list(range(n_paper // 2)) + list(range(half, half + n_paper - n_paper // 2))
+    t0 = time.perf_counter()
+    ours_single = [attribute_batch([images[i]], name)[0] for i in pick]
+    ours_s = (time.perf_counter() - t0) / len(pick)
+    t0 = time.perf_counter()
+    ours_batch = attribute_batch(images, name)
+    ours_batch_s = (time.perf_counter() - t0) / len(images)
+
+    # (a) the paper's loop, same images
+    pm, pr = unfrozen_copy(name), unfrozen_copy(ref_name)
+    dist = get_distribution(model, ref, settings=resolve_settings("paper"), build=True)
+    paper_verdicts = []
+    t0 = time.perf_counter()
+    for k, i in enumerate(pick):
+        x = model.preprocess(images[i].image)
+        a, b = paper_invert(pm, x, k), paper_invert(pr, ref.preprocess(images[i].image), k)
+        cal = float(calibrate_losses(torch.tensor([a]), torch.tensor([b]))[0])
+        paper_verdicts.append(grubbs_test(cal, dist.mean, dist.std, dist.n).belonging)
+    paper_s = (time.perf_counter() - t0) / len(pick)
+
+    # engine efficiency at the batch size of one attribution in the batch run
+    settings = resolve_settings()
+    rows = model.expand_restarts(settings.restarts) * len(images)
+    raw = raw_throughput(model, rows)
+    x = torch.stack([model.preprocess(li.image) for li in images])
+    res = invert(model, x, settings=settings)
+    engine = rows * (settings.steps + 1) / res.seconds
+
+    ours_pick = [ours_batch[i].belonging for i in pick]
+    out = {
+        "model": name, "reference": ref_name, "threads": torch.get_num_threads(),
+        "paper_s_per_image": paper_s, "ours_s_per_image": ours_s, "single_ratio": paper_s / ours_s,
+        "ours_batch_s_per_image": ours_batch_s, "batch_ratio": paper_s / ours_batch_s,
+        "paper_accuracy": sum(v == truth[i] for v, i in zip(paper_verdicts, pick)) / len(pick),
+        "ours_accuracy": sum(r.belonging == t for r, t in zip(ours_batch, truth)) / len(images),
+        "ours_accuracy_on_paper_images": sum(v == truth[i] for v, i in zip(ours_pick, pick)) / len(pick),
+        "agreement": sum(a == b for a, b in zip(paper_verdicts, ours_pick)) / len(pick),
+        "single_and_batch_agree": all(s.verdict == ours_batch[i].verdict for s, i in zip(ours_single, pick)),
+        "n_paper_images": len(pick), "n_batch_images": len(images),
+        "engine_row_steps_per_s": engine, "raw_row_steps_per_s": raw, "efficiency": engine / raw,
+        "ours_settings": settings.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"model {name}, reference {ref_name}, {out['threads']} threads")
+    print(f"(a) paper loop : {paper_s:7.2f} s/image (one image at a time), accuracy {out['paper_accuracy']:.2f} "
+          f"on {len(pick)} images")
+    print(f"(b) ours single: {ours_s:7.3f} s/image   -> {out['single_ratio']:.1f}x faster")
+    print(f"(b) ours batch : {ours_batch_s:7.3f} s/image over {len(images)} images -> {out['batch_ratio']:.1f}x faster, "
+          f"accuracy {out['ours_accuracy']:.2f}")
+    print(f"decision agreement (a) vs (b): {out['agreement']:.2f}; single == batch verdicts: {out['single_and_batch_agree']}")
+    print(f"engine efficiency: {engine:.0f} row-steps/s vs raw fwd+bwd {raw:.0f} at batch {rows} -> {out['efficiency']:.0%}")
+
+
+if __name__ == "__main__":
+    main()
