@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import CalibrationError
+from .errors import CalibrationError, Cancelled
 from .inversion import InversionProgress, InversionSettings, invert
 from .models.base import Generator
 
@@ -145,6 +145,7 @@ def build_distribution(
     seed: int = 0,
     chunk: int = 100,
     callback: Callable[[str, int, InversionProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> BelongingDistribution:
     """Algorithm 1: generate ``n`` samples of ``model`` and compute their calibrated losses.
 
@@ -161,6 +162,8 @@ def build_distribution(
         chunk (int): images per inversion batch (memory bound), default 100.
         callback (callable | None): ``callback(role, first_index, progress)`` with role
             ``"model"`` or ``"reference"``.
+        should_stop (callable | None): polled every step; True raises :class:`Cancelled`
+            (nothing is cached).
     """
     if n < 3:
         raise ValueError("the belonging distribution needs n >= 3 samples")
@@ -168,16 +171,20 @@ def build_distribution(
 
     t0 = time.perf_counter()
     samples = generate(model, n, seed, purpose="calibration", batch=chunk)
+    def run(role: str, gen: Generator, images: torch.Tensor, first: int) -> torch.Tensor:
+        cb = (lambda p: callback(role, first, p)) if callback else None
+        res = invert(gen, images, distance=distance, settings=settings, seed=seed, callback=cb,
+                     should_stop=should_stop)
+        if res.extra["stopped"]:
+            raise Cancelled(f"calibration of {model.name} stopped before it finished")
+        return res.loss
+
     losses, ref_losses = [], []
     for i in range(0, n, chunk):
         batch = samples[i:i + chunk]
-        cb = (lambda p, i=i: callback("model", i, p)) if callback else None
-        losses.append(invert(model, batch, distance=distance, settings=settings, seed=seed, callback=cb).loss)
+        losses.append(run("model", model, batch, i))
         if reference is not None:
-            ref_batch = _to_domain(batch, reference)
-            cb = (lambda p, i=i: callback("reference", i, p)) if callback else None
-            ref_losses.append(invert(reference, ref_batch, distance=distance, settings=settings, seed=seed,
-                                     callback=cb).loss)
+            ref_losses.append(run("reference", reference, _to_domain(batch, reference), i))
     loss = torch.cat(losses).double()
     ref = torch.cat(ref_losses).double() if reference is not None else None
     values = calibrate_losses(loss, ref)
@@ -241,6 +248,7 @@ def get_distribution(
     build: bool = True,
     rebuild: bool = False,
     callback: Callable[[str, int, InversionProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> BelongingDistribution:
     """The cached distribution for these arguments, built (and cached) if missing or stale.
 
@@ -264,7 +272,7 @@ def get_distribution(
         raise CalibrationError(f"no belonging distribution for {model.name} with these settings; run "
                                f"`python -m ronan calibrate {model.name}`")
     dist = build_distribution(model, reference, distance=distance, settings=settings, n=n, seed=seed,
-                              callback=callback)
+                              callback=callback, should_stop=should_stop)
     try:
         save_distribution(dist, folder)
     except OSError:  # read-only deployment: keep the in-memory result

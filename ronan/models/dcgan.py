@@ -73,6 +73,8 @@ class Discriminator(nn.Module):
         )
         self.head = nn.Linear(2 * base * s * s, 1)
         self.embed = nn.Embedding(n_classes, 2 * base * s * s) if n_classes else None
+        if self.embed is not None:  # start the projection term near 0: N(0, 1) rows give logits of ~50
+            nn.init.normal_(self.embed.weight, std=0.01)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)

@@ -45,6 +45,7 @@ class ModelSpec:
         description (str): one line for humans.
         reference (str | None): default reference model for calibration (never itself).
         data (str): what it was trained on.
+        role (str): ``"generator"`` (a suspect model) or ``"reference"`` (meant as M_r only).
     """
 
     name: str
@@ -52,6 +53,7 @@ class ModelSpec:
     description: str
     reference: str | None
     data: str
+    role: str = "generator"
 
 
 CATALOGUE: dict[str, ModelSpec] = {s.name: s for s in [
@@ -59,7 +61,8 @@ CATALOGUE: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("dcgan-fmnist-seed1", "dcgan", "same recipe as dcgan-fmnist, training seed 1", "ref-photos", "Fashion-MNIST train"),
     ModelSpec("cgan-fmnist", "cgan", "class-conditional GAN on Fashion-MNIST (10 classes)", "ref-photos", "Fashion-MNIST train"),
     ModelSpec("vae-fmnist", "vae", "convolutional VAE on Fashion-MNIST (decoder = generator)", "ref-photos", "Fashion-MNIST train"),
-    ModelSpec("ref-photos", "vae", "reference model: VAE on grayscale natural-photo crops", "vae-fmnist", "Debian wallpaper photos"),
+    ModelSpec("ref-photos", "vae", "reference model: VAE on grayscale natural-photo crops", "vae-fmnist", "Debian wallpaper photos",
+              role="reference"),
 ]}
 
 
@@ -75,6 +78,7 @@ class ModelInfo:
     reason: str | None
     reference: str | None
     description: str
+    role: str = "generator"
 
 
 def _card_path(name: str) -> Path:
@@ -136,7 +140,7 @@ def list_models() -> list[ModelInfo]:
         if ok:
             card = read_card(spec.name)
         out.append(ModelInfo(spec.name, spec.family, card.get("resolution", 28), card.get("channels", 1),
-                             ok, reason, spec.reference, spec.description))
+                             ok, reason, spec.reference, spec.description, spec.role))
     return out
 
 

@@ -1,0 +1,537 @@
+"""Services behind the app (no UI code, no gradio): streaming runs, examples, batches.
+
+The Gradio app (``app.py``) only lays out components and maps the plain objects yielded
+here onto them. Everything here works from a script or a notebook too:
+
+* :func:`run_attribution` — belonging distribution (built with progress if missing), then
+  the streamed inversions on M and M_r, yielding :class:`RunProgress` and finally a
+  :class:`RunOutcome` (the :class:`~ronan.attribution.Attribution` and its distribution);
+* :func:`run_calibration` — build or rebuild a distribution, streamed;
+* :func:`example_images` — real samples and generated images for the gallery;
+* :func:`collect_batch` — images from many files or zip archives, labels from folder names.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from .attribution import Attribution, attribute_stream
+from .calibration import BelongingDistribution, cache_path, distribution_key, get_distribution
+from .errors import Cancelled, ImageError, ModelUnavailable
+from .generation import generate_pil
+from .images import LoadedImage, load_image
+from .inversion import PRESETS, resolve_settings
+from .models.base import Generator
+from .models.registry import REPO_ROOT, availability, default_reference, list_models, load_model, resolve_device
+from .which_model import is_reference_only
+
+SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
+NO_REFERENCE = "none"
+
+
+# ----------------------------------------------------------------------------- models
+
+@dataclass
+class ModelChoice:
+    """A model as the app lists it."""
+
+    name: str
+    label: str
+    available: bool
+    reason: str | None
+    description: str
+    resolution: int | None
+    reference: str | None
+
+
+def model_choices() -> list[ModelChoice]:
+    """All catalogue models; unavailable ones carry the reason in their label."""
+    out = []
+    for m in list_models():
+        label = m.name if m.available else f"{m.name} (unavailable)"
+        out.append(ModelChoice(m.name, label, m.available, m.reason, m.description, m.resolution, m.reference))
+    return out
+
+
+def require_model(name: str) -> None:
+    """Raise :class:`ModelUnavailable` with the registry's reason if ``name`` cannot load."""
+    ok, reason = availability(name)
+    if not ok:
+        raise ModelUnavailable(reason or f"{name} is unavailable")
+
+
+def _reference(name: str, reference: str | None) -> str | None:
+    if reference in (None, "", "default"):
+        return default_reference(name)
+    if str(reference).lower() == NO_REFERENCE:
+        return None
+    return reference
+
+
+# ----------------------------------------------------------------------------- threads
+
+def _stream_callback(fn: Callable[[Callable], object], should_stop: Callable[[], bool] | None
+                     ) -> Iterator[tuple]:
+    """Run ``fn(callback)`` in a thread; yield each ``callback(*args)``; return fn's result.
+
+    ``should_stop()`` (and closing this generator) makes the next callback raise
+    :class:`Cancelled` inside the worker, which ends it.
+    """
+    q: queue.Queue = queue.Queue()
+    closed = threading.Event()
+
+    def callback(*args):
+        if closed.is_set() or (should_stop is not None and should_stop()):
+            raise Cancelled("stopped by the user")
+        q.put(("event", args))
+
+    def worker():
+        try:
+            q.put(("done", fn(callback)))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            q.put(("error", e))
+
+    t = threading.Thread(target=worker, name="ronan-worker", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "event":
+                yield value
+            elif kind == "done":
+                return value
+            else:
+                raise value
+    finally:
+        closed.set()
+
+
+# ----------------------------------------------------------------------------- runs
+
+@dataclass
+class RunProgress:
+    """One update of a running job.
+
+    Attributes:
+        phase (str): ``"calibration"``, ``"model"`` or ``"reference"``.
+        step (int), steps (int): progress inside the phase.
+        fraction (float): overall progress of the job in [0, 1].
+        elapsed (float): seconds since the job started; ``eta`` seconds left (None: unknown).
+        message (str): one line for humans.
+        reconstruction (Tensor[C, H, W] | None): current reconstruction (inversion phases).
+        target (Tensor[C, H, W] | None): the image in the inspected model's domain.
+        history (list[float]): best loss per reported step of the inspected model so far.
+        reference_history (list[float]): same for the reference model.
+        model (str), label (str): model being worked on, and an optional label (which-model).
+    """
+
+    phase: str
+    step: int
+    steps: int
+    fraction: float
+    elapsed: float
+    eta: float | None
+    message: str
+    reconstruction: torch.Tensor | None = None
+    history_steps: list[int] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)
+    reference_history_steps: list[int] = field(default_factory=list)
+    reference_history: list[float] = field(default_factory=list)
+    model: str = ""
+    reference: str | None = None
+    target: torch.Tensor | None = None
+
+
+@dataclass
+class RunOutcome:
+    """Result of :func:`run_attribution`."""
+
+    result: Attribution
+    distribution: BelongingDistribution
+    image: LoadedImage
+
+
+def _eta(elapsed: float, fraction: float) -> float | None:
+    return elapsed / fraction * (1 - fraction) if fraction > 0.02 else None
+
+
+def fmt_seconds(s: float | None) -> str:
+    """``"12.3 s"``, ``"2 min 05 s"`` or ``"?"``."""
+    if s is None:
+        return "?"
+    if s < 60:
+        return f"{s:.1f} s"
+    return f"{int(s // 60)} min {int(s % 60):02d} s"
+
+
+def prepare(model: str, reference: str | None = "default", *, distance: str = "mse", preset: str | None = None,
+            steps: int | None = None, restarts: int | None = None, lr: float | None = None, device=None):
+    """Load M and M_r and resolve settings: ``(gen, ref, settings)`` (raises RonanError/ValueError)."""
+    require_model(model)
+    dev = resolve_device(device)
+    gen = load_model(model, dev)
+    ref_name = _reference(model, reference)
+    if ref_name is not None:
+        require_model(ref_name)
+    ref = load_model(ref_name, dev) if ref_name is not None else None
+    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr)
+    return gen, ref, settings
+
+
+def has_distribution(gen: Generator, ref: Generator | None, distance: str, settings, n: int = 100,
+                     seed: int = 0) -> bool:
+    """True when a cached belonging distribution exists for these arguments."""
+    return cache_path(distribution_key(gen, ref, distance, settings, n, seed)).exists()
+
+
+def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build, should_stop, t0, weight):
+    """Yield RunProgress while getting (building) the distribution; return it."""
+    if not rebuild and has_distribution(gen, ref, distance, settings, n, seed):
+        try:
+            return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, build=False)
+        except Exception:  # noqa: BLE001 - invalid cache: rebuild below (if allowed)
+            pass
+    if not build:
+        get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, build=False)
+    roles = 2 if ref is not None else 1
+
+    def fn(cb):
+        return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, rebuild=rebuild,
+                                callback=cb, should_stop=should_stop)
+
+    stream = _stream_callback(fn, should_stop)
+    while True:
+        try:
+            role, first, p = next(stream)
+        except StopIteration as stop:
+            return stop.value
+        done = (0 if role == "model" else 1) + p.step / max(p.steps, 1)
+        frac = done / roles * weight
+        el = time.perf_counter() - t0
+        yield RunProgress("calibration", p.step, p.steps, frac, el, _eta(el, frac),
+                          f"Building the belonging distribution of {gen.name} (N = {n}, once per settings): "
+                          f"{role} inversion, step {p.step}/{p.steps}", model=gen.name)
+
+
+def run_attribution(image, model: str, *, reference: str | None = "default", distance: str = "mse",
+                    alpha: float = 0.05, preset: str | None = None, steps: int | None = None,
+                    restarts: int | None = None, lr: float | None = None, seed: int = 0, device=None,
+                    build_calibration: bool = True, should_stop: Callable[[], bool] | None = None,
+                    progress_every: int = 10) -> Iterator[RunProgress | RunOutcome]:
+    """Attribute one image to ``model``, streaming progress (see :class:`RunProgress`).
+
+    Args:
+        image: path, bytes, PIL image or :class:`LoadedImage`.
+        model (str): inspected model. reference (str | None): ``"default"``, a name, or
+            ``"none"`` (no calibration).
+        build_calibration (bool): build a missing belonging distribution (minutes) or fail.
+        Other arguments as for :func:`ronan.attribution.attribute_stream`.
+
+    Yields:
+        RunProgress updates, then one RunOutcome.
+
+    Raises:
+        ImageError, ModelUnavailable, CalibrationError, Cancelled, ValueError (bad settings).
+    """
+    t0 = time.perf_counter()
+    loaded = image if isinstance(image, LoadedImage) else load_image(image)
+    gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts,
+                                 lr=lr, device=device)
+    if should_stop is not None and should_stop():
+        raise Cancelled("stopped by the user")
+    dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=100, seed=0,
+                                          rebuild=False, build=build_calibration, should_stop=should_stop, t0=t0,
+                                          weight=1.0)
+    t1 = time.perf_counter()
+    roles = 2 if ref is not None else 1
+    target = gen.preprocess(loaded.image)
+    hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
+    for ev in attribute_stream([loaded], gen, reference=ref, distance=distance, alpha=alpha, distribution=dist,
+                               seed=seed, device=device, progress_every=progress_every,
+                               with_images=True, should_stop=should_stop, **_settings_kwargs(preset, steps,
+                                                                                             restarts, lr)):
+        if isinstance(ev, list):
+            yield RunOutcome(ev[0], dist, loaded)
+            return
+        p = ev.progress
+        xs, ys = hist[ev.role]
+        xs.append(p.step)
+        ys.append(float(p.best_loss[0]))
+        done = (0 if ev.role == "model" else 1) + p.step / max(p.steps, 1)
+        frac = done / roles
+        el = time.perf_counter() - t1
+        name = gen.name if ev.role == "model" else ref.name
+        yield RunProgress(ev.role, p.step, p.steps, frac, time.perf_counter() - t0, _eta(el, frac),
+                          f"Reverse-engineering on {name} ({'inspected' if ev.role == 'model' else 'reference'} "
+                          f"model): step {p.step}/{p.steps}, best loss {float(p.best_loss[0]):.4g}",
+                          reconstruction=p.reconstructions[0] if p.reconstructions is not None else None,
+                          history_steps=list(hist["model"][0]), history=list(hist["model"][1]),
+                          reference_history_steps=list(hist["reference"][0]),
+                          reference_history=list(hist["reference"][1]), model=gen.name,
+                          reference=ref.name if ref is not None else None, target=target)
+    raise Cancelled("attribution ended without a result")  # pragma: no cover
+
+
+def _settings_kwargs(preset, steps, restarts, lr) -> dict:
+    return {"preset": preset, "steps": steps, "restarts": restarts, "lr": lr}
+
+
+def run_calibration(model: str, reference: str | None = "default", *, distance: str = "mse",
+                    preset: str | None = None, steps: int | None = None, restarts: int | None = None,
+                    lr: float | None = None, n: int = 100, seed: int = 0, rebuild: bool = False, device=None,
+                    should_stop: Callable[[], bool] | None = None) -> Iterator[RunProgress | BelongingDistribution]:
+    """Get (build, or rebuild with ``rebuild=True``) a belonging distribution, streaming progress."""
+    t0 = time.perf_counter()
+    gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts,
+                                 lr=lr, device=device)
+    dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=n, seed=seed,
+                                          rebuild=rebuild, build=True, should_stop=should_stop, t0=t0, weight=1.0)
+    yield dist
+
+
+def distribution_file(dist: BelongingDistribution) -> str:
+    """File name of a distribution in the calibration cache."""
+    return cache_path(dist.key()).name
+
+
+# ----------------------------------------------------------------------------- examples
+
+@dataclass
+class Example:
+    """A gallery item: file path, caption, and what it is (``real``/``this``/``other``)."""
+
+    path: str
+    caption: str
+    kind: str
+    model: str | None = None
+
+
+def real_samples(n: int = 4, split: str = "fmnist-test") -> list[Path]:
+    """First ``n`` committed real Fashion-MNIST images (sorted by file name)."""
+    return sorted((SAMPLES_DIR / split).glob("*.png"))[:n]
+
+
+def generate_example(model: str, seed: int, folder: str | Path) -> Path:
+    """Generate one image with ``model`` (seed ``seed``), save it as 8-bit PNG, return its path."""
+    require_model(model)
+    gen = load_model(model, resolve_device(None))
+    img = generate_pil(gen, 1, seed)[0]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"generated-{model}-seed{seed}.png"
+    img.save(path)
+    return path
+
+
+def example_images(model: str | None, folder: str | Path, per_kind: int = 3, seed: int = 1000) -> list[Example]:
+    """Gallery for the paper's three cases: real images, ``model``'s images, other models' images.
+
+    Generated images use seeds ``seed, seed+1, ...`` (the ``"generate"`` stream, never the
+    calibration samples) and are cached as files in ``folder``.
+    """
+    out = [Example(str(p), f"real: Fashion-MNIST {p.stem}", "real") for p in real_samples(per_kind)]
+    avail = [c.name for c in model_choices() if c.available and not is_reference_only(c.name)]
+    if model in avail:
+        for k in range(per_kind):
+            p = Path(folder) / f"generated-{model}-seed{seed + k}.png"
+            if not p.exists():
+                p = generate_example(model, seed + k, folder)
+            out.append(Example(str(p), f"this model: {model}, seed {seed + k}", "this", model))
+    others = [m for m in avail if m != model] or []
+    for k in range(per_kind):
+        if not others:
+            break
+        other = others[k % len(others)]
+        s = seed + 100 + k
+        p = Path(folder) / f"generated-{other}-seed{s}.png"
+        if not p.exists():
+            p = generate_example(other, s, folder)
+        out.append(Example(str(p), f"other model: {other}, seed {s}", "other", other))
+    return out
+
+
+# ----------------------------------------------------------------------------- batches
+
+MAX_BATCH_IMAGES = 500
+"""Most images accepted in one batch (files plus zip members)."""
+MAX_ZIP_BYTES = 200 * 1024 * 1024
+"""Most uncompressed bytes read from one zip archive."""
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
+                  ".tga", ".ico", ".jp2", ".avif", ".heic", ".svg"}
+
+
+@dataclass
+class BatchItem:
+    """One entry of a batch: ``source`` (path or bytes) to load, or an ``error``."""
+
+    name: str
+    label: str | None
+    source: str | bytes | None = None
+    error: str | None = None
+
+
+def collect_batch(paths: list[str | Path]) -> list[BatchItem]:
+    """Expand uploaded files and zip archives into batch items.
+
+    The label of an image is the name of its parent folder inside a zip (e.g.
+    ``real/001.png`` -> ``real``), None for loose files. Hidden files, ``__MACOSX`` and
+    non-image members of archives are skipped; archive limits are :data:`MAX_BATCH_IMAGES`
+    and :data:`MAX_ZIP_BYTES`.
+    """
+    items: list[BatchItem] = []
+    for p in paths:
+        p = Path(p)
+        if p.suffix.lower() == ".zip" or (p.is_file() and zipfile.is_zipfile(p) and p.suffix.lower() not in
+                                          IMAGE_SUFFIXES):
+            items.extend(_zip_items(p))
+        else:
+            items.append(BatchItem(p.name, None, str(p)))
+        if len(items) > MAX_BATCH_IMAGES:
+            raise ImageError(f"too many images: the limit of one batch is {MAX_BATCH_IMAGES}")
+    return items
+
+
+def _zip_items(path: Path) -> list[BatchItem]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        return [BatchItem(path.name, None, error=f"{path.name}: not a readable zip archive ({e})")]
+    items, total = [], 0
+    with zf:
+        for info in zf.infolist():
+            member = info.filename
+            parts = [s for s in member.replace("\\", "/").split("/") if s]
+            if info.is_dir() or not parts or any(s.startswith(".") or s == "__MACOSX" for s in parts):
+                continue
+            if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            label = parts[-2] if len(parts) > 1 else None
+            total += info.file_size
+            if total > MAX_ZIP_BYTES:
+                items.append(BatchItem(member, label, error=f"{path.name}: archive exceeds "
+                                                            f"{MAX_ZIP_BYTES // 2**20} MiB uncompressed; rest skipped"))
+                break
+            try:
+                data = zf.read(info)
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
+                items.append(BatchItem(member, label, error=f"{member}: cannot be extracted ({e})"))
+                continue
+            items.append(BatchItem(member, label, data))
+            if len(items) > MAX_BATCH_IMAGES:
+                break
+    return items
+
+
+def load_batch(items: list[BatchItem]) -> list[tuple[BatchItem, LoadedImage | None]]:
+    """Load each item (errors recorded on the item, never raised)."""
+    out = []
+    for it in items:
+        if it.error is not None:
+            out.append((it, None))
+            continue
+        try:
+            out.append((it, load_image(it.source, name=it.name)))
+        except ImageError as e:
+            it.error = str(e)
+            out.append((it, None))
+    return out
+
+
+@dataclass
+class BatchOutcome:
+    """Result of :func:`run_batch`: one row per item, and the confusion table when labelled."""
+
+    rows: list[dict]
+    results: list[Attribution]
+    confusion: dict | None
+    per_label: dict[str, dict]
+
+
+def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "default", distance: str = "mse",
+              alpha: float = 0.05, preset: str | None = None, steps: int | None = None, restarts: int | None = None,
+              lr: float | None = None, seed: int = 0, device=None, chunk: int = 32, build_calibration: bool = False,
+              should_stop: Callable[[], bool] | None = None) -> Iterator[RunProgress | BatchOutcome]:
+    """Attribute many images to ``model`` in batches of ``chunk``; bad files become error rows.
+
+    Labels (folder names, see :func:`collect_batch`) give ground truth through
+    :func:`is_belonging_label`; when both groups are present the outcome has the paper's
+    confusion table (:func:`ronan.evaluation.confusion`).
+    """
+    from .evaluation import confusion
+
+    t0 = time.perf_counter()
+    gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts,
+                                 lr=lr, device=device)
+    dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=100, seed=0,
+                                          rebuild=False, build=build_calibration, should_stop=should_stop, t0=t0,
+                                          weight=1.0)
+    loaded = load_batch(items)
+    good = [(it, li) for it, li in loaded if li is not None]
+    by_item: dict[int, Attribution] = {}
+    roles = 2 if ref is not None else 1
+    for c in range(0, len(good), chunk):
+        part = good[c:c + chunk]
+        for ev in attribute_stream([li for _, li in part], gen, reference=ref, distance=distance, alpha=alpha,
+                                   distribution=dist, seed=seed, device=device, should_stop=should_stop,
+                                   **_settings_kwargs(preset, steps, restarts, lr)):
+            if isinstance(ev, list):
+                for (it, _), res in zip(part, ev):
+                    by_item[id(it)] = res
+                continue
+            p = ev.progress
+            inner = ((0 if ev.role == "model" else 1) + p.step / max(p.steps, 1)) / roles
+            frac = (c + inner * len(part)) / max(len(good), 1)
+            el = time.perf_counter() - t0
+            yield RunProgress(ev.role, p.step, p.steps, frac, el, _eta(el, frac),
+                              f"Images {c + 1}-{c + len(part)} of {len(good)}: {ev.role} inversion, "
+                              f"step {p.step}/{p.steps}", model=gen.name)
+    rows, results = [], []
+    bel, non = [], []
+    per_label: dict[str, dict] = {}
+    for it, li in loaded:
+        res = by_item.get(id(it)) if li is not None else None
+        row = {"image": it.name, "label": it.label or "", "verdict": res.verdict if res else "error",
+               "statistic": res.statistic if res else None, "critical_value": res.critical_value if res else None,
+               "calibrated_loss": res.calibrated_loss if res else None, "loss": res.loss if res else None,
+               "reference_loss": res.reference_loss if res else None,
+               "sha256": res.image_sha256 if res else "", "error": it.error or ""}
+        rows.append(row)
+        if res is None:
+            continue
+        results.append(res)
+        truth = is_belonging_label(it.label, gen.name)
+        if truth is not None:
+            (bel if truth else non).append(res.belonging)
+        if it.label is not None:
+            d = per_label.setdefault(it.label, {"belonging": 0, "non-belonging": 0})
+            d[res.verdict] += 1
+    conf = confusion(bel, non) if (bel or non) else None
+    yield BatchOutcome(rows, results, conf, per_label)
+
+
+def is_belonging_label(label: str | None, model: str) -> bool | None:
+    """Ground truth from a folder name: the model's own name (or ``belonging``) -> True;
+    any other folder -> False; no folder -> None (unknown)."""
+    if label is None:
+        return None
+    return label.strip().lower() in (model.lower(), "belonging", "generated-" + model.lower())
+
+
+def presets() -> list[str]:
+    """Names of the inversion presets, default first."""
+    from .inversion import DEFAULT_PRESET
+
+    return [DEFAULT_PRESET] + [p for p in PRESETS if p != DEFAULT_PRESET]
+
+
+__all__ = ["ModelChoice", "model_choices", "require_model", "run_attribution", "run_calibration", "RunProgress",
+           "RunOutcome", "Example", "example_images", "generate_example", "collect_batch", "load_batch",
+           "BatchItem", "is_belonging_label", "fmt_seconds"]

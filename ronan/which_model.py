@@ -1,0 +1,142 @@
+"""Which model made this image? RONAN against every available model at once.
+
+Classifier-based attribution (e.g. GAN fingerprints) trains a classifier over a fixed set
+of sources; RONAN needs no training: the image is attributed to each candidate model
+independently (each with its own belonging distribution and Grubbs test) and the answer is
+the model that accepts it. When several accept it, the one with the lowest Grubbs statistic
+(the image most typical of its samples) is named first; when none does, the image is real
+or comes from a model outside the set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from .attribution import Attribution, AttributionEvent, attribute_stream
+from .errors import Cancelled, RonanError
+from .images import LoadedImage, load_image
+from .models.registry import CATALOGUE, list_models
+
+NONE_ANSWER = "none of these: real or unknown model"
+
+
+def is_reference_only(name: str) -> bool:
+    """True for catalogue entries meant only as reference models (M_r), not as suspects."""
+    spec = CATALOGUE.get(name)
+    return spec is not None and spec.role == "reference"
+
+
+def candidate_models(resolution: int | None = None, channels: int | None = None) -> list[str]:
+    """Available suspect models, those of ``resolution``/``channels`` first if any match.
+
+    Args:
+        resolution (int | None): image side; models of exactly this resolution are chosen
+            when there are any, otherwise all available models (the image is resized).
+        channels (int | None): same for the number of channels.
+    """
+    models = [m for m in list_models() if m.available and not is_reference_only(m.name)]
+    exact = [m for m in models if (resolution is None or m.resolution == resolution)
+             and (channels is None or m.channels == channels)]
+    return [m.name for m in (exact or models)]
+
+
+@dataclass
+class WhichModelEvent:
+    """Progress: attribution ``index`` of ``total`` (model ``model``) emitted ``event``."""
+
+    model: str
+    index: int
+    total: int
+    event: AttributionEvent
+
+
+@dataclass
+class WhichModelResult:
+    """Outcome over all candidates.
+
+    Attributes:
+        image (str): image name.
+        attributions (list[Attribution]): one per model that could be tested.
+        errors (dict[str, str]): models that could not be tested, with the reason.
+        accepted (list[str]): models whose verdict is belonging, lowest statistic first.
+        answer (str): ``"made by X"`` (with alternatives), or :data:`NONE_ANSWER`.
+    """
+
+    image: str
+    attributions: list[Attribution]
+    errors: dict[str, str] = field(default_factory=dict)
+    accepted: list[str] = field(default_factory=list)
+    answer: str = NONE_ANSWER
+
+    @property
+    def best(self) -> str | None:
+        return self.accepted[0] if self.accepted else None
+
+    def rows(self) -> list[dict]:
+        """One dict per tested model (model, verdict, statistic, critical_value, losses)."""
+        return [{"model": a.model, "verdict": a.verdict, "statistic": a.statistic,
+                 "critical_value": a.critical_value, "calibrated_loss": a.calibrated_loss, "loss": a.loss,
+                 "reference_loss": a.reference_loss, "reference": a.reference, "n_calibration": a.n_calibration,
+                 "seconds": a.seconds} for a in self.attributions]
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "answer": self.answer, "best": self.best, "accepted": self.accepted,
+                "errors": self.errors, "results": [a.to_dict(history=False) for a in self.attributions]}
+
+
+def decide(image: str, attributions: list[Attribution], errors: dict[str, str] | None = None) -> WhichModelResult:
+    """Combine per-model verdicts into one answer (see module docstring)."""
+    accepted = [a.model for a in sorted((a for a in attributions if a.belonging), key=lambda a: a.statistic)]
+    if accepted:
+        answer = f"made by {accepted[0]}"
+        if len(accepted) > 1:
+            answer += f" (also consistent with {', '.join(accepted[1:])})"
+    else:
+        answer = NONE_ANSWER
+    return WhichModelResult(image, attributions, dict(errors or {}), accepted, answer)
+
+
+def which_model_stream(image, models: list[str] | None = None, *,
+                       should_stop: Callable[[], bool] | None = None, **kwargs
+                       ) -> Iterator[WhichModelEvent | WhichModelResult]:
+    """Attribute ``image`` to every model in ``models`` (default: :func:`candidate_models`).
+
+    Yields :class:`WhichModelEvent` progress, then one :class:`WhichModelResult`. A model that
+    cannot be tested (unavailable, no belonging distribution with ``build_calibration=False``)
+    is listed in ``errors``; :class:`~ronan.errors.Cancelled` and image errors propagate.
+
+    Args:
+        image: path, bytes, PIL image or LoadedImage.
+        models (list[str] | None): candidate model names.
+        should_stop (callable | None): as for :func:`~ronan.attribution.attribute_stream`.
+        **kwargs: passed to :func:`~ronan.attribution.attribute_stream` (reference is always
+            each model's default).
+    """
+    loaded = image if isinstance(image, LoadedImage) else load_image(image)
+    if models is None:
+        w, h = loaded.image.size
+        models = candidate_models(w if w == h else None, 1 if loaded.image.mode == "L" else 3)
+    kwargs.pop("reference", None)
+    results: list[Attribution] = []
+    errors: dict[str, str] = {}
+    for i, name in enumerate(models):
+        try:
+            for event in attribute_stream([loaded], name, should_stop=should_stop, **kwargs):
+                if isinstance(event, list):
+                    results.append(event[0])
+                else:
+                    yield WhichModelEvent(name, i, len(models), event)
+        except Cancelled:
+            raise
+        except RonanError as e:
+            errors[name] = str(e)
+    yield decide(loaded.name, results, errors)
+
+
+def which_model(image, models: list[str] | None = None, **kwargs) -> WhichModelResult:
+    """Non-streaming :func:`which_model_stream`."""
+    for event in which_model_stream(image, models, **kwargs):
+        if isinstance(event, WhichModelResult):
+            return event
+    raise Cancelled("which-model ended without a result")  # pragma: no cover

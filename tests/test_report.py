@@ -1,0 +1,131 @@
+"""Figures (ronan.plots), reports (ronan.report), which-model decisions and batch input, fast."""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+
+import pytest
+import torch
+from PIL import Image
+
+from ronan import plots, report, studio
+from ronan.attribution import attribute
+from ronan.calibration import build_distribution
+from ronan.inversion import resolve_settings
+from ronan.which_model import NONE_ANSWER, decide
+
+
+@pytest.fixture(scope="module")
+def tiny_result():
+    torch.manual_seed(1234)
+    from ronan.models.dcgan import DCGAN
+
+    g = DCGAN(latent_dim=8, base=8, channels=1, image_size=28)
+    g.name, g.weights_sha256 = "tiny-dcgan", "0" * 64
+    g = g.freeze()
+    settings = resolve_settings("fast", steps=5, restarts=2)
+    dist = build_distribution(g, None, settings=settings, n=5, seed=0)
+    img = Image.new("L", (28, 28), 40)
+    res = attribute(img, g, reference=None, steps=5, restarts=2, distribution=dist)
+    return res, dist
+
+
+def test_pixelate_is_nearest_and_large():
+    t = torch.zeros(1, 28, 28)
+    t[0, 0, 0] = 1.0
+    im = plots.pixelate(t)
+    assert im.size == (280, 280)
+    assert im.getpixel((9, 9)) == 255 and im.getpixel((10, 10)) == 0  # crisp 10x10 blocks
+    big = Image.new("RGB", (600, 400))
+    assert plots.pixelate(big).size == (600, 400)
+
+
+def test_difference_map():
+    a, b = torch.zeros(1, 28, 28), torch.zeros(1, 28, 28)
+    b[0, 5, 5] = 1.0
+    d = plots.difference_map(a, b)
+    assert d.size == (280, 280) and d.mode == "RGB"
+    assert sum(d.getpixel((55, 55))) > sum(d.getpixel((0, 0)))
+
+
+def test_threshold_matches_grubbs():
+    from ronan.stats import grubbs_test
+
+    mean, std, n = 0.5, 0.1, 100
+    dec = grubbs_test(0.5, mean, std, n)
+    thr = plots.threshold_value(mean, std, dec.critical_value)
+    assert grubbs_test(thr - 1e-9, mean, std, n).belonging and not grubbs_test(thr + 1e-9, mean, std, n).belonging
+
+
+def test_figures_render(tiny_result):
+    res, dist = tiny_result
+    for fig in (plots.histogram_figure(dist.values, mean=dist.mean, std=dist.std, critical_value=res.critical_value,
+                                       value=res.calibrated_loss, verdict=res.verdict, model=res.model),
+                plots.histogram_figure([1e-6, 2e-6, 1e-5], mean=4e-6, std=5e-6, critical_value=2.0, value=3.0),
+                plots.loss_curves_figure(res.history, [0.5, 0.4], model="m", reference="r", steps=5),
+                plots.which_model_figure([{"model": "a", "statistic": -0.3, "critical_value": 3.2,
+                                           "verdict": "belonging"},
+                                          {"model": "b", "statistic": 250.0, "critical_value": 3.2,
+                                           "verdict": "non-belonging"}]),
+                plots.images_figure(res.image_tensor, res.reconstruction, None, model="m")):
+        png = plots.fig_to_png(fig)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_loss_curve_table_placeholders():
+    t = plots.loss_curve_table([1.0, 0.1], None, model="m", reference="r")
+    assert t["curve"] == ["m", "m", "r (reference)"] and math.isnan(t["log10_loss"][-1])
+    assert t["log10_loss"][:2] == [0.0, -1.0]
+
+
+def test_report_json_and_html(tiny_result, tmp_path):
+    res, dist = tiny_result
+    paths = report.write_report(res, tmp_path, dist)
+    assert set(paths) >= {"json", "html", "histogram", "loss_curves", "images"}
+    data = json.loads(paths["json"].read_text())
+    a = data["attribution"]
+    assert a["statistic"] == pytest.approx(res.statistic) and a["image_sha256"] == res.image_sha256
+    assert a["model_sha256"] == "0" * 64 and "torch" in a["versions"] and a["history"]
+    assert data["belonging_distribution"]["n"] == 5 and len(data["belonging_distribution"]["values"]) == 5
+    html = paths["html"].read_text()
+    assert html.count("data:image/png;base64,") == 3 and res.verdict.upper() in html
+    assert "http://" not in html.replace("http://www.w3.org", "") and "<script src" not in html  # self-contained
+    embedded = html.split('id="ronan-report">')[1].split("</script>")[0]
+    assert json.loads(embedded.replace("<\\/", "</"))["verdict"] == res.verdict
+
+
+def test_which_model_decision(tiny_result):
+    res, _ = tiny_result
+    import dataclasses
+
+    a = dataclasses.replace(res, model="a", verdict="belonging", statistic=0.5)
+    b = dataclasses.replace(res, model="b", verdict="belonging", statistic=-0.2)
+    c = dataclasses.replace(res, model="c", verdict="non-belonging", statistic=40.0)
+    out = decide("x.png", [a, b, c])
+    assert out.best == "b" and out.answer == "made by b (also consistent with a)"
+    assert decide("x.png", [c]).answer == NONE_ANSWER
+    assert json.dumps(out.to_dict())
+
+
+def test_collect_batch_zip(tmp_path):
+    img = tmp_path / "a.png"
+    Image.new("L", (28, 28)).save(img)
+    z = tmp_path / "set.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(img, "real/a.png")
+        zf.write(img, "dcgan-fmnist/b.png")
+        zf.write(img, "loose.png")
+        zf.writestr("notes.txt", "hello")
+        zf.writestr("__MACOSX/real/._a.png", "junk")
+        zf.writestr(".hidden/c.png", "junk")
+    items = studio.collect_batch([str(z), str(img)])
+    assert [(i.name, i.label) for i in items] == [("real/a.png", "real"), ("dcgan-fmnist/b.png", "dcgan-fmnist"),
+                                                  ("loose.png", None), ("a.png", None)]
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    assert studio.collect_batch([str(bad)])[0].error
+    assert studio.is_belonging_label("dcgan-fmnist", "dcgan-fmnist") is True
+    assert studio.is_belonging_label("real", "dcgan-fmnist") is False
+    assert studio.is_belonging_label(None, "dcgan-fmnist") is None
