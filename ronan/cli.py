@@ -1,4 +1,4 @@
-"""Command line: ``python -m ronan {models,generate,calibrate,attribute,evaluate} ...``.
+"""Command line: ``python -m ronan {models,generate,calibrate,attribute,evaluate,download} ...``.
 
 Exit status: 0 on success, 2 when any input was bad (unknown model, unreadable image,
 invalid option) — other images are still processed — and 130 when interrupted. User errors
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the models and whether they are available")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
+    p = sub.add_parser("download", help="download a hub model (diffusers, safetensors) into the Hugging Face cache")
+    p.add_argument("model", help="hub model name (see `models`)")
+
     p = sub.add_parser("generate", help="generate images with a model (DIR/000000.png ...)")
     p.add_argument("model")
     p.add_argument("--n", type=int, default=16, help="number of images (default 16, at most 10000)")
@@ -110,6 +113,23 @@ def cmd_models(args) -> int:
     for i in infos:
         state = "available" if i.available else f"unavailable: {i.reason}"
         print(f"{i.name:20s} {i.family:6s} {i.resolution}x{i.resolution}x{i.channels}  ref={i.reference or '-':12s} {state}")
+    return EXIT_OK
+
+
+def cmd_download(args) -> int:
+    from .errors import ModelUnavailable
+    from .models.hub import HUB_MODELS, download
+    from .models.registry import CATALOGUE
+
+    if args.model not in HUB_MODELS:
+        if args.model in CATALOGUE:
+            raise RonanError(f"{args.model} is a bundled model: nothing to download")
+        raise ModelUnavailable(f"unknown hub model {args.model!r}; hub models: {', '.join(HUB_MODELS)}")
+    m = HUB_MODELS[args.model]
+    print(f"downloading {args.model} from {m.repo} (~{m.size_gb:g} GB, safetensors only)...", file=sys.stderr,
+          flush=True)
+    root = download(args.model)
+    print(f"{args.model}: cached in {root}")
     return EXIT_OK
 
 
@@ -248,7 +268,7 @@ def cmd_evaluate(args) -> int:
 
 
 COMMANDS = {"models": cmd_models, "generate": cmd_generate, "calibrate": cmd_calibrate, "attribute": cmd_attribute,
-            "evaluate": cmd_evaluate}
+            "evaluate": cmd_evaluate, "download": cmd_download}
 
 
 def main(argv: list[str] | None = None) -> int:

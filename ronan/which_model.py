@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+import torch
+
 from .attribution import Attribution, AttributionEvent, attribute_stream
 from .errors import Cancelled, RonanError
 from .images import LoadedImage, load_image
@@ -27,15 +29,21 @@ def is_reference_only(name: str) -> bool:
     return spec is not None and spec.role == "reference"
 
 
-def candidate_models(resolution: int | None = None, channels: int | None = None) -> list[str]:
+def candidate_models(resolution: int | None = None, channels: int | None = None,
+                     include_hub: bool | None = None) -> list[str]:
     """Available suspect models, those of ``resolution``/``channels`` first if any match.
 
     Args:
+        include_hub (bool | None): include cached hub (diffusers) models; default: only when
+            CUDA is available (on a CPU one hub inversion takes hours).
         resolution (int | None): image side; models of exactly this resolution are chosen
             when there are any, otherwise all available models (the image is resized).
         channels (int | None): same for the number of channels.
     """
-    models = [m for m in list_models() if m.available and not is_reference_only(m.name)]
+    if include_hub is None:
+        include_hub = torch.cuda.is_available()
+    models = [m for m in list_models() if m.available and not is_reference_only(m.name)
+              and (include_hub or m.source != "hub")]
     exact = [m for m in models if (resolution is None or m.resolution == resolution)
              and (channels is None or m.channels == channels)]
     return [m.name for m in (exact or models)]

@@ -23,6 +23,7 @@ from ..images import sha256_file
 from .base import Generator
 from .cgan import ConditionalGAN
 from .dcgan import DCGAN
+from .hub import HUB_MODELS, hub_state, load_hub_model
 from .vae import VAE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ class ModelSpec:
 
     Attributes:
         name (str): registry name.
-        family (str): key of ``FAMILIES``.
+        family (str): key of ``FAMILIES`` (bundled), or a hub family (see ``hub.HUB_MODELS``).
         description (str): one line for humans.
         reference (str | None): default reference model for calibration (never itself).
         data (str): what it was trained on.
@@ -64,11 +65,22 @@ CATALOGUE: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("ref-photos", "vae", "reference model: VAE on grayscale natural-photo crops", "vae-fmnist", "Debian wallpaper photos",
               role="reference"),
 ]}
+# Hub models (diffusers, Hugging Face cache; see ronan/models/hub.py and README "Hub models")
+CATALOGUE.update({m.name: ModelSpec(m.name, m.family, m.description, m.reference, m.data) for m in HUB_MODELS.values()})
+
+
+def is_hub(name: str) -> bool:
+    """True for hub (diffusers) models, False for bundled ones."""
+    return name in HUB_MODELS
 
 
 @dataclass
 class ModelInfo:
-    """What ``python -m ronan models --json`` prints for one model."""
+    """What ``python -m ronan models --json`` prints for one model.
+
+    ``source`` is ``"bundled"`` or ``"hub"``; ``state`` is ``"bundled"`` (or ``"unavailable"``)
+    for bundled models and ``"cached"``, ``"downloadable"`` or ``"unavailable"`` for hub ones.
+    """
 
     name: str
     family: str
@@ -79,6 +91,8 @@ class ModelInfo:
     reference: str | None
     description: str
     role: str = "generator"
+    source: str = "bundled"
+    state: str | None = None
 
 
 def _card_path(name: str) -> Path:
@@ -124,6 +138,9 @@ def weights_path(name: str) -> tuple[Path, str]:
 
 def availability(name: str) -> tuple[bool, str | None]:
     """``(True, None)`` if ``name`` can be loaded here, else ``(False, reason)``."""
+    if is_hub(name):
+        state, reason = hub_state(name)
+        return state == "cached", reason
     try:
         weights_path(name)
     except ModelUnavailable as e:
@@ -132,15 +149,23 @@ def availability(name: str) -> tuple[bool, str | None]:
 
 
 def list_models() -> list[ModelInfo]:
-    """All catalogue entries with their availability."""
+    """Every catalogue entry with its availability (hub models: cached / downloadable /
+    unavailable, with the reason and how to get them)."""
     out = []
     for spec in CATALOGUE.values():
+        if is_hub(spec.name):
+            m = HUB_MODELS[spec.name]
+            state, reason = hub_state(spec.name)
+            out.append(ModelInfo(spec.name, spec.family, m.resolution, m.channels, state == "cached", reason,
+                                 spec.reference, spec.description, spec.role, source="hub", state=state))
+            continue
         ok, reason = availability(spec.name)
         card = {}
         if ok:
             card = read_card(spec.name)
         out.append(ModelInfo(spec.name, spec.family, card.get("resolution", 28), card.get("channels", 1),
-                             ok, reason, spec.reference, spec.description, spec.role))
+                             ok, reason, spec.reference, spec.description, spec.role,
+                             state="bundled" if ok else "unavailable"))
     return out
 
 
@@ -181,6 +206,10 @@ def load_model(name: str, device: str | torch.device = "cpu", **options) -> Gene
         if key in _LOADED:
             return _LOADED[key]
         spec = get_spec(name)
+        if is_hub(name):
+            model = load_hub_model(name, device, **options)
+            _LOADED[key] = model
+            return model
         card = read_card(name)
         path, digest = weights_path(name)
         model = FAMILIES[spec.family](**card["config"], **options)

@@ -1,0 +1,303 @@
+"""Hub models: catalogue, availability, download and loading of diffusers checkpoints.
+
+Hub models are never downloaded behind the user's back: ``python -m ronan download NAME``
+fetches the files (safetensors weights and JSON/text configs only, never pickles) into the
+ordinary Hugging Face cache (``$HF_HOME`` / ``$HF_HUB_CACHE``); every other use reads the cache
+with ``local_files_only=True`` and fails fast, in one line, when the files are not there.
+
+Availability states (``hub_state``):
+
+* ``"cached"``: every needed file is in the local cache -> the model loads.
+* ``"downloadable"``: not cached, the Hub may be reached -> run ``python -m ronan download NAME``.
+* ``"unavailable"``: not cached and offline (``HF_HUB_OFFLINE=1``) -> download it elsewhere
+  (or copy the cache folder) first.
+
+No network request is made to tell these apart (a listing never hangs). diffusers and
+transformers are imported lazily, inside the loaders, so importing :mod:`ronan` stays fast.
+A ``repo`` that is an existing local folder (a ``save_pretrained`` layout) is used as is; the
+tests build tiny random-weight pipelines that way and load them through this same path.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelUnavailable
+
+log = logging.getLogger("ronan")
+
+
+@dataclass
+class HubModel:
+    """A hub catalogue entry.
+
+    Attributes:
+        name (str): registry name (``python -m ronan attribute NAME ...``).
+        family (str): adapter family: ``"consistency"``, ``"ddim"``, ``"sd-latent"``, ``"sd-noise"``.
+        repo (str): Hugging Face repo id, or a local folder with the same layout.
+        components (tuple[str, ...]): sub-folders loaded (``""`` = repo root).
+        description (str), data (str): for humans.
+        reference (str | None): default reference model for calibration (never itself).
+        resolution (int), channels (int): image side and channels.
+        options (dict): default adapter options (e.g. DDIM steps).
+        size_gb (float): approximate download size.
+    """
+
+    name: str
+    family: str
+    repo: str
+    components: tuple[str, ...]
+    description: str
+    data: str
+    reference: str | None
+    resolution: int
+    channels: int = 3
+    options: dict = field(default_factory=dict)
+    size_gb: float = 0.0
+
+
+SD2 = "stabilityai/stable-diffusion-2-base"
+HUB_MODELS: dict[str, HubModel] = {m.name: m for m in [
+    HubModel("cm-imagenet64-l2", "consistency", "openai/diffusers-cd_imagenet64_l2", ("unet", "scheduler"),
+             "OpenAI consistency model (distilled, L2), class-conditional ImageNet 64x64, one step",
+             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
+    HubModel("cm-imagenet64-lpips", "consistency", "openai/diffusers-cd_imagenet64_lpips", ("unet", "scheduler"),
+             "OpenAI consistency model (distilled, LPIPS), class-conditional ImageNet 64x64, one step",
+             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
+    HubModel("cm-ct-imagenet64", "consistency", "openai/diffusers-ct_imagenet64", ("unet", "scheduler"),
+             "OpenAI consistency model (consistency training), class-conditional ImageNet 64x64, one step",
+             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
+    HubModel("cm-bedroom256", "consistency", "openai/diffusers-cd_bedroom256_l2", ("unet", "scheduler"),
+             "OpenAI consistency model (distilled, L2), LSUN bedroom 256x256, one step",
+             "LSUN bedroom", "cm-imagenet64-l2", 256, size_gb=1.6),
+    HubModel("cm-cat256", "consistency", "openai/diffusers-cd_cat256_l2", ("unet", "scheduler"),
+             "OpenAI consistency model (distilled, L2), LSUN cat 256x256, one step",
+             "LSUN cat", "cm-imagenet64-l2", 256, size_gb=1.6),
+    HubModel("ddpm-cifar10", "ddim", "google/ddpm-cifar10-32", ("unet", "scheduler"),
+             "DDPM on CIFAR-10 32x32 sampled by a 10-step deterministic DDIM (eta 0)",
+             "CIFAR-10 train", "cm-imagenet64-l2", 32, options={"ddim_steps": 10}, size_gb=0.15),
+    HubModel("sd2-latent", "sd-latent", SD2, ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
+             "Stable Diffusion 2 base 512x512: inverts the VAE-decoder latent from the encoder's estimate (fast)",
+             "LAION-5B subset", "cm-imagenet64-l2", 512, size_gb=2.6),
+    HubModel("sd2-noise", "sd-noise", SD2, ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
+             "Stable Diffusion 2 base 512x512: paper-faithful inversion of the initial noise through a "
+             "few-step DDIM sampler (slow; GPU)", "LAION-5B subset", "cm-imagenet64-l2", 512, size_gb=2.6),
+]}
+
+
+# ------------------------------------------------------------------ files
+def _patterns(m: HubModel) -> list[str]:
+    """allow_patterns of the files ``m`` needs: configs, tokenizer text, safetensors weights."""
+    pats = ["model_index.json"]
+    for c in m.components:
+        pre = f"{c}/" if c else ""
+        pats += [f"{pre}*.json", f"{pre}*.txt"]
+        if c not in ("scheduler", "tokenizer"):
+            pats += [f"{pre}diffusion_pytorch_model.safetensors", f"{pre}model.safetensors"]
+    if "unet" in m.components:  # flat repos (google/ddpm-*) keep the UNet at the root
+        pats += ["config.json", "scheduler_config.json", "diffusion_pytorch_model.safetensors"]
+    return pats
+
+
+def is_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set (read now, not at import)."""
+    v = os.environ.get("HF_HUB_OFFLINE", "")
+    if v.strip().upper() in ("1", "ON", "YES", "TRUE"):
+        return True
+    try:
+        from huggingface_hub import constants
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # pragma: no cover
+        return False
+
+
+def component_dir(root: Path, component: str) -> Path | None:
+    """Folder of ``component`` inside a snapshot (``unet`` may sit at the root); None if absent."""
+    if component == "scheduler":
+        for d in (root / "scheduler", root):
+            if (d / "scheduler_config.json").is_file():
+                return d
+        return None
+    d = root / component if component else root
+    if component == "tokenizer":
+        return d if (d / "tokenizer_config.json").is_file() or (d / "vocab.json").is_file() else None
+    if (d / "config.json").is_file():
+        return d
+    if component == "unet" and (root / "config.json").is_file():  # flat repo: the UNet at the root
+        return root
+    return None
+
+
+def _missing(root: Path, m: HubModel) -> list[str]:
+    out = []
+    for c in m.components:
+        d = component_dir(root, c)
+        if d is None:
+            out.append(f"{c}/config")
+        elif c not in ("scheduler", "tokenizer") and not any(
+                (d / f).is_file() for f in ("diffusion_pytorch_model.safetensors", "model.safetensors")):
+            out.append(f"{c}/*.safetensors")
+    return out
+
+
+def local_snapshot(m: HubModel) -> Path | None:
+    """Local folder holding every file ``m`` needs, or None (no network, never downloads)."""
+    if Path(m.repo).is_dir():
+        root = Path(m.repo)
+        return None if _missing(root, m) else root
+    try:
+        from huggingface_hub import snapshot_download
+        root = Path(snapshot_download(m.repo, local_files_only=True, allow_patterns=_patterns(m)))
+    except Exception:  # LocalEntryNotFoundError and kin: not cached
+        return None
+    return None if _missing(root, m) else root
+
+
+def hub_state(name: str) -> tuple[str, str | None]:
+    """``("cached", None)``, ``("downloadable", reason)`` or ``("unavailable", reason)`` (no network)."""
+    m = HUB_MODELS[name]
+    if local_snapshot(m) is not None:
+        return "cached", None
+    if Path(m.repo).is_dir() or m.repo.startswith(("/", ".")):
+        return "unavailable", f"{name}: local folder {m.repo} lacks the files of {', '.join(m.components)}"
+    if is_offline():
+        return "unavailable", (f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
+                               f"on a machine with internet run `python -m ronan download {name}` "
+                               f"(~{m.size_gb:g} GB) and copy the cache ({cache_folder()})")
+    return "downloadable", (f"{name} is not downloaded yet; run `python -m ronan download {name}` "
+                            f"(~{m.size_gb:g} GB from {m.repo})")
+
+
+def cache_folder() -> str:
+    """The Hugging Face hub cache folder in use."""
+    try:
+        from huggingface_hub import constants
+        return str(constants.HF_HUB_CACHE)
+    except Exception:  # pragma: no cover
+        return "~/.cache/huggingface/hub"
+
+
+def download(name: str) -> Path:
+    """Download ``name``'s safetensors weights and configs into the Hugging Face cache.
+
+    Raises:
+        ModelUnavailable: offline, unknown repo, no network, or no safetensors weights.
+    """
+    m = HUB_MODELS[name]
+    if Path(m.repo).is_dir():
+        root = local_snapshot(m)
+        if root is None:
+            raise ModelUnavailable(hub_state(name)[1])
+        return root
+    if is_offline():
+        raise ModelUnavailable(f"cannot download {name}: HF_HUB_OFFLINE is set (unset it on a machine with internet)")
+    from huggingface_hub import snapshot_download
+    try:
+        root = Path(snapshot_download(m.repo, allow_patterns=_patterns(m)))
+    except Exception as e:  # network, authentication, missing repo: one line
+        raise ModelUnavailable(f"cannot download {name} from {m.repo}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                               ) from None
+    missing = _missing(root, m)
+    if missing:
+        raise ModelUnavailable(f"{name}: {m.repo} has no safetensors/config for {', '.join(missing)}; "
+                               "RONAN loads only safetensors weights")
+    return root
+
+
+# ---------------------------------------------------------------- loading
+@functools.lru_cache(maxsize=None)
+def _file_sha256(path: str, mtime: float) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_digest(root: Path, components: tuple[str, ...]) -> str:
+    """SHA-256 identifying the weights: of the file for one component, of the hashes for several.
+
+    A file in the Hugging Face cache is a link to a blob named by its SHA-256 (for LFS
+    files), which is used without re-reading the file.
+    """
+    digests = []
+    for c in components:
+        d = component_dir(root, c)
+        if d is None or c in ("scheduler", "tokenizer"):
+            continue
+        for f in ("diffusion_pytorch_model.safetensors", "model.safetensors"):
+            p = d / f
+            if p.is_file():
+                blob = p.resolve().name
+                if len(blob) == 64 and all(ch in "0123456789abcdef" for ch in blob):
+                    digests.append(blob)
+                else:
+                    digests.append(_file_sha256(str(p.resolve()), p.stat().st_mtime))
+                break
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+def require_snapshot(name: str) -> Path:
+    """Local folder of ``name``; raises a one-line ModelUnavailable saying how to get it."""
+    root = local_snapshot(HUB_MODELS[name])
+    if root is None:
+        raise ModelUnavailable(hub_state(name)[1])
+    return root
+
+
+def load_hub_model(name: str, device: torch.device, **options):
+    """Build the frozen adapter of hub model ``name`` from the local cache (no network)."""
+    m = HUB_MODELS[name]
+    root = require_snapshot(name)
+    opts = {**m.options, **options}
+    try:
+        if m.family == "consistency":
+            from .diffusers_consistency import ConsistencyModel as cls
+        elif m.family == "ddim":
+            from .diffusers_ddim import DDIMGenerator as cls
+        elif m.family in ("sd-latent", "sd-noise"):
+            from .diffusers_sd import StableDiffusionGenerator as cls
+            opts.setdefault("mode", "latent" if m.family == "sd-latent" else "noise")
+        else:  # pragma: no cover
+            raise ModelUnavailable(f"{name}: unknown hub family {m.family!r}")
+    except ImportError as e:
+        raise ModelUnavailable(f"{name} needs the diffusers package ({e}); pip install -r requirements.txt") from None
+    try:
+        model = cls.from_folder(root, **opts)
+    except (OSError, RuntimeError) as e:  # missing/damaged files, weights that do not fit the config
+        raise ModelUnavailable(f"{name}: cannot load {root} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+                               ) from None
+    model.name = name
+    model.weights_sha256 = weights_digest(root, m.components)
+    if device.type == "cpu":
+        slow = "slow" if m.resolution <= 64 else "very slow (minutes to hours per image; use a GPU)"
+        log.warning("%s runs on the CPU: attribution is %s; see README 'Hub models' for timings", name, slow)
+    return model.to(device).freeze()
+
+
+def diffusers_kwargs() -> dict:
+    """``from_pretrained`` arguments of every diffusers model: safetensors only, no network.
+
+    Without the optional ``accelerate`` package, ``low_cpu_mem_usage=False`` is passed
+    explicitly (diffusers would otherwise print a multi-line notice at every load).
+    """
+    import importlib.util
+
+    kw = {"use_safetensors": True, "local_files_only": True}
+    if importlib.util.find_spec("accelerate") is None:
+        kw["low_cpu_mem_usage"] = False
+    return kw
+
+
+def model_options(name: str) -> dict:
+    """Default adapter options of ``name``."""
+    return dict(HUB_MODELS[name].options)
