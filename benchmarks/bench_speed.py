@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--model", default="dcgan-fmnist")
     p.add_argument("--quick", action="store_true", help="few images; finishes in under a minute")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     n_paper = 2 if args.quick else 20      # images through the slow paper loop (half belonging)

@@ -137,7 +137,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--preset", default="fast")
     p.add_argument("--tables", default="2,3,4,5,6,8")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json-out", help="also write all rows as JSON to this file")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -1,6 +1,6 @@
 """Seconds for one image attributed end to end (both inversions + test), warm models.
 
-    python benchmarks/single_image.py --model dcgan-fmnist --repeats 10 --threads 2
+    python benchmarks/single_image.py --model dcgan-fmnist --repeats 10 --threads 1
 
 Loads the models and the belonging distribution once (warm-up attribution, not timed),
 then times ``attribute()`` on real test images, generated images of the model, and prints
@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--model", default="dcgan-fmnist")
     p.add_argument("--preset", default="fast")
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     files = sorted(SAMPLES.glob("*.png"))[: args.repeats // 2 + 1]

@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--reference", default="default")
     p.add_argument("--distance", default="mse")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -19,7 +19,7 @@ from .calibration import calibrate_losses, cache_path, distribution_key, get_dis
 from .distances import get_distance
 from .errors import Cancelled, CalibrationError
 from .images import LoadedImage, load_image
-from .inversion import DEFAULT_PRESET, InversionProgress, InversionResult, invert_stream, resolve_settings
+from .inversion import DEFAULT_PRESET, InversionProgress, InversionResult, invert_jobs_stream, resolve_settings
 from .models.base import Generator
 from .models.registry import default_reference, load_model, resolve_device
 from .provenance import library_versions
@@ -196,16 +196,16 @@ def attribute_stream(
 
     results: dict[str, InversionResult] = {}
     roles = [("model", gen)] + ([("reference", ref)] if ref is not None else [])
-    for role, g in roles:
-        batch = torch.stack([g.preprocess(li.image) for li in loaded])
-        for event in invert_stream(g, batch, distance=distance, settings=settings, seed=seed,
-                                   progress_every=progress_every, with_images=with_images, should_stop=should_stop):
-            if isinstance(event, InversionResult):
-                results[role] = event
-            else:
-                yield AttributionEvent(role, event)
-        if results[role].extra.get("stopped"):
-            raise Cancelled("attribution stopped before the inversion finished")
+    jobs = [(role, g, torch.stack([g.preprocess(li.image) for li in loaded])) for role, g in roles]
+    for role, event in invert_jobs_stream(jobs, distance=distance, settings=settings, seed=seed,
+                                          progress_every=progress_every, with_images=with_images,
+                                          should_stop=should_stop):
+        if isinstance(event, InversionResult):
+            results[role] = event
+        else:
+            yield AttributionEvent(role, event)
+    if any(r.extra.get("stopped") for r in results.values()):
+        raise Cancelled("attribution stopped before the inversion finished")
 
     loss = results["model"].loss.double()
     ref_loss = results["reference"].loss.double() if ref is not None else None

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .errors import CalibrationError, Cancelled
-from .inversion import InversionProgress, InversionSettings, invert
+from .inversion import InversionProgress, InversionResult, InversionSettings, invert_jobs_stream
 from .models.base import Generator
 
 METHOD_VERSION = 1
@@ -171,20 +171,21 @@ def build_distribution(
 
     t0 = time.perf_counter()
     samples = generate(model, n, seed, purpose="calibration", batch=chunk)
-    def run(role: str, gen: Generator, images: torch.Tensor, first: int) -> torch.Tensor:
-        cb = (lambda p: callback(role, first, p)) if callback else None
-        res = invert(gen, images, distance=distance, settings=settings, seed=seed, callback=cb,
-                     should_stop=should_stop)
-        if res.extra["stopped"]:
-            raise Cancelled(f"calibration of {model.name} stopped before it finished")
-        return res.loss
-
     losses, ref_losses = [], []
     for i in range(0, n, chunk):
         batch = samples[i:i + chunk]
-        losses.append(run("model", model, batch, i))
+        jobs = [("model", model, batch)]
         if reference is not None:
-            ref_losses.append(run("reference", reference, _to_domain(batch, reference), i))
+            jobs.append(("reference", reference, _to_domain(batch, reference)))
+        for role, event in invert_jobs_stream(jobs, distance=distance, settings=settings, seed=seed,
+                                              should_stop=should_stop):
+            if not isinstance(event, InversionResult):
+                if callback is not None:
+                    callback(role, i, event)
+                continue
+            if event.extra["stopped"]:
+                raise Cancelled(f"calibration of {model.name} stopped before it finished")
+            (losses if role == "model" else ref_losses).append(event.loss)
     loss = torch.cat(losses).double()
     ref = torch.cat(ref_losses).double() if reference is not None else None
     values = calibrate_losses(loss, ref)

@@ -28,7 +28,9 @@ def _err(msg: str) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default: auto)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads per inversion (default 1: on a CPU the inspected and reference "
+                        "inversions then run side by side, one core each; 0 leaves torch's default)")
 
 
 def _add_method(p: argparse.ArgumentParser) -> None:

@@ -254,3 +254,77 @@ def invert(
         if callback is not None:
             callback(event)
     raise Cancelled("inversion ended without a result")  # pragma: no cover
+
+
+def parallel_default(device: torch.device) -> bool:
+    """Run independent inversions side by side? Yes on a CPU with one torch thread per job.
+
+    Tiny generators do not parallelise well inside an op; two inversions (inspected and
+    reference model) on two cores with one thread each are ~1.8x faster than one after the
+    other with two threads (benchmarks/RESULTS.md). With more torch threads, or on a GPU,
+    they run one after the other.
+    """
+    return device.type == "cpu" and torch.get_num_threads() == 1
+
+
+def invert_jobs_stream(
+    jobs: list[tuple[str, Generator, torch.Tensor]],
+    *,
+    parallel: bool | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    **kwargs,
+) -> Iterator[tuple[str, InversionProgress | InversionResult]]:
+    """Run several independent inversions, yielding ``(role, event)`` pairs.
+
+    Args:
+        jobs (list): ``(role, generator, images)`` triples, e.g. ``("model", M, x)`` and
+            ``("reference", M_r, x_r)``.
+        parallel (bool | None): run the jobs in threads at once; default
+            :func:`parallel_default` of the first job's device. Results are the same either way.
+        should_stop (callable | None): as for :func:`invert_stream`; closing this generator
+            stops running jobs too.
+        **kwargs: as for :func:`invert_stream`.
+    """
+    if parallel is None:
+        parallel = len(jobs) > 1 and parallel_default(jobs[0][1].device)
+    if not parallel:
+        for role, gen, images in jobs:
+            for event in invert_stream(gen, images, should_stop=should_stop, **kwargs):
+                yield role, event
+        return
+
+    import queue
+    import threading
+
+    events: queue.Queue = queue.Queue()
+    closed = threading.Event()
+
+    def stop() -> bool:
+        return closed.is_set() or (should_stop is not None and should_stop())
+
+    def work(role, gen, images):
+        try:
+            for event in invert_stream(gen, images, should_stop=stop, **kwargs):
+                events.put((role, event))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            events.put((role, e))
+        finally:
+            events.put((role, None))
+
+    threads = [threading.Thread(target=work, args=job, daemon=True) for job in jobs]
+    for t in threads:
+        t.start()
+    running = len(threads)
+    try:
+        while running:
+            role, event = events.get()
+            if event is None:
+                running -= 1
+            elif isinstance(event, BaseException):
+                raise event
+            else:
+                yield role, event
+    finally:
+        closed.set()
+        for t in threads:
+            t.join()

@@ -9,7 +9,7 @@ from ronan.models.dcgan import DCGAN
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "assets" / "samples"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1)  # as the CLI and app: inversions run side by side on CPU
 
 
 def pytest_configure(config):
