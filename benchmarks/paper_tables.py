@@ -37,12 +37,11 @@ from ronan.attribution import attribute_batch  # noqa: E402
 from ronan.calibration import get_distribution  # noqa: E402
 from ronan.distances import get_distance  # noqa: E402
 from ronan.errors import DistanceUnavailable  # noqa: E402
-from ronan.evaluation import confusion, roc_auc  # noqa: E402
+from ronan.evaluation import confusion, raw_loss_verdicts, roc_auc  # noqa: E402
 from ronan.generation import as_uploads, generate_pil  # noqa: E402
 from ronan.images import load_image  # noqa: E402
 from ronan.inversion import resolve_settings  # noqa: E402
 from ronan.models.registry import default_reference, load_model  # noqa: E402
-from ronan.stats import grubbs_test  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
 ZOO = ["dcgan-fmnist", "dcgan-fmnist-seed1", "cgan-fmnist", "vae-fmnist"]
@@ -114,10 +113,7 @@ class Bench:
             m = load_model(model)
             dist = get_distribution(m, load_model(default_reference(model)), distance=distance,
                                     settings=resolve_settings(self.preset), build=False)
-            raw = torch.tensor(dist.losses, dtype=torch.float64)
-            mu, sd = float(raw.mean()), float(raw.std())
-            vb = [grubbs_test(r.loss, mu, sd, dist.n, r.alpha).belonging for r in bel]
-            vn = [grubbs_test(r.loss, mu, sd, dist.n, r.alpha).belonging for r in non]
+            vb, vn = raw_loss_verdicts(bel, dist), raw_loss_verdicts(non, dist)
             sb, sn = [r.loss for r in bel], [r.loss for r in non]
         out = confusion(vb, vn)
         out["auc"] = roc_auc(sb, sn)

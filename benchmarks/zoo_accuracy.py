@@ -21,7 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ronan.attribution import attribute_batch  # noqa: E402
-from ronan.evaluation import confusion, roc_auc  # noqa: E402
+from ronan.calibration import get_distribution  # noqa: E402
+from ronan.evaluation import confusion, raw_loss_verdicts, roc_auc  # noqa: E402
+from ronan.inversion import resolve_settings  # noqa: E402
 from ronan.generation import as_uploads, generate_pil  # noqa: E402
 from ronan.images import load_image  # noqa: E402
 from ronan.models.registry import load_model  # noqa: E402
@@ -40,6 +42,7 @@ def main() -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--reference", default="default")
     p.add_argument("--distance", default="mse")
+    p.add_argument("--class-search", choices=["all", "relaxed"], help="cgan-fmnist only: unknown-class strategy")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -49,12 +52,18 @@ def main() -> None:
               restarts=args.restarts, lr=args.lr)
 
     t0 = time.perf_counter()
-    model = load_model(args.model)
-    attribute_batch(as_uploads(generate_pil(model, 3, 1), "warm"), args.model, **kw)  # builds/loads calibration
+    model = load_model(args.model, **({"class_search": args.class_search} if args.class_search else {}))
+    attribute_batch(as_uploads(generate_pil(model, 3, 1), "warm"), model, **kw)  # builds/loads calibration
     calib_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    bel = attribute_batch(as_uploads(generate_pil(model, args.n, 1000), args.model), args.model, **kw)
+    bel = attribute_batch(as_uploads(generate_pil(model, args.n, 1000), args.model), model, **kw)
     bel_s = time.perf_counter() - t0
+    m0 = bel[0]
+    dist = None
+    if m0.reference is not None:
+        dist = get_distribution(model, load_model(m0.reference), distance=args.distance,
+                                settings=resolve_settings(args.preset, steps=args.steps, restarts=args.restarts,
+                                                          lr=args.lr), build=False)
     rows = []
     for src in args.others:
         if src.startswith("real-"):
@@ -63,12 +72,17 @@ def main() -> None:
         else:
             imgs = as_uploads(generate_pil(load_model(src), args.n, 1000), src)
         t0 = time.perf_counter()
-        non = attribute_batch(imgs, args.model, **kw)
+        non = attribute_batch(imgs, model, **kw)
         secs = time.perf_counter() - t0
         row = confusion([r.belonging for r in bel], [r.belonging for r in non])
         row["auc"] = roc_auc([r.calibrated_loss for r in bel], [r.calibrated_loss for r in non])
         row.update(source=src, seconds_per_image=(secs + bel_s) / (len(non) + len(bel)))
         rows.append(row)
+        if dist is not None:  # the same images judged without calibration (raw losses, same samples)
+            raw = confusion(raw_loss_verdicts(bel, dist), raw_loss_verdicts(non, dist))
+            raw["auc"] = roc_auc([r.loss for r in bel], [r.loss for r in non])
+            raw.update(source=f"{src} (no calibration)", seconds_per_image=float("nan"))
+            rows.append(raw)
     summary = {"model": args.model, "preset": args.preset, "settings": bel[0].settings, "reference": bel[0].reference,
                "distance": args.distance, "n": args.n, "calibration_mean": bel[0].mean, "calibration_std": bel[0].std,
                "critical_value": bel[0].critical_value, "rows": rows, "calibration_seconds": round(calib_s, 1)}
@@ -79,9 +93,9 @@ def main() -> None:
           f"{summary['settings']}")
     print(f"belonging distribution: N=100 mean={summary['calibration_mean']:.4g} std={summary['calibration_std']:.4g}"
           f"  critical value {summary['critical_value']:.3f}")
-    print(f"{'non-belonging source':22s} {'TP':>4s} {'FN':>4s} {'TN':>4s} {'FP':>4s} {'Acc':>7s} {'AUC':>6s} {'s/img':>6s}")
+    print(f"{'non-belonging source':34s} {'TP':>4s} {'FN':>4s} {'TN':>4s} {'FP':>4s} {'Acc':>7s} {'AUC':>6s} {'s/img':>6s}")
     for r in rows:
-        print(f"{r['source']:22s} {r['tp']:4d} {r['fn']:4d} {r['tn']:4d} {r['fp']:4d} {100 * r['accuracy']:6.1f}% "
+        print(f"{r['source']:34s} {r['tp']:4d} {r['fn']:4d} {r['tn']:4d} {r['fp']:4d} {100 * r['accuracy']:6.1f}% "
               f"{r['auc']:6.3f} {r['seconds_per_image']:6.3f}")
 
 

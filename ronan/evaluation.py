@@ -157,3 +157,17 @@ def write_csv(records: list[dict], path) -> None:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         w.writeheader()
         w.writerows(records)
+
+
+def raw_loss_verdicts(results: list, distribution) -> list[bool]:
+    """Verdicts without calibration (Eq. 2 skipped) for attributions computed with it.
+
+    Grubbs' test on the raw losses A(M, x) against the raw losses of the same belonging
+    samples (kept in the distribution as ``losses``): the paper's "without calibration" rows,
+    at no extra inversion cost.
+    """
+    from .stats import grubbs_test
+
+    raw = np.asarray(distribution.losses, dtype=np.float64)
+    mean, std = float(raw.mean()), float(raw.std(ddof=1))
+    return [grubbs_test(r.loss, mean, std, distribution.n, r.alpha).belonging for r in results]

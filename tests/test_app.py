@@ -122,8 +122,8 @@ def test_unavailable_model_and_bad_settings_are_messages(client):
 
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(handle_file(str(REAL[0])), "no-such-model", *DEFAULTS, api_name="/attribute")
-    for m in [m for m in list_models() if not m.available][:1]:  # e.g. weights not trained yet
-        with pytest.raises(AppError, match="missing|does not match|unreadable"):
+    for m in [m for m in list_models() if not m.available][:1]:  # e.g. a hub model not downloaded here
+        with pytest.raises(AppError, match="download|missing|does not match|unreadable"):
             client.predict(handle_file(str(REAL[0])), m.name, *DEFAULTS, api_name="/attribute")
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(handle_file(str(REAL[0])), MODEL, "default", "mse", "bogus", None, None, None, 0.05, 0, False,

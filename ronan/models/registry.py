@@ -194,13 +194,14 @@ def load_model(name: str, device: str | torch.device = "cpu", **options) -> Gene
 
     Args:
         name (str): registry name (see ``CATALOGUE``).
-        device (str | torch.device): ``"cpu"``, ``"cuda"``, ``"mps"``...; default CPU.
+        device (str | torch.device | None): ``"cpu"``, ``"cuda"``, ``"mps"``, or None/``"auto"``
+            for the best present (see :func:`resolve_device`); default CPU.
         **options: family options, e.g. ``class_search="relaxed"`` for ``cgan-fmnist``.
 
     Raises:
         ModelUnavailable: unknown name, missing or mismatching weights.
     """
-    device = torch.device(device)
+    device = resolve_device(device)
     key = (name, str(device), tuple(sorted(options.items())))
     with _LOCK:
         if key in _LOADED:
