@@ -16,6 +16,7 @@ import html
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -112,6 +113,20 @@ def progress_html(fraction: float, text: str) -> str:
     return (f"<div class='ronan-progress' role='progressbar' aria-valuenow='{pct:.0f}' aria-valuemin='0' "
             f"aria-valuemax='100'><div style='width:{pct:.1f}%'></div></div>"
             f"<div id='ronan-status' style='margin-top:4px'>{html.escape(text)}</div>")
+
+
+def _progress_only(events, n_other_outputs: int):
+    """Yield throttled progress-bar updates (other outputs skipped) for the ``RunProgress``
+    events of ``events``; return the first other event (the outcome)."""
+    last = 0.0
+    for ev in events:
+        if not isinstance(ev, studio.RunProgress):
+            return ev
+        now = time.perf_counter()
+        if now - last >= UPDATE_EVERY_S:
+            last = now
+            yield (progress_html(ev.fraction, _status(ev)),) + (gr.skip(),) * n_other_outputs
+    raise Cancelled("the run ended without a result")
 
 
 def _status(p: studio.RunProgress) -> str:
@@ -257,7 +272,6 @@ def attribute_run(image, model, reference, distance, preset, steps, restarts, lr
     flag = _begin(request)
     last = 0.0
     try:
-        import time
 
         original = None
         stream = studio.run_attribution(
@@ -327,7 +341,6 @@ def which_model_run(image, preset, alpha, seed, request: gr.Request):
         raise gr.Error("Choose an image first.", print_exception=False)
     flag = _begin(request)
     try:
-        import time
 
         last = 0.0
         for ev in which_model_stream(image, preset=preset, alpha=float(alpha), seed=int(seed or 0),
@@ -380,26 +393,16 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
     """Show, build or rebuild a model's belonging distribution."""
     flag = _begin(request)
     try:
-        import time
-
         from ronan.stats import grubbs_critical_value
 
-        last = 0.0
-        for ev in studio.run_calibration(model, reference, distance=distance, preset=preset, steps=_opt_int(steps),
-                                         restarts=_opt_int(restarts), lr=_opt_float(lr), rebuild=bool(rebuild),
-                                         should_stop=flag.is_set):
-            if isinstance(ev, studio.RunProgress):
-                now = time.perf_counter()
-                if now - last >= UPDATE_EVERY_S:
-                    last = now
-                    yield progress_html(ev.fraction, _status(ev)), gr.skip(), gr.skip(), gr.skip()
-                continue
-            crit = grubbs_critical_value(ev.n, float(alpha))
-            fig = plots.histogram_figure(ev.values, mean=ev.mean, std=ev.std, critical_value=crit, model=ev.model,
-                                         alpha=float(alpha))
-            summary = {k: v for k, v in ev.to_dict().items()}
-            yield progress_html(1.0, "Ready."), _dist_summary(ev), fig, summary
-            return
+        ev = yield from _progress_only(
+            studio.run_calibration(model, reference, distance=distance, preset=preset, steps=_opt_int(steps),
+                                   restarts=_opt_int(restarts), lr=_opt_float(lr), rebuild=bool(rebuild),
+                                   should_stop=flag.is_set), 3)
+        crit = grubbs_critical_value(ev.n, float(alpha))
+        fig = plots.histogram_figure(ev.values, mean=ev.mean, std=ev.std, critical_value=crit, model=ev.model,
+                                     alpha=float(alpha))
+        yield progress_html(1.0, "Ready."), _dist_summary(ev), fig, ev.to_dict()
     except Cancelled:
         gr.Warning("Stopped: the distribution was not changed.")
         yield progress_html(0.0, "Stopped by the user."), gr.skip(), gr.skip(), gr.skip()
@@ -418,34 +421,25 @@ def batch_run(files, model, preset, alpha, seed, request: gr.Request):
         raise gr.Error("Upload images or a zip archive first.", print_exception=False)
     flag = _begin(request)
     try:
-        import time
-
         items = studio.collect_batch(files if isinstance(files, list) else [files])
         if not items:
             raise gr.Error("No images found in the upload.", print_exception=False)
-        last = 0.0
-        for ev in studio.run_batch(items, model, preset=preset, alpha=float(alpha), seed=int(seed or 0),
-                                   should_stop=flag.is_set):
-            if isinstance(ev, studio.RunProgress):
-                now = time.perf_counter()
-                if now - last >= UPDATE_EVERY_S:
-                    last = now
-                    yield progress_html(ev.fraction, _status(ev)), gr.skip(), gr.skip(), gr.skip()
-                continue
-            rows = ev.rows
-            folder = Path(tempfile.mkdtemp(dir=WORK_DIR, prefix="batch-"))
-            csv_path = folder / f"ronan-batch-{model}.csv"
-            with open(csv_path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-                w.writeheader()
-                w.writerows(rows)
-            md = _confusion_md(ev, model)
-            table = [[r["image"], r["label"], r["verdict"], _sig(r["statistic"]), _sig(r["critical_value"]),
-                      _sig(r["calibrated_loss"]), r["error"]] for r in rows]
-            n_bel = sum(r["verdict"] == "belonging" for r in rows)
-            yield (progress_html(1.0, f"Done: {len(rows)} images, {n_bel} judged belonging to {model}."),
-                   table, str(csv_path), md)
-            return
+        ev = yield from _progress_only(
+            studio.run_batch(items, model, preset=preset, alpha=float(alpha), seed=int(seed or 0),
+                             should_stop=flag.is_set), 3)
+        rows = ev.rows
+        folder = Path(tempfile.mkdtemp(dir=WORK_DIR, prefix="batch-"))
+        csv_path = folder / f"ronan-batch-{model}.csv"
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+            w.writeheader()
+            w.writerows(rows)
+        md = _confusion_md(ev, model)
+        table = [[r["image"], r["label"], r["verdict"], _sig(r["statistic"]), _sig(r["critical_value"]),
+                  _sig(r["calibrated_loss"]), r["error"]] for r in rows]
+        n_bel = sum(r["verdict"] == "belonging" for r in rows)
+        yield (progress_html(1.0, f"Done: {len(rows)} images, {n_bel} judged belonging to {model}."),
+               table, str(csv_path), md)
     except Cancelled:
         gr.Warning("Stopped.")
         yield progress_html(0.0, "Stopped by the user."), gr.skip(), gr.skip(), gr.skip()
