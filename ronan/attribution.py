@@ -231,7 +231,7 @@ def attribute_stream(
             notes=list(li.notes), versions=versions,
             history=res_m.history[:, i].cummin(0).values.tolist(),
             reference_history=res_r.history[:, i].cummin(0).values.tolist() if res_r is not None else None,
-            image_tensor=gen.preprocess(li.image), reconstruction=res_m.reconstructions[i],
+            image_tensor=jobs[0][2][i], reconstruction=res_m.reconstructions[i],
             reference_reconstruction=res_r.reconstructions[i] if res_r is not None else None,
         ))
     yield out

@@ -25,7 +25,7 @@ import torch
 
 from .attribution import Attribution, attribute_stream
 from .calibration import BelongingDistribution, cache_path, distribution_key, get_distribution
-from .errors import Cancelled, ImageError, ModelUnavailable
+from .errors import CalibrationError, Cancelled, ImageError, ModelUnavailable
 from .generation import generate_pil
 from .images import LoadedImage, load_image
 from .inversion import PRESETS, resolve_settings
@@ -194,13 +194,12 @@ def has_distribution(gen: Generator, ref: Generator | None, distance: str, setti
 
 def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build, should_stop, t0, weight):
     """Yield RunProgress while getting (building) the distribution; return it."""
-    if not rebuild and has_distribution(gen, ref, distance, settings, n, seed):
+    if not rebuild:
         try:
             return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, build=False)
-        except Exception:  # noqa: BLE001 - invalid cache: rebuild below (if allowed)
-            pass
-    if not build:
-        get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, build=False)
+        except CalibrationError:  # missing or invalid cache: build below, if allowed
+            if not build:
+                raise
     roles = 2 if ref is not None else 1
 
     def fn(cb):
