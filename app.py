@@ -294,7 +294,7 @@ def attribute_run(image, model, reference, distance, preset, steps, restarts, lr
                                     files=[str(p) for p in paths.values()])
                 return
             now = time.perf_counter()
-            final_step = ev.phase != "calibration" and ev.step == ev.steps
+            final_step = ev.phase != "calibration" and ev.final
             if now - last < UPDATE_EVERY_S and not final_step and ev.step != 0:
                 continue
             last = now
@@ -364,7 +364,7 @@ def which_model_run(image, preset, alpha, seed, request: gr.Request):
                 continue
             last = now
             p = ev.event.progress
-            frac = (ev.index + ((0 if ev.event.role == "model" else 1) + p.step / max(p.steps, 1)) / 2) / ev.total
+            frac = (ev.index + ((0 if ev.event.role == "model" else 1) + p.fraction) / 2) / ev.total
             yield (progress_html(frac, f"Model {ev.index + 1}/{ev.total} ({ev.model}): {ev.event.role} inversion, "
                                        f"step {p.step}/{p.steps}"), gr.skip(), gr.skip(), gr.skip(), gr.skip())
     except Cancelled:
@@ -523,8 +523,7 @@ def build_demo() -> gr.Blocks:
                         reference = gr.Dropdown(_reference_choices(), value="default", label="Reference model M_r")
                         distance = gr.Dropdown(DISTANCES, value="mse", label="Distance L")
                         preset = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset",
-                                          info="; ".join(f"{k}: {v.steps} steps, {v.restarts} restarts, lr {v.lr}"
-                                                         for k, v in PRESETS.items()))
+                                          info="; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()))
                         with gr.Row():
                             steps = gr.Number(None, label="steps (blank: preset)", precision=0, minimum=0)
                             restarts = gr.Number(None, label="restarts", precision=0, minimum=0)

@@ -229,12 +229,17 @@ def attribute_stream(
             seconds=round(per_image, 4), seed=seed, preset=preset or DEFAULT_PRESET, settings=settings.to_dict(),
             calibration_seed=distribution.seed, calibration_file=calib_file, device=str(dev),
             notes=list(li.notes), versions=versions,
-            history=res_m.history[:, i].cummin(0).values.tolist(),
-            reference_history=res_r.history[:, i].cummin(0).values.tolist() if res_r is not None else None,
+            history=_curve(res_m, i),
+            reference_history=_curve(res_r, i) if res_r is not None else None,
             image_tensor=jobs[0][2][i], reconstruction=res_m.reconstructions[i],
             reference_reconstruction=res_r.reconstructions[i] if res_r is not None else None,
         ))
     yield out
+
+
+def _curve(res: InversionResult, i: int) -> list[float]:
+    """Best loss so far of image ``i`` at each step it ran (early stopping may end it sooner)."""
+    return res.history[: int(res.image_steps[i]) + 1, i].cummin(0).values.tolist()
 
 
 def attribute_batch(images: list, model: str | Generator, *,

@@ -39,7 +39,8 @@ def _add_method(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-calibration", action="store_true", help="same as --reference none")
     p.add_argument("--distance", default="mse", choices=DISTANCES, help="loss L (default: mse)")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
-                   help=f"inversion preset (default: {DEFAULT_PRESET}; 'paper' = Adam lr 0.1, 1500 steps, 1 restart)")
+                   help=f"inversion preset (default: {DEFAULT_PRESET}); "
+                        + "; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()).replace("%", "%%"))
     p.add_argument("--steps", type=int, default=None, help="override the preset's steps")
     p.add_argument("--restarts", type=int, default=None, help="override the preset's restarts")
     p.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")

@@ -9,8 +9,14 @@ streams progress events, and can be stopped between steps.
 Presets (``PRESETS``):
 
 * ``"paper"``: the paper's procedure — Adam, lr 0.1, 1500 steps, 1 restart.
-* ``"fast"`` (default): Adam, constant lr 0.2, 300 steps, 4 restarts; chosen by
-  measurement on the bundled zoo (see benchmarks/RESULTS.md).
+* ``"fast"`` (default): Adam, constant lr 0.2, 1 restart, early stopping — each row
+  leaves the batch once its best loss improved by less than 10% over 100 steps, at most
+  1000 steps. Chosen by measurement on the bundled zoo: same decisions as ``"paper"`` at a
+  fraction of the steps (see benchmarks/RESULTS.md, "Default preset").
+
+Early stopping is exact bookkeeping, not an approximation of the optimiser: stopped rows
+are removed from the batch with their Adam state, so the remaining rows follow the same
+trajectory as without removal, and each stopped row keeps the best loss it reached.
 """
 
 from __future__ import annotations
@@ -28,32 +34,57 @@ from .models.base import Generator
 from .seeding import rng
 
 
+PLATEAU_CHECK_EVERY = 10  # steps between early-stopping checks
+
+
 @dataclass(frozen=True)
 class InversionSettings:
     """Optimiser settings of one inversion.
 
+    Defaults are the ``"fast"`` preset.
+
     Attributes:
-        steps (int): Adam steps, >= 0 (default 300).
+        steps (int): Adam steps, >= 0 (default 1000; a cap when ``plateau_steps`` > 0).
         lr (float): Adam learning rate, constant (default 0.2).
-        restarts (int): random starting points per image, >= 1 (default 4); models with an
+        restarts (int): random starting points per image, >= 1 (default 1); models with an
             encoder replace the first by the encoder's estimate, conditional models may
             multiply them (see ``Generator.expand_restarts``).
         betas (tuple[float, float]): Adam betas (default (0.9, 0.999), torch's default).
         precision (str): ``"fp32"`` (default), or ``"bf16"``/``"fp16"`` autocast of the
             generator on CUDA (ignored elsewhere; losses are always computed in fp32).
+        plateau_steps (int): early stopping window W in steps, a multiple of
+            ``PLATEAU_CHECK_EVERY`` (10), default 100; 0 runs every row for ``steps`` steps,
+            as the paper does. With W > 0, every 10 steps each row (image x restart) whose best
+            loss fell by less than ``plateau_tol`` over the last W steps stops and leaves the
+            batch; ``steps`` is then a cap.
+        plateau_tol (float): relative improvement in (0, 1) below which a row counts as on a
+            plateau (default 0.1, i.e. less than 10% better than W steps ago).
     """
 
-    steps: int = 300
+    steps: int = 1000
     lr: float = 0.2
-    restarts: int = 4
+    restarts: int = 1
     betas: tuple[float, float] = (0.9, 0.999)
     precision: str = "fp32"
+    plateau_steps: int = 100
+    plateau_tol: float = 0.1
 
     def __post_init__(self):
         if self.steps < 0 or self.restarts < 1 or not self.lr > 0:
             raise ValueError(f"invalid inversion settings: steps={self.steps} restarts={self.restarts} lr={self.lr}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
+        if self.plateau_steps < 0 or self.plateau_steps % PLATEAU_CHECK_EVERY or not 0 < self.plateau_tol < 1:
+            raise ValueError(f"plateau_steps must be a non-negative multiple of {PLATEAU_CHECK_EVERY} and "
+                             f"plateau_tol in (0, 1), not {self.plateau_steps} and {self.plateau_tol}")
+
+    def describe(self) -> str:
+        """One line for humans, e.g. ``"Adam lr 0.1, 1500 steps, 1 restart"``."""
+        restarts = f"{self.restarts} restart{'s' if self.restarts != 1 else ''}"
+        if not self.plateau_steps:
+            return f"Adam lr {self.lr:g}, {self.steps} steps, {restarts}"
+        return (f"Adam lr {self.lr:g}, {restarts}, each image stops once its loss improves by less than "
+                f"{self.plateau_tol:.0%} over {self.plateau_steps} steps (at most {self.steps} steps)")
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict of the settings."""
@@ -64,8 +95,8 @@ class InversionSettings:
 
 
 PRESETS: dict[str, InversionSettings] = {
-    "paper": InversionSettings(steps=1500, lr=0.1, restarts=1),
-    "fast": InversionSettings(steps=300, lr=0.2, restarts=4),
+    "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
+    "fast": InversionSettings(),
 }
 DEFAULT_PRESET = "fast"
 
@@ -93,6 +124,10 @@ class InversionProgress:
         best_loss (Tensor[B]): best loss so far per image (min over restarts and steps), CPU.
         current_loss (Tensor[B]): loss at this step, min over restarts, CPU.
         elapsed (float): seconds since the start.
+        active_rows (int): rows (images x restarts) still being optimised after this step;
+            fewer than all once early stopping has stopped some.
+        done (bool): True on the last event of the inversion (the cap was reached, every row
+            reached a plateau, or it was stopped).
         reconstructions (Tensor[B, C, H, W] | None): current reconstruction of each image's
             best restart (CPU), only with ``with_images=True``.
     """
@@ -102,7 +137,14 @@ class InversionProgress:
     best_loss: torch.Tensor
     current_loss: torch.Tensor
     elapsed: float
+    active_rows: int = 0
+    done: bool = False
     reconstructions: torch.Tensor | None = None
+
+    @property
+    def fraction(self) -> float:
+        """Progress in [0, 1]: ``step / steps``, and 1.0 on the last event."""
+        return 1.0 if self.done else self.step / max(self.steps, 1)
 
 
 @dataclass
@@ -113,10 +155,13 @@ class InversionResult:
         loss (Tensor[B]): reconstruction loss A(M, x) — min over restarts and steps.
         inputs (Tensor[B, *input_shape]): the input that reached it.
         reconstructions (Tensor[B, C, H, W]): ``M(inputs)``.
-        history (Tensor[steps+1, B]): loss per step, min over restarts (before cummin).
+        history (Tensor[steps_run+1, B]): loss per step, min over restarts (before cummin);
+            a row stopped by the plateau rule counts with its best loss from then on.
         best_restart (Tensor[B]): index of the winning row among the image's rows.
         seconds (float): wall time.
-        steps_run (int): steps done (< steps when stopped early).
+        steps_run (int): steps done by the longest-running row (< steps when every row
+            reached a plateau, or when stopped by ``should_stop``).
+        image_steps (Tensor[B] | None): steps done for each image (its longest-running row).
         settings (InversionSettings), seed (int), distance (str).
     """
 
@@ -130,6 +175,7 @@ class InversionResult:
     settings: InversionSettings
     seed: int
     distance: str
+    image_steps: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -178,16 +224,24 @@ def invert_stream(
     images = images.to(device=device, dtype=torch.float32)
     n_img = images.shape[0]
     rows = generator.expand_restarts(settings.restarts)
+    n_rows = n_img * rows
     start = generator.initial_inputs(images, settings.restarts, rng(seed, "inversion")).to(device)
-    if start.shape[0] != n_img * rows:
-        raise RuntimeError(f"{generator.name}: initial_inputs gave {start.shape[0]} rows, expected {n_img * rows}")
-    targets = images.repeat_interleave(rows, dim=0)
-    params = start.detach().clone().requires_grad_(True)
+    if start.shape[0] != n_rows:
+        raise RuntimeError(f"{generator.name}: initial_inputs gave {start.shape[0]} rows, expected {n_rows}")
     mask = generator.input_gradient_mask()
     fused = device.type in ("cpu", "cuda")  # one kernel per step instead of ~10 small ones
+    # State of the rows still optimised ("active"); stopped rows live in the *_all tensors.
+    active = torch.arange(n_rows, device=device)
+    params = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([params], lr=settings.lr, betas=settings.betas, fused=fused)
-    best = torch.full((n_img * rows,), float("inf"), device=device)
+    targets = images.repeat_interleave(rows, dim=0)
+    best = torch.full((n_rows,), float("inf"), device=device)
     best_inputs = start.detach().clone()
+    best_all, best_inputs_all = best.clone(), best_inputs.clone()
+    last_all = torch.full((n_rows,), float("inf"), device=device)  # latest loss; stopped rows: their best
+    recon_all = None
+    row_steps = torch.full((n_rows,), settings.steps, dtype=torch.long)
+    snapshots: dict[int, torch.Tensor] = {}  # step -> best_all, for the plateau rule
     history = []
     step = 0
     stopped = False
@@ -201,15 +255,39 @@ def invert_stream(
             best = torch.where(improved, current, best)
             keep = improved.view(-1, *([1] * (params.dim() - 1)))
             best_inputs = torch.where(keep, params.detach(), best_inputs)
-            history.append(current.view(n_img, rows).min(1).values)
-        last = step == settings.steps or stopped
+            if len(active) == n_rows:
+                last_all = current
+            else:
+                last_all = last_all.index_copy(0, active, current)
+            history.append(last_all.view(n_img, rows).min(1).values)
+        flat = None
+        if settings.plateau_steps and step % PLATEAU_CHECK_EVERY == 0:
+            best_all = best_all.index_copy(0, active, best)
+            snapshots[step] = best_all
+            past = snapshots.pop(step - settings.plateau_steps, None)
+            if past is not None:
+                flat = best > (1 - settings.plateau_tol) * past[active]
+                if bool(flat.any()):
+                    done = active[flat]
+                    best_inputs_all = best_inputs_all.index_copy(0, done, best_inputs[flat])
+                    last_all = last_all.index_copy(0, done, best[flat])
+                    row_steps[done.cpu()] = step
+                else:
+                    flat = None
+        all_flat = flat is not None and bool(flat.all())
+        last = step == settings.steps or stopped or all_flat
         if step % progress_every == 0 or last:
-            event = InversionProgress(step, settings.steps, best.view(n_img, rows).min(1).values.cpu(),
-                                      history[-1].cpu(), time.perf_counter() - t0)
+            event = InversionProgress(step, settings.steps, _merge(best_all, active, best).view(n_img, rows).min(1).values.cpu(),
+                                      history[-1].cpu(), time.perf_counter() - t0,
+                                      len(active) - (0 if flat is None else int(flat.sum())), last)
             if with_images:
-                pick = current.view(n_img, rows).argmin(1) + torch.arange(n_img, device=device) * rows
-                event.reconstructions = recon.detach()[pick].float().cpu()
+                recon = recon.detach().float()
+                recon_all = recon if recon_all is None else recon_all.index_copy(0, active, recon)
+                pick = last_all.view(n_img, rows).argmin(1) + torch.arange(n_img, device=device) * rows
+                event.reconstructions = recon_all[pick].cpu()
             yield event
+        if all_flat:
+            active, best, best_inputs = active[:0], best[:0], best_inputs[:0]
         if last:
             break
         opt.zero_grad(set_to_none=True)
@@ -217,22 +295,54 @@ def invert_stream(
         if mask is not None:
             params.grad.mul_(mask)
         opt.step()
+        if flat is not None:  # drop the rows that stopped at this step
+            go = ~flat
+            active, targets, best, best_inputs = active[go], targets[go], best[go], best_inputs[go]
+            params, opt = _compact(opt, params, go, settings, fused)
         step += 1
         if should_stop is not None and should_stop():
             stopped = True
 
     with torch.no_grad():
-        per_image = best.view(n_img, rows)
+        best_all = _merge(best_all, active, best)
+        best_inputs_all = _merge(best_inputs_all, active, best_inputs)
+        if len(active):
+            row_steps[active.cpu()] = step
+        per_image = best_all.view(n_img, rows)
         loss_min, arg = per_image.min(1)
         pick = arg + torch.arange(n_img, device=device) * rows
-        inputs = best_inputs[pick]
+        inputs = best_inputs_all[pick]
         with _autocast(device, settings.precision):
             recons = generator.generate(inputs).float()
     yield InversionResult(
         loss=loss_min.cpu(), inputs=inputs.cpu(), reconstructions=recons.cpu(),
         history=torch.stack(history).cpu(), best_restart=arg.cpu(), seconds=time.perf_counter() - t0,
         steps_run=step, settings=settings, seed=seed, distance=dist.name,
-        extra={"stopped": stopped, "rows_per_image": rows})
+        image_steps=row_steps.view(n_img, rows).max(1).values,
+        extra={"stopped": stopped, "rows_per_image": rows,
+               "row_steps": int(row_steps.sum()) + n_rows})
+
+
+def _merge(full: torch.Tensor, active: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``full`` with the rows ``active`` replaced by ``values`` (a new tensor when they differ)."""
+    if len(active) == len(full):
+        return values
+    return full.index_copy(0, active, values) if len(active) else full
+
+
+def _compact(opt: torch.optim.Adam, params: torch.Tensor, keep: torch.Tensor, settings: InversionSettings,
+             fused: bool) -> tuple[torch.Tensor, torch.optim.Adam]:
+    """Drop stopped rows: new parameter tensor of the ``keep`` rows, Adam state carried over.
+
+    Adam is elementwise, so the kept rows continue exactly as they would have in the full batch.
+    """
+    new = params.detach()[keep].clone().requires_grad_(True)
+    new_opt = torch.optim.Adam([new], lr=settings.lr, betas=settings.betas, fused=fused)
+    old = opt.state[params]
+    if old:
+        new_opt.state[new] = {"step": old["step"].clone(), "exp_avg": old["exp_avg"][keep].clone(),
+                              "exp_avg_sq": old["exp_avg_sq"][keep].clone()}
+    return new, new_opt
 
 
 def invert(

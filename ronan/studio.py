@@ -131,6 +131,8 @@ class RunProgress:
         history (list[float]): best loss per reported step of the inspected model so far.
         reference_history (list[float]): same for the reference model.
         model (str), label (str): model being worked on, and an optional label (which-model).
+        final (bool): last update of an inversion phase (early stopping may end it before
+            ``steps``).
     """
 
     phase: str
@@ -148,6 +150,7 @@ class RunProgress:
     model: str = ""
     reference: str | None = None
     target: torch.Tensor | None = None
+    final: bool = False
 
 
 @dataclass
@@ -212,7 +215,7 @@ def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build
             role, first, p = next(stream)
         except StopIteration as stop:
             return stop.value
-        done = (0 if role == "model" else 1) + p.step / max(p.steps, 1)
+        done = (0 if role == "model" else 1) + p.fraction
         frac = done / roles * weight
         el = time.perf_counter() - t0
         yield RunProgress("calibration", p.step, p.steps, frac, el, _eta(el, frac),
@@ -264,7 +267,7 @@ def run_attribution(image, model: str, *, reference: str | None = "default", dis
         xs, ys = hist[ev.role]
         xs.append(p.step)
         ys.append(float(p.best_loss[0]))
-        done = (0 if ev.role == "model" else 1) + p.step / max(p.steps, 1)
+        done = (0 if ev.role == "model" else 1) + p.fraction
         frac = done / roles
         el = time.perf_counter() - t1
         name = gen.name if ev.role == "model" else ref.name
@@ -275,7 +278,7 @@ def run_attribution(image, model: str, *, reference: str | None = "default", dis
                           history_steps=list(hist["model"][0]), history=list(hist["model"][1]),
                           reference_history_steps=list(hist["reference"][0]),
                           reference_history=list(hist["reference"][1]), model=gen.name,
-                          reference=ref.name if ref is not None else None, target=target)
+                          reference=ref.name if ref is not None else None, target=target, final=p.done)
     raise Cancelled("attribution ended without a result")  # pragma: no cover
 
 
@@ -486,7 +489,7 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
                     by_item[id(it)] = res
                 continue
             p = ev.progress
-            inner = ((0 if ev.role == "model" else 1) + p.step / max(p.steps, 1)) / roles
+            inner = ((0 if ev.role == "model" else 1) + p.fraction) / roles
             frac = (c + inner * len(part)) / max(len(good), 1)
             el = time.perf_counter() - t0
             yield RunProgress(ev.role, p.step, p.steps, frac, el, _eta(el, frac),

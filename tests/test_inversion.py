@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -108,3 +110,52 @@ def test_presets():
 def test_wrong_image_shape(tiny_dcgan):
     with pytest.raises(ValueError, match="images must be"):
         invert(tiny_dcgan, torch.rand(1, 3, 28, 28), settings=SETTINGS)
+
+
+# ------------------------------------------------------------------ early stopping
+PLATEAU = InversionSettings(steps=400, lr=0.1, restarts=2, plateau_steps=50, plateau_tol=0.1)
+
+
+def test_plateau_rows_leave_early_and_keep_their_losses(tiny_dcgan):
+    gen = (_samples(tiny_dcgan, 2) * 255).round() / 255  # 8-bit, as every saved image is
+    real = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    images = torch.cat([gen, real])
+    full = invert(tiny_dcgan, images, settings=replace(PLATEAU, plateau_steps=0), seed=4)
+    events = list(invert_stream(tiny_dcgan, images, settings=PLATEAU, seed=4, progress_every=10))
+    early = events[-1]
+    # random images plateau quickly; every image stops before the cap
+    assert (early.image_steps[2:] < 200).all() and early.steps_run < PLATEAU.steps
+    assert early.extra["row_steps"] < full.extra["row_steps"] / 2
+    active = [e.active_rows for e in events[:-1]]
+    assert active[0] == 8 and active == sorted(active, reverse=True) and active[-1] < 8
+    # each image's curve is the same as without early stopping until the image stops
+    for i in range(4):
+        n = int(early.image_steps[i]) + 1
+        assert torch.allclose(early.history[:n, i], full.history[:n, i], rtol=1e-4, atol=1e-8)
+    # belonging images still reconstruct, and the decision-relevant gap is kept
+    assert early.loss[:2].max() < 1e-3 < early.loss[2:].min()
+    assert torch.allclose(early.loss[2:], full.loss[2:], rtol=0.5)
+    # loss, inputs and reconstructions of stopped rows stay consistent
+    assert torch.allclose(early.loss, early.history.min(0).values)
+    assert torch.allclose(tiny_dcgan.generate(early.inputs), early.reconstructions, atol=1e-6)
+
+
+def test_plateau_batch_equals_one_by_one(tiny_dcgan):
+    images = torch.cat([_samples(tiny_dcgan, 2), torch.rand(1, 1, 28, 28)])
+    batch = invert(tiny_dcgan, images, settings=PLATEAU, seed=3)
+    for i in range(3):
+        single = invert(tiny_dcgan, images[i:i + 1], settings=PLATEAU, seed=3)
+        assert single.loss[0].item() == pytest.approx(batch.loss[i].item(), rel=1e-3, abs=1e-7)
+        # the stop step may move by a check when a row sits at the threshold (float rounding)
+        assert abs(int(single.image_steps[0]) - int(batch.image_steps[i])) <= 20
+
+
+def test_plateau_settings_are_validated_and_paper_runs_every_step(tiny_dcgan):
+    with pytest.raises(ValueError, match="plateau"):
+        InversionSettings(plateau_steps=15)
+    with pytest.raises(ValueError, match="plateau"):
+        InversionSettings(plateau_tol=1.5)
+    paper = resolve_settings("paper")
+    assert paper.plateau_steps == 0
+    res = invert(tiny_dcgan, torch.rand(1, 1, 28, 28), settings=replace(paper, steps=120))
+    assert res.steps_run == 120 and int(res.image_steps[0]) == 120
