@@ -9,19 +9,21 @@ streams progress events, and can be stopped between steps.
 Presets (``PRESETS``):
 
 * ``"paper"``: the paper's procedure — Adam, lr 0.1, 1500 steps, 1 restart.
-* ``"fast"`` (default): Adam, constant lr 0.2, 1 restart, early stopping — each row
-  leaves the batch once its best loss improved by less than 10% over 100 steps, at most
-  1000 steps. Chosen by measurement on the bundled zoo: same decisions as ``"paper"`` at a
-  fraction of the steps (see benchmarks/RESULTS.md, "Default preset").
+* ``"fast"`` (default): Adam lr 0.2, 1 restart, early stopping on a plateau — once a row's
+  best loss improved by less than 10% over 100 steps its lr drops to 0.02; once it improved
+  by less than 10% over the next 50 steps it stops; at most 1000 steps. Chosen by
+  measurement on the bundled zoo (benchmarks/RESULTS.md, "Default preset").
 
-Early stopping is exact bookkeeping, not an approximation of the optimiser: stopped rows
-are removed from the batch with their Adam state, so the remaining rows follow the same
-trajectory as without removal, and each stopped row keeps the best loss it reached.
+Stopped rows are removed from the batch together with their Adam state, so the rows still
+running follow the trajectory they would follow without removal, and each stopped row keeps
+the best loss it reached. The optimiser is :class:`RowAdam`, torch's Adam update with one
+learning rate per row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterator
@@ -59,6 +61,13 @@ class InversionSettings:
             batch; ``steps`` is then a cap.
         plateau_tol (float): relative improvement in (0, 1) below which a row counts as on a
             plateau (default 0.1, i.e. less than 10% better than W steps ago).
+        plateau_lr_drops (int): how many times a row on a plateau continues with its learning
+            rate multiplied by ``plateau_lr_factor`` (and a fresh window of W steps) before a
+            plateau stops it; default 1, 0 = stop at the first plateau. A constant lr leaves
+            Adam oscillating around the minimum; the drop lets a belonging image settle there.
+        plateau_lr_factor (float): learning-rate factor of a drop, in (0, 1], default 0.1.
+        plateau_steps_after_drop (int): the window W' of the plateau rule after a drop, a
+            multiple of 10, default 50 (the smaller step size settles within a few dozen steps).
     """
 
     steps: int = 1000
@@ -68,23 +77,35 @@ class InversionSettings:
     precision: str = "fp32"
     plateau_steps: int = 100
     plateau_tol: float = 0.1
+    plateau_lr_drops: int = 1
+    plateau_lr_factor: float = 0.1
+    plateau_steps_after_drop: int = 50
 
     def __post_init__(self):
         if self.steps < 0 or self.restarts < 1 or not self.lr > 0:
             raise ValueError(f"invalid inversion settings: steps={self.steps} restarts={self.restarts} lr={self.lr}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
-        if self.plateau_steps < 0 or self.plateau_steps % PLATEAU_CHECK_EVERY or not 0 < self.plateau_tol < 1:
-            raise ValueError(f"plateau_steps must be a non-negative multiple of {PLATEAU_CHECK_EVERY} and "
-                             f"plateau_tol in (0, 1), not {self.plateau_steps} and {self.plateau_tol}")
+        if (self.plateau_steps < 0 or self.plateau_steps % PLATEAU_CHECK_EVERY or not 0 < self.plateau_tol < 1
+                or self.plateau_lr_drops < 0 or not 0 < self.plateau_lr_factor <= 1
+                or self.plateau_steps_after_drop <= 0 or self.plateau_steps_after_drop % PLATEAU_CHECK_EVERY):
+            raise ValueError(f"invalid plateau settings: plateau_steps={self.plateau_steps} (a non-negative multiple "
+                             f"of {PLATEAU_CHECK_EVERY}), plateau_tol={self.plateau_tol} (in (0, 1)), "
+                             f"plateau_lr_drops={self.plateau_lr_drops} (>= 0), "
+                             f"plateau_lr_factor={self.plateau_lr_factor} (in (0, 1]), "
+                             f"plateau_steps_after_drop={self.plateau_steps_after_drop} (a positive multiple of "
+                             f"{PLATEAU_CHECK_EVERY})")
 
     def describe(self) -> str:
         """One line for humans, e.g. ``"Adam lr 0.1, 1500 steps, 1 restart"``."""
         restarts = f"{self.restarts} restart{'s' if self.restarts != 1 else ''}"
         if not self.plateau_steps:
             return f"Adam lr {self.lr:g}, {self.steps} steps, {restarts}"
-        return (f"Adam lr {self.lr:g}, {restarts}, each image stops once its loss improves by less than "
-                f"{self.plateau_tol:.0%} over {self.plateau_steps} steps (at most {self.steps} steps)")
+        drop = (f"its lr drops to {self.lr * self.plateau_lr_factor:g} once its loss improves by less than "
+                f"{self.plateau_tol:.0%} over {self.plateau_steps} steps, and it stops at the next such plateau "
+                f"({self.plateau_steps_after_drop} steps)" if self.plateau_lr_drops else
+                f"it stops once its loss improves by less than {self.plateau_tol:.0%} over {self.plateau_steps} steps")
+        return f"Adam lr {self.lr:g}, {restarts}, early stopping: {drop}; at most {self.steps} steps"
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict of the settings."""
@@ -229,14 +250,15 @@ def invert_stream(
     if start.shape[0] != n_rows:
         raise RuntimeError(f"{generator.name}: initial_inputs gave {start.shape[0]} rows, expected {n_rows}")
     mask = generator.input_gradient_mask()
-    fused = device.type in ("cpu", "cuda")  # one kernel per step instead of ~10 small ones
     # State of the rows still optimised ("active"); stopped rows live in the *_all tensors.
     active = torch.arange(n_rows, device=device)
     params = start.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([params], lr=settings.lr, betas=settings.betas, fused=fused)
+    opt = RowAdam(params, settings.lr, settings.betas)
     targets = images.repeat_interleave(rows, dim=0)
     best = torch.full((n_rows,), float("inf"), device=device)
     best_inputs = start.detach().clone()
+    drops = torch.zeros(n_rows, dtype=torch.long, device=device)  # lr drops so far, per active row
+    since = torch.zeros(n_rows, dtype=torch.long, device=device)  # step of the last drop
     best_all, best_inputs_all = best.clone(), best_inputs.clone()
     last_all = torch.full((n_rows,), float("inf"), device=device)  # latest loss; stopped rows: their best
     recon_all = None
@@ -260,45 +282,60 @@ def invert_stream(
             else:
                 last_all = last_all.index_copy(0, active, current)
             history.append(last_all.view(n_img, rows).min(1).values)
-        flat = None
+        ending = None  # rows that stop at this step (bool over active rows), if any
         if settings.plateau_steps and step % PLATEAU_CHECK_EVERY == 0:
             best_all = best_all.index_copy(0, active, best)
             snapshots[step] = best_all
-            past = snapshots.pop(step - settings.plateau_steps, None)
-            if past is not None:
-                flat = best > (1 - settings.plateau_tol) * past[active]
-                if bool(flat.any()):
-                    done = active[flat]
-                    best_inputs_all = best_inputs_all.index_copy(0, done, best_inputs[flat])
-                    last_all = last_all.index_copy(0, done, best[flat])
+            snapshots.pop(step - max(settings.plateau_steps, settings.plateau_steps_after_drop) - PLATEAU_CHECK_EVERY, None)
+            w1, w2 = settings.plateau_steps, settings.plateau_steps_after_drop
+            if step >= min(w1, w2):
+                # window W before any drop, W' after one; a row is judged once its window has passed
+                window = torch.where(drops > 0, w2, w1)
+                never = torch.full_like(best, float("inf"))
+                past1, past2 = snapshots.get(step - w1), snapshots.get(step - w2)
+                past = torch.where(drops > 0, past2[active] if past2 is not None else never,
+                                   past1[active] if past1 is not None else never)
+                flat = (best > (1 - settings.plateau_tol) * past) & (since <= step - window)
+                drop = flat & (drops < settings.plateau_lr_drops)
+                if bool(drop.any()):
+                    opt.lr[drop] *= settings.plateau_lr_factor
+                    drops[drop] += 1
+                    since[drop] = step
+                ending = flat & ~drop
+                if bool(ending.any()):
+                    done = active[ending]
+                    best_inputs_all = best_inputs_all.index_copy(0, done, best_inputs[ending])
+                    last_all = last_all.index_copy(0, done, best[ending])
                     row_steps[done.cpu()] = step
                 else:
-                    flat = None
-        all_flat = flat is not None and bool(flat.all())
-        last = step == settings.steps or stopped or all_flat
+                    ending = None
+        all_end = ending is not None and bool(ending.all())
+        last = step == settings.steps or stopped or all_end
         if step % progress_every == 0 or last:
             event = InversionProgress(step, settings.steps, _merge(best_all, active, best).view(n_img, rows).min(1).values.cpu(),
                                       history[-1].cpu(), time.perf_counter() - t0,
-                                      len(active) - (0 if flat is None else int(flat.sum())), last)
+                                      len(active) - (0 if ending is None else int(ending.sum())), last)
             if with_images:
                 recon = recon.detach().float()
                 recon_all = recon if recon_all is None else recon_all.index_copy(0, active, recon)
                 pick = last_all.view(n_img, rows).argmin(1) + torch.arange(n_img, device=device) * rows
                 event.reconstructions = recon_all[pick].cpu()
             yield event
-        if all_flat:
+        if all_end:
             active, best, best_inputs = active[:0], best[:0], best_inputs[:0]
         if last:
             break
-        opt.zero_grad(set_to_none=True)
+        params.grad = None
         loss.sum().backward()
         if mask is not None:
             params.grad.mul_(mask)
         opt.step()
-        if flat is not None:  # drop the rows that stopped at this step
-            go = ~flat
+        if ending is not None:  # the rows that stopped leave the batch
+            go = ~ending
             active, targets, best, best_inputs = active[go], targets[go], best[go], best_inputs[go]
-            params, opt = _compact(opt, params, go, settings, fused)
+            drops, since = drops[go], since[go]
+            params = params.detach()[go].requires_grad_(True)
+            opt.keep(params, go)
         step += 1
         if should_stop is not None and should_stop():
             stopped = True
@@ -330,19 +367,43 @@ def _merge(full: torch.Tensor, active: torch.Tensor, values: torch.Tensor) -> to
     return full.index_copy(0, active, values) if len(active) else full
 
 
-def _compact(opt: torch.optim.Adam, params: torch.Tensor, keep: torch.Tensor, settings: InversionSettings,
-             fused: bool) -> tuple[torch.Tensor, torch.optim.Adam]:
-    """Drop stopped rows: new parameter tensor of the ``keep`` rows, Adam state carried over.
+class RowAdam:
+    """Adam with one learning rate per row of the parameter tensor.
 
-    Adam is elementwise, so the kept rows continue exactly as they would have in the full batch.
+    The update is ``torch.optim.Adam``'s (no weight decay, no AMSGrad, eps 1e-8); with equal
+    learning rates it matches ``torch.optim.Adam`` to float rounding (tested). Per-row rates let
+    a row on a plateau continue with a smaller one, and rows can leave the batch (``keep``).
+
+    Args:
+        params (Tensor[R, ...]): the leaf tensor optimised, rows first.
+        lr (float): initial learning rate of every row.
+        betas (tuple[float, float]): Adam's betas.
     """
-    new = params.detach()[keep].clone().requires_grad_(True)
-    new_opt = torch.optim.Adam([new], lr=settings.lr, betas=settings.betas, fused=fused)
-    old = opt.state[params]
-    if old:
-        new_opt.state[new] = {"step": old["step"].clone(), "exp_avg": old["exp_avg"][keep].clone(),
-                              "exp_avg_sq": old["exp_avg_sq"][keep].clone()}
-    return new, new_opt
+
+    def __init__(self, params: torch.Tensor, lr: float, betas: tuple[float, float], eps: float = 1e-8):
+        self.params = params
+        self.lr = torch.full((params.shape[0],), float(lr), device=params.device)
+        self.exp_avg = torch.zeros_like(params)
+        self.exp_avg_sq = torch.zeros_like(params)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One Adam step of every row, from ``params.grad``."""
+        self.t += 1
+        grad = self.params.grad
+        self.exp_avg.lerp_(grad, 1 - self.beta1)
+        self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+        step_size = (self.lr / (1 - self.beta1 ** self.t)).view(-1, *([1] * (grad.dim() - 1)))
+        denom = (self.exp_avg_sq.sqrt() / math.sqrt(1 - self.beta2 ** self.t)).add_(self.eps)
+        self.params.sub_(self.exp_avg * step_size / denom)
+
+    def keep(self, params: torch.Tensor, rows: torch.Tensor) -> None:
+        """Continue with ``params`` (the ``rows`` kept, a new leaf) and the matching state."""
+        self.params = params
+        self.lr, self.exp_avg, self.exp_avg_sq = self.lr[rows], self.exp_avg[rows], self.exp_avg_sq[rows]
 
 
 def invert(
