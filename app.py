@@ -149,6 +149,7 @@ def verdict_html(r) -> str:
             ("Reference loss A(M_r, x)", f"{_num(r.reference_loss)} on {html.escape(str(r.reference))}"),
             ("Calibrated loss A'(M, x)", _num(r.calibrated_loss)),
             ("Distance, seed, preset", f"{html.escape(r.distance)}, {r.seed}, {html.escape(str(r.preset))}"),
+            ("Steps run (model, reference)", f"{r.steps_run}, {r.reference_steps_run if r.reference else 'n/a'}"),
             ("Time, device", f"{r.seconds:.2f} s, {html.escape(r.device)}")]
     if r.notes:
         rows.append(("Notes", html.escape("; ".join(r.notes))))

@@ -1,6 +1,6 @@
 """Speed, side by side with the paper's loop, on the same images in one process.
 
-    python benchmarks/bench_speed.py [--quick] [--json] [--model dcgan-fmnist]
+    python benchmarks/bench_speed.py [--quick] [--json] [--json-out FILE] [--model dcgan-fmnist]
 
 (a) "paper": the procedure as the paper's public code runs it — one image at a time, Adam lr
     0.1, 1500 steps, one restart, the generator's weights left requiring gradients (so every
@@ -103,8 +103,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="dcgan-fmnist")
     p.add_argument("--quick", action="store_true", help="few images; finishes in under a minute")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON instead of text")
+    p.add_argument("--json-out", help="also write the JSON figures to this file")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time, on 2 images, the paper's loop with frozen weights and the paper preset in our "
+                        "engine (where the speed-up comes from)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     n_paper = 2 if args.quick else 20      # images through the slow paper loop (half belonging)
@@ -137,6 +141,19 @@ def main() -> None:
         paper_verdicts.append(grubbs_test(cal, dist.mean, dist.std, dist.n).belonging)
     paper_s = (time.perf_counter() - t0) / len(pick)
 
+    breakdown = {}
+    if args.breakdown:  # the same paper loop with frozen weights; then the paper preset in our engine
+        two = pick[:1] + pick[-1:]
+        t0 = time.perf_counter()
+        for k, i in enumerate(two):
+            paper_invert(model, model.preprocess(images[i].image), k)
+            paper_invert(ref, ref.preprocess(images[i].image), k)
+        breakdown["paper_loop_frozen_s_per_image"] = (time.perf_counter() - t0) / len(two)
+        t0 = time.perf_counter()
+        for i in two:
+            attribute_batch([images[i]], name, preset="paper")
+        breakdown["ours_paper_preset_single_s_per_image"] = (time.perf_counter() - t0) / len(two)
+
     # engine efficiency: the model's inversion of the whole batch vs raw passes on the same rows
     settings = resolve_settings()
     if model.expand_restarts(settings.restarts) != 1:
@@ -160,8 +177,10 @@ def main() -> None:
         "n_paper_images": len(pick), "n_batch_images": len(images),
         "engine_row_steps_per_s": engine, "raw_row_steps_per_s": sum(active) / raw, "efficiency": raw / res.seconds,
         "mean_steps_per_image": sum(active) / len(images),
-        "ours_settings": settings.to_dict(),
+        "ours_settings": settings.to_dict(), **breakdown,
     }
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n")
     if args.json:
         print(json.dumps(out, indent=2))
         return
@@ -172,6 +191,8 @@ def main() -> None:
     print(f"(b) ours batch : {ours_batch_s:7.3f} s/image over {len(images)} images -> {out['batch_ratio']:.1f}x faster, "
           f"accuracy {out['ours_accuracy']:.2f}")
     print(f"decision agreement (a) vs (b): {out['agreement']:.2f}; single == batch verdicts: {out['single_and_batch_agree']}")
+    for key, v in breakdown.items():
+        print(f"breakdown: {key} = {v:.2f} s")
     print(f"engine efficiency: {engine:.0f} row-steps/s ({out['mean_steps_per_image']:.0f} steps per image on average, "
           f"early stopping); raw fwd+bwd on the same rows {out['raw_row_steps_per_s']:.0f} -> {out['efficiency']:.0%}")
 

@@ -24,10 +24,10 @@ from ronan.generation import generate  # noqa: E402
 from ronan.inversion import InversionSettings, invert  # noqa: E402
 from ronan.models.registry import load_model  # noqa: E402
 
-# (steps, restarts, lr, plateau window W; 0 = no early stopping)
-CANDIDATES = [(300, 1, 0.1, 0), (300, 1, 0.2, 0), (300, 1, 0.3, 0), (300, 2, 0.2, 0), (300, 4, 0.2, 0),
-              (500, 1, 0.2, 0), (150, 4, 0.3, 0), (1500, 1, 0.1, 0), (1000, 1, 0.2, 50), (1000, 1, 0.2, 100),
-              (1000, 2, 0.2, 100)]
+# (steps, restarts, lr, plateau window W (0 = no early stopping), lr drops before stopping)
+CANDIDATES = [(300, 1, 0.1, 0, 0), (300, 1, 0.2, 0, 0), (300, 1, 0.3, 0, 0), (300, 2, 0.2, 0, 0), (300, 4, 0.2, 0, 0),
+              (500, 1, 0.2, 0, 0), (150, 4, 0.3, 0, 0), (1500, 1, 0.1, 0, 0), (1000, 1, 0.2, 100, 0),
+              (1000, 1, 0.2, 50, 1), (1000, 1, 0.2, 100, 1)]
 
 
 def main() -> None:
@@ -41,11 +41,15 @@ def main() -> None:
     x = generate(model, args.n, 7)
     print(f"| steps x restarts, lr | median loss | max loss | not converged (of {args.n}) | mean steps | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for steps, restarts, lr, window in CANDIDATES:
+    for steps, restarts, lr, window, drops in CANDIDATES:
         t0 = time.perf_counter()
-        res = invert(model, x, settings=InversionSettings(steps=steps, lr=lr, restarts=restarts, plateau_steps=window))
+        settings = InversionSettings(steps=steps, lr=lr, restarts=restarts, plateau_steps=window, plateau_lr_drops=drops)
+        res = invert(model, x, settings=settings)
         loss = res.loss
-        label = f"{steps} x {restarts}, {lr}" + (f", plateau {window}" if window else "")
+        label = f"{steps} x {restarts}, {lr}"
+        if window:
+            label += f", plateau {window}" + (f" then lr x{settings.plateau_lr_factor:g}, plateau "
+                                              f"{settings.plateau_steps_after_drop}" if drops else ", stop")
         print(f"| {label} | {loss.median():.1e} | {loss.max():.1e} | {int((loss > 1e-5).sum())} | "
               f"{res.image_steps.float().mean():.0f} | {time.perf_counter() - t0:.1f} |", flush=True)
 

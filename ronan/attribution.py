@@ -35,7 +35,10 @@ class Attribution:
     Losses are A(M, x) (``loss``), A(M_r, x) (``reference_loss``) and A'(M, x) =
     loss / reference_loss (``calibrated_loss``). ``statistic`` is Grubbs'
     ``(calibrated_loss - mean) / std`` over the ``n_calibration`` belonging samples; the
-    verdict is ``"belonging"`` when ``statistic < critical_value``.
+    verdict is ``"belonging"`` when ``statistic < critical_value``. ``steps_run`` and
+    ``reference_steps_run`` are the optimiser steps each inversion ran (fewer than
+    ``settings["steps"]`` when early stopping ended it); ``history`` and ``reference_history``
+    hold the best loss so far after each of them (``steps_run + 1`` values).
     """
 
     image: str
@@ -64,6 +67,8 @@ class Attribution:
     device: str
     notes: list[str] = field(default_factory=list)
     versions: dict = field(default_factory=dict)
+    steps_run: int = 0
+    reference_steps_run: int | None = None
     history: list[float] = field(default_factory=list)
     reference_history: list[float] | None = None
     # tensors for figures and the app; not part of the JSON
@@ -229,6 +234,8 @@ def attribute_stream(
             seconds=round(per_image, 4), seed=seed, preset=preset or DEFAULT_PRESET, settings=settings.to_dict(),
             calibration_seed=distribution.seed, calibration_file=calib_file, device=str(dev),
             notes=list(li.notes), versions=versions,
+            steps_run=int(res_m.image_steps[i]),
+            reference_steps_run=int(res_r.image_steps[i]) if res_r is not None else None,
             history=_curve(res_m, i),
             reference_history=_curve(res_r, i) if res_r is not None else None,
             image_tensor=jobs[0][2][i], reconstruction=res_m.reconstructions[i],

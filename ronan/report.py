@@ -92,6 +92,7 @@ def report_html(result: Attribution, distribution: BelongingDistribution | None 
         ("Verdict", f"<b style='color:{color}'>{e(result.verdict.upper())}</b>"),
         ("Inversion settings", f"<code>{e(json.dumps(result.settings))}</code> (preset {e(str(result.preset))})"),
         ("Seed", _num(result.seed)), ("Calibration seed", _num(result.calibration_seed)),
+        ("Steps run (model, reference)", f"{result.steps_run}, {_num(result.reference_steps_run)}"),
         ("Calibration file", e(str(result.calibration_file))), ("Device", e(result.device)),
         ("Seconds", _num(result.seconds)), ("Versions", f"<code>{e(json.dumps(result.versions))}</code>"),
     ]
