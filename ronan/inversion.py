@@ -47,7 +47,7 @@ class InversionSettings:
 
     Attributes:
         steps (int): Adam steps, >= 0 (default 1000; a cap when ``plateau_steps`` > 0).
-        lr (float): Adam learning rate, constant (default 0.2).
+        lr (float): Adam learning rate (default 0.2); constant unless a plateau drops it.
         restarts (int): random starting points per image, >= 1 (default 1); models with an
             encoder replace the first by the encoder's estimate, conditional models may
             multiply them (see ``Generator.expand_restarts``).
@@ -57,13 +57,14 @@ class InversionSettings:
         plateau_steps (int): early stopping window W in steps, a multiple of
             ``PLATEAU_CHECK_EVERY`` (10), default 100; 0 runs every row for ``steps`` steps,
             as the paper does. With W > 0, every 10 steps each row (image x restart) whose best
-            loss fell by less than ``plateau_tol`` over the last W steps stops and leaves the
-            batch; ``steps`` is then a cap.
+            loss fell by less than ``plateau_tol`` over the last W steps is on a plateau: it
+            continues with a smaller lr (``plateau_lr_drops``) or stops and leaves the batch;
+            ``steps`` is then a cap.
         plateau_tol (float): relative improvement in (0, 1) below which a row counts as on a
             plateau (default 0.1, i.e. less than 10% better than W steps ago).
         plateau_lr_drops (int): how many times a row on a plateau continues with its learning
-            rate multiplied by ``plateau_lr_factor`` (and a fresh window of W steps) before a
-            plateau stops it; default 1, 0 = stop at the first plateau. A constant lr leaves
+            rate multiplied by ``plateau_lr_factor`` (judged again after a fresh window of W'
+            steps) before a plateau stops it; default 1, 0 = stop at the first plateau. A constant lr leaves
             Adam oscillating around the minimum; the drop lets a belonging image settle there.
         plateau_lr_factor (float): learning-rate factor of a drop, in (0, 1], default 0.1.
         plateau_steps_after_drop (int): the window W' of the plateau rule after a drop, a
@@ -285,9 +286,9 @@ def invert_stream(
         ending = None  # rows that stop at this step (bool over active rows), if any
         if settings.plateau_steps and step % PLATEAU_CHECK_EVERY == 0:
             best_all = best_all.index_copy(0, active, best)
-            snapshots[step] = best_all
-            snapshots.pop(step - max(settings.plateau_steps, settings.plateau_steps_after_drop) - PLATEAU_CHECK_EVERY, None)
             w1, w2 = settings.plateau_steps, settings.plateau_steps_after_drop
+            snapshots[step] = best_all
+            snapshots.pop(step - max(w1, w2) - PLATEAU_CHECK_EVERY, None)
             if step >= min(w1, w2):
                 # window W before any drop, W' after one; a row is judged once its window has passed
                 window = torch.where(drops > 0, w2, w1)
