@@ -26,6 +26,7 @@ from .provenance import library_versions
 from .stats import grubbs_test
 
 BELONGING, NON_BELONGING = "belonging", "non-belonging"
+SSIM_RESTARTS = 4  # restarts that 1-SSIM needs on the bundled zoo (benchmarks/RESULTS.md, Table 5)
 
 
 @dataclass
@@ -198,6 +199,11 @@ def attribute_stream(
         if distribution.key() != expected:
             raise CalibrationError("the given belonging distribution was built with other settings")
     calib_file = cache_path(distribution.key()).name
+    run_notes = []
+    if distance == "ssim" and settings.restarts < SSIM_RESTARTS:
+        run_notes.append(f"distance ssim with {settings.restarts} restart(s): a few inversions get stuck far from "
+                         f"the image, which widens the belonging distribution; restarts={SSIM_RESTARTS} is "
+                         f"recommended (benchmarks/RESULTS.md, Table 5)")
 
     results: dict[str, InversionResult] = {}
     roles = [("model", gen)] + ([("reference", ref)] if ref is not None else [])
@@ -233,7 +239,7 @@ def attribute_stream(
             verdict=BELONGING if decision.belonging else NON_BELONGING,
             seconds=round(per_image, 4), seed=seed, preset=preset or DEFAULT_PRESET, settings=settings.to_dict(),
             calibration_seed=distribution.seed, calibration_file=calib_file, device=str(dev),
-            notes=list(li.notes), versions=versions,
+            notes=list(li.notes) + run_notes, versions=versions,
             steps_run=int(res_m.image_steps[i]),
             reference_steps_run=int(res_r.image_steps[i]) if res_r is not None else None,
             history=_curve(res_m, i),

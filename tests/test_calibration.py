@@ -88,3 +88,13 @@ def test_belonging_samples_inverted_with_query_settings(tiny_dcgan, tiny_ref, ca
     dist = build_distribution(tiny_dcgan, tiny_ref, settings=SETTINGS, n=4, seed=0)
     assert dist.settings == SETTINGS.to_dict() and dist.distance == "mse"
     assert max(dist.losses) < min(dist.reference_losses)  # own samples: easier on M than on M_r
+
+
+def test_ssim_with_one_restart_is_flagged(tiny_dcgan, cache_tmp, real_images):
+    from ronan.attribution import attribute
+
+    one = attribute(real_images[0], tiny_dcgan, reference=None, distance="ssim", steps=10, restarts=1, n_calibration=5)
+    assert any("restarts=4 is recommended" in n for n in one.notes)
+    four = attribute(real_images[0], tiny_dcgan, reference=None, distance="ssim", steps=10, restarts=4, n_calibration=5)
+    mse = attribute(real_images[0], tiny_dcgan, reference=None, steps=10, n_calibration=5)
+    assert not any("restarts" in n for n in four.notes + mse.notes)
