@@ -177,6 +177,9 @@ def main() -> None:
         "n_paper_images": len(pick), "n_batch_images": len(images),
         "engine_row_steps_per_s": engine, "raw_row_steps_per_s": sum(active) / raw, "efficiency": raw / res.seconds,
         "mean_steps_per_image": sum(active) / len(images),
+        "batch_steps_belonging": sum(r.steps_run for r in ours_batch[:half]) / half,
+        "batch_steps_real": sum(r.steps_run for r in ours_batch[half:]) / (len(images) - half),
+        "batch_steps_reference": sum(r.reference_steps_run for r in ours_batch) / len(images),
         "ours_settings": settings.to_dict(), **breakdown,
     }
     if args.json_out:
@@ -191,6 +194,9 @@ def main() -> None:
     print(f"(b) ours batch : {ours_batch_s:7.3f} s/image over {len(images)} images -> {out['batch_ratio']:.1f}x faster, "
           f"accuracy {out['ours_accuracy']:.2f}")
     print(f"decision agreement (a) vs (b): {out['agreement']:.2f}; single == batch verdicts: {out['single_and_batch_agree']}")
+    print(f"steps per image in the batch run: {out['batch_steps_belonging']:.0f} belonging, "
+          f"{out['batch_steps_real']:.0f} real (inspected model), {out['batch_steps_reference']:.0f} reference model "
+          f"(the paper: 1500 each)")
     for key, v in breakdown.items():
         print(f"breakdown: {key} = {v:.2f} s")
     print(f"engine efficiency: {engine:.0f} row-steps/s ({out['mean_steps_per_image']:.0f} steps per image on average, "

@@ -113,7 +113,7 @@ def class_strategy(n: int = 6, steps: int = 60, classes: int = 1000) -> None:
     samples = sorted((Path(__file__).resolve().parents[1] / "assets" / "samples" / "fmnist-test").glob("*.png"))[:n]
     real = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize((16, 16)), np.float32) / 255)
                         .permute(2, 0, 1) for f in samples])
-    settings = InversionSettings(steps=steps, lr=0.1, restarts=2)
+    settings = InversionSettings(steps=steps, lr=0.1, restarts=2, plateau_steps=0)  # every step, no early stop
 
     def auc(pos, neg):
         return float(np.mean([[1.0 if p < q else 0.5 if p == q else 0.0 for q in neg] for p in pos]))

@@ -291,11 +291,10 @@ def invert_stream(
             snapshots.pop(step - max(w1, w2) - PLATEAU_CHECK_EVERY, None)
             if step >= min(w1, w2):
                 # window W before any drop, W' after one; a row is judged once its window has passed
+                # (so the snapshot it is compared with exists whenever the row is judged)
                 window = torch.where(drops > 0, w2, w1)
-                never = torch.full_like(best, float("inf"))
-                past1, past2 = snapshots.get(step - w1), snapshots.get(step - w2)
-                past = torch.where(drops > 0, past2[active] if past2 is not None else never,
-                                   past1[active] if past1 is not None else never)
+                past = torch.where(drops > 0, snapshots.get(step - w2, best_all)[active],
+                                   snapshots.get(step - w1, best_all)[active])
                 flat = (best > (1 - settings.plateau_tol) * past) & (since <= step - window)
                 drop = flat & (drops < settings.plateau_lr_drops)
                 if bool(drop.any()):
