@@ -23,11 +23,13 @@ from ..images import sha256_file
 from .base import Generator
 from .cgan import ConditionalGAN
 from .dcgan import DCGAN
+from .gan64 import DCGAN64, ResGAN64, UpsampleGAN64, VAE64
 from .hub import HUB_MODELS, hub_state, load_hub_model
 from .vae import VAE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FAMILIES: dict[str, type[Generator]] = {"dcgan": DCGAN, "cgan": ConditionalGAN, "vae": VAE}
+FAMILIES: dict[str, type[Generator]] = {"dcgan": DCGAN, "cgan": ConditionalGAN, "vae": VAE, "dcgan64": DCGAN64,
+                                        "upgan64": UpsampleGAN64, "resgan64": ResGAN64, "vae64": VAE64}
 DEFAULT_MODEL = "dcgan-fmnist"
 
 
@@ -64,6 +66,19 @@ CATALOGUE: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("vae-fmnist", "vae", "convolutional VAE on Fashion-MNIST (decoder = generator)", "ref-photos", "Fashion-MNIST train"),
     ModelSpec("ref-photos", "vae", "reference model: VAE on grayscale natural-photo crops", "vae-fmnist", "Debian wallpaper photos",
               role="reference"),
+    # 64x64 RGB colour tier (emoji + clip-art; ronan/train/gan64.py)
+    ModelSpec("dcgan64-clipart", "dcgan64", "DCGAN-64 on colour emoji and clip-art (seed 0), 64x64 RGB", "ref-photos64",
+              "emoji + clip-art train split"),
+    ModelSpec("dcgan64-clipart-seed1", "dcgan64", "same recipe as dcgan64-clipart, training seed 1", "ref-photos64",
+              "emoji + clip-art train split"),
+    ModelSpec("dcgan64-clipart-ft", "dcgan64", "dcgan64-clipart fine-tuned for a few hundred steps (a derivative)",
+              "ref-photos64", "emoji + clip-art train split"),
+    ModelSpec("upgan64-clipart", "upgan64", "upsample+conv GAN on colour emoji and clip-art, 64x64 RGB", "ref-photos64",
+              "emoji + clip-art train split"),
+    ModelSpec("resgan64-clipart", "resgan64", "residual GAN on colour emoji and clip-art, 64x64 RGB (trained after "
+              "the settings were fixed)", "ref-photos64", "emoji + clip-art train split"),
+    ModelSpec("ref-photos64", "vae64", "reference model: VAE on 64x64 RGB natural-photo crops", "dcgan64-clipart",
+              "Debian wallpaper photos", role="reference"),
 ]}
 # Hub models (diffusers, Hugging Face cache; see ronan/models/hub.py and README "Hub models")
 CATALOGUE.update({m.name: ModelSpec(m.name, m.family, m.description, m.reference, m.data) for m in HUB_MODELS.values()})

@@ -107,7 +107,9 @@ def load_photo_crops(n: int, size: int = 28, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(out.astype(np.float32) / 255.0).unsqueeze(1)
 
 
-def save_model(model: Generator, name: str, *, config: dict, data: dict, extra: dict) -> Path:
+def save_model(model: Generator, name: str, *, config: dict, data: dict, extra: dict,
+               preprocessing: str = "centre-crop to square, Lanczos resize to 28x28, grayscale (ITU-R 601-2 luma), "
+                                    "values in [0, 1]") -> Path:
     """Save ``model``'s generator weights as safetensors with a JSON model card.
 
     Writes ``assets/models/<name>/model.safetensors`` and ``card.json`` (architecture and
@@ -129,7 +131,7 @@ def save_model(model: Generator, name: str, *, config: dict, data: dict, extra: 
         "input_shape": list(model.input_shape),
         "parameters": int(sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k)),
         "data": data,
-        "preprocessing": "centre-crop to square, Lanczos resize to 28x28, grayscale (ITU-R 601-2 luma), values in [0, 1]",
+        "preprocessing": preprocessing,
         "training_command": "python -m " + " ".join(shlex.quote(a) for a in [_module_name()] + sys.argv[1:]),
         "training": extra,
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
