@@ -60,6 +60,9 @@ class BelongingDistribution:
         values (list[float]): calibrated losses A'; ``losses``/``reference_losses`` the raw ones.
         mean (float), std (float): mean and sample standard deviation (ddof = 1) of ``values``.
         method_version (int), versions (dict), created (str), seconds (float).
+        sample_steps (list[int] | None): optimiser steps each sample's inversion on M ran.
+        sample_settled (list[bool] | None): whether each sample's inversion on M had settled
+            (see ``InversionResult.settled``). Both are diagnostics, not part of the key.
     """
 
     model: str
@@ -80,6 +83,8 @@ class BelongingDistribution:
     versions: dict = field(default_factory=dict)
     created: str = ""
     seconds: float = 0.0
+    sample_steps: list[int] | None = None
+    sample_settled: list[bool] | None = None
 
     KEY_FIELDS = ("model", "model_sha256", "model_options", "reference", "reference_sha256", "distance", "settings", "n", "seed",
                   "method_version")
@@ -171,7 +176,7 @@ def build_distribution(
 
     t0 = time.perf_counter()
     samples = generate(model, n, seed, purpose="calibration", batch=chunk)
-    losses, ref_losses = [], []
+    losses, ref_losses, steps, settled = [], [], [], []
     for i in range(0, n, chunk):
         batch = samples[i:i + chunk]
         jobs = [("model", model, batch)]
@@ -186,6 +191,9 @@ def build_distribution(
             if event.extra["stopped"]:
                 raise Cancelled(f"calibration of {model.name} stopped before it finished")
             (losses if role == "model" else ref_losses).append(event.loss)
+            if role == "model":
+                steps += event.image_steps.tolist()
+                settled += event.settled.tolist()
     loss = torch.cat(losses).double()
     ref = torch.cat(ref_losses).double() if reference is not None else None
     values = calibrate_losses(loss, ref)
@@ -197,7 +205,7 @@ def build_distribution(
         reference_losses=ref.tolist() if ref is not None else None,
         mean=float(values.mean()), std=float(values.std(unbiased=True)),
         versions=library_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        seconds=round(time.perf_counter() - t0, 2))
+        seconds=round(time.perf_counter() - t0, 2), sample_steps=steps, sample_settled=settled)
 
 
 def _to_domain(images: torch.Tensor, target: Generator) -> torch.Tensor:

@@ -511,9 +511,9 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
         results.append(res)
         truth = is_belonging_label(it.label, gen.name)
         if truth is not None:
-            (bel if truth else non).append(res.belonging)
+            (bel if truth else non).append(res.verdict)
         if it.label is not None:
-            d = per_label.setdefault(it.label, {"belonging": 0, "non-belonging": 0})
+            d = per_label.setdefault(it.label, {"belonging": 0, "non-belonging": 0, "inconclusive": 0})
             d[res.verdict] += 1
     conf = confusion(bel, non) if (bel or non) else None
     yield BatchOutcome(rows, results, conf, per_label)
