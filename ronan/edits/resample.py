@@ -3,8 +3,8 @@
 Pillow resizes an 8-bit image in two separable passes (horizontal, then vertical), each a
 matrix of filter weights computed by ``precompute_coeffs`` in Pillow's ``Resample.c``, each
 rounded half up and clipped to 0..255. :func:`pil_resize` builds those matrices in float64
-and applies them with ``einsum``, so the forward pass equals Pillow's up to its 22-bit
-fixed-point weights (a level now and then), and gradients flow to every input pixel.
+with Pillow's 22-bit fixed-point weights and applies them with ``einsum`` (exact in float64),
+so the forward pass equals Pillow's, and gradients flow to every input pixel.
 Rounding uses a straight-through estimator (see :func:`ste_round`).
 """
 
@@ -67,7 +67,7 @@ FILTERS = {"bilinear": (_bilinear, 1.0), "bicubic": (_bicubic, 2.0), "lanczos": 
 
 @lru_cache(maxsize=256)
 def resample_matrix(in_size: int, out_size: int, filter: str, box0: float = 0.0, box1: float | None = None) -> torch.Tensor:
-    """Weights of one Pillow resampling pass as ``Tensor[out_size, in_size]`` (float64).
+    """Weights of one Pillow resampling pass as ``Tensor[out_size, in_size]`` (float64, 22-bit fixed point).
 
     Follows ``precompute_coeffs`` of Pillow's ``Resample.c`` line by line: ``scale =
     (box1 - box0) / out_size``, support widened by ``max(scale, 1)`` (antialiasing when
@@ -95,7 +95,8 @@ def resample_matrix(in_size: int, out_size: int, filter: str, box0: float = 0.0,
         if total != 0.0:
             w = [v / total for v in w]
         m[xx, xmin:xmax] = torch.tensor(w, dtype=torch.float64)
-    return m
+    # Pillow's 8-bit path uses 22-bit fixed-point weights, rounded half away from zero
+    return torch.sign(m) * torch.floor(m.abs() * 2**22 + 0.5) / 2**22
 
 
 def pil_resize(v: torch.Tensor, size: tuple[int, int], filter: str,
