@@ -128,6 +128,7 @@ def test_apply_batch_quantizes_and_seeds_each_image():
     for i in range(3):
         assert np.array_equal(np.asarray(out[i]), np.asarray(e.apply(to_pil(x[i]), seed=5 + i)))
     assert apply_batch(smooth_batch(1, 1, 12), "none")[0].mode == "L"
+    assert parse_edit("jpeg:75").apply(noise_image(16, 16).convert("RGBA")).mode == "RGB"
 
 
 # ------------------------------------------------------------ differentiable vs exact
@@ -249,6 +250,8 @@ def test_detect_foreign_tables_exif_and_in_memory_images():
     exif[0x0131], exif[0x0112] = "Adobe Photoshop 25.0", 6
     det = detect(jpeg_bytes(noise_image(40, 30), quality=85, exif=exif.tobytes()), 28, 1)
     assert (det.width, det.height) == (30, 40) and det.software == ["Software: Adobe Photoshop 25.0"]
+    det = detect(jpeg_bytes(noise_image(32, 32), quality=80, progressive=True), 32, 3)
+    assert det.progressive is True and "progressive" in det.describe()
     det = detect(noise_image(28, 28), 28, 1)
     assert det.format is None and det.suggested == "none" and det.describe().startswith("in-memory image")
     with pytest.raises(ImageError):

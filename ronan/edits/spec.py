@@ -11,7 +11,8 @@ Grammar (case-insensitive, steps joined by ``+`` and applied left to right)::
                          own preprocessing later brings the image back to its size
     crop:F               centre crop keeping the fraction F in (0.3, 1] of each side
     noise:S              additive Gaussian noise, sigma S in [0, 0.5] on the [0, 1] scale,
-                         then clipping and 8-bit rounding; seeded
+                         then clipping and 8-bit rounding; seeded (stream
+                         ``edit-noise:<step index>`` of the seed, see ronan.seeding)
     filter:NAME          one of FILTERS (below)
 
 ``resize:1``, ``crop:1`` and ``noise:0`` change nothing and are dropped from the canonical
@@ -124,19 +125,26 @@ def _scaled(size: tuple[int, int], factor: float) -> tuple[int, int]:
     return tuple(max(1, math.floor(s * factor + 0.5)) for s in size)
 
 
-@dataclass(frozen=True)
-class Resize(Step):
-    """``resize:F``: Pillow bicubic resize by F (antialiased when reducing)."""
+class _OneNumber(Step):
+    """A step with one number: spec ``op:number``, ``to_dict`` ``{"op", param: number, **details}``."""
 
-    factor: float
-    op = "resize"
+    param = ""
+    details: dict = {}
 
     @property
     def spec(self) -> str:
-        return f"resize:{_num(self.factor)}"
+        return f"{self.op}:{_num(getattr(self, self.param))}"
 
     def to_dict(self) -> dict:
-        return {"op": "resize", "factor": self.factor, "filter": "bicubic"}
+        return {"op": self.op, self.param: getattr(self, self.param), **self.details}
+
+
+@dataclass(frozen=True)
+class Resize(_OneNumber):
+    """``resize:F``: Pillow bicubic resize by F (antialiased when reducing)."""
+
+    factor: float
+    op, param, details = "resize", "factor", {"filter": "bicubic"}
 
     def apply(self, image, seed, index):
         return image.resize(_scaled(image.size, self.factor), Image.Resampling.BICUBIC)
@@ -154,18 +162,11 @@ def crop_box(width: int, height: int, fraction: float) -> tuple[int, int, int, i
 
 
 @dataclass(frozen=True)
-class Crop(Step):
+class Crop(_OneNumber):
     """``crop:F``: centre crop keeping the fraction F of each side."""
 
     fraction: float
-    op = "crop"
-
-    @property
-    def spec(self) -> str:
-        return f"crop:{_num(self.fraction)}"
-
-    def to_dict(self) -> dict:
-        return {"op": "crop", "fraction": self.fraction}
+    op, param = "crop", "fraction"
 
     def apply(self, image, seed, index):
         return image.crop(crop_box(*image.size, self.fraction))
@@ -176,7 +177,7 @@ class Crop(Step):
 
 
 @dataclass(frozen=True)
-class Noise(Step):
+class Noise(_OneNumber):
     """``noise:S``: Gaussian noise of sigma S (on [0, 1]), clipped, rounded to 8 bits; seeded.
 
     The differentiable version is the identity: a noise draw cannot be inverted, and adding
@@ -184,14 +185,7 @@ class Noise(Step):
     """
 
     sigma: float
-    op = "noise"
-
-    @property
-    def spec(self) -> str:
-        return f"noise:{_num(self.sigma)}"
-
-    def to_dict(self) -> dict:
-        return {"op": "noise", "sigma": self.sigma}
+    op, param = "noise", "sigma"
 
     def apply(self, image, seed, index):
         arr = np.asarray(image, dtype=np.float64) / 255.0
