@@ -224,8 +224,8 @@ def _conv_axis(v: torch.Tensor, k: torch.Tensor, axis: int) -> torch.Tensor:
 
 def _blend(v: torch.Tensor, base: torch.Tensor | float, factor: float, quantize: bool) -> torch.Tensor:
     """``Image.blend(base, image, factor)`` for factor > 1: float32 arithmetic, clipped, truncated."""
-    out = (base + factor * (v.float() - base)).to(v.dtype) if isinstance(base, float) else \
-        (base.float() + factor * (v.float() - base.float())).to(v.dtype)
+    base = base if isinstance(base, float) else base.float()
+    out = (base + factor * (v.float() - base)).to(v.dtype)
     return ste_floor(out.clamp(0.0, 255.0), quantize)
 
 
