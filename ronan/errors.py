@@ -23,3 +23,7 @@ class CalibrationError(RonanError):
 
 class Cancelled(RonanError):
     """A run was stopped by the user before it finished."""
+
+
+class EditError(RonanError, ValueError):
+    """An edit spec (``jpeg:75``, ``resize:0.5+jpeg:90``...) is not valid."""
