@@ -15,7 +15,9 @@ from typing import Callable, Iterator
 
 import torch
 
-from .calibration import calibrate_losses, cache_path, distribution_key, get_distribution, BelongingDistribution
+from .calibration import (BelongingDistribution, cache_path, calibrate_losses, distribution_key, edit_transform,
+                          get_distribution)
+from .edits.policy import EditAssumption, resolve_edit, validate_assume
 from .distances import get_distance
 from .errors import Cancelled, CalibrationError
 from .images import LoadedImage, load_image
@@ -41,7 +43,11 @@ class Attribution:
     test says (``"belonging"`` when ``statistic < critical_value``, i.e. ``calibrated_loss <
     threshold``); ``verdict`` is that, or ``"inconclusive"`` with ``reasons`` when the evidence
     cannot carry it (see :mod:`ronan.verdict`). ``settled`` says whether the inversion on M had
-    settled when it ended. ``steps_run`` and
+    settled when it ended. ``edit`` is the edit assumed (``"none"``, ``"robust"`` or a spec such
+    as ``"jpeg:75"``), ``edit_source`` how (``"detected"``, ``"declared"``, ``"robust"``,
+    ``"none"``), ``edit_mode`` how it entered the method (``"samples"``/``"through"``),
+    ``detection`` what the file revealed; ``original_format``/``original_size``/``original_mode``
+    describe the file as uploaded. ``steps_run`` and
     ``reference_steps_run`` are the optimiser steps each inversion ran (fewer than
     ``settings["steps"]`` when early stopping ended it); ``history`` and ``reference_history``
     hold the best loss so far after each of them (``steps_run + 1`` values).
@@ -81,6 +87,14 @@ class Attribution:
     n_kept: int = 0
     n_removed: int = 0
     settled: bool = True
+    edit: str = "none"
+    edit_source: str = "none"
+    edit_description: str = ""
+    edit_mode: str | None = None
+    detection: dict | None = None
+    original_format: str | None = None
+    original_size: list[int] | None = None
+    original_mode: str | None = None
     steps_run: int = 0
     reference_steps_run: int | None = None
     history: list[float] = field(default_factory=list)
@@ -152,6 +166,61 @@ def _model(m: str | Generator, device) -> Generator:
     return m if isinstance(m, Generator) else load_model(m, device)
 
 
+@dataclass
+class _Run:
+    """What every image of one ``attribute_stream`` call shares (built by :func:`_prepare`)."""
+
+    gen: Generator
+    ref: Generator | None
+    settings: object
+    decision: DecisionSettings
+    device: torch.device
+    loaded: list[LoadedImage]
+
+
+def _prepare(images, model, reference, distance, test, alpha, preset, steps, restarts, lr, precision,
+             device) -> _Run:
+    """Check the inputs, load the images and the models M and M_r, resolve the settings."""
+    dev = resolve_device(device)
+    decision = DecisionSettings(mode=test, alpha=alpha)
+    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr, precision=precision)
+    loaded = [_as_loaded(im) for im in images]
+    gen = _model(model, dev)
+    ref_name = default_reference(gen.name) if reference == "default" else reference
+    ref = _model(ref_name, dev) if ref_name is not None else None
+    if ref is not None and ref.name == gen.name:
+        raise CalibrationError(f"{gen.name} cannot be its own reference model")
+    get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
+    return _Run(gen, ref, settings, decision, dev, loaded)
+
+
+def _edit_groups(run: _Run, edit: str) -> list[tuple[EditAssumption, list[int]]]:
+    """The edit assumed for each image (:func:`ronan.edits.policy.resolve_edit`), grouped."""
+    groups: dict[str, tuple[EditAssumption, list[int]]] = {}
+    for i, li in enumerate(run.loaded):
+        a = resolve_edit(li, run.gen.image_size, run.gen.channels, edit)
+        groups.setdefault(a.spec, (a, []))[1].append(i)
+    return list(groups.values())
+
+
+def _invert_group(run: _Run, idx: list[int], transform, **kwargs):
+    """Invert images ``idx`` on M (through ``transform``) and M_r; yields events, returns
+    ``({role: InversionResult}, model-domain tensor)``."""
+    x = torch.stack([run.gen.preprocess(run.loaded[i].image) for i in idx])
+    jobs = [("model", run.gen, x, {"transform": transform})]
+    if run.ref is not None:
+        jobs.append(("reference", run.ref, torch.stack([run.ref.preprocess(run.loaded[i].image) for i in idx])))
+    results: dict[str, InversionResult] = {}
+    for role, event in invert_jobs_stream(jobs, **kwargs):
+        if isinstance(event, InversionResult):
+            results[role] = event
+        else:
+            yield AttributionEvent(role, event)
+    if any(r.extra.get("stopped") for r in results.values()):
+        raise Cancelled("attribution stopped before the inversion finished")
+    return results, x
+
+
 def attribute_stream(
     images: list,
     model: str | Generator,
@@ -160,6 +229,8 @@ def attribute_stream(
     distance: str = "mse",
     alpha: float = 0.05,
     test: str = "robust",
+    edit: str = "auto",
+    edit_mode: str | None = None,
     preset: str | None = None,
     steps: int | None = None,
     restarts: int | None = None,
@@ -188,13 +259,21 @@ def attribute_stream(
         test (str): ``"robust"`` (default: log domain, failed belonging inversions removed,
             inconclusive when the evidence is weak) or ``"paper"`` (Eq. 3 on all N raw values);
             see :mod:`ronan.verdict`.
+        edit (str): the edit assumed to have happened to the images on their way here:
+            ``"auto"`` (default: detected from each file — JPEG quality, size), ``"none"``,
+            ``"robust"`` (a family of common edits) or a spec such as ``"jpeg:75"``; see
+            :mod:`ronan.edits.policy`. The belonging distribution is built from samples passed
+            through the same edit (on first use; cached).
+        edit_mode (str | None): ``"samples"`` or ``"through"`` (also invert through the
+            edit); None: the measured default of the edit (:func:`default_edit_mode`).
         preset (str | None): inversion preset (default ``"fast"``); ``steps``, ``restarts``,
             ``lr`` and ``precision`` override it.
         seed (int): seed of the query inversions (default 0).
         n_calibration (int): N of the belonging distribution (default 100).
         calibration_seed (int): seed of the belonging distribution (default 0).
         device (str | None): ``"cpu"``, ``"cuda"``, ``"mps"``; None picks the best present.
-        distribution (BelongingDistribution | None): use this instead of the cache.
+        distribution (BelongingDistribution | None): use this instead of the cache (it must
+            match the settings and the edit of every image).
         build_calibration (bool): build a missing distribution (default True) or fail.
         calibration_callback (callable | None): progress of a distribution build.
         progress_every (int): steps between progress events.
@@ -202,81 +281,94 @@ def attribute_stream(
         should_stop (callable | None): polled between steps; True raises :class:`Cancelled`.
 
     Raises:
-        ImageError, ModelUnavailable, DistanceUnavailable, CalibrationError, Cancelled.
+        ImageError, ModelUnavailable, DistanceUnavailable, CalibrationError, EditError, Cancelled.
     """
+    # 1. check inputs, prepare models and settings
     t0 = time.perf_counter()
-    dev = resolve_device(device)
-    loaded = [_as_loaded(im) for im in images]
-    gen = _model(model, dev)
-    ref_name = default_reference(gen.name) if reference == "default" else reference
-    ref = _model(ref_name, dev) if ref_name is not None else None
-    if ref is not None and ref.name == gen.name:
-        raise CalibrationError(f"{gen.name} cannot be its own reference model")
-    get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
-    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr, precision=precision)
-    test_settings = DecisionSettings(mode=test, alpha=alpha)
-
-    if distribution is None:
-        distribution = get_distribution(gen, ref, distance=distance, settings=settings, n=n_calibration,
-                                        seed=calibration_seed, build=build_calibration,
-                                        callback=calibration_callback)
-    else:
-        expected = distribution_key(gen, ref, distance, settings, distribution.n, distribution.seed)
-        if distribution.key() != expected:
-            raise CalibrationError("the given belonging distribution was built with other settings")
-    calib_file = cache_path(distribution.key()).name
-    run_notes = []
-    if distance == "ssim" and settings.restarts < SSIM_RESTARTS:
-        run_notes.append(f"distance ssim with {settings.restarts} restart(s): a few inversions get stuck far from "
-                         f"the image, which widens the belonging distribution; restarts={SSIM_RESTARTS} is "
-                         f"recommended (benchmarks/RESULTS.md, Table 5)")
-
-    results: dict[str, InversionResult] = {}
-    roles = [("model", gen)] + ([("reference", ref)] if ref is not None else [])
-    jobs = [(role, g, torch.stack([g.preprocess(li.image) for li in loaded])) for role, g in roles]
-    for role, event in invert_jobs_stream(jobs, distance=distance, settings=settings, seed=seed,
-                                          progress_every=progress_every, with_images=with_images,
-                                          should_stop=should_stop):
-        if isinstance(event, InversionResult):
-            results[role] = event
-        else:
-            yield AttributionEvent(role, event)
-    if any(r.extra.get("stopped") for r in results.values()):
-        raise Cancelled("attribution stopped before the inversion finished")
-
-    loss = results["model"].loss.double()
-    ref_loss = results["reference"].loss.double() if ref is not None else None
-    calibrated = calibrate_losses(loss, ref_loss)
-    per_image = (time.perf_counter() - t0) / len(loaded)
-    versions = library_versions()
-    out = []
-    summary = summarize(distribution.values, test_settings)
-    for i, li in enumerate(loaded):
-        res_m = results["model"]
-        decision = decide(float(calibrated[i]), summary, settled=bool(res_m.settled[i]))
-        res_r = results.get("reference")
-        out.append(Attribution(
-            image=li.name, image_sha256=li.sha256, model=gen.name, model_sha256=gen.weights_sha256,
-            reference=ref.name if ref is not None else None,
-            reference_sha256=ref.weights_sha256 if ref is not None else None,
-            distance=distance, loss=float(loss[i]), reference_loss=float(ref_loss[i]) if ref is not None else None,
-            calibrated_loss=float(calibrated[i]), statistic=decision.statistic,
-            critical_value=decision.critical_value, n_calibration=distribution.n, alpha=alpha,
-            mean=summary.mean, std=summary.std, verdict=decision.verdict,
-            test=test, test_verdict=BELONGING if decision.test_belonging else NON_BELONGING,
-            reasons=list(decision.reasons), domain=summary.domain, threshold=summary.threshold,
-            n_kept=summary.n_kept, n_removed=len(summary.removed), settled=bool(res_m.settled[i]),
-            seconds=round(per_image, 4), seed=seed, preset=preset or DEFAULT_PRESET, settings=settings.to_dict(),
-            calibration_seed=distribution.seed, calibration_file=calib_file, device=str(dev),
-            notes=list(li.notes) + run_notes, versions=versions,
-            steps_run=int(res_m.image_steps[i]),
-            reference_steps_run=int(res_r.image_steps[i]) if res_r is not None else None,
-            history=_curve(res_m, i),
-            reference_history=_curve(res_r, i) if res_r is not None else None,
-            image_tensor=jobs[0][2][i], reconstruction=res_m.reconstructions[i],
-            reference_reconstruction=res_r.reconstructions[i] if res_r is not None else None,
-        ))
+    validate_assume(edit)
+    run = _prepare(images, model, reference, distance, test, alpha, preset, steps, restarts, lr, precision, device)
+    out: list[Attribution | None] = [None] * len(run.loaded)
+    # 2. per assumed edit: the belonging distribution, the inversions, the verdicts
+    for assumption, idx in _edit_groups(run, edit):
+        mode = edit_mode or default_edit_mode(assumption)
+        dist = _distribution(run, distribution, assumption, mode, distance, n_calibration, calibration_seed,
+                             build_calibration, calibration_callback)
+        transform = edit_transform(assumption, mode, run.gen)
+        results, x = yield from _invert_group(run, idx, transform, distance=distance, settings=run.settings,
+                                              seed=seed, progress_every=progress_every, with_images=with_images,
+                                              should_stop=should_stop)
+        summary = summarize(dist.values, run.decision)
+        for j, i in enumerate(idx):
+            out[i] = _assemble(run, i, j, results, x, dist, summary, assumption, mode, distance=distance,
+                               seed=seed, preset=preset)
+    # 3. timings
+    per_image = round((time.perf_counter() - t0) / max(len(run.loaded), 1), 4)
+    for r in out:
+        r.seconds = per_image
     yield out
+
+
+def default_edit_mode(assumption: EditAssumption) -> str:
+    """The edit mode measured to decide best for this edit (benchmarks/RESULTS.md, Table 8)."""
+    return "samples"
+
+
+def _distribution(run: _Run, given, assumption, mode, distance, n, seed, build, callback) -> BelongingDistribution:
+    """The belonging distribution for one edit group: ``given`` (checked) or the cached/built one."""
+    if given is None:
+        return get_distribution(run.gen, run.ref, distance=distance, settings=run.settings, n=n, seed=seed,
+                                build=build, edit=assumption, edit_mode=mode, callback=callback)
+    expected = distribution_key(run.gen, run.ref, distance, run.settings, given.n, given.seed, assumption.key(mode))
+    if given.key() != expected:
+        raise CalibrationError("the given belonging distribution was built with other settings"
+                               + ("" if assumption.is_none else f" (this image assumes edit {assumption.spec})"))
+    return given
+
+
+def _assemble(run: _Run, i: int, j: int, results: dict, x: torch.Tensor, dist: BelongingDistribution, summary,
+              assumption: EditAssumption, mode: str, *, distance: str, seed: int, preset) -> Attribution:
+    """The :class:`Attribution` of image ``i`` (``j``-th of its edit group)."""
+    li = run.loaded[i]
+    res_m, res_r = results["model"], results.get("reference")
+    loss = float(res_m.loss[j])
+    ref_loss = float(res_r.loss[j]) if res_r is not None else None
+    calibrated = float(calibrate_losses(torch.tensor([loss], dtype=torch.float64),
+                                        None if ref_loss is None else torch.tensor([ref_loss], dtype=torch.float64))[0])
+    settled = bool(res_m.settled[j])
+    decision = decide(calibrated, summary, settled=settled)
+    notes = list(li.notes) + _run_notes(distance, run.settings)
+    if not assumption.is_none:
+        notes.append(f"edit assumed ({assumption.source}): {assumption.spec}, mode {mode}")
+    return Attribution(
+        image=li.name, image_sha256=li.sha256, model=run.gen.name, model_sha256=run.gen.weights_sha256,
+        reference=run.ref.name if run.ref is not None else None,
+        reference_sha256=run.ref.weights_sha256 if run.ref is not None else None,
+        distance=distance, loss=loss, reference_loss=ref_loss, calibrated_loss=calibrated,
+        statistic=decision.statistic, critical_value=decision.critical_value, n_calibration=dist.n,
+        alpha=run.decision.alpha, mean=summary.mean, std=summary.std, verdict=decision.verdict,
+        seconds=0.0, seed=seed, preset=preset or DEFAULT_PRESET, settings=run.settings.to_dict(),
+        calibration_seed=dist.seed, calibration_file=cache_path(dist.key()).name, device=str(run.device),
+        notes=notes, versions=library_versions(),
+        test=run.decision.mode, test_verdict=BELONGING if decision.test_belonging else NON_BELONGING,
+        reasons=list(decision.reasons), domain=summary.domain, threshold=summary.threshold,
+        n_kept=summary.n_kept, n_removed=len(summary.removed), settled=settled,
+        edit=assumption.spec, edit_source=assumption.source, edit_description=assumption.description,
+        edit_mode=mode if not assumption.is_none else None, detection=assumption.detection,
+        original_format=li.original_format, original_size=list(li.original_size), original_mode=li.original_mode,
+        steps_run=int(res_m.image_steps[j]),
+        reference_steps_run=int(res_r.image_steps[j]) if res_r is not None else None,
+        history=_curve(res_m, j), reference_history=_curve(res_r, j) if res_r is not None else None,
+        image_tensor=x[j], reconstruction=res_m.reconstructions[j],
+        reference_reconstruction=res_r.reconstructions[j] if res_r is not None else None,
+    )
+
+
+def _run_notes(distance: str, settings) -> list[str]:
+    if distance == "ssim" and settings.restarts < SSIM_RESTARTS:
+        return [f"distance ssim with {settings.restarts} restart(s): a few inversions get stuck far from "
+                f"the image, which widens the belonging distribution; restarts={SSIM_RESTARTS} is "
+                f"recommended (benchmarks/RESULTS.md, Table 5)"]
+    return []
 
 
 def _curve(res: InversionResult, i: int) -> list[float]:

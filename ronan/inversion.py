@@ -256,6 +256,7 @@ def invert_stream(
     progress_every: int = 10,
     with_images: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[InversionProgress | InversionResult]:
     """Invert ``images`` on ``generator``, yielding progress events, then the result.
 
@@ -270,6 +271,10 @@ def invert_stream(
         with_images (bool): attach current reconstructions to progress events.
         should_stop (callable | None): polled every step; when it returns True the run
             ends early and the result covers the steps done (``steps_run``).
+        transform (callable | None): differentiable map applied to the reconstructions
+            before the loss, ``L(transform(M(i)), x)`` — inversion through an edit (e.g. a
+            JPEG re-save, :meth:`ronan.edits.Edit.differentiable`); output shaped like ``images``.
+            ``reconstructions`` in events and the result stay ``M(i)``. Default None (identity).
 
     Yields:
         InversionProgress events, and finally one InversionResult.
@@ -311,7 +316,7 @@ def invert_stream(
     while True:
         with _autocast(device, settings.precision):
             recon = generator.generate(params)
-        loss = dist(recon.float(), targets)
+        loss = dist(recon.float() if transform is None else transform(recon.float()), targets)
         with torch.no_grad():
             current = torch.nan_to_num(loss.detach(), nan=float("inf"))
             improved = current < best
@@ -502,7 +507,8 @@ def invert_jobs_stream(
 
     Args:
         jobs (list): ``(role, generator, images)`` triples, e.g. ``("model", M, x)`` and
-            ``("reference", M_r, x_r)``.
+            ``("reference", M_r, x_r)``, or ``(role, generator, images, options)`` with a dict of
+            keyword arguments of :func:`invert_stream` for that job only (e.g. ``transform``).
         parallel (bool | None): run the jobs in threads at once; default
             :func:`parallel_default` of the first job's device. Results are the same either way.
         should_stop (callable | None): as for :func:`invert_stream`; closing this generator
@@ -511,9 +517,10 @@ def invert_jobs_stream(
     """
     if parallel is None:
         parallel = len(jobs) > 1 and parallel_default(jobs[0][1].device)
+    jobs = [(job[0], job[1], job[2], {**kwargs, **(job[3] if len(job) > 3 else {})}) for job in jobs]
     if not parallel:
-        for role, gen, images in jobs:
-            for event in invert_stream(gen, images, should_stop=should_stop, **kwargs):
+        for role, gen, images, options in jobs:
+            for event in invert_stream(gen, images, should_stop=should_stop, **options):
                 yield role, event
         return
 
@@ -526,9 +533,9 @@ def invert_jobs_stream(
     def stop() -> bool:
         return closed.is_set() or (should_stop is not None and should_stop())
 
-    def work(role, gen, images):
+    def work(role, gen, images, options):
         try:
-            for event in invert_stream(gen, images, should_stop=stop, **kwargs):
+            for event in invert_stream(gen, images, should_stop=stop, **options):
                 events.put((role, event))
         except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
             events.put((role, e))
