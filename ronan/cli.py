@@ -49,6 +49,13 @@ def _add_method(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the inversions (default 0)")
     p.add_argument("--calibration-n", type=int, default=100, help="N of the belonging distribution (default 100)")
     p.add_argument("--calibration-seed", type=int, default=0, help="seed of the belonging distribution (default 0)")
+    p.add_argument("--assume-edit", default="auto", metavar="EDIT",
+                   help="edit the images went through: auto (default: detected from each file - JPEG quality, "
+                        "size), none, robust (a family of common edits), or a spec such as jpeg:75, resize:0.5, "
+                        "crop:0.9, noise:0.01, filter:contrast, or a chain resize:0.5+jpeg:90")
+    p.add_argument("--edit-mode", default=None, choices=["samples", "through"],
+                   help="how an edit enters the method: samples (belonging samples pass through it) or through "
+                        "(also invert through its differentiable twin); default: the measured best per edit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--alpha", type=float, default=0.05, help="significance of Grubbs' test (default 0.05)")
+    p.add_argument("--test", default="robust", choices=["robust", "paper"],
+                   help="robust (default: log domain, failed belonging inversions removed, inconclusive when the "
+                        "evidence is weak) or paper (Eq. 3 on all N values, as published)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     p.add_argument("--history", action="store_true", help="include loss curves in the JSON")
     _add_method(p)
@@ -93,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of images, or generate:MODEL (repeatable: one row each)")
     p.add_argument("--n", type=int, default=100, help="samples K drawn for generate: sources (default 100)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance of Grubbs' test (default 0.05)")
+    p.add_argument("--test", default="robust", choices=["robust", "paper"], help="decision test (default robust)")
+    p.add_argument("--edit", default=None, metavar="EDIT",
+                   help="apply EDIT (jpeg:Q, resize:F, crop:F, noise:S, filter:NAME, chains with +) to every image "
+                        "of both groups before attribution, for the paper's Table 8; the edit is then assumed "
+                        "(unless --assume-edit says otherwise)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per image to FILE")
     _add_method(p)
@@ -168,7 +183,17 @@ def _calibration_cb(show):
     return (lambda role, first, progress: show(role, progress)) if show else None
 
 
+def _calibration_edit(assume: str):
+    """The edit a ``calibrate`` run builds for: none, robust or a spec (auto has no file to read)."""
+    from .edits.policy import NONE, resolve_edit
+
+    if assume in ("auto", "none"):
+        return NONE
+    return resolve_edit(None, 0, 0, assume)
+
+
 def cmd_calibrate(args) -> int:
+    from .attribution import default_edit_mode
     from .calibration import cache_path, get_distribution
     from .inversion import resolve_settings
     from .models.registry import default_reference, load_model, resolve_device
@@ -180,12 +205,15 @@ def cmd_calibrate(args) -> int:
     ref = load_model(ref_name, dev) if ref_name else None
     settings = resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr,
                                 precision=args.precision)
+    edit = _calibration_edit(args.assume_edit)
     dist = get_distribution(model, ref, distance=args.distance, settings=settings, n=args.n,
-                            seed=args.calibration_seed, rebuild=args.force,
+                            seed=args.calibration_seed, rebuild=args.force, edit=edit,
+                            edit_mode=args.edit_mode or default_edit_mode(edit),
                             callback=_calibration_cb(_progress(f"calibrating {model.name}")))
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    summary = {"model": dist.model, "reference": dist.reference, "distance": dist.distance, "n": dist.n,
+    summary = {"model": dist.model, "reference": dist.reference, "distance": dist.distance, "edit": dist.edit,
+               "n": dist.n,
                "seed": dist.seed, "mean": dist.mean, "std": dist.std, "min": min(dist.values),
                "max": max(dist.values), "settings": dist.settings, "seconds": dist.seconds,
                "file": str(cache_path(dist.key()))}
@@ -216,7 +244,7 @@ def cmd_attribute(args) -> int:
     if loaded:
         results = attribute_batch(
             loaded, args.model, reference=_reference(args), distance=args.distance, alpha=args.alpha,
-            preset=args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr, precision=args.precision,
+            test=args.test, edit=args.assume_edit, edit_mode=args.edit_mode, preset=args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr, precision=args.precision,
             seed=args.seed,
             n_calibration=args.calibration_n, calibration_seed=args.calibration_seed, device=args.device,
             callback=(lambda e: show(e.role, e.progress)) if show else None,
@@ -227,12 +255,22 @@ def cmd_attribute(args) -> int:
         print(json.dumps([r.to_dict(history=args.history) for r in results], indent=2))
     else:
         for r in results:
-            print(f"{r.image}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f}  "
-                  f"loss {r.loss:.3g} / ref {r.reference_loss if r.reference_loss is None else format(r.reference_loss, '.3g')}"
-                  f" = {r.calibrated_loss:.3g}  ({r.seconds:.2f} s)")
+            print(result_line(r))
+            for reason in r.reasons:
+                print(f"  inconclusive: {reason}")
             for note in r.notes:
                 print(f"  note: {note}")
     return status
+
+
+def result_line(r) -> str:
+    """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time."""
+    ref = "none" if r.reference_loss is None else format(r.reference_loss, ".3g")
+    removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
+    edit = f"  edit {r.edit} ({r.edit_source})" if r.edit != "none" else ""
+    return (f"{r.image}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
+            f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {r.calibrated_loss:.3g}{edit}  "
+            f"({r.seconds:.2f} s)")
 
 
 def cmd_evaluate(args) -> int:
@@ -240,8 +278,8 @@ def cmd_evaluate(args) -> int:
 
     if not 1 <= args.n <= 10000:
         raise RonanError("--n must be between 1 and 10000")
-    bel = load_source(args.belonging, args.n, args.seed, args.device)
-    non = [load_source(spec, args.n, args.seed, args.device) for spec in args.non_belonging]
+    bel = load_source(args.belonging, args.n, args.seed, args.device, edit=args.edit)
+    non = [load_source(spec, args.n, args.seed, args.device, edit=args.edit) for spec in args.non_belonging]
     status = EXIT_OK
     for src in [bel, *non]:
         for e in src.errors:
@@ -253,7 +291,9 @@ def cmd_evaluate(args) -> int:
     with tqdm(total=total_images, desc=f"evaluate {args.model}", unit="img", file=sys.stderr,
               disable=None) as bar:
         out = evaluate(args.model, bel, non, progress=bar.update, reference=_reference(args),
-                       distance=args.distance, alpha=args.alpha, preset=args.preset, steps=args.steps,
+                       distance=args.distance, alpha=args.alpha, test=args.test,
+                       edit=args.assume_edit if args.assume_edit != "auto" or not args.edit else args.edit,
+                       edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
                        restarts=args.restarts, lr=args.lr, precision=args.precision, seed=args.seed,
                        n_calibration=args.calibration_n, calibration_seed=args.calibration_seed,
                        device=args.device)
@@ -263,9 +303,11 @@ def cmd_evaluate(args) -> int:
         print(json.dumps({k: v for k, v in out.items() if k != "records"}, indent=2))
         return status
     print(f"{args.model}: belonging = {bel.spec}  ({len(bel.images)} images)")
-    print(f"{'non-belonging source':32s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'TN':>4s} {'Acc':>7s} {'AUC':>6s}")
+    print(f"{'non-belonging source':32s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'TN':>4s} {'Inc':>4s} {'Acc':>7s} "
+          f"{'AUC':>6s}")
     for row in out["rows"] + [out | {"source": "total"}]:
-        print(f"{row['source'][:32]:32s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} "
+        inc = row["inconclusive_belonging"] + row["inconclusive_non_belonging"]
+        print(f"{row['source'][:32]:32s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} {inc:4d} "
               f"{100 * row['accuracy']:6.1f}% {row['auc']:6.3f}")
     return status
 

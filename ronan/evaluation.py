@@ -78,7 +78,7 @@ class Source:
     errors: list[str] = field(default_factory=list)
 
 
-def load_source(spec: str, n: int = 100, seed: int = 0, device=None) -> Source:
+def load_source(spec: str, n: int = 100, seed: int = 0, device=None, edit: str | None = None) -> Source:
     """Resolve ``spec`` (a folder of images, or ``generate:MODEL``) into loaded images.
 
     Args:
@@ -87,6 +87,9 @@ def load_source(spec: str, n: int = 100, seed: int = 0, device=None) -> Source:
             saved as PNG bytes and re-loaded like uploads.
         n (int): samples for ``generate:`` sources (default 100).
         seed (int): their seed.
+        edit (str | None): an edit spec (``jpeg:75``...) applied to every image, exactly as the
+            world would (then saved losslessly, or as JPEG when the edit ends with one), so that
+            both groups of a table get the same edit; None: the images as they are.
 
     Unreadable files of a folder are listed in ``errors`` (one line each) and skipped.
 
@@ -100,7 +103,7 @@ def load_source(spec: str, n: int = 100, seed: int = 0, device=None) -> Source:
 
     if spec.startswith("generate:"):
         model = load_model(spec.split(":", 1)[1], device)
-        return Source(spec, as_uploads(generate_pil(model, n, seed), model.name))
+        return _edited(Source(spec, as_uploads(generate_pil(model, n, seed), model.name)), edit, seed)
     folder = Path(spec)
     if not folder.is_dir():
         raise RonanError(f"{spec}: not a folder (use a folder of images or generate:MODEL)")
@@ -113,7 +116,22 @@ def load_source(spec: str, n: int = 100, seed: int = 0, device=None) -> Source:
             src.images.append(load_image(f, name=str(f)))
         except RonanError as e:
             src.errors.append(str(e))
-    return src
+    return _edited(src, edit, seed)
+
+
+def _edited(src: Source, edit: str | None, seed: int) -> Source:
+    """``src`` with ``edit`` applied to every image and saved as a file would be (see load_source)."""
+    if not edit:
+        return src
+    from .edits import parse_edit
+    from .images import load_image
+
+    e = parse_edit(edit)
+    out = Source(f"{src.spec} [{e.spec}]", [], list(src.errors))
+    for k, li in enumerate(src.images):
+        data, ext = e.to_file(li.image, seed=seed * 100003 + k)
+        out.images.append(load_image(data, name=f"{li.name}.{e.spec.replace(':', '')}{ext}"))
+    return out
 
 
 def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: int = 100,

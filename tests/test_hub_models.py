@@ -266,8 +266,13 @@ def test_attribute_end_to_end_on_tiny_hub_models(monkeypatch, cm_dir, ddpm_dir, 
         fake = g.generate(g.sample_inputs(1, torch.Generator().manual_seed(11)))[0]
     from ronan.images import to_pil
     real = Image.open(SAMPLES / "fmnist-test" / "0001.png").convert("RGB")
+    # N = 5 belonging samples and 40 steps: the robust test rightly abstains ...
     out = attribute_batch([to_pil(fake), real], "cm-imagenet64-l2", steps=40, restarts=2, lr=0.1,
                           n_calibration=5, device="cpu")
+    assert [o.verdict for o in out] == ["inconclusive"] * 2 and "degenerate" in out[0].reasons[0]
+    # ... and the paper's test decides
+    out = attribute_batch([to_pil(fake), real], "cm-imagenet64-l2", steps=40, restarts=2, lr=0.1,
+                          n_calibration=5, device="cpu", test="paper")
     assert out[0].reference == "ddpm-cifar10" and out[0].model_sha256 == g.weights_sha256
     assert out[0].calibrated_loss < out[1].calibrated_loss
     assert out[1].verdict == "non-belonging", [o.to_dict(history=False) for o in out]

@@ -352,6 +352,23 @@ class Edit:
             out = step.apply(out, seed, i)
         return out.copy() if out is image else out
 
+    def to_file(self, image: Image.Image, seed: int = 0) -> tuple[bytes, str]:
+        """The file this edit leaves behind: ``(bytes, extension)``.
+
+        An edit that ends with ``jpeg:Q`` gives that JPEG file itself (the steps before it are
+        applied, then Pillow saves at quality Q: decoding it gives exactly :meth:`apply`'s pixels,
+        and :func:`ronan.edits.detect` finds the quality in it); any other edit gives a PNG of
+        :meth:`apply`'s pixels.
+        """
+        buf = io.BytesIO()
+        if self.steps and isinstance(self.steps[-1], Jpeg):
+            last = self.steps[-1]
+            before = Edit(self.steps[:-1]).apply(image, seed)
+            before.save(buf, "JPEG", quality=last.quality, subsampling=_PIL_SUBSAMPLING[last.subsampling])
+            return buf.getvalue(), ".jpg"
+        self.apply(image, seed).save(buf, "PNG")
+        return buf.getvalue(), ".png"
+
     def differentiable(self, x: torch.Tensor, out_size: int, quantize: bool = True) -> torch.Tensor:
         """Differentiable twin of ``model.preprocess(edit.apply(to_pil(x)))`` for a batch.
 
