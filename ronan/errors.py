@@ -23,3 +23,7 @@ class CalibrationError(RonanError):
 
 class Cancelled(RonanError):
     """A run was stopped by the user before it finished."""
+
+
+class CardError(ModelUnavailable):
+    """A model card is invalid (one line naming the card and the field), or a model name is unsafe."""
