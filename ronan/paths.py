@@ -115,3 +115,10 @@ def cache_read_dirs() -> list[Path]:
         if d not in out:
             out.append(d)
     return out
+
+
+def make_shareable(path: Path, folder: bool = False) -> None:
+    """Give ``path`` the permissions a new file (or folder) gets under the umask (mkstemp/mkdtemp make them private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if folder else 0o666) & ~umask)

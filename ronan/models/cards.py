@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CardError
+from ..paths import make_shareable
 from .hub import FAMILY_COMPONENTS
 
 CARD_VERSION = 1
@@ -477,6 +478,7 @@ def write_card(data: dict, folder: Path) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")
+        make_shareable(Path(tmp))
         os.replace(tmp, folder / CARD_FILE)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

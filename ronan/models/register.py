@@ -165,6 +165,9 @@ def register_model(
         if weights is None:
             raise CardError(f"{name}: a bundled family needs --weights")
     card.update(weights_key=weights_key, weights_prefix=weights_prefix)
+    if weights is not None:  # validated as it will be written, before anything is
+        card.update(weights_file="model.safetensors", weights_sha256="0" * 64)
+    cards.parse_card({k: v for k, v in card.items() if v is not None}, str(dest / cards.CARD_FILE), dest)
 
     models_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=models_dir))
@@ -195,6 +198,7 @@ def register_model(
         if "factory" not in card and "diffusers" not in card:
             card["input_shape"] = list(gen.input_shape)
         cards.write_card(card, tmp)
+        paths.make_shareable(tmp, folder=True)
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".old-{name}-", dir=models_dir))
             os.replace(dest, old / name)
