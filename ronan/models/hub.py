@@ -291,7 +291,8 @@ def load_hub(m: HubModel, device: torch.device, **options):
         else:  # pragma: no cover
             raise ModelUnavailable(f"{name}: unknown hub family {m.family!r}")
     except ImportError as e:
-        raise ModelUnavailable(f"{name} needs the diffusers package ({e}); pip install -r requirements.txt") from None
+        raise ModelUnavailable(f"{name} needs the diffusers package ({e}); pip install -r requirements.txt "
+                               "(or pip install '.[hub]' from a clone)") from None
     try:
         model = cls.from_folder(root, **opts)
     except (OSError, RuntimeError) as e:  # missing/damaged files, weights that do not fit the config
