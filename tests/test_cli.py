@@ -33,8 +33,8 @@ def test_models_json():
         assert m["reference"] != m["name"]
         if m["name"] in MODELS:
             assert m["available"], m["reason"]
-        elif not m["available"]:  # hub models not in the local cache say why and how to get them
-            assert m["reason"] and "download" in m["reason"]
+        elif not m["available"]:  # hub models not in the cache, bundled ones not trained here: why and how to get them
+            assert m["reason"] and ("download" if m["source"] == "hub" else "retrain") in m["reason"]
 
 
 def test_generate_writes_numbered_pngs(tmp_path):
@@ -77,3 +77,20 @@ def test_user_errors_are_one_line(tmp_path):
     assert "unknown model" in p.stderr
     p = run("attribute", "dcgan-fmnist", str(tmp_path / "missing.png"), check_status=2)
     assert "missing.png: file not found" in p.stderr
+
+
+def test_register_errors_are_one_line(tmp_path):
+    base = ["--factory", "examples/my_generator.py:build", "--input-shape", "16", "--output-range=-1,1"]
+    for args, msg in [
+        (["../escape", *base], "invalid model name '../escape'"),
+        (["ok", "--factory", "examples/my_generator.py:build"], "--factory needs --input-shape"),
+        (["ok", *base, "--weights", str(tmp_path / "none.safetensors")], "not found"),
+        (["ok", *base[:-1], "--output-range=0,255"], "output_range: must be [-1, 1] or [0, 1]"),
+        (["ok", "--family", "nope", "--weights", "x.safetensors"], "family: unknown family 'nope'"),
+    ]:
+        p = run("register", *args, check_status=2)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], p.stderr
+    Image.new("L", (28, 28)).save(tmp_path / "x.png")
+    p = run("attribute", str(tmp_path / "card.json"), str(tmp_path / "x.png"), check_status=2)
+    assert "no model card" in p.stderr

@@ -8,6 +8,7 @@ then the registered model is used through the app's API, as ``python app.py`` se
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -89,3 +90,23 @@ def test_registered_model_in_the_app(worked_example, monkeypatch):
         assert report["attribution"]["reference"] == "ref-photos"
     finally:
         demo.close()
+
+
+def test_card_given_by_path(worked_example):
+    """A card outside any models folder, given directly to the CLI (folder or card.json)."""
+    import json
+
+    tmp, env, _ = worked_example
+    loose = tmp / "loose-card"
+    shutil.copytree(tmp / "models" / "my-gan", loose)
+    image = str(tmp / "mine" / "000001.png")
+    env = dict(env, RONAN_MODELS_DIR=str(tmp / "empty-models"))  # not registered here
+    for model in (str(loose), str(loose / "card.json")):
+        p = subprocess.run([sys.executable, "-m", "ronan", "attribute", model, image, "--json"], capture_output=True,
+                           text=True, cwd=REPO, env=env, timeout=300)
+        assert p.returncode == 0, p.stderr
+        row = json.loads(p.stdout)[0]
+        assert row["model"] == "my-gan" and row["verdict"] == "belonging" and row["reference"] == "ref-photos"
+    p = subprocess.run([sys.executable, "-m", "ronan", "attribute", "my-gan", image], capture_output=True, text=True,
+                       cwd=REPO, env=env, timeout=300)
+    assert p.returncode == 2 and p.stderr.startswith("error: unknown model 'my-gan'")

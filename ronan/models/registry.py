@@ -317,13 +317,15 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def model_argument(text: str) -> str | Path:
-    """A command-line MODEL argument: a card path (``*.json``, or an existing folder holding a
-    ``card.json``) becomes a :class:`Path`, anything else stays a catalogue name.
+    """A command-line MODEL argument: a catalogue name stays a name; otherwise a card path
+    (``*.json``, or an existing folder holding a ``card.json``) becomes a :class:`Path`.
 
     Only the CLI calls this: in the app a model is always a catalogue name.
     """
+    if text in catalogue():
+        return text
     p = Path(text).expanduser()
-    if text.endswith(".json") or (("/" in text or os.sep in text) and (p / cards.CARD_FILE).is_file()):
+    if text.endswith(".json") or (p / cards.CARD_FILE).is_file():
         return p
     return text
 
