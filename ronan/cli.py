@@ -206,6 +206,10 @@ def cmd_register(args) -> int:
         weights_key=args.weights_key, weights_prefix=args.weights_prefix, code_dir=args.code_dir,
         copy_weights=not args.no_copy, models_dir=args.models_dir, overwrite=args.force)
     card = json.loads(path.read_text())
+    if "resolution" not in card:  # a hub repo not downloaded yet
+        print(f"registered {args.name} ({card['diffusers']}, not downloaded yet: run `ronan download {args.name}`)"
+              f" -> {path}")
+        return EXIT_OK
     print(f"registered {args.name}: {card['resolution']}x{card['resolution']}x{card['channels']}, reference "
           f"{card.get('reference') or 'none'}, weights sha256 {card.get('weights_sha256', '-')[:12]}... -> {path}")
     return EXIT_OK

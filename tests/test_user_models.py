@@ -217,3 +217,19 @@ def test_diffusers_folder_through_a_card(models_tmp, tmp_path, monkeypatch):
     (models_tmp / "my-ddpm" / "card.json").write_text(json.dumps(card))
     with pytest.raises(ModelUnavailable, match="do not match the SHA-256"):
         registry.load_model("my-ddpm")
+
+
+def test_hub_repo_card_before_download(models_tmp, tmp_path, monkeypatch):
+    """A diffusers hub id that is not cached yet: the card is written, `ronan download NAME` comes next."""
+    from ronan.models import hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-empty"))
+    monkeypatch.setattr(hub, "is_offline", lambda: False)
+    path = ronan.register_model("hub-user", diffusers="someone/tiny-ddpm", family="ddim")
+    card = json.loads(path.read_text())
+    assert card["diffusers"] == "someone/tiny-ddpm" and "resolution" not in card
+    info = {i.name: i for i in registry.list_models()}["hub-user"]
+    assert info.state == "downloadable" and "python -m ronan download hub-user" in info.reason
+    with pytest.raises(ModelUnavailable, match="python -m ronan download hub-user"):
+        registry.load_model("hub-user")

@@ -177,12 +177,13 @@ def state_of(m: HubModel) -> tuple[str, str | None]:
         return "cached", None
     if Path(m.repo).is_dir() or m.repo.startswith(("/", ".")):
         return "unavailable", f"{name}: local folder {m.repo} lacks the files of {', '.join(m.components)}"
+    size = f"~{m.size_gb:g} GB" if m.size_gb else "size unknown"
     if is_offline():
         return "unavailable", (f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
                                f"on a machine with internet run `python -m ronan download {name}` "
-                               f"(~{m.size_gb:g} GB) and copy the cache ({cache_folder()})")
+                               f"({size}) and copy the cache ({cache_folder()})")
     return "downloadable", (f"{name} is not downloaded yet; run `python -m ronan download {name}` "
-                            f"(~{m.size_gb:g} GB from {m.repo})")
+                            f"({size} from {m.repo})")
 
 
 def cache_folder() -> str:

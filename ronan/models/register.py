@@ -60,6 +60,16 @@ def resolve_factory(factory: str, code_dir: str | os.PathLike | None = None) -> 
     return factory, None
 
 
+def _needs_download(card: cards.ModelCard) -> bool:
+    """True for a diffusers card whose hub repo is not in the local cache yet (checked at first use)."""
+    if card.kind != "diffusers":
+        return False
+    from .hub import state_of
+    from .loader import hub_entry
+
+    return state_of(hub_entry(card))[0] == "downloadable"
+
+
 def _check_name(name: str, overwrite: bool, dest: Path) -> None:
     from .registry import catalogue
 
@@ -188,15 +198,17 @@ def register_model(
                 card["weights_file"] = str(src)
         card = {k: v for k, v in card.items() if v is not None}
         cards.write_card(card, tmp)
-        gen = build(cards.read_card_file(tmp / cards.CARD_FILE))  # imports, loads, runs once: fails here, not later
-        card.update(resolution=gen.image_size, channels=gen.channels,
-                    parameters=int(sum(p.numel() for p in gen.parameters())),
-                    created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        parsed = cards.read_card_file(tmp / cards.CARD_FILE)
+        card.update(created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     versions={"ronan": __version__, "python": platform.python_version()})
-        if "diffusers" in card:
-            card["weights_sha256"] = gen.weights_sha256
-        if "factory" not in card and "diffusers" not in card:
-            card["input_shape"] = list(gen.input_shape)
+        if not _needs_download(parsed):  # build it once: imports, loads, runs; fails here, not later
+            gen = build(parsed)
+            card.update(resolution=gen.image_size, channels=gen.channels,
+                        parameters=int(sum(p.numel() for p in gen.parameters())))
+            if "diffusers" in card:
+                card["weights_sha256"] = gen.weights_sha256
+            if "factory" not in card and "diffusers" not in card:
+                card["input_shape"] = list(gen.input_shape)
         cards.write_card(card, tmp)
         paths.make_shareable(tmp, folder=True)
         if dest.exists():
