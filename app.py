@@ -143,12 +143,16 @@ def _num(x, fmt=".4g") -> str:
 
 
 def verdict_html(r) -> str:
-    color = "#1a7f37" if r.belonging else "#cf222e"
-    title = "BELONGING" if r.belonging else "NOT BELONGING"
-    rows = [("Grubbs statistic (A' - μ) / σ", _num(r.statistic, ".3f")),
-            ("Critical value (threshold)", _num(r.critical_value, ".3f")),
-            ("N belonging samples", str(r.n_calibration)), ("α", f"{r.alpha:g}"),
-            ("μ, σ of samples' A'", f"{_num(r.mean)}, {_num(r.std)}"),
+    color = plots.VERDICT_COLORS[r.verdict]
+    title = {"belonging": "BELONGING", "non-belonging": "NOT BELONGING", "inconclusive": "INCONCLUSIVE"}[r.verdict]
+    of = "log A'" if r.domain == "log" else "A'"
+    rows = [(f"Grubbs statistic ({of} - μ) / σ", _num(r.statistic, ".3f")),
+            ("Critical value", _num(r.critical_value, ".3f")),
+            ("Threshold on A'", _num(r.threshold)),
+            ("Belonging samples used (removed)", f"{r.n_kept} of {r.n_calibration} ({r.n_removed} removed as failed "
+                                                 f"inversions)"),
+            ("α, test", f"{r.alpha:g}, {html.escape(r.test)}"),
+            (f"μ, σ of samples' {of}", f"{_num(r.mean)}, {_num(r.std)}"),
             ("Raw loss A(M, x)", f"{_num(r.loss)} on {html.escape(r.model)}"),
             ("Reference loss A(M_r, x)", f"{_num(r.reference_loss)} on {html.escape(str(r.reference))}"),
             ("Calibrated loss A'(M, x)", _num(r.calibrated_loss)),
@@ -398,15 +402,15 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
     """Show, build or rebuild a model's belonging distribution."""
     flag = _begin(request)
     try:
-        from ronan.stats import grubbs_critical_value
+        from ronan.verdict import DecisionSettings, summarize
 
         ev = yield from _progress_only(
             studio.run_calibration(model, reference, distance=distance, preset=preset, steps=_opt_int(steps),
                                    restarts=_opt_int(restarts), lr=_opt_float(lr), rebuild=bool(rebuild),
                                    should_stop=flag.is_set), 3)
-        crit = grubbs_critical_value(ev.n, float(alpha))
-        fig = plots.histogram_figure(ev.values, mean=ev.mean, std=ev.std, critical_value=crit, model=ev.model,
-                                     alpha=float(alpha))
+        sm = summarize(ev.values, DecisionSettings(alpha=float(alpha)))
+        fig = plots.histogram_figure(ev.values, mean=sm.mean, std=sm.std, critical_value=sm.critical_value,
+                                     model=ev.model, alpha=float(alpha), threshold=sm.threshold, removed=sm.removed)
         yield progress_html(1.0, "Ready."), _dist_summary(ev), fig, ev.to_dict()
     except Cancelled:
         gr.Warning("Stopped: the distribution was not changed.")

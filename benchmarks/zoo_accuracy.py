@@ -74,7 +74,7 @@ def main() -> None:
         t0 = time.perf_counter()
         non = attribute_batch(imgs, model, **kw)
         secs = time.perf_counter() - t0
-        row = confusion([r.belonging for r in bel], [r.belonging for r in non])
+        row = confusion([r.verdict for r in bel], [r.verdict for r in non])
         row["auc"] = roc_auc([r.calibrated_loss for r in bel], [r.calibrated_loss for r in non])
         row.update(source=src, seconds_per_image=(secs + bel_s) / (len(non) + len(bel)))
         rows.append(row)

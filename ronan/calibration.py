@@ -55,12 +55,18 @@ class BelongingDistribution:
     Attributes:
         model, model_sha256: inspected model and SHA-256 of its weights.
         model_options (dict): adapter options that change inversions (e.g. cGAN class search).
+        edit (dict | None): the edit the samples passed through before inversion
+            (:meth:`ronan.edits.policy.EditAssumption.key`: spec, version, mode), None for
+            pristine 8-bit samples.
         reference, reference_sha256: reference model (None: no calibration).
         distance (str), settings (dict): inversion settings as ``InversionSettings.to_dict()``.
         n (int), seed (int): number of samples and the seed that drew them.
         values (list[float]): calibrated losses A'; ``losses``/``reference_losses`` the raw ones.
         mean (float), std (float): mean and sample standard deviation (ddof = 1) of ``values``.
         method_version (int), versions (dict), created (str), seconds (float).
+        sample_steps (list[int] | None): optimiser steps each sample's inversion on M ran.
+        sample_settled (list[bool] | None): whether each sample's inversion on M had settled
+            (see ``InversionResult.settled``). Both are diagnostics, not part of the key.
     """
 
     model: str
@@ -77,17 +83,21 @@ class BelongingDistribution:
     reference_losses: list[float] | None
     mean: float
     std: float
+    edit: dict | None = None
     method_version: int = METHOD_VERSION
     versions: dict = field(default_factory=dict)
     created: str = ""
     seconds: float = 0.0
+    sample_steps: list[int] | None = None
+    sample_settled: list[bool] | None = None
 
     KEY_FIELDS = ("model", "model_sha256", "model_options", "reference", "reference_sha256", "distance", "settings", "n", "seed",
-                  "method_version")
+                  "edit", "method_version")
 
     def key(self) -> dict:
-        """The fields that identify this distribution."""
-        return {k: getattr(self, k) for k in self.KEY_FIELDS}
+        """The fields that identify this distribution (``edit`` only when there is one, so that the
+        keys of pristine distributions are those they had before edits existed)."""
+        return {k: getattr(self, k) for k in self.KEY_FIELDS if k != "edit" or self.edit is not None}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,13 +128,14 @@ class BelongingDistribution:
 
 
 def distribution_key(model: Generator, reference: Generator | None, distance: str, settings: InversionSettings,
-                     n: int, seed: int) -> dict:
-    """Key of the distribution these arguments produce (see ``BelongingDistribution.key``)."""
+                     n: int, seed: int, edit: dict | None = None) -> dict:
+    """Key of the distribution these arguments produce (see ``BelongingDistribution.key``);
+    ``edit`` is :meth:`ronan.edits.policy.EditAssumption.key` (None: pristine samples)."""
     return {"model": model.name, "model_sha256": model.weights_sha256, "model_options": model.inversion_options(),
             "reference": reference.name if reference is not None else None,
             "reference_sha256": reference.weights_sha256 if reference is not None else None,
             "distance": distance, "settings": settings.to_dict(), "n": n, "seed": seed,
-            "method_version": METHOD_VERSION}
+            "method_version": METHOD_VERSION} | ({"edit": edit} if edit is not None else {})
 
 
 def cache_path(key: dict, folder: Path | None = None) -> Path:
@@ -138,7 +149,8 @@ def cache_path(key: dict, folder: Path | None = None) -> Path:
         return n if is_safe_name(n) else "x-" + hashlib.sha256(str(n).encode()).hexdigest()[:16]
 
     ref = "none" if key["reference"] is None else part(key["reference"])
-    return (folder or cache_dir()) / f"{part(key['model'])}__{ref}__{part(key['distance'])}__{digest}.json"
+    edit = f"__{_edit_tag(key['edit']['spec'])}" if key.get("edit") else ""
+    return (folder or cache_dir()) / f"{part(key['model'])}__{ref}__{part(key['distance'])}{edit}__{digest}.json"
 
 
 def find_cache(key: dict, folder: Path | None = None) -> Path:
@@ -147,6 +159,11 @@ def find_cache(key: dict, folder: Path | None = None) -> Path:
         if cache_path(key, d).is_file():
             return cache_path(key, d)
     return cache_path(key, folder)
+
+
+def _edit_tag(spec: str) -> str:
+    """A file-name-safe form of an edit spec (``resize:0.75+jpeg:75`` -> ``resize0.75-jpeg75``)."""
+    return "".join(c for c in spec.replace("+", "-") if c.isalnum() or c in ".-")[:48]
 
 
 def build_distribution(
@@ -158,13 +175,17 @@ def build_distribution(
     n: int = 100,
     seed: int = 0,
     chunk: int = 100,
+    edit=None,
+    edit_mode: str = "samples",
     callback: Callable[[str, int, InversionProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BelongingDistribution:
     """Algorithm 1: generate ``n`` samples of ``model`` and compute their calibrated losses.
 
     Samples are quantized to 8 bits (:func:`ronan.generation.generate`): queries are always
-    8-bit files, so the belonging distribution must include that rounding error too.
+    8-bit files, so the belonging distribution must include that rounding error too. With an
+    ``edit``, each sample then passes through it exactly as the world would apply it (e.g. a
+    Pillow JPEG re-save) before each model's own preprocessing — the same path a query took.
 
     Args:
         model (Generator): inspected model M.
@@ -174,6 +195,9 @@ def build_distribution(
         n (int): number of samples N, >= 3 (default 100, as in the paper).
         seed (int): seed of the samples (stream ``"calibration"``) and of the inversions.
         chunk (int): images per inversion batch (memory bound), default 100.
+        edit (EditAssumption | None): edit the samples pass through (None: pristine).
+        edit_mode (str): ``"samples"`` (default) or ``"through"``: the inversion on M also
+            compares the edited reconstruction with the sample (see ``ronan.edits.policy``).
         callback (callable | None): ``callback(role, first_index, progress)`` with role
             ``"model"`` or ``"reference"``.
         should_stop (callable | None): polled every step; True raises :class:`Cancelled`
@@ -183,14 +207,18 @@ def build_distribution(
         raise ValueError("the belonging distribution needs n >= 3 samples")
     from .generation import generate
 
+    from .edits.policy import NONE
+
+    edit = edit or NONE
     t0 = time.perf_counter()
     samples = generate(model, n, seed, purpose="calibration", batch=chunk)
-    losses, ref_losses = [], []
+    transform = edit_transform(edit, edit_mode, model)
+    losses, ref_losses, steps, settled = [], [], [], []
     for i in range(0, n, chunk):
-        batch = samples[i:i + chunk]
-        jobs = [("model", model, batch)]
+        batch, ref_batch = _edited(samples[i:i + chunk], i, edit, seed, model, reference)
+        jobs = [("model", model, batch, {"transform": transform})]
         if reference is not None:
-            jobs.append(("reference", reference, _to_domain(batch, reference)))
+            jobs.append(("reference", reference, ref_batch))
         for role, event in invert_jobs_stream(jobs, distance=distance, settings=settings, seed=seed,
                                               should_stop=should_stop):
             if not isinstance(event, InversionResult):
@@ -200,18 +228,48 @@ def build_distribution(
             if event.extra["stopped"]:
                 raise Cancelled(f"calibration of {model.name} stopped before it finished")
             (losses if role == "model" else ref_losses).append(event.loss)
+            if role == "model":
+                steps += event.image_steps.tolist()
+                settled += event.settled.tolist()
     loss = torch.cat(losses).double()
     ref = torch.cat(ref_losses).double() if reference is not None else None
     values = calibrate_losses(loss, ref)
     from .provenance import library_versions
 
-    key = distribution_key(model, reference, distance, settings, n, seed)
+    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode))
     return BelongingDistribution(
         **key, values=values.tolist(), losses=loss.tolist(),
         reference_losses=ref.tolist() if ref is not None else None,
         mean=float(values.mean()), std=float(values.std(unbiased=True)),
         versions=library_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        seconds=round(time.perf_counter() - t0, 2))
+        seconds=round(time.perf_counter() - t0, 2), sample_steps=steps, sample_settled=settled)
+
+
+def edit_transform(edit, edit_mode: str, model: Generator):
+    """The differentiable twin of ``edit`` for inversions on ``model`` in mode ``"through"``, else None."""
+    from .edits.policy import EDIT_MODES
+
+    if edit_mode not in EDIT_MODES:
+        raise ValueError(f"edit mode must be one of {', '.join(EDIT_MODES)}, not {edit_mode!r}")
+    if edit_mode != "through" or edit.edit is None or edit.is_none:
+        return None
+    size = model.image_size
+    return lambda recon: edit.edit.differentiable(recon, size)
+
+
+def _edited(batch: torch.Tensor, first: int, edit, seed: int, model: Generator,
+            reference: Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Samples ``first ...`` passed through their edit, in the model's and the reference's domains."""
+    if edit.is_none:
+        return batch, _to_domain(batch, reference) if reference is not None else None
+    from .images import to_pil
+    from .seeding import derive_seed
+
+    base = derive_seed(seed, "calibration-edit") % (2**31)
+    pils = [edit.sample_edit(first + k).apply(to_pil(im), seed=base + first + k) for k, im in enumerate(batch)]
+    x = torch.stack([model.preprocess(p) for p in pils])
+    xr = torch.stack([reference.preprocess(p) for p in pils]) if reference is not None else None
+    return x, xr
 
 
 def _to_domain(images: torch.Tensor, target: Generator) -> torch.Tensor:
@@ -262,6 +320,8 @@ def get_distribution(
     folder: Path | None = None,
     build: bool = True,
     rebuild: bool = False,
+    edit=None,
+    edit_mode: str = "samples",
     callback: Callable[[str, int, InversionProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BelongingDistribution:
@@ -275,7 +335,10 @@ def get_distribution(
     Raises:
         CalibrationError: no valid cache and ``build=False``.
     """
-    key = distribution_key(model, reference, distance, settings, n, seed)
+    from .edits.policy import NONE
+
+    edit = edit or NONE
+    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode))
     path = find_cache(key, folder)
     if path.exists() and not rebuild:
         try:
@@ -286,8 +349,8 @@ def get_distribution(
     if not build:
         raise CalibrationError(f"no belonging distribution for {model.name} with these settings; run "
                                f"`python -m ronan calibrate {model.name}`")
-    dist = build_distribution(model, reference, distance=distance, settings=settings, n=n, seed=seed,
-                              callback=callback, should_stop=should_stop)
+    dist = build_distribution(model, reference, distance=distance, settings=settings, n=n, seed=seed, edit=edit,
+                              edit_mode=edit_mode, callback=callback, should_stop=should_stop)
     try:
         save_distribution(dist, folder)
     except OSError:  # read-only deployment: keep the in-memory result

@@ -27,3 +27,7 @@ class Cancelled(RonanError):
 
 class CardError(ModelUnavailable):
     """A model card is invalid (one line naming the card and the field), or a model name is unsafe."""
+
+
+class EditError(RonanError, ValueError):
+    """An edit spec (``jpeg:75``, ``resize:0.5+jpeg:90``...) is not valid."""

@@ -14,23 +14,39 @@ import numpy as np
 from scipy.stats import rankdata
 
 
-def confusion(belonging_verdicts: Sequence[bool], non_belonging_verdicts: Sequence[bool]) -> dict:
-    """Confusion table from verdicts (True = judged belonging) of the two groups.
+def confusion(belonging_verdicts: Sequence, non_belonging_verdicts: Sequence) -> dict:
+    """Confusion table from the verdicts of the two groups.
+
+    A verdict is a bool (True = judged belonging) or a string: ``"belonging"``,
+    ``"non-belonging"`` or ``"inconclusive"``. Inconclusive verdicts are counted apart
+    (``inconclusive_belonging``, ``inconclusive_non_belonging``) and count as errors in
+    ``accuracy`` (a verdict the tool did not give is not a correct one); ``tpr`` and ``fpr``
+    are over all images of their group.
 
     Returns:
-        dict with ``tp, fn, tn, fp`` (int), ``accuracy``, ``tpr``, ``fpr`` (float, NaN for an
-        empty group), ``n_belonging``, ``n_non_belonging``.
+        dict with ``tp, fn, tn, fp, inconclusive_belonging, inconclusive_non_belonging`` (int),
+        ``accuracy``, ``tpr``, ``fpr`` (float, NaN for an empty group), ``n_belonging``,
+        ``n_non_belonging``.
     """
-    b = np.asarray(belonging_verdicts, dtype=bool)
-    nb = np.asarray(non_belonging_verdicts, dtype=bool)
-    tp, fn = int(b.sum()), int((~b).sum())
-    fp, tn = int(nb.sum()), int((~nb).sum())
-    total = tp + fn + fp + tn
+    b, nb = [_as_verdict(v) for v in belonging_verdicts], [_as_verdict(v) for v in non_belonging_verdicts]
+    tp, fn = b.count("belonging"), b.count("non-belonging")
+    fp, tn = nb.count("belonging"), nb.count("non-belonging")
+    inc_b, inc_n = b.count("inconclusive"), nb.count("inconclusive")
+    total = len(b) + len(nb)
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "inconclusive_belonging": inc_b, "inconclusive_non_belonging": inc_n,
             "accuracy": (tp + tn) / total if total else float("nan"),
-            "tpr": tp / (tp + fn) if tp + fn else float("nan"),
-            "fpr": fp / (fp + tn) if fp + tn else float("nan"),
-            "n_belonging": tp + fn, "n_non_belonging": fp + tn}
+            "tpr": tp / len(b) if b else float("nan"),
+            "fpr": fp / len(nb) if nb else float("nan"),
+            "n_belonging": len(b), "n_non_belonging": len(nb)}
+
+
+def _as_verdict(v) -> str:
+    if isinstance(v, str):
+        if v not in ("belonging", "non-belonging", "inconclusive"):
+            raise ValueError(f"unknown verdict {v!r}")
+        return v
+    return "belonging" if bool(v) else "non-belonging"
 
 
 def roc_auc(belonging_scores: Sequence[float], non_belonging_scores: Sequence[float]) -> float:
@@ -144,7 +160,7 @@ def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: in
 
 
 def _table(bel, non) -> dict:
-    table = confusion([r.belonging for r in bel], [r.belonging for r in non])
+    table = confusion([r.verdict for r in bel], [r.verdict for r in non])
     table["auc"] = roc_auc([r.calibrated_loss for r in bel], [r.calibrated_loss for r in non])
     return table
 
@@ -159,15 +175,20 @@ def write_csv(records: list[dict], path) -> None:
         w.writerows(records)
 
 
-def raw_loss_verdicts(results: list, distribution) -> list[bool]:
+def raw_loss_verdicts(results: list, distribution) -> list[str]:
     """Verdicts without calibration (Eq. 2 skipped) for attributions computed with it.
 
-    Grubbs' test on the raw losses A(M, x) against the raw losses of the same belonging
-    samples (kept in the distribution as ``losses``): the paper's "without calibration" rows,
-    at no extra inversion cost.
+    The same test as the results' (their ``test`` mode and ``alpha``) on the raw losses
+    A(M, x), against the raw losses of the same belonging samples (kept in the distribution as
+    ``losses``): the paper's "without calibration" rows, at no extra inversion cost.
     """
-    from .stats import grubbs_test
+    from .verdict import DecisionSettings, decide, summarize
 
-    raw = np.asarray(distribution.losses, dtype=np.float64)
-    mean, std = float(raw.mean()), float(raw.std(ddof=1))
-    return [grubbs_test(r.loss, mean, std, distribution.n, r.alpha).belonging for r in results]
+    out = []
+    summaries: dict = {}
+    for r in results:
+        key = (r.test, r.alpha)
+        if key not in summaries:
+            summaries[key] = summarize(distribution.losses, DecisionSettings(mode=r.test, alpha=r.alpha))
+        out.append(decide(r.loss, summaries[key], settled=r.settled).verdict)
+    return out

@@ -29,6 +29,8 @@ MAX_PIXELS = 64_000_000
 """Largest accepted image (width x height): 64 megapixels."""
 MIN_SIDE = 8
 """Smallest accepted width or height, in pixels."""
+HEAD_BYTES = 256 * 1024
+"""Bytes of a file's start kept with a loaded image for edit detection (headers, not pixels)."""
 
 
 @dataclass
@@ -42,6 +44,11 @@ class LoadedImage:
         original_mode (str): Pillow mode before conversion, e.g. ``"RGBA"``.
         original_size (tuple[int, int]): (width, height).
         notes (list[str]): conversions applied that a reader should know about.
+        original_format (str | None): Pillow's format name of the file (``"JPEG"``, ``"PNG"``...);
+            None for an image made in memory.
+        head (bytes | None): the first :data:`HEAD_BYTES` of the file (its headers: JPEG
+            quantization tables, EXIF, WebP chunks), for :func:`ronan.edits.detect`; None for
+            an image made in memory.
     """
 
     image: Image.Image
@@ -50,6 +57,8 @@ class LoadedImage:
     original_mode: str
     original_size: tuple[int, int]
     notes: list[str] = field(default_factory=list)
+    original_format: str | None = None
+    head: bytes | None = field(default=None, repr=False)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -127,7 +136,10 @@ def load_image(source: str | Path | bytes | Image.Image, name: str | None = None
         raise ImageError(f"{label}: not a readable image (unknown format, or a damaged or oversized file)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{label}: image data is damaged or truncated ({e})") from None
-    return _normalise(img, label, sha256_bytes(data))
+    loaded = _normalise(img, label, sha256_bytes(data))
+    loaded.original_format = img.format
+    loaded.head = data[:HEAD_BYTES]
+    return loaded
 
 
 def _normalise(img: Image.Image, label: str, digest: str) -> LoadedImage:

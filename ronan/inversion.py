@@ -69,6 +69,13 @@ class InversionSettings:
         plateau_lr_factor (float): learning-rate factor of a drop, in (0, 1], default 0.1.
         plateau_steps_after_drop (int): the window W' of the plateau rule after a drop, a
             multiple of 10, default 50 (the smaller step size settles within a few dozen steps).
+        candidates (int): starting points tried per kept row, >= 1 (default 1: none extra).
+            With K > 1 the inversion starts ``K x restarts`` rows per image and, after
+            ``warmup_steps``, keeps the ``restarts`` rows of each image with the lowest loss so
+            far (many cheap starts, the best kept: a start in the right basin is found far more
+            often than by one start, at ``(K - 1) x warmup_steps`` extra row-steps per image).
+        warmup_steps (int): steps before the candidates are narrowed, >= 1 when
+            ``candidates`` > 1 (default 0).
     """
 
     steps: int = 1000
@@ -81,6 +88,8 @@ class InversionSettings:
     plateau_lr_drops: int = 1
     plateau_lr_factor: float = 0.1
     plateau_steps_after_drop: int = 50
+    candidates: int = 1
+    warmup_steps: int = 0
 
     def __post_init__(self):
         if self.steps < 0 or self.restarts < 1 or not self.lr > 0:
@@ -97,9 +106,16 @@ class InversionSettings:
                              f"plateau_steps_after_drop={self.plateau_steps_after_drop} (a positive multiple of "
                              f"{PLATEAU_CHECK_EVERY})")
 
+        if self.candidates < 1 or (self.candidates > 1 and not 0 < self.warmup_steps <= self.steps) or self.warmup_steps < 0:
+            raise ValueError(f"invalid candidate settings: candidates={self.candidates} (>= 1), "
+                             f"warmup_steps={self.warmup_steps} (between 1 and steps when candidates > 1)")
+
     def describe(self) -> str:
         """One line for humans, e.g. ``"Adam lr 0.1, 1500 steps, 1 restart"``."""
         restarts = f"{self.restarts} restart{'s' if self.restarts != 1 else ''}"
+        if self.candidates > 1:
+            restarts += (f" (the best {self.restarts} of {self.candidates * self.restarts} starting points after "
+                         f"{self.warmup_steps} steps)")
         if not self.plateau_steps:
             return f"Adam lr {self.lr:g}, {self.steps} steps, {restarts}"
         drop = (f"its lr drops to {self.lr * self.plateau_lr_factor:g} once its loss improves by less than "
@@ -109,10 +125,13 @@ class InversionSettings:
         return f"Adam lr {self.lr:g}, {restarts}, early stopping: {drop}; at most {self.steps} steps"
 
     def to_dict(self) -> dict:
-        """JSON-serialisable dict of the settings."""
+        """JSON-serialisable dict of the settings (the candidate fields only when used, so that
+        the keys of distributions built before they existed stay valid)."""
         d = asdict(self)
         d["betas"] = list(self.betas)
         d["optimizer"] = "adam"
+        if self.candidates == 1 and self.warmup_steps == 0:
+            d.pop("candidates"), d.pop("warmup_steps")
         return d
 
 
@@ -184,6 +203,9 @@ class InversionResult:
         steps_run (int): steps done by the longest-running row (< steps when every row
             reached a plateau, or when stopped by ``should_stop``).
         image_steps (Tensor[B] | None): steps done for each image (its longest-running row).
+        settled (Tensor[B] | None): bool per image: its winning row was stopped by the plateau
+            rule, or its best loss improved by less than 10% over its last 100 steps (see
+            :func:`settled_curve`). False means the inversion was still improving when it ended.
         settings (InversionSettings), seed (int), distance (str).
     """
 
@@ -198,7 +220,23 @@ class InversionResult:
     seed: int
     distance: str
     image_steps: torch.Tensor | None = None
+    settled: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
+
+
+SETTLE_WINDOW, SETTLE_TOL = 100, 0.1
+
+
+def settled_curve(curve: torch.Tensor, window: int = SETTLE_WINDOW, tol: float = SETTLE_TOL) -> bool:
+    """Whether a loss curve (loss per step, ``steps_run + 1`` values) had settled when it ended.
+
+    Settled: the best loss improved by less than ``tol`` (10%) over the last ``window`` (100)
+    steps. A curve shorter than ``window + 1`` steps has not shown that it settled (False).
+    """
+    best = curve.cummin(0).values
+    if best.numel() <= window:
+        return False
+    return bool(best[-1] >= (1.0 - tol) * best[-1 - window])
 
 
 def _autocast(device: torch.device, precision: str):
@@ -218,6 +256,7 @@ def invert_stream(
     progress_every: int = 10,
     with_images: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[InversionProgress | InversionResult]:
     """Invert ``images`` on ``generator``, yielding progress events, then the result.
 
@@ -232,6 +271,10 @@ def invert_stream(
         with_images (bool): attach current reconstructions to progress events.
         should_stop (callable | None): polled every step; when it returns True the run
             ends early and the result covers the steps done (``steps_run``).
+        transform (callable | None): differentiable map applied to the reconstructions
+            before the loss, ``L(transform(M(i)), x)`` — inversion through an edit (e.g. a
+            JPEG re-save, :meth:`ronan.edits.Edit.differentiable`); output shaped like ``images``.
+            ``reconstructions`` in events and the result stay ``M(i)``. Default None (identity).
 
     Yields:
         InversionProgress events, and finally one InversionResult.
@@ -245,9 +288,10 @@ def invert_stream(
     t0 = time.perf_counter()
     images = images.to(device=device, dtype=torch.float32)
     n_img = images.shape[0]
-    rows = generator.expand_restarts(settings.restarts)
+    rows = generator.expand_restarts(settings.restarts * settings.candidates)
+    keep_rows = generator.expand_restarts(settings.restarts)  # rows per image kept after the warm-up
     n_rows = n_img * rows
-    start = generator.initial_inputs(images, settings.restarts, rng(seed, "inversion")).to(device)
+    start = generator.initial_inputs(images, settings.restarts * settings.candidates, rng(seed, "inversion")).to(device)
     if start.shape[0] != n_rows:
         raise RuntimeError(f"{generator.name}: initial_inputs gave {start.shape[0]} rows, expected {n_rows}")
     mask = generator.input_gradient_mask()
@@ -264,6 +308,7 @@ def invert_stream(
     last_all = torch.full((n_rows,), float("inf"), device=device)  # latest loss; stopped rows: their best
     recon_all = None
     row_steps = torch.full((n_rows,), settings.steps, dtype=torch.long)
+    plateau_stopped = torch.zeros(n_rows, dtype=torch.bool)  # rows ended by the plateau rule
     snapshots: dict[int, torch.Tensor] = {}  # step -> best_all, for the plateau rule
     history = []
     step = 0
@@ -271,7 +316,7 @@ def invert_stream(
     while True:
         with _autocast(device, settings.precision):
             recon = generator.generate(params)
-        loss = dist(recon.float(), targets)
+        loss = dist(recon.float() if transform is None else transform(recon.float()), targets)
         with torch.no_grad():
             current = torch.nan_to_num(loss.detach(), nan=float("inf"))
             improved = current < best
@@ -302,13 +347,22 @@ def invert_stream(
                     drops[drop] += 1
                     since[drop] = step
                 ending = flat & ~drop
-                if bool(ending.any()):
-                    done = active[ending]
-                    best_inputs_all = best_inputs_all.index_copy(0, done, best_inputs[ending])
-                    last_all = last_all.index_copy(0, done, best[ending])
-                    row_steps[done.cpu()] = step
-                else:
-                    ending = None
+                plateau_stopped[active[ending].cpu()] = True
+        if keep_rows < rows and step == settings.warmup_steps:  # narrow the candidates: keep the best rows
+            merged = _merge(best_all, active, best).view(n_img, rows)
+            chosen = torch.zeros(n_img, rows, dtype=torch.bool, device=device)
+            chosen.scatter_(1, merged.argsort(1, stable=True)[:, :keep_rows], True)
+            losing = ~chosen.view(-1)[active]
+            ending = losing if ending is None else (ending | losing)
+        if ending is not None:
+            if bool(ending.any()):
+                done = active[ending]
+                best_all = best_all.index_copy(0, done, best[ending])
+                best_inputs_all = best_inputs_all.index_copy(0, done, best_inputs[ending])
+                last_all = last_all.index_copy(0, done, best[ending])
+                row_steps[done.cpu()] = step
+            else:
+                ending = None
         all_end = ending is not None and bool(ending.all())
         last = step == settings.steps or stopped or all_end
         if step % progress_every == 0 or last:
@@ -351,11 +405,15 @@ def invert_stream(
         inputs = best_inputs_all[pick]
         with _autocast(device, settings.precision):
             recons = generator.generate(inputs).float()
+    history_t = torch.stack(history).cpu()
+    image_steps = row_steps.view(n_img, rows).max(1).values
+    settled = torch.tensor([bool(plateau_stopped[int(pick[i])]) or settled_curve(history_t[: int(image_steps[i]) + 1, i])
+                            for i in range(n_img)], dtype=torch.bool)
     yield InversionResult(
         loss=loss_min.cpu(), inputs=inputs.cpu(), reconstructions=recons.cpu(),
-        history=torch.stack(history).cpu(), best_restart=arg.cpu(), seconds=time.perf_counter() - t0,
+        history=history_t, best_restart=arg.cpu(), seconds=time.perf_counter() - t0,
         steps_run=step, settings=settings, seed=seed, distance=dist.name,
-        image_steps=row_steps.view(n_img, rows).max(1).values,
+        image_steps=image_steps, settled=settled,
         extra={"stopped": stopped, "rows_per_image": rows,
                "row_steps": int(row_steps.sum()) + n_rows})
 
@@ -449,7 +507,8 @@ def invert_jobs_stream(
 
     Args:
         jobs (list): ``(role, generator, images)`` triples, e.g. ``("model", M, x)`` and
-            ``("reference", M_r, x_r)``.
+            ``("reference", M_r, x_r)``, or ``(role, generator, images, options)`` with a dict of
+            keyword arguments of :func:`invert_stream` for that job only (e.g. ``transform``).
         parallel (bool | None): run the jobs in threads at once; default
             :func:`parallel_default` of the first job's device. Results are the same either way.
         should_stop (callable | None): as for :func:`invert_stream`; closing this generator
@@ -458,9 +517,10 @@ def invert_jobs_stream(
     """
     if parallel is None:
         parallel = len(jobs) > 1 and parallel_default(jobs[0][1].device)
+    jobs = [(job[0], job[1], job[2], {**kwargs, **(job[3] if len(job) > 3 else {})}) for job in jobs]
     if not parallel:
-        for role, gen, images in jobs:
-            for event in invert_stream(gen, images, should_stop=should_stop, **kwargs):
+        for role, gen, images, options in jobs:
+            for event in invert_stream(gen, images, should_stop=should_stop, **options):
                 yield role, event
         return
 
@@ -473,9 +533,9 @@ def invert_jobs_stream(
     def stop() -> bool:
         return closed.is_set() or (should_stop is not None and should_stop())
 
-    def work(role, gen, images):
+    def work(role, gen, images, options):
         try:
-            for event in invert_stream(gen, images, should_stop=stop, **kwargs):
+            for event in invert_stream(gen, images, should_stop=stop, **options):
                 events.put((role, event))
         except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
             events.put((role, e))

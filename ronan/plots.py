@@ -25,6 +25,8 @@ from .images import to_pil  # noqa: E402
 
 BELONGING_COLOR = "#1a7f37"
 NON_BELONGING_COLOR = "#cf222e"
+INCONCLUSIVE_COLOR = "#9a6700"
+VERDICT_COLORS = {"belonging": BELONGING_COLOR, "non-belonging": NON_BELONGING_COLOR, "inconclusive": INCONCLUSIVE_COLOR}
 MODEL_COLOR = "#0969da"
 REFERENCE_COLOR = "#8250df"
 DISPLAY_SIZE = 280
@@ -85,22 +87,28 @@ def threshold_value(mean: float, std: float, critical_value: float) -> float:
 
 def histogram_figure(values: Sequence[float], *, mean: float, std: float, critical_value: float,
                      value: float | None = None, verdict: str | None = None, model: str = "",
-                     alpha: float = 0.05, log: bool | None = None) -> Figure:
+                     alpha: float = 0.05, log: bool | None = None, threshold: float | None = None,
+                     removed: Sequence[int] = ()) -> Figure:
     """Histogram of a belonging distribution with the Grubbs threshold and the examined image.
 
     Args:
         values: calibrated losses A' of the model's own samples.
-        mean, std (float): their mean and sample standard deviation.
-        critical_value (float): Grubbs' critical value for N and ``alpha``.
+        mean, std (float): mean and standard deviation the test used (of ``values``, or of
+            their logarithms in the robust test; then pass ``threshold``).
+        critical_value (float): Grubbs' critical value.
         value (float | None): calibrated loss of the examined image (marker), if any.
-        verdict (str | None): ``"belonging"`` / ``"non-belonging"`` (marker colour).
+        verdict (str | None): ``"belonging"`` / ``"non-belonging"`` / ``"inconclusive"``.
         model (str): model name for the title.
         alpha (float): significance shown in the legend.
         log (bool | None): logarithmic x axis; None chooses it when the values or the marker
             span more than a factor of 20.
+        threshold (float | None): the calibrated loss where the statistic equals the critical
+            value; default ``mean + critical_value * std`` (the paper's linear test).
+        removed (sequence of int): indices of samples the robust test removed as failed
+            inversions (drawn apart).
     """
     vals = np.asarray(values, dtype=np.float64)
-    thr = threshold_value(mean, std, critical_value)
+    thr = threshold_value(mean, std, critical_value) if threshold is None else threshold
     pts = [v for v in list(vals) + [thr] + ([value] if value is not None else []) if v is not None and math.isfinite(v)]
     positive = [p for p in pts if p > 0]
     if log is None:
@@ -113,13 +121,15 @@ def histogram_figure(values: Sequence[float], *, mean: float, std: float, critic
         ax.set_xscale("log")
     else:
         bins = 25
+    out = np.zeros(vals.size, dtype=bool)
+    out[list(removed)] = True
     if vals.size:
-        ax.hist(vals, bins=bins, color="#8c959f", edgecolor="white", label=f"{model} samples (N = {vals.size})")
-    ax.axvline(thr, color="black", linestyle="--", linewidth=1.5,
-               label=f"Grubbs threshold (alpha = {alpha:g})")
-    ax.axvline(mean, color="#8c959f", linestyle=":", linewidth=1, label="mean of samples")
+        ax.hist([vals[~out], vals[out]], bins=bins, color=["#8c959f", "#e3b341"], edgecolor="white", stacked=True,
+                label=[f"{model} samples (N = {int((~out).sum())})", f"removed as failed inversions ({int(out.sum())})"])
+    if math.isfinite(thr):
+        ax.axvline(thr, color="black", linestyle="--", linewidth=1.5, label=f"Grubbs threshold (alpha = {alpha:g})")
     if value is not None and math.isfinite(value):
-        color = BELONGING_COLOR if verdict == "belonging" else NON_BELONGING_COLOR
+        color = VERDICT_COLORS.get(verdict or "", NON_BELONGING_COLOR)
         ax.axvline(value, color=color, linewidth=2.5, label="examined image")
         ax.plot([value], [0], marker="v", markersize=12, color=color, clip_on=False, transform=ax.get_xaxis_transform())
     ax.set_xlabel("calibrated reconstruction loss A'(M, x) = A(M, x) / A(M_r, x)")
@@ -220,7 +230,7 @@ def which_model_figure(rows: Sequence[dict]) -> Figure:
     ax = fig.add_subplot()
     names = [r["model"] for r in rows]
     stats = [r["statistic"] if r["statistic"] is not None and math.isfinite(r["statistic"]) else 0.0 for r in rows]
-    colors = [BELONGING_COLOR if r["verdict"] == "belonging" else NON_BELONGING_COLOR for r in rows]
+    colors = [VERDICT_COLORS.get(r["verdict"], NON_BELONGING_COLOR) for r in rows]
     x = np.arange(len(rows))
     ax.bar(x, stats, color=colors, width=0.6)
     for i, r in enumerate(rows):

@@ -62,10 +62,21 @@ def figures(result: Attribution, distribution: BelongingDistribution | None = No
     out["loss_curves"] = fig_to_png(loss_curves_figure(result.history, result.reference_history,
                                                        model=result.model, reference=result.reference))
     values = distribution.values if distribution is not None else []
+    removed = _removed(result, distribution)
     out["histogram"] = fig_to_png(histogram_figure(values, mean=result.mean, std=result.std,
                                                    critical_value=result.critical_value, value=result.calibrated_loss,
-                                                   verdict=result.verdict, model=result.model, alpha=result.alpha))
+                                                   verdict=result.verdict, model=result.model, alpha=result.alpha,
+                                                   threshold=result.threshold, removed=removed))
     return out
+
+
+def _removed(result: Attribution, distribution: BelongingDistribution | None) -> list[int]:
+    """Indices of the belonging samples the result's test removed (none without the distribution)."""
+    if distribution is None:
+        return []
+    from .verdict import DecisionSettings, summarize
+
+    return summarize(distribution.values, DecisionSettings(mode=result.test, alpha=result.alpha)).removed
 
 
 def _num(x, fmt=".4g") -> str:

@@ -27,13 +27,15 @@ def grubbs_critical_value(n: int, alpha: float = 0.05) -> float:
         alpha (float): significance level in (0, 1); default 0.05.
 
     Returns:
-        ``(n-1)/sqrt(n) * sqrt(t^2 / (n-2+t^2))`` with ``t = scipy.stats.t.ppf(1 - alpha/n, n-2)``.
+        ``(n-1)/sqrt(n) * sqrt(t^2 / (n-2+t^2))`` with ``t = scipy.stats.t.isf(alpha/n, n-2)``, the
+        upper ``alpha/n`` critical value (``isf`` stays exact for tiny ``alpha``, where
+        ``ppf(1 - alpha/n)`` loses it to rounding).
     """
     if n < 3:
         raise ValueError(f"Grubbs' test needs at least 3 belonging samples, got {n}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    t = float(_st.t.ppf(1.0 - alpha / n, n - 2))
+    t = float(_st.t.isf(alpha / n, n - 2))
     return (n - 1) / math.sqrt(n) * math.sqrt(t * t / (n - 2 + t * t))
 
 
@@ -70,3 +72,48 @@ def grubbs_test(value: float, mean: float, std: float, n: int, alpha: float = 0.
         return GrubbsDecision(math.nan, critical, False)
     g = grubbs_statistic(value, mean, std)
     return GrubbsDecision(g, critical, g < critical)
+
+
+def esd_outliers(values, alpha: float = 0.05, max_outliers: int | None = None) -> list[int]:
+    """Upper outliers of a sample by the generalized ESD test (Rosner 1983), i.e. iterated Grubbs.
+
+    Grubbs' test applied repeatedly, with Rosner's critical values so that several outliers
+    do not mask each other: for ``i = 1 .. r`` the most extreme high value of the remaining
+    sample is set aside with ``R_i = (x_max - mean) / std``; the number of outliers is the
+    largest ``i`` with ``R_i > lambda_i``, where
+    ``lambda_i = (n-i) t / sqrt((n-i-1+t^2)(n-i+1))`` and ``t = t_{alpha/(n-i+1), n-i-1}``
+    (one-sided: only values *above* the rest are outliers — in RONAN a failed inversion
+    reconstructs worse than the others, never better).
+
+    Args:
+        values (sequence of float): the sample (finite).
+        alpha (float): significance of each step, in (0, 1); default 0.05.
+        max_outliers (int | None): upper bound ``r`` of outliers searched; default ``n // 4``.
+            At most ``n - 3`` (Grubbs needs 3 values).
+
+    Returns:
+        Indices (into ``values``) of the outliers, most extreme first; empty if none.
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64)
+    n = x.size
+    if n < 4:
+        return []
+    r = min(n // 4 if max_outliers is None else max_outliers, n - 3)
+    remaining = list(range(n))
+    removed, found = [], 0
+    for i in range(1, r + 1):
+        sub = x[remaining]
+        std = sub.std(ddof=1)
+        if not std > 0:
+            break
+        j = int(np.argmax(sub))
+        stat = (sub[j] - sub.mean()) / std
+        m = n - i + 1  # size of the sample tested at this step
+        t = float(_st.t.isf(alpha / m, m - 2))
+        lam = (m - 1) * t / math.sqrt((m - 2 + t * t) * m)
+        removed.append(remaining.pop(j))
+        if stat > lam:
+            found = i
+    return removed[:found]

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import torch
 
 from .attribution import Attribution, attribute_stream
-from .calibration import BelongingDistribution, cache_path, distribution_key, get_distribution
+from .calibration import BelongingDistribution, cache_path, distribution_key, find_cache, get_distribution
 from .errors import CalibrationError, Cancelled, ImageError, ModelUnavailable
 from .generation import generate_pil
 from .images import LoadedImage, load_image
@@ -195,7 +195,7 @@ def prepare(model: str, reference: str | None = "default", *, distance: str = "m
 def has_distribution(gen: Generator, ref: Generator | None, distance: str, settings, n: int = 100,
                      seed: int = 0) -> bool:
     """True when a cached belonging distribution exists for these arguments."""
-    return cache_path(distribution_key(gen, ref, distance, settings, n, seed)).exists()
+    return find_cache(distribution_key(gen, ref, distance, settings, n, seed)).exists()
 
 
 def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build, should_stop, t0, weight):
@@ -514,9 +514,9 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
         results.append(res)
         truth = is_belonging_label(it.label, gen.name)
         if truth is not None:
-            (bel if truth else non).append(res.belonging)
+            (bel if truth else non).append(res.verdict)
         if it.label is not None:
-            d = per_label.setdefault(it.label, {"belonging": 0, "non-belonging": 0})
+            d = per_label.setdefault(it.label, {"belonging": 0, "non-belonging": 0, "inconclusive": 0})
             d[res.verdict] += 1
     conf = confusion(bel, non) if (bel or non) else None
     yield BatchOutcome(rows, results, conf, per_label)

@@ -1,0 +1,100 @@
+"""Do belonging inversions converge? Per inversion setting, on N belonging 8-bit samples of a model.
+
+    python benchmarks/convergence.py --model dcgan64-clipart --n 100 --configs paper fast fast-r4 cand8
+    python benchmarks/convergence.py --model dcgan64-clipart --n 100 --json-out out.json
+
+The samples are the model's calibration samples (seed 0 of the "calibration" stream, quantized to
+8 bits), i.e. exactly the belonging samples of Algorithm 1. A sample *converged* when its best
+loss is below ``--floor-factor`` (default 8) times the 8-bit floor (the MSE of rounding to 8
+bits, ~1.3e-6): a converged inversion has found the image's input up to rounding. Printed per
+setting: converged count, median and maximum loss, mean row-steps per image (the cost: every
+optimised row of every step, candidates included; the paper's preset costs 1500) and seconds
+for the batch (1 torch thread unless --threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ronan.generation import generate  # noqa: E402
+from ronan.inversion import PRESETS, InversionSettings, invert  # noqa: E402
+from ronan.models.registry import load_model  # noqa: E402
+
+CONFIGS: dict[str, InversionSettings] = {
+    "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
+    "paper-lr0.2": InversionSettings(steps=1500, lr=0.2, restarts=1, plateau_steps=0),
+    "fast": InversionSettings(),
+    "fast-r4": InversionSettings(restarts=4),
+    "fast-lr0.1": InversionSettings(lr=0.1),
+    "fast-lr0.05": InversionSettings(lr=0.05),
+    "cand4": InversionSettings(candidates=4, warmup_steps=50),
+    "cand8": InversionSettings(candidates=8, warmup_steps=50),
+    "cand16": InversionSettings(candidates=16, warmup_steps=30),
+    "cand8-w100": InversionSettings(candidates=8, warmup_steps=100),
+    "cand8-r2": InversionSettings(candidates=8, warmup_steps=50, restarts=2),
+    "cand16-r2": InversionSettings(candidates=16, warmup_steps=50, restarts=2),
+    "cand32-w20-r2": InversionSettings(candidates=32, warmup_steps=20, restarts=2),
+}
+
+
+def floor_mse() -> float:
+    """MSE of rounding a uniform [0, 1] signal to 8 bits: (1/255)^2 / 12."""
+    return (1 / 255) ** 2 / 12
+
+
+def run(model, x: torch.Tensor, name: str, settings: InversionSettings, floor: float, chunk: int) -> dict:
+    t0 = time.perf_counter()
+    losses, steps, row_steps, settled = [], [], 0, []
+    for i in range(0, len(x), chunk):
+        res = invert(model, x[i:i + chunk], settings=settings)
+        losses.append(res.loss)
+        steps.append(res.image_steps)
+        settled.append(res.settled)
+        row_steps += res.extra["row_steps"]
+    loss, steps, settled = torch.cat(losses), torch.cat(steps), torch.cat(settled)
+    return {"config": name, "settings": settings.to_dict(), "n": len(x),
+            "converged": int((loss < floor).sum()), "median": float(loss.median()), "max": float(loss.max()),
+            "row_steps_per_image": row_steps / len(x), "mean_steps": float(steps.float().mean()),
+            "settled": int(settled.sum()), "seconds": round(time.perf_counter() - t0, 1),
+            "losses": loss.tolist()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="dcgan64-clipart")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--configs", nargs="+", default=["paper", "fast", "fast-r4", "cand8"], choices=list(CONFIGS))
+    p.add_argument("--floor-factor", type=float, default=8.0)
+    p.add_argument("--chunk", type=int, default=100, help="images per batch (default 100)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json-out", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    x = generate(model, args.n, 0, purpose="calibration")
+    floor = args.floor_factor * floor_mse()
+    print(f"{args.model}: {args.n} belonging 8-bit samples; converged = loss < {floor:.2e} "
+          f"({args.floor_factor:g} x the 8-bit floor {floor_mse():.2e})", flush=True)
+    print(f"| setting | converged (of {args.n}) | median loss | max loss | row-steps per image | seconds |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for name in args.configs:
+        r = run(model, x, name, CONFIGS[name], floor, args.chunk)
+        rows.append(r)
+        print(f"| {name}: {CONFIGS[name].describe()} | {r['converged']} | {r['median']:.2e} | {r['max']:.2e} | "
+              f"{r['row_steps_per_image']:.0f} | {r['seconds']} |", flush=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"model": args.model, "floor": floor, "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

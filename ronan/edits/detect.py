@@ -1,0 +1,229 @@
+"""What a file reveals about its edits: JPEG quality and subsampling, size, software.
+
+:func:`detect` reads the header only (no pixels are needed): the format, for JPEG the
+quality estimated from the quantization tables (exact for files saved by Pillow or any
+libjpeg at a 1..100 quality), the chroma subsampling and progressive mode, lossless or
+lossy WebP, the size relative to the model's resolution, EXIF orientation, and the
+``Software`` / ``ProcessingSoftware`` hints of EXIF and PNG text. :func:`suggested_edit`
+turns that into the edit to assume, e.g. ``resize:0.75+jpeg:75``.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ImageError
+from .jpeg import estimate_quality
+from .spec import Edit, parse_edit
+
+_SAMPLINGS = {(1, 1): "4:4:4", (2, 1): "4:2:2", (2, 2): "4:2:0", (4, 1): "4:1:1", (1, 2): "4:4:0"}
+_MODELLED = ("4:4:4", "4:2:2", "4:2:0")
+_EXIF_SOFTWARE = {0x0131: "Software", 0x000B: "ProcessingSoftware"}
+_LOSSLESS = {"PNG", "BMP", "PPM", "TGA", "QOI", "ICO"}
+
+
+@dataclass
+class Detection:
+    """What :func:`detect` found (JSON-ready with :meth:`to_dict`).
+
+    Attributes:
+        format (str | None): Pillow's format name (``"JPEG"``, ``"PNG"``, ``"WEBP"``...);
+            None for an image made in memory.
+        width, height (int): pixels, after EXIF orientation (what the model sees).
+        model_size (int), model_channels (int): the model the image is checked against.
+        lossy (bool | None): lossy compression; None when unknown.
+        jpeg_quality (int | None): best-matching libjpeg quality 1..100.
+        jpeg_table_error (float | None): mean absolute difference per entry between the
+            file's tables and libjpeg's at ``jpeg_quality``; 0.0 = exactly libjpeg's.
+        jpeg_subsampling (str | None): ``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``, ``"4:1:1"``,
+            ``"4:4:0"`` or ``"other"``; None for grayscale JPEG and other formats.
+        progressive (bool | None): progressive JPEG.
+        software (list[str]): ``"Software: ..."`` hints from EXIF and PNG text.
+        notes (list[str]): what the suggestion cannot model, or approximates.
+        suggested (str): canonical spec of the edit to assume (:func:`suggested_edit`).
+    """
+
+    format: str | None
+    width: int
+    height: int
+    model_size: int
+    model_channels: int
+    lossy: bool | None = None
+    jpeg_quality: int | None = None
+    jpeg_table_error: float | None = None
+    jpeg_subsampling: str | None = None
+    progressive: bool | None = None
+    software: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    suggested: str = "none"
+
+    @property
+    def scale(self) -> float:
+        """Short side / model resolution (the model's preprocessing crops the centre square)."""
+        return min(self.width, self.height) / self.model_size
+
+    @property
+    def square(self) -> bool:
+        return self.width == self.height
+
+    @property
+    def resized(self) -> str:
+        """``"no"``, ``"down"`` or ``"up"``: the short side against the model's resolution."""
+        side = min(self.width, self.height)
+        return "no" if side == self.model_size else ("down" if side < self.model_size else "up")
+
+    def describe(self) -> str:
+        """One sentence, e.g. ``"JPEG quality 75 (4:2:0), 48x48 = 0.75x the model's 64x64: assuming
+        resize:0.75+jpeg:75"``."""
+        if self.format == "JPEG":
+            what = f"JPEG quality {self.jpeg_quality}"
+            extra = [self.jpeg_subsampling] if self.jpeg_subsampling else []
+            if self.progressive:
+                extra.append("progressive")
+            if self.jpeg_table_error:
+                extra.append(f"tables not libjpeg's, nearest quality, mean difference {self.jpeg_table_error:.2g}")
+            what += f" ({', '.join(extra)})" if extra else ""
+        elif self.format is None:
+            what = "in-memory image"
+        else:
+            kind = {True: " (lossy)", False: " (lossless)", None: ""}[self.lossy]
+            what = f"{'WebP' if self.format == 'WEBP' else self.format}{kind}"
+        m = self.model_size
+        size = f"{self.width}x{self.height}"
+        if not self.square:
+            side = min(self.width, self.height)
+            size += f", not square: the model uses the centre {side}x{side}"
+        if self.resized == "no":
+            size += f" = the model's {m}x{m}"
+        else:
+            size += f" = {self.scale:.4g}x the model's {m}x{m}"
+        return f"{what}, {size}: assuming {self.suggested}"
+
+    def to_dict(self) -> dict:
+        """Every field plus ``scale``, ``square``, ``resized`` and ``description``."""
+        d = asdict(self)
+        d.update(scale=self.scale, square=self.square, resized=self.resized, description=self.describe())
+        return d
+
+
+def _webp_lossless(data: bytes) -> bool | None:
+    """True for a VP8L (lossless) WebP, False for VP8 (lossy), None if neither chunk is found."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    pos = 12
+    while pos + 8 <= len(data):
+        tag, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if tag == b"VP8L":
+            return True
+        if tag == b"VP8 ":
+            return False
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def detect(data: bytes | str | Path | Image.Image, model_size: int, model_channels: int) -> Detection:
+    """Read what the file reveals about its edits; suggest the edit to assume.
+
+    Args:
+        data: the file's bytes (best: WebP lossiness needs them), a path, or an opened PIL
+            image (``Image.open``; an image made in memory has no format and says so).
+        model_size (int): the model's resolution (side of its square images).
+        model_channels (int): 1 or 3; subsampling is left out of the suggestion for 1.
+
+    Returns:
+        Detection; ``detection.suggested`` is the canonical spec of :func:`suggested_edit`.
+
+    Raises:
+        ImageError: the bytes are not an image Pillow can read.
+    """
+    raw = None
+    if isinstance(data, Image.Image):
+        img = data
+    else:
+        raw = Path(data).read_bytes() if isinstance(data, (str, Path)) else bytes(data)
+        try:
+            img = Image.open(io.BytesIO(raw))
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise ImageError(f"not a readable image ({e})") from None
+    fmt = img.format
+    w, h = img.size
+    det = Detection(fmt, w, h, model_size, model_channels)
+    try:
+        exif = img.getexif()
+    except Exception:  # noqa: BLE001 - broken EXIF must not stop detection
+        exif = {}
+    if exif.get(0x0112) in (5, 6, 7, 8):
+        det.width, det.height = h, w
+        det.notes.append("EXIF orientation turns the image by 90 degrees")
+    det.software = [f"{name}: {str(exif[tag]).strip()}" for tag, name in _EXIF_SOFTWARE.items() if exif.get(tag)]
+    if isinstance(img.info.get("Software"), str) and fmt != "JPEG":
+        det.software.append(f"Software: {img.info['Software'].strip()}")
+
+    if fmt == "JPEG":
+        det.lossy = True
+        tables = getattr(img, "quantization", None) or {}
+        if tables:
+            det.jpeg_quality, det.jpeg_table_error = estimate_quality(tables)
+        layers = getattr(img, "layer", [])
+        if len(layers) == 3:
+            (_, h0, v0, _), *rest = layers
+            chroma_1x1 = all(lh == 1 and lv == 1 for _, lh, lv, _ in rest)
+            det.jpeg_subsampling = _SAMPLINGS.get((h0, v0), "other") if chroma_1x1 else "other"
+        elif len(layers) == 4:
+            det.notes.append("CMYK JPEG")
+        det.progressive = bool(img.info.get("progressive") or img.info.get("progression"))
+    elif fmt == "WEBP":
+        lossless = _webp_lossless(raw) if raw is not None else None
+        det.lossy = None if lossless is None else not lossless
+    elif fmt == "TIFF":
+        det.lossy = "jpeg" in str(img.info.get("compression", "")).lower()
+    elif fmt == "GIF":
+        det.lossy = True
+        det.notes.append("GIF: colours reduced to a 256-colour palette (not modelled)")
+    elif fmt in _LOSSLESS:
+        det.lossy = False
+    det.suggested = _suggest(det).spec
+    return det
+
+
+def _suggest(det: Detection) -> Edit:
+    """The edit to assume for ``det``; appends to ``det.notes`` what it cannot model."""
+    steps = []
+    if not det.square:
+        det.notes.append("not square: the model's preprocessing keeps the centre square; a crop is not modelled")
+    if det.resized != "no":
+        scale = det.scale
+        if scale > 4:
+            det.notes.append(f"enlarged {scale:.3g}x; modelled as resize:4")
+            scale = 4.0
+        steps.append(f"resize:{scale:.6g}")
+    if det.format == "JPEG" and det.jpeg_quality is not None:
+        ss = det.jpeg_subsampling
+        if det.model_channels == 3 and ss in _MODELLED and ss != "4:2:0":
+            steps.append(f"jpeg:{det.jpeg_quality}:{ss.replace(':', '')}")
+        else:
+            if det.model_channels == 3 and ss not in _MODELLED and ss is not None:
+                det.notes.append(f"subsampling {ss} is not modelled; assuming 4:2:0")
+            steps.append(f"jpeg:{det.jpeg_quality}")
+        if det.jpeg_table_error:
+            det.notes.append(f"quantization tables are not libjpeg's; quality {det.jpeg_quality} is the nearest")
+    elif det.lossy and det.format == "WEBP":
+        det.notes.append("lossy WebP is not modelled by any edit; consider the robust mode")
+    elif det.lossy and det.format == "TIFF":
+        det.notes.append("JPEG-compressed TIFF: quality unknown, not modelled")
+    return parse_edit("+".join(steps) or "none")
+
+
+def suggested_edit(detection: Detection) -> Edit:
+    """The edit to assume for a file: resize to its size (if it differs), then its JPEG.
+
+    E.g. a 48x48 JPEG of quality 75 for a 64x64 model gives ``resize:0.75+jpeg:75``; a PNG
+    at the model's size gives ``none``. What cannot be modelled is listed in
+    ``detection.notes``.
+    """
+    return parse_edit(detection.suggested)

@@ -1,0 +1,113 @@
+"""Which edit to assume for a query: detected from the file, declared by the user, or the robust family.
+
+``assume`` (the ``--assume-edit`` option, the app's Advanced panel, the API's ``edit=``) is:
+
+* ``"auto"`` (default): what the file reveals (:func:`ronan.edits.detect`: JPEG quality and
+  subsampling, size against the model's resolution); a PNG at the model's size is ``none``;
+* ``"none"``: the image is assumed pristine (the paper's setting);
+* ``"robust"``: an unknown pipeline (filters, mild noise...): the belonging samples pass through
+  :data:`ronan.edits.ROBUST_FAMILY`, one edit each in turn — a wider distribution, and the
+  result says so;
+* an edit spec (``"jpeg:75"``, ``"resize:0.5+jpeg:90"``...): declared by the user.
+
+The assumption is part of every result and of the belonging distribution's cache key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ImageError
+from .detect import Detection, detect
+from .spec import EDITS_VERSION, ROBUST_FAMILY, Edit, parse_edit
+
+ASSUME_CHOICES = ("auto", "none", "robust")
+EDIT_MODES = ("samples", "through")
+"""How an edit enters the method: ``"samples"`` — the belonging samples pass through the edit
+before inversion; ``"through"`` — that, and every inversion (queries and samples) compares the
+*edited* reconstruction ``edit(M(i))`` with the image (the differentiable twin of the edit)."""
+
+
+@dataclass(frozen=True)
+class EditAssumption:
+    """The edit assumed for one query.
+
+    Attributes:
+        edit (Edit | None): the edit; None for the robust family.
+        source (str): ``"detected"``, ``"declared"``, ``"robust"`` or ``"none"`` (nothing
+            detected or assumed).
+        description (str): one sentence for humans.
+        detection (dict | None): :meth:`Detection.to_dict` of the file, when it was read.
+    """
+
+    edit: Edit | None
+    source: str
+    description: str
+    detection: dict | None = None
+
+    @property
+    def spec(self) -> str:
+        """``"robust"`` or the edit's canonical spec (``"none"`` for a pristine image)."""
+        return "robust" if self.edit is None else self.edit.spec
+
+    @property
+    def is_none(self) -> bool:
+        return self.edit is not None and self.edit.is_none
+
+    def key(self, mode: str) -> dict | None:
+        """The part of a belonging distribution's key: None for ``none``, else spec, version, mode."""
+        if self.is_none:
+            return None
+        family = list(ROBUST_FAMILY) if self.edit is None else None
+        return {"spec": self.spec, "version": EDITS_VERSION, "mode": mode, "family": family}
+
+    def sample_edit(self, index: int) -> Edit:
+        """The edit belonging sample ``index`` passes through (the robust family cycles)."""
+        if self.edit is None:
+            return parse_edit(ROBUST_FAMILY[index % len(ROBUST_FAMILY)])
+        return self.edit
+
+
+NONE = EditAssumption(parse_edit("none"), "none", "no edit assumed")
+
+
+def validate_assume(assume: str) -> str:
+    """``assume`` if valid (``auto``, ``none``, ``robust`` or an edit spec); raises EditError."""
+    if assume in ASSUME_CHOICES:
+        return assume
+    parse_edit(assume)
+    return assume
+
+
+def resolve_edit(loaded, model_size: int, model_channels: int, assume: str = "auto") -> EditAssumption:
+    """The edit to assume for ``loaded`` (a :class:`ronan.images.LoadedImage`) checked against a
+    model of ``model_size`` and ``model_channels``.
+
+    Raises:
+        EditError: ``assume`` is neither a choice of ``ASSUME_CHOICES`` nor a valid spec.
+    """
+    if assume == "none":
+        return NONE
+    if assume == "robust":
+        return EditAssumption(None, "robust", "unknown edits assumed: the belonging samples pass through "
+                                              f"{', '.join(ROBUST_FAMILY)} (one each, in turn)")
+    if assume != "auto":
+        edit = parse_edit(assume)
+        return EditAssumption(edit, "declared" if not edit.is_none else "none", f"declared edit: {edit.spec}")
+    det = _detect(loaded, model_size, model_channels)
+    if det is None:
+        return NONE
+    edit = parse_edit(det.suggested)
+    if edit.is_none:
+        return EditAssumption(edit, "none", f"nothing detected ({det.describe()})", det.to_dict())
+    return EditAssumption(edit, "detected", f"detected: {det.describe()}", det.to_dict())
+
+
+def _detect(loaded, model_size: int, model_channels: int) -> Detection | None:
+    head = getattr(loaded, "head", None)
+    if head is None:
+        return None
+    try:
+        return detect(head, model_size, model_channels)
+    except ImageError:
+        return None

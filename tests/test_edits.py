@@ -1,0 +1,268 @@
+"""Edits: specs, exact application, the differentiable twin, file detection (tiny images)."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps, features
+
+from ronan.edits import (FILTERS, ROBUST_FAMILY, Edit, EditError, apply_batch, detect, family_edit, parse_edit,
+                         suggested_edit)
+from ronan.edits.jpeg import ijg_tables, jpeg_roundtrip
+from ronan.edits.resample import fit_resize, pil_resize
+from ronan.errors import ImageError, RonanError
+from ronan.images import to_model_tensor, to_pil
+
+ALL_EDITS = ["none", "jpeg:90", "jpeg:75", "jpeg:50:444", "jpeg:95:422", "resize:0.5", "resize:0.75", "resize:1.5",
+             "crop:0.8", "noise:0.01", "filter:contrast", "filter:warm", "filter:blur", "filter:sharpen",
+             "resize:0.75+jpeg:75", "crop:0.9+filter:warm+jpeg:90"]
+
+
+def smooth_batch(n: int, channels: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Generator-like images in [0, 1]: smooth shapes plus a little noise, float32."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(n, channels, size // 6 + 2, size // 6 + 2, generator=g, dtype=torch.float64)
+    x = torch.nn.functional.interpolate(base, size=(size, size), mode="bicubic", align_corners=False)
+    x = 0.5 + 0.25 * x + 0.01 * torch.randn(n, channels, size, size, generator=g, dtype=torch.float64)
+    return x.clamp(0, 1).float()
+
+
+def noise_image(w: int, h: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    shape = (h, w, 3) if mode == "RGB" else (h, w)
+    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+
+
+def jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", **kwargs)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------ specs
+@pytest.mark.parametrize("text, canonical", [
+    ("none", "none"), (" NONE ", "none"), ("jpeg:75", "jpeg:75"), ("JPEG:75:420", "jpeg:75"),
+    ("jpeg:90:444", "jpeg:90:444"), ("jpeg:100:422", "jpeg:100:422"), ("resize:0.50", "resize:0.5"),
+    ("resize:1", "none"), ("crop:1", "none"), ("noise:0", "none"), ("noise:0.010", "noise:0.01"),
+    ("resize:0.7142857", "resize:0.714286"), ("filter:Contrast", "filter:contrast"),
+    ("resize:0.5 + jpeg:75", "resize:0.5+jpeg:75"), ("none+jpeg:75", "jpeg:75"),
+    ("crop:0.9+filter:warm+jpeg:90", "crop:0.9+filter:warm+jpeg:90"),
+])
+def test_parse_canonical_round_trip(text, canonical):
+    edit = parse_edit(text)
+    assert edit.spec == canonical == str(edit)
+    assert parse_edit(edit.spec) == edit and parse_edit(edit) is edit
+    assert edit.is_none == (canonical == "none")
+
+
+def test_to_dict_is_stable_json_for_every_spelling():
+    a, b = parse_edit("JPEG:75:420 + resize:0.50"), parse_edit("jpeg:75+resize:0.5")
+    assert json.dumps(a.to_dict(), sort_keys=True) == json.dumps(b.to_dict(), sort_keys=True)
+    d = a.to_dict()
+    assert d["spec"] == "jpeg:75+resize:0.5" and d["version"] >= 1
+    assert d["steps"] == [{"op": "jpeg", "quality": 75, "subsampling": "4:2:0"},
+                          {"op": "resize", "factor": 0.5, "filter": "bicubic"}]
+    assert parse_edit("filter:blur").to_dict()["steps"][0]["definition"] == FILTERS["blur"]
+    assert parse_edit("none").to_dict() == {"spec": "none", "version": d["version"], "steps": []}
+
+
+@pytest.mark.parametrize("text", ["", "   ", "jpeg", "jpeg:0", "jpeg:101", "jpeg:75.5", "jpeg:75:411", "jpeg:75:420:1",
+                                  "resize:0", "resize:-1", "resize:4.5", "resize:x", "resize:nan", "resize:inf",
+                                  "crop:0.3", "crop:1.2", "noise:0.6", "noise:-0.1", "filter:sepia", "filter",
+                                  "blur:1", "jpeg:75+", "+jpeg:75", "none:1", 75])
+def test_invalid_specs_raise_one_line_error_naming_the_grammar(text):
+    with pytest.raises(ValueError) as info:
+        parse_edit(text)
+    msg = str(info.value)
+    assert isinstance(info.value, EditError) and isinstance(info.value, RonanError)
+    assert "\n" not in msg and msg.startswith("invalid edit ")
+    assert "expected none, jpeg:Q" in msg and "resize:F" in msg and "filter:contrast|warm|blur|sharpen" in msg
+
+
+def test_robust_family_cycles_through_valid_edits():
+    assert [parse_edit(s).spec for s in ROBUST_FAMILY] == list(ROBUST_FAMILY)
+    n = len(ROBUST_FAMILY)
+    assert [family_edit(k).spec for k in range(2 * n)] == list(ROBUST_FAMILY) * 2
+    assert all(not family_edit(k).is_none for k in range(n))
+
+
+# ------------------------------------------------------------------- exact application
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_apply_sizes_modes_and_identity(mode):
+    im = noise_image(28, 20, mode)
+    assert np.array_equal(np.asarray(parse_edit("none").apply(im)), np.asarray(im))
+    assert parse_edit("none").apply(im) is not im
+    expected = {"resize:0.5": (14, 10), "resize:1.5": (42, 30), "crop:0.8": (22, 16), "jpeg:75": (28, 20),
+                "noise:0.01": (28, 20), "resize:0.75+jpeg:75": (21, 15)}
+    for spec, size in expected.items():
+        out = parse_edit(spec).apply(im)
+        assert out.size == size and out.mode == mode, spec
+    for name in FILTERS:
+        out = parse_edit(f"filter:{name}").apply(im)
+        assert out.size == im.size and out.mode == mode
+        assert not np.array_equal(np.asarray(out), np.asarray(im)), name
+
+
+def test_apply_is_deterministic_and_jpeg_changes_pixels():
+    im = noise_image(24, 24)
+    for spec in ALL_EDITS:
+        e = parse_edit(spec)
+        assert np.array_equal(np.asarray(e.apply(im, seed=3)), np.asarray(e.apply(im, seed=3))), spec
+    noisy = [np.asarray(parse_edit("noise:0.05").apply(im, seed=s)) for s in (0, 0, 1)]
+    assert np.array_equal(noisy[0], noisy[1]) and not np.array_equal(noisy[0], noisy[2])
+    assert 1.0 < np.abs(noisy[0].astype(float) - np.asarray(im)).mean() < 20.0
+    jpeg = np.asarray(parse_edit("jpeg:90").apply(im)).astype(int)
+    assert np.abs(jpeg - np.asarray(im)).mean() > 1.0
+    # what the world does: Pillow save at that quality and reload
+    ref = np.asarray(Image.open(io.BytesIO(jpeg_bytes(im, quality=90))))
+    assert np.array_equal(jpeg, ref)
+
+
+def test_apply_batch_quantizes_and_seeds_each_image():
+    x = smooth_batch(3, 3, 16)
+    e = parse_edit("noise:0.02+jpeg:80")
+    out = apply_batch(x, e, seed=5)
+    assert len(out) == 3 and all(p.size == (16, 16) and p.mode == "RGB" for p in out)
+    for i in range(3):
+        assert np.array_equal(np.asarray(out[i]), np.asarray(e.apply(to_pil(x[i]), seed=5 + i)))
+    assert apply_batch(smooth_batch(1, 1, 12), "none")[0].mode == "L"
+    assert parse_edit("jpeg:75").apply(noise_image(16, 16).convert("RGBA")).mode == "RGB"
+
+
+# ------------------------------------------------------------ differentiable vs exact
+@pytest.mark.parametrize("channels, size", [(1, 28), (3, 30)])
+def test_differentiable_forward_equals_exact_path(channels, size):
+    """Mean |differentiable - exact| after the model's preprocessing, on [0, 1]: 0.0 (bit-exact)
+    for every edit except noise, whose differentiable version is the identity."""
+    x = smooth_batch(2, channels, size, seed=channels)
+    for spec in ALL_EDITS:
+        e = parse_edit(spec)
+        exact = torch.stack([to_model_tensor(p, size, channels) for p in apply_batch(x, e, seed=0)])
+        diff = (e.differentiable(x, size) - exact).abs()
+        if e.fully_differentiable:
+            assert diff.max().item() == 0.0, spec
+        else:
+            assert 0.002 < diff.mean().item() < 0.02, spec  # noise 0.01 left out
+
+
+@pytest.mark.parametrize("spec", ALL_EDITS)
+def test_differentiable_gradients_flow(spec):
+    x = smooth_batch(2, 3, 16, seed=1).requires_grad_(True)
+    out = parse_edit(spec).differentiable(x, 16)
+    assert out.shape == (2, 3, 16, 16) and out.dtype == x.dtype
+    (out * torch.linspace(0, 1, 16)).sum().backward()
+    grad = x.grad
+    assert torch.isfinite(grad).all() and grad.abs().mean() > 0.1
+
+
+def test_differentiable_smooth_forward_is_close():
+    """quantize=False (no 8-bit rounding of pixels, float DCT): within 2 levels on average."""
+    x = smooth_batch(2, 3, 32, seed=2)
+    for spec in ("jpeg:75", "resize:0.75+jpeg:90", "filter:blur", "filter:contrast"):
+        e = parse_edit(spec)
+        gap = (e.differentiable(x, 32, quantize=False) - e.differentiable(x, 32)).abs().mean().item()
+        assert gap < 2 / 255, spec
+
+
+@pytest.mark.parametrize("quality", [1, 10, 50, 75, 90, 95, 100])
+@pytest.mark.parametrize("mode, subsampling", [("L", None), ("RGB", "4:2:0"), ("RGB", "4:2:2"), ("RGB", "4:4:4")])
+def test_jpeg_codec_is_bit_exact_with_pillow(quality, mode, subsampling):
+    for w, h in ((16, 16), (21, 13)):
+        im = noise_image(w, h, mode, seed=quality)
+        kwargs = {"quality": quality} | ({"subsampling": subsampling} if subsampling else {})
+        ref = np.asarray(Image.open(io.BytesIO(jpeg_bytes(im, **kwargs)))).astype(np.float64)
+        arr = np.asarray(im, dtype=np.float64)
+        v = torch.from_numpy(arr[None, None] if mode == "L" else arr.transpose(2, 0, 1)[None].copy())
+        out = jpeg_roundtrip(v, quality, subsampling or "4:2:0")[0].numpy()
+        assert np.array_equal(out[0] if mode == "L" else out.transpose(1, 2, 0), ref)
+
+
+def test_pillow_resampling_is_reproduced():
+    im = noise_image(30, 22)
+    v = torch.from_numpy(np.asarray(im, dtype=np.float64).transpose(2, 0, 1)[None].copy())
+    for size, name, method in (((15, 11), "bicubic", Image.Resampling.BICUBIC), ((45, 33), "bicubic",
+                               Image.Resampling.BICUBIC), ((17, 9), "lanczos", Image.Resampling.LANCZOS)):
+        out = pil_resize(v, size, name)[0].numpy().transpose(1, 2, 0)
+        assert np.array_equal(out, np.asarray(im.resize(size, method))), size
+    fit = fit_resize(v, 16)[0].numpy().transpose(1, 2, 0)
+    assert np.array_equal(fit, np.asarray(ImageOps.fit(im, (16, 16), Image.Resampling.LANCZOS)))
+
+
+# --------------------------------------------------------------------------- detection
+@pytest.mark.parametrize("quality", [1, 20, 50, 75, 90, 95, 100])
+def test_detect_jpeg_quality_and_subsampling_exactly(quality):
+    im = noise_image(32, 32)
+    for code, name in ((0, "4:4:4"), (1, "4:2:2"), (2, "4:2:0")):
+        det = detect(jpeg_bytes(im, quality=quality, subsampling=code), 32, 3)
+        assert (det.format, det.jpeg_quality, det.jpeg_table_error, det.jpeg_subsampling) == \
+            ("JPEG", quality, 0.0, name)
+        assert det.lossy is True and det.progressive is False
+    det = detect(jpeg_bytes(im.convert("L"), quality=quality), 32, 1)
+    assert (det.jpeg_quality, det.jpeg_table_error, det.jpeg_subsampling) == (quality, 0.0, None)
+
+
+def test_every_libjpeg_quality_has_its_own_tables():
+    assert len({np.concatenate(ijg_tables(q)).tobytes() for q in range(1, 101)}) == 100
+
+
+def test_detect_png_at_model_size_suggests_none():
+    buf = io.BytesIO()
+    noise_image(64, 64).save(buf, "PNG")
+    det = detect(buf.getvalue(), 64, 3)
+    assert (det.format, det.lossy, det.resized, det.scale, det.suggested) == ("PNG", False, "no", 1.0, "none")
+    assert suggested_edit(det) == Edit() and det.describe() == "PNG (lossless), 64x64 = the model's 64x64: assuming none"
+    json.dumps(det.to_dict())
+
+
+def test_detect_chained_suggestion_and_sentence():
+    det = detect(jpeg_bytes(noise_image(48, 48), quality=75), 64, 3)
+    assert (det.width, det.height, det.scale, det.resized, det.square) == (48, 48, 0.75, "down", True)
+    assert suggested_edit(det).spec == "resize:0.75+jpeg:75"
+    assert det.describe() == ("JPEG quality 75 (4:2:0), 48x48 = 0.75x the model's 64x64: "
+                              "assuming resize:0.75+jpeg:75")
+    d = det.to_dict()
+    assert d["suggested"] == "resize:0.75+jpeg:75" and d["description"] == det.describe()
+    # the suggestion reproduces the file's geometry from a model-size image
+    assert parse_edit(det.suggested).apply(noise_image(64, 64)).size == (48, 48)
+    up = detect(jpeg_bytes(noise_image(56, 56), quality=90, subsampling=0), 28, 3)
+    assert (up.resized, up.suggested) == ("up", "resize:2+jpeg:90:444")
+    assert detect(jpeg_bytes(noise_image(56, 56), quality=90, subsampling=0), 28, 1).suggested == "resize:2+jpeg:90"
+
+
+def test_detect_size_odd_cases():
+    buf = io.BytesIO()
+    noise_image(100, 60).save(buf, "PNG")
+    det = detect(buf.getvalue(), 64, 3)
+    assert det.square is False and det.scale == 60 / 64 and det.suggested == "resize:0.9375"
+    assert any("not square" in n for n in det.notes) and "not square" in det.describe()
+    buf = io.BytesIO()
+    noise_image(200, 200).save(buf, "PNG")
+    det = detect(buf.getvalue(), 28, 1)
+    assert det.suggested == "resize:4" and any("modelled as resize:4" in n for n in det.notes)
+
+
+def test_detect_foreign_tables_exif_and_in_memory_images():
+    det = detect(jpeg_bytes(noise_image(32, 32), qtables="web_high"), 32, 3)
+    assert det.jpeg_table_error > 0 and any("not libjpeg's" in n for n in det.notes)
+    exif = Image.Exif()
+    exif[0x0131], exif[0x0112] = "Adobe Photoshop 25.0", 6
+    det = detect(jpeg_bytes(noise_image(40, 30), quality=85, exif=exif.tobytes()), 28, 1)
+    assert (det.width, det.height) == (30, 40) and det.software == ["Software: Adobe Photoshop 25.0"]
+    det = detect(jpeg_bytes(noise_image(32, 32), quality=80, progressive=True), 32, 3)
+    assert det.progressive is True and "progressive" in det.describe()
+    det = detect(noise_image(28, 28), 28, 1)
+    assert det.format is None and det.suggested == "none" and det.describe().startswith("in-memory image")
+    with pytest.raises(ImageError):
+        detect(b"not an image", 28, 1)
+
+
+@pytest.mark.skipif(not features.check("webp"), reason="Pillow without WebP")
+def test_detect_webp_lossless_or_lossy():
+    for kwargs, lossy in (({"lossless": True}, False), ({"quality": 80}, True)):
+        buf = io.BytesIO()
+        noise_image(32, 32).save(buf, "WEBP", **kwargs)
+        det = detect(buf.getvalue(), 32, 3)
+        assert (det.format, det.lossy, det.suggested) == ("WEBP", lossy, "none")
+        assert any("WebP" in n for n in det.notes) == lossy

@@ -1,0 +1,102 @@
+"""The robust belonging test: outlier removal, log domain, inconclusive outcomes, the paper mode."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ronan.stats import esd_outliers, grubbs_test
+from ronan.verdict import DecisionSettings, decide, summarize
+
+
+def belonging_sample(n=100, seed=0, center=2e-4, spread=0.4):
+    """Calibrated losses of converged belonging inversions: log-normal around ``center``."""
+    rng = np.random.default_rng(seed)
+    return np.exp(np.log(center) + spread * rng.standard_normal(n))
+
+
+def test_esd_finds_planted_upper_outliers_only():
+    x = list(belonging_sample())
+    assert esd_outliers(np.log(x)) == []
+    planted = x + [5e-2, 3e-2, 8e-2]           # three failed inversions
+    low = planted + [1e-7]                      # an unusually good inversion is not a failure
+    found = esd_outliers(np.log(low))
+    assert sorted(found) == [100, 101, 102]
+
+
+def test_esd_false_alarm_rate_is_alpha():
+    hits = sum(bool(esd_outliers(np.random.default_rng(s).standard_normal(100), 0.05)) for s in range(400))
+    assert 0.02 < hits / 400 < 0.09
+
+
+def test_planted_failed_inversions_do_not_change_a_real_images_verdict():
+    """The issue's case: a few failed belonging inversions inflate sigma until real images pass."""
+    clean = list(belonging_sample())
+    poisoned = clean[:95] + [2e-2, 5e-2, 9e-2, 3e-2, 6e-2]   # 5 of 100 inversions failed
+    real = 4e-3                                              # a real image: 20x the belonging losses
+    paper = summarize(poisoned, DecisionSettings(mode="paper"))
+    assert decide(real, paper).verdict == "belonging"        # the paper's test is poisoned
+    for sample in (clean, poisoned):
+        robust = summarize(sample, DecisionSettings())
+        verdict = decide(real, robust)
+        assert verdict.verdict == "non-belonging" and verdict.statistic > verdict.critical_value
+    robust = summarize(poisoned, DecisionSettings())
+    assert sorted(robust.removed) == [95, 96, 97, 98, 99] and robust.n_kept == 95
+    assert robust.removed_values[0] in poisoned[95:]
+    # belonging images stay belonging
+    for v in clean[:10]:
+        assert decide(v, robust).verdict == "belonging"
+
+
+def test_threshold_is_where_the_statistic_meets_the_critical_value():
+    s = summarize(belonging_sample(), DecisionSettings())
+    assert s.domain == "log"
+    assert math.isclose(s.statistic(s.threshold), s.critical_value, rel_tol=1e-9)
+    assert decide(s.threshold * 0.99, s).verdict == "belonging"
+    assert decide(s.threshold * 1.01, s).verdict == "non-belonging"
+
+
+def test_paper_mode_is_eq3_exactly():
+    vals = belonging_sample()
+    s = summarize(vals, DecisionSettings(mode="paper", alpha=0.05))
+    assert s.domain == "linear" and s.removed == [] and s.n_kept == 100
+    for v in (1e-4, 3e-4, 6e-4, 1e-3, 5e-2):
+        ref = grubbs_test(v, float(np.mean(vals)), float(np.std(vals, ddof=1)), 100, 0.05)
+        got = decide(v, s, settled=False)   # no abstention in the paper's procedure
+        assert got.verdict == ("belonging" if ref.belonging else "non-belonging")
+        assert math.isclose(got.statistic, ref.statistic)
+
+
+def test_too_many_failed_samples_make_every_verdict_inconclusive():
+    sample = list(belonging_sample(100))[:85] + list(np.geomspace(1e-2, 1e-1, 15))
+    s = summarize(sample, DecisionSettings())
+    assert len(s.removed) > 10 and s.problems
+    for v in (1e-4, 1.0):
+        d = decide(v, s)
+        assert d.verdict == "inconclusive" and "did not invert like the others" in d.reasons[0]
+
+
+def test_degenerate_sample_is_inconclusive():
+    s = summarize([1e-3] * 20, DecisionSettings())
+    d = decide(1e-3, s)
+    assert d.verdict == "inconclusive" and "degenerate" in d.reasons[0]
+
+
+def test_unsettled_query_is_inconclusive_only_when_the_test_rejects_it():
+    s = summarize(belonging_sample(), DecisionSettings())
+    assert decide(1.0, s, settled=False).verdict == "inconclusive"
+    assert "still improving" in decide(1.0, s, settled=False).reasons[0]
+    assert decide(1.0, s, settled=True).verdict == "non-belonging"
+    assert decide(2e-4, s, settled=False).verdict == "belonging"
+
+
+def test_nan_is_never_belonging():
+    for mode in ("paper", "robust"):
+        assert decide(math.nan, summarize(belonging_sample(), DecisionSettings(mode=mode))).verdict != "belonging"
+
+
+@pytest.mark.parametrize("bad", [dict(mode="x"), dict(alpha=0), dict(alpha=1.5), dict(outlier_alpha=-1),
+                                 dict(max_removed_fraction=1.0), dict(min_kept=2)])
+def test_invalid_test_settings(bad):
+    with pytest.raises(ValueError):
+        DecisionSettings(**bad)
