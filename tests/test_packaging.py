@@ -33,6 +33,12 @@ def test_console_entry_point_and_version():
     assert pinned == required | extras  # every pinned requirement is a dependency or an extra
 
 
+def test_every_subpackage_is_packaged():
+    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "ronan").rglob("__init__.py")}
+    assert on_disk <= listed, f"add {sorted(on_disk - listed)} to [tool.setuptools] packages in pyproject.toml"
+
+
 def test_every_bundled_file_is_package_data():
     """The wheel ships assets/ and calibration_cache/ as ronan/_data/ (package-data globs)."""
     setup = PYPROJECT["tool"]["setuptools"]
