@@ -79,18 +79,20 @@ def test_user_errors_are_one_line(tmp_path):
     assert "missing.png: file not found" in p.stderr
 
 
-def test_register_errors_are_one_line(tmp_path):
+def test_register_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    from ronan.cli import main
+
+    monkeypatch.chdir(REPO)
     base = ["--factory", "examples/my_generator.py:build", "--input-shape", "16", "--output-range=-1,1"]
-    for args, msg in [
-        (["../escape", *base], "invalid model name '../escape'"),
-        (["ok", "--factory", "examples/my_generator.py:build"], "--factory needs --input-shape"),
-        (["ok", *base, "--weights", str(tmp_path / "none.safetensors")], "not found"),
-        (["ok", *base[:-1], "--output-range=0,255"], "output_range: must be [-1, 1] or [0, 1]"),
-        (["ok", "--family", "nope", "--weights", "x.safetensors"], "family: unknown family 'nope'"),
-    ]:
-        p = run("register", *args, check_status=2)
-        lines = p.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], p.stderr
     Image.new("L", (28, 28)).save(tmp_path / "x.png")
-    p = run("attribute", str(tmp_path / "card.json"), str(tmp_path / "x.png"), check_status=2)
-    assert "no model card" in p.stderr
+    for args, msg in [
+        (["register", "../escape", *base], "invalid model name '../escape'"),
+        (["register", "ok", "--factory", "examples/my_generator.py:build"], "--factory needs --input-shape"),
+        (["register", "ok", *base, "--weights", str(tmp_path / "none.safetensors")], "not found"),
+        (["register", "ok", *base[:-1], "--output-range=0,255"], "output_range: must be [-1, 1] or [0, 1]"),
+        (["register", "ok", "--family", "nope", "--weights", "x.safetensors"], "family: unknown family 'nope'"),
+        (["attribute", str(tmp_path / "card.json"), str(tmp_path / "x.png")], "no model card"),
+    ]:
+        assert main(args) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], lines
