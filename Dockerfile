@@ -1,6 +1,9 @@
 # RONAN Studio: the Gradio app on the bundled offline models, port 7860, non-root user 1000.
 # The install step is the README's install (`python -m pip install -r requirements.txt`).
 # Build: docker build -t ronan-studio .    Run: docker run --rm -p 7860:7860 ronan-studio
+# Your own models: mount a folder of model cards (`ronan register --models-dir DIR ...`) and point
+# RONAN_MODELS_DIR at it, e.g. -v $PWD/models:/models -e RONAN_MODELS_DIR=/models (a card's
+# factory_path must exist inside the container too; a path relative to the card folder travels with it)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -4,6 +4,10 @@ UI only: layout and event wiring. All work goes through ``ronan/`` (``ronan.stud
 streamed runs, ``ronan.plots`` for figures, ``ronan.report`` for downloads,
 ``ronan.which_model`` for multi-source attribution). Start with ``python app.py``.
 
+Models: the bundled ones, cached hub models, and the user models registered on this machine
+(``ronan register``; their cards are read from disk at start and at each page load). Visitors
+choose among those names; the app never accepts code, cards or paths from them.
+
 Environment: ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (default 127.0.0.1:7860),
 ``RONAN_QUEUE_SIZE`` (queue ``max_size``, default 16), ``RONAN_THREADS`` (torch CPU threads,
 default 1; 0 leaves torch's default).

@@ -186,7 +186,7 @@ def _prepare(images, model, reference, distance, test, alpha, preset, steps, res
     settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr, precision=precision)
     loaded = [_as_loaded(im) for im in images]
     gen = _model(model, dev)
-    ref_name = default_reference(gen.name) if reference == "default" else reference
+    ref_name = default_reference(gen) if reference == "default" else reference
     ref = _model(ref_name, dev) if ref_name is not None else None
     if ref is not None and ref.name == gen.name:
         raise CalibrationError(f"{gen.name} cannot be its own reference model")
@@ -251,7 +251,7 @@ def attribute_stream(
 
     Args:
         images (list): paths, bytes, PIL images or :class:`LoadedImage` (any size and mode).
-        model (str | Generator): inspected model (registry name or loaded adapter).
+        model (str | Path | Generator): inspected model (registry name, model card path, or loaded adapter).
         reference (str | Generator | None): reference model for Eq. 2; ``"default"`` (the
             registry's pairing), a name, or None for no calibration.
         distance (str): ``"mse"`` (default), ``"mae"``, ``"ssim"`` or ``"lpips"``.

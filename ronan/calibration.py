@@ -3,7 +3,7 @@
 N inputs are drawn from the model with a seed; the images they make, quantized to 8 bits as
 any saved image is, are inverted on the model and on the reference model with exactly the settings used for queries, and the
 calibrated losses ``A'(M, x) = A(M, x) / A(M_r, x)`` (Eq. 2) are kept with their mean and
-sample standard deviation. Distributions are cached as JSON in ``calibration_cache/``,
+sample standard deviation. Distributions are cached as JSON (:func:`ronan.paths.cache_read_dirs`),
 written atomically, validated on load, and keyed by everything that changes them (model
 and weights hash, reference and weights hash, distance, inversion settings, N, seed and
 the method version), so a change of any of those builds a new one.
@@ -24,20 +24,21 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import paths
 from .errors import CalibrationError, Cancelled
 from .inversion import InversionProgress, InversionResult, InversionSettings, invert_jobs_stream
 from .models.base import Generator
+from .models.cards import is_safe_name
 
 METHOD_VERSION = 1
 """Bump when a change of the engine changes losses: every cache is then rebuilt."""
 EPS = 1e-12
 """Floor of the reference loss in Eq. 2 (a perfect reference reconstruction)."""
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def cache_dir() -> Path:
-    """Cache folder: ``$RONAN_CACHE_DIR`` or ``<repo>/calibration_cache``."""
-    return Path(os.environ.get("RONAN_CACHE_DIR", REPO_ROOT / "calibration_cache"))
+    """Folder new distributions are written to (reading order: :func:`ronan.paths.cache_read_dirs`)."""
+    return paths.cache_write_dir()
 
 
 def calibrate_losses(loss: torch.Tensor, reference_loss: torch.Tensor | None) -> torch.Tensor:
@@ -140,11 +141,24 @@ def distribution_key(model: Generator, reference: Generator | None, distance: st
 def cache_path(key: dict, folder: Path | None = None) -> Path:
     """File of the distribution with ``key``: ``<model>__<reference>__<distance>__<hash>.json``.
 
-    Names come from the registry, never from user text; the hash covers the whole key.
+    Names come from the registry, never from user text; the hash covers the whole key. A name
+    that is not a valid model name (a path, say) is replaced by its hash: no name leaves the folder.
     """
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    def part(n) -> str:
+        return n if is_safe_name(n) else "x-" + hashlib.sha256(str(n).encode()).hexdigest()[:16]
+
+    ref = "none" if key["reference"] is None else part(key["reference"])
     edit = f"__{_edit_tag(key['edit']['spec'])}" if key.get("edit") else ""
-    return (folder or cache_dir()) / f"{key['model']}__{key['reference'] or 'none'}__{key['distance']}{edit}__{digest}.json"
+    return (folder or cache_dir()) / f"{part(key['model'])}__{ref}__{part(key['distance'])}{edit}__{digest}.json"
+
+
+def find_cache(key: dict, folder: Path | None = None) -> Path:
+    """The existing cache file of ``key`` (first in reading order), else where it would be written."""
+    for d in [folder] if folder is not None else paths.cache_read_dirs():
+        if cache_path(key, d).is_file():
+            return cache_path(key, d)
+    return cache_path(key, folder)
 
 
 def _edit_tag(spec: str) -> str:
@@ -325,7 +339,7 @@ def get_distribution(
 
     edit = edit or NONE
     key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode))
-    path = cache_path(key, folder)
+    path = find_cache(key, folder)
     if path.exists() and not rebuild:
         try:
             return load_distribution(path, key)

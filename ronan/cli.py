@@ -1,4 +1,7 @@
-"""Command line: ``python -m ronan {models,generate,calibrate,attribute,evaluate,download} ...``.
+"""Command line: ``ronan`` / ``python -m ronan {models,register,generate,calibrate,attribute,evaluate,download} ...``.
+
+``MODEL`` is a catalogue name (bundled, hub or registered user model) or the path of a model
+card (``path/to/card.json``, or a folder holding one).
 
 Exit status: 0 on success, 2 when any input was bad (unknown model, unreadable image,
 invalid option) — other images are still processed — and 130 when interrupted. User errors
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -59,25 +63,61 @@ def _add_method(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ronan", description="RONAN origin attribution of generated images")
+    prog = "ronan" if Path(sys.argv[0]).name == "ronan" else "python -m ronan"
+    parser = argparse.ArgumentParser(prog=prog, description="RONAN origin attribution of generated images")
     parser.add_argument("--version", action="version", version=f"ronan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list the models and whether they are available")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
+    p = sub.add_parser("register", help="register your own model: write its card into the user models folder",
+                       description="Write a model card for NAME (weights hashed, model built and run once to check "
+                                   "it) into the user models folder ($RONAN_MODELS_DIR).")
+    p.add_argument("name", help="model name: a-z 0-9 . _ - (starting with a letter or digit), at most 64")
+    how = p.add_argument_group("the architecture (one of --factory, --family with --weights, --diffusers)")
+    how.add_argument("--factory", metavar="MOD:FN", help="package.module:callable or path/to/file.py:callable "
+                                                         "returning a torch.nn.Module")
+    how.add_argument("--family", help="a bundled family (dcgan, dcgan64, ...); with --diffusers: consistency, ddim, "
+                                      "sd-latent or sd-noise; with --factory: a label")
+    how.add_argument("--diffusers", metavar="FOLDER|REPO", help="a diffusers save_pretrained folder or hub repo id")
+    how.add_argument("--config", metavar="JSON", help="keyword arguments of the factory/family/adapter, as JSON")
+    how.add_argument("--code-dir", metavar="DIR", help="folder to import the factory's module from "
+                                                       "(default: the current folder if it is there)")
+    p.add_argument("--weights", metavar="FILE", help=".safetensors, or a PyTorch state-dict archive (.pt/.pth/.bin/"
+                                                     ".ckpt, read with torch.load(weights_only=True))")
+    p.add_argument("--weights-key", help="entry of the weights file holding the state dict (e.g. state_dict)")
+    p.add_argument("--weights-prefix", help="keep keys with this prefix, prefix removed (e.g. generator.)")
+    p.add_argument("--no-copy", action="store_true", help="record the weights' absolute path instead of copying them")
+    p.add_argument("--input-shape", metavar="N[,N...]", help="shape of one input, e.g. 100 or 100,1,1 (--factory)")
+    p.add_argument("--input-distribution", default="normal",
+                   help="normal (default), uniform ([-1, 1]) or JSON such as '{\"type\": \"normal\", \"std\": 0.7}'")
+    p.add_argument("--output-range", metavar="LO,HI",
+                   help="the module's output range: --output-range=-1,1 (tanh) or --output-range=0,1 (--factory)")
+    p.add_argument("--classes", type=int, help="class-conditional module(z, labels) with this many classes")
+    p.add_argument("--label", type=int, help="with --classes: the fixed class (default: every class is tried)")
+    p.add_argument("--fit", choices=["crop", "pad", "stretch"], help="how uploads are fitted (default crop)")
+    p.add_argument("--resample", choices=["lanczos", "bicubic", "bilinear", "nearest"], help="default lanczos")
+    p.add_argument("--reference", default=None, help="default reference model for calibration (default: none)")
+    p.add_argument("--description", default="", help="one line for humans")
+    p.add_argument("--data", default="", help="what the model was trained on (for humans)")
+    p.add_argument("--role", default="generator", choices=["generator", "reference"])
+    p.add_argument("--models-dir", metavar="DIR", help="where to write (default: $RONAN_MODELS_DIR or the user "
+                                                       "models folder)")
+    p.add_argument("--force", action="store_true", help="replace an existing registration of NAME")
+
     p = sub.add_parser("download", help="download a hub model (diffusers, safetensors) into the Hugging Face cache")
     p.add_argument("model", help="hub model name (see `models`)")
 
     p = sub.add_parser("generate", help="generate images with a model (DIR/000000.png ...)")
-    p.add_argument("model")
+    p.add_argument("model", help="model name (see `models`) or path of a model card (card.json or its folder)")
     p.add_argument("--n", type=int, default=16, help="number of images (default 16, at most 10000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder (created)")
     _add_common(p)
 
     p = sub.add_parser("calibrate", help="build (or show) a model's belonging distribution")
-    p.add_argument("model")
+    p.add_argument("model", help="model name (see `models`) or path of a model card (card.json or its folder)")
     p.add_argument("--n", type=int, default=100, help="belonging samples N (default 100)")
     p.add_argument("--force", action="store_true", help="rebuild even when a valid cache exists")
     p.add_argument("--json", action="store_true", help="print the distribution summary as JSON")
@@ -85,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("attribute", help="was IMAGE generated by MODEL?")
-    p.add_argument("model")
+    p.add_argument("model", help="model name (see `models`) or path of a model card (card.json or its folder)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--alpha", type=float, default=0.05, help="significance of Grubbs' test (default 0.05)")
     p.add_argument("--test", default="robust", choices=["robust", "paper"],
@@ -97,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="confusion table and ROC AUC on labelled image sets")
-    p.add_argument("model")
+    p.add_argument("model", help="model name (see `models`) or path of a model card (card.json or its folder)")
     p.add_argument("--belonging", required=True, metavar="SRC", help="folder of images, or generate:MODEL")
     p.add_argument("--non-belonging", required=True, action="append", metavar="SRC",
                    help="folder of images, or generate:MODEL (repeatable: one row each)")
@@ -122,42 +162,103 @@ def _reference(args) -> str | None:
 
 
 def cmd_models(args) -> int:
-    from .models.registry import info_dict, list_models
+    from .models.registry import info_dict, list_models, problems
 
     infos = list_models()
+    for line in problems():
+        print(f"warning: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps([info_dict(i) for i in infos], indent=2))
         return EXIT_OK
     for i in infos:
-        state = "available" if i.available else f"unavailable: {i.reason}"
-        print(f"{i.name:20s} {i.family:6s} {i.resolution}x{i.resolution}x{i.channels}  ref={i.reference or '-':12s} {state}")
+        state = ("available" if i.available else f"unavailable: {i.reason}") if i.source != "user" else (
+            f"ready ({i.card})" if i.available else f"unavailable: {i.reason}")
+        size = f"{i.resolution}x{i.resolution}x{i.channels}" if i.resolution else "?"
+        print(f"{i.name:20s} {i.source:7s} {i.family:8s} {size:9s} ref={i.reference or '-':12s} {state}")
+    return EXIT_OK
+
+
+def _numbers(text: str | None, what: str) -> list | None:
+    if text is None:
+        return None
+    try:
+        vals = json.loads(text) if text.strip().startswith("[") else [float(x) for x in text.split(",")]
+    except ValueError:
+        raise RonanError(f"{what}: expected numbers separated by commas, got {text!r}") from None
+    return [int(v) if float(v).is_integer() else v for v in vals]
+
+
+def _json_arg(text: str | None, what: str):
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise RonanError(f"{what}: not valid JSON ({e})") from None
+
+
+def cmd_register(args) -> int:
+    from .models.register import register_model
+
+    if args.factory and (args.input_shape is None or args.output_range is None):
+        raise RonanError("--factory needs --input-shape (e.g. 100) and --output-range (--output-range=-1,1 for a tanh "
+                         "output, --output-range=0,1 for a sigmoid)")
+    dist = args.input_distribution
+    if dist.strip().startswith("{"):
+        dist = _json_arg(dist, "--input-distribution")
+    conditioning = None
+    if args.classes is not None:
+        conditioning = {"type": "class", "classes": args.classes, "label": args.label}
+    elif args.label is not None:
+        raise RonanError("--label needs --classes")
+    prep = {k: v for k, v in (("fit", args.fit), ("resample", args.resample)) if v} or None
+    reference = None if args.reference in (None, "none") else args.reference
+    path = register_model(
+        args.name, factory=args.factory, family=args.family, diffusers=args.diffusers, weights=args.weights,
+        config=_json_arg(args.config, "--config"), input_shape=_numbers(args.input_shape, "--input-shape"),
+        input_distribution=dist, output_range=_numbers(args.output_range, "--output-range"), reference=reference,
+        description=args.description, role=args.role, data=args.data, preprocessing=prep, conditioning=conditioning,
+        weights_key=args.weights_key, weights_prefix=args.weights_prefix, code_dir=args.code_dir,
+        copy_weights=not args.no_copy, models_dir=args.models_dir, overwrite=args.force)
+    card = json.loads(path.read_text())
+    if "resolution" not in card:  # a hub repo not downloaded yet
+        print(f"registered {args.name} ({card['diffusers']}, not downloaded yet: run `ronan download {args.name}`)"
+              f" -> {path}")
+        return EXIT_OK
+    print(f"registered {args.name}: {card['resolution']}x{card['resolution']}x{card['channels']}, reference "
+          f"{card.get('reference') or 'none'}, weights sha256 {card.get('weights_sha256', '-')[:12]}... -> {path}")
     return EXIT_OK
 
 
 def cmd_download(args) -> int:
     from .errors import ModelUnavailable
-    from .models.hub import HUB_MODELS, download
-    from .models.registry import CATALOGUE
+    from .models.hub import HUB_MODELS, download_model
+    from .models.loader import hub_entry
+    from .models.registry import CATALOGUE, model_card
 
-    if args.model not in HUB_MODELS:
-        if args.model in CATALOGUE:
-            raise RonanError(f"{args.model} is a bundled model: nothing to download")
+    if args.model in HUB_MODELS:
+        m = HUB_MODELS[args.model]
+    elif args.model in CATALOGUE and CATALOGUE[args.model].source == "user" and \
+            model_card(args.model).kind == "diffusers":
+        m = hub_entry(model_card(args.model))
+    elif args.model in CATALOGUE:
+        raise RonanError(f"{args.model} is a {CATALOGUE[args.model].source} model: nothing to download")
+    else:
         raise ModelUnavailable(f"unknown hub model {args.model!r}; hub models: {', '.join(HUB_MODELS)}")
-    m = HUB_MODELS[args.model]
-    print(f"downloading {args.model} from {m.repo} (~{m.size_gb:g} GB, safetensors only)...", file=sys.stderr,
-          flush=True)
-    root = download(args.model)
+    size = f"~{m.size_gb:g} GB, " if m.size_gb else ""
+    print(f"downloading {args.model} from {m.repo} ({size}safetensors only)...", file=sys.stderr, flush=True)
+    root = download_model(m)
     print(f"{args.model}: cached in {root}")
     return EXIT_OK
 
 
 def cmd_generate(args) -> int:
     from .generation import generate_pil
-    from .models.registry import load_model, resolve_device
+    from .models.registry import load_model, model_argument, resolve_device
 
     if not 1 <= args.n <= 10000:
         raise RonanError("--n must be between 1 and 10000")
-    model = load_model(args.model, resolve_device(args.device))
+    model = load_model(model_argument(args.model), resolve_device(args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(generate_pil(model, args.n, args.seed)):
@@ -194,14 +295,14 @@ def _calibration_edit(assume: str):
 
 def cmd_calibrate(args) -> int:
     from .attribution import default_edit_mode
-    from .calibration import cache_path, get_distribution
+    from .calibration import find_cache, get_distribution
     from .inversion import resolve_settings
-    from .models.registry import default_reference, load_model, resolve_device
+    from .models.registry import default_reference, load_model, model_argument, resolve_device
 
     dev = resolve_device(args.device)
-    model = load_model(args.model, dev)
+    model = load_model(model_argument(args.model), dev)
     ref_name = _reference(args)
-    ref_name = default_reference(model.name) if ref_name == "default" else ref_name
+    ref_name = default_reference(model) if ref_name == "default" else ref_name
     ref = load_model(ref_name, dev) if ref_name else None
     settings = resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr,
                                 precision=args.precision)
@@ -216,7 +317,7 @@ def cmd_calibrate(args) -> int:
                "n": dist.n,
                "seed": dist.seed, "mean": dist.mean, "std": dist.std, "min": min(dist.values),
                "max": max(dist.values), "settings": dist.settings, "seconds": dist.seconds,
-               "file": str(cache_path(dist.key()))}
+               "file": str(find_cache(dist.key()))}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -228,6 +329,7 @@ def cmd_calibrate(args) -> int:
 def cmd_attribute(args) -> int:
     from .attribution import attribute_batch
     from .images import load_image
+    from .models.registry import model_argument
 
     if not 0.0 < args.alpha < 1.0:
         raise RonanError("--alpha must be between 0 and 1")
@@ -243,8 +345,9 @@ def cmd_attribute(args) -> int:
     show = _progress("attributing")
     if loaded:
         results = attribute_batch(
-            loaded, args.model, reference=_reference(args), distance=args.distance, alpha=args.alpha,
-            test=args.test, edit=args.assume_edit, edit_mode=args.edit_mode, preset=args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr, precision=args.precision,
+            loaded, model_argument(args.model), reference=_reference(args), distance=args.distance, alpha=args.alpha,
+            test=args.test, edit=args.assume_edit, edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
+            restarts=args.restarts, lr=args.lr, precision=args.precision,
             seed=args.seed,
             n_calibration=args.calibration_n, calibration_seed=args.calibration_seed, device=args.device,
             callback=(lambda e: show(e.role, e.progress)) if show else None,
@@ -275,6 +378,7 @@ def result_line(r) -> str:
 
 def cmd_evaluate(args) -> int:
     from .evaluation import evaluate, load_source, write_csv
+    from .models.registry import model_argument
 
     if not 1 <= args.n <= 10000:
         raise RonanError("--n must be between 1 and 10000")
@@ -290,7 +394,7 @@ def cmd_evaluate(args) -> int:
 
     with tqdm(total=total_images, desc=f"evaluate {args.model}", unit="img", file=sys.stderr,
               disable=None) as bar:
-        out = evaluate(args.model, bel, non, progress=bar.update, reference=_reference(args),
+        out = evaluate(model_argument(args.model), bel, non, progress=bar.update, reference=_reference(args),
                        distance=args.distance, alpha=args.alpha, test=args.test,
                        edit=args.assume_edit if args.assume_edit != "auto" or not args.edit else args.edit,
                        edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
@@ -312,7 +416,7 @@ def cmd_evaluate(args) -> int:
     return status
 
 
-COMMANDS = {"models": cmd_models, "generate": cmd_generate, "calibrate": cmd_calibrate, "attribute": cmd_attribute,
+COMMANDS = {"models": cmd_models, "register": cmd_register, "generate": cmd_generate, "calibrate": cmd_calibrate, "attribute": cmd_attribute,
             "evaluate": cmd_evaluate, "download": cmd_download}
 
 
@@ -332,3 +436,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted; nothing was written for the unfinished run")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

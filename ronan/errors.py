@@ -25,5 +25,9 @@ class Cancelled(RonanError):
     """A run was stopped by the user before it finished."""
 
 
+class CardError(ModelUnavailable):
+    """A model card is invalid (one line naming the card and the field), or a model name is unsafe."""
+
+
 class EditError(RonanError, ValueError):
     """An edit spec (``jpeg:75``, ``resize:0.5+jpeg:90``...) is not valid."""

@@ -99,10 +99,10 @@ def load_source(spec: str, n: int = 100, seed: int = 0, device=None, edit: str |
     from .errors import RonanError
     from .generation import as_uploads, generate_pil
     from .images import load_image
-    from .models.registry import load_model
+    from .models.registry import load_model, model_argument
 
     if spec.startswith("generate:"):
-        model = load_model(spec.split(":", 1)[1], device)
+        model = load_model(model_argument(spec.split(":", 1)[1]), device)
         return _edited(Source(spec, as_uploads(generate_pil(model, n, seed), model.name)), edit, seed)
     folder = Path(spec)
     if not folder.is_dir():

@@ -24,16 +24,17 @@ from typing import Callable, Iterator
 import torch
 
 from .attribution import Attribution, attribute_stream
-from .calibration import BelongingDistribution, cache_path, distribution_key, get_distribution
+from .calibration import BelongingDistribution, cache_path, distribution_key, find_cache, get_distribution
 from .errors import CalibrationError, Cancelled, ImageError, ModelUnavailable
 from .generation import generate_pil
 from .images import LoadedImage, load_image
 from .inversion import PRESETS, resolve_settings
 from .models.base import Generator
-from .models.registry import REPO_ROOT, availability, default_reference, list_models, load_model, resolve_device
+from .models.registry import availability, default_reference, list_models, load_model, resolve_device
+from .paths import samples_dir
 from .which_model import is_reference_only
 
-SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
+SAMPLES_DIR = samples_dir()
 NO_REFERENCE = "none"
 
 
@@ -53,11 +54,13 @@ class ModelChoice:
 
 
 def model_choices() -> list[ModelChoice]:
-    """All catalogue models; unavailable ones carry the reason in their label."""
+    """All catalogue models (bundled, hub, and the user models registered on this machine, read from
+    their cards on disk); unavailable ones carry the reason in their label."""
     out = []
     for m in list_models():
-        label = m.name if m.available else f"{m.name} (unavailable)"
-        out.append(ModelChoice(m.name, label, m.available, m.reason, m.description, m.resolution, m.reference))
+        label = m.name + (" (your model)" if m.source == "user" else "") + ("" if m.available else " (unavailable)")
+        description = m.description or ("a model registered on this machine" if m.source == "user" else "")
+        out.append(ModelChoice(m.name, label, m.available, m.reason, description, m.resolution, m.reference))
     return out
 
 
@@ -192,7 +195,7 @@ def prepare(model: str, reference: str | None = "default", *, distance: str = "m
 def has_distribution(gen: Generator, ref: Generator | None, distance: str, settings, n: int = 100,
                      seed: int = 0) -> bool:
     """True when a cached belonging distribution exists for these arguments."""
-    return cache_path(distribution_key(gen, ref, distance, settings, n, seed)).exists()
+    return find_cache(distribution_key(gen, ref, distance, settings, n, seed)).exists()
 
 
 def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build, should_stop, t0, weight):

@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "assets" / "samples"
 
 torch.set_num_threads(1)  # as the CLI and app: inversions run side by side on CPU
+# the developer's own registered models stay out of the suite (tests that register use models_tmp)
+os.environ["RONAN_MODELS_DIR"] = tempfile.mkdtemp(prefix="ronan-test-models-")
 
 
 def pytest_configure(config):
@@ -53,3 +56,11 @@ def cache_tmp(tmp_path, monkeypatch):
 def real_images():
     """Paths of committed real Fashion-MNIST test images."""
     return sorted((SAMPLES / "fmnist-test").glob("*.png"))
+
+
+@pytest.fixture
+def models_tmp(tmp_path, monkeypatch):
+    """Point the user models folder (``$RONAN_MODELS_DIR``) at an empty temporary folder."""
+    folder = tmp_path / "models"
+    monkeypatch.setenv("RONAN_MODELS_DIR", str(folder))
+    return folder

@@ -33,8 +33,8 @@ def test_models_json():
         assert m["reference"] != m["name"]
         if m["name"] in MODELS:
             assert m["available"], m["reason"]
-        elif not m["available"]:  # hub models not in the local cache say why and how to get them
-            assert m["reason"] and "download" in m["reason"]
+        elif not m["available"]:  # hub models not in the cache, bundled ones not trained here: why and how to get them
+            assert m["reason"] and ("download" if m["source"] == "hub" else "retrain") in m["reason"]
 
 
 def test_generate_writes_numbered_pngs(tmp_path):
@@ -77,3 +77,22 @@ def test_user_errors_are_one_line(tmp_path):
     assert "unknown model" in p.stderr
     p = run("attribute", "dcgan-fmnist", str(tmp_path / "missing.png"), check_status=2)
     assert "missing.png: file not found" in p.stderr
+
+
+def test_register_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    from ronan.cli import main
+
+    monkeypatch.chdir(REPO)
+    base = ["--factory", "examples/my_generator.py:build", "--input-shape", "16", "--output-range=-1,1"]
+    Image.new("L", (28, 28)).save(tmp_path / "x.png")
+    for args, msg in [
+        (["register", "../escape", *base], "invalid model name '../escape'"),
+        (["register", "ok", "--factory", "examples/my_generator.py:build"], "--factory needs --input-shape"),
+        (["register", "ok", *base, "--weights", str(tmp_path / "none.safetensors")], "not found"),
+        (["register", "ok", *base[:-1], "--output-range=0,255"], "output_range: must be [-1, 1] or [0, 1]"),
+        (["register", "ok", "--family", "nope", "--weights", "x.safetensors"], "family: unknown family 'nope'"),
+        (["attribute", str(tmp_path / "card.json"), str(tmp_path / "x.png")], "no model card"),
+    ]:
+        assert main(args) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], lines

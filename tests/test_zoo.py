@@ -8,11 +8,17 @@ from ronan.errors import ModelUnavailable
 from ronan.generation import as_uploads, generate_pil
 from ronan.images import load_image
 from ronan.inversion import resolve_settings
-from ronan.models.registry import CATALOGUE, default_reference, is_hub, list_models, load_model
+from ronan.models.registry import default_reference, list_models, load_model
 
 
 def test_all_bundled_models_load_and_are_verified():
-    for info in [i for i in list_models() if i.source == "bundled"]:
+    bundled = [i for i in list_models() if i.source == "bundled"]
+    assert {"dcgan-fmnist", "dcgan-fmnist-seed1", "cgan-fmnist", "vae-fmnist", "ref-photos"} <= {
+        i.name for i in bundled if i.available}
+    for info in bundled:
+        if info.card is None:  # expected, not trained here yet: unavailable, saying how to get it
+            assert not info.available and "retrain" in info.reason
+            continue
         assert info.available, info.reason
         m = load_model(info.name)
         assert m.weights_sha256 and not m.training
@@ -23,7 +29,7 @@ def test_all_bundled_models_load_and_are_verified():
 
 def test_committed_calibrations_are_current():
     settings = resolve_settings()
-    for name in [n for n in CATALOGUE if not is_hub(n)]:
+    for name in [i.name for i in list_models() if i.source == "bundled" and i.card is not None]:
         m = load_model(name)
         ref = load_model(default_reference(name))
         dist = get_distribution(m, ref, settings=settings, n=100, seed=0, build=False)

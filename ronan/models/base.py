@@ -24,6 +24,8 @@ class Generator(torch.nn.Module):
         image_size (int): side of the square images the model makes, in pixels.
         input_shape (tuple[int, ...]): shape of one input, without the batch dimension.
         weights_sha256 (str | None): SHA-256 of the weights file the model was loaded from.
+        default_reference (str | None): name of the model's default reference model for
+            calibration (Eq. 2), set from its card; None: the catalogue's, else no calibration.
     """
 
     name: str = "generator"
@@ -32,6 +34,7 @@ class Generator(torch.nn.Module):
     image_size: int = 28
     input_shape: tuple[int, ...] = (1,)
     weights_sha256: str | None = None
+    default_reference: str | None = None
 
     def freeze(self) -> "Generator":
         """Put the model in eval mode and stop gradients to its parameters. Returns self."""

@@ -63,6 +63,11 @@ class HubModel:
     size_gb: float = 0.0
 
 
+FAMILY_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "consistency": ("unet", "scheduler"), "ddim": ("unet", "scheduler"),
+    "sd-latent": ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
+    "sd-noise": ("vae", "unet", "text_encoder", "tokenizer", "scheduler")}
+"""Adapter families of diffusers models and the sub-folders each loads (model cards use them too)."""
 SD2 = "stabilityai/stable-diffusion-2-base"
 HUB_MODELS: dict[str, HubModel] = {m.name: m for m in [
     HubModel("cm-imagenet64-l2", "consistency", "openai/diffusers-cd_imagenet64_l2", ("unet", "scheduler"),
@@ -162,17 +167,23 @@ def local_snapshot(m: HubModel) -> Path | None:
 
 def hub_state(name: str) -> tuple[str, str | None]:
     """``("cached", None)``, ``("downloadable", reason)`` or ``("unavailable", reason)`` (no network)."""
-    m = HUB_MODELS[name]
+    return state_of(HUB_MODELS[name])
+
+
+def state_of(m: HubModel) -> tuple[str, str | None]:
+    """:func:`hub_state` of a catalogue entry or of a model card's diffusers model."""
+    name = m.name
     if local_snapshot(m) is not None:
         return "cached", None
     if Path(m.repo).is_dir() or m.repo.startswith(("/", ".")):
         return "unavailable", f"{name}: local folder {m.repo} lacks the files of {', '.join(m.components)}"
+    size = f"~{m.size_gb:g} GB" if m.size_gb else "size unknown"
     if is_offline():
         return "unavailable", (f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
                                f"on a machine with internet run `python -m ronan download {name}` "
-                               f"(~{m.size_gb:g} GB) and copy the cache ({cache_folder()})")
+                               f"({size}) and copy the cache ({cache_folder()})")
     return "downloadable", (f"{name} is not downloaded yet; run `python -m ronan download {name}` "
-                            f"(~{m.size_gb:g} GB from {m.repo})")
+                            f"({size} from {m.repo})")
 
 
 def cache_folder() -> str:
@@ -190,11 +201,16 @@ def download(name: str) -> Path:
     Raises:
         ModelUnavailable: offline, unknown repo, no network, or no safetensors weights.
     """
-    m = HUB_MODELS[name]
+    return download_model(HUB_MODELS[name])
+
+
+def download_model(m: HubModel) -> Path:
+    """:func:`download` of a catalogue entry or of a model card's diffusers model."""
+    name = m.name
     if Path(m.repo).is_dir():
         root = local_snapshot(m)
         if root is None:
-            raise ModelUnavailable(hub_state(name)[1])
+            raise ModelUnavailable(state_of(m)[1])
         return root
     if is_offline():
         raise ModelUnavailable(f"cannot download {name}: HF_HUB_OFFLINE is set (unset it on a machine with internet)")
@@ -246,18 +262,24 @@ def weights_digest(root: Path, components: tuple[str, ...]) -> str:
     return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
-def require_snapshot(name: str) -> Path:
-    """Local folder of ``name``; raises a one-line ModelUnavailable saying how to get it."""
-    root = local_snapshot(HUB_MODELS[name])
+def require_snapshot(m: HubModel | str) -> Path:
+    """Local folder of ``m`` (an entry or a hub model name); raises a one-line ModelUnavailable saying how to get it."""
+    m = HUB_MODELS[m] if isinstance(m, str) else m
+    root = local_snapshot(m)
     if root is None:
-        raise ModelUnavailable(hub_state(name)[1])
+        raise ModelUnavailable(state_of(m)[1])
     return root
 
 
 def load_hub_model(name: str, device: torch.device, **options):
     """Build the frozen adapter of hub model ``name`` from the local cache (no network)."""
-    m = HUB_MODELS[name]
-    root = require_snapshot(name)
+    return load_hub(HUB_MODELS[name], device, **options)
+
+
+def load_hub(m: HubModel, device: torch.device, **options):
+    """:func:`load_hub_model` of a catalogue entry or of a model card's diffusers model."""
+    name = m.name
+    root = require_snapshot(m)
     opts = {**m.options, **options}
     try:
         if m.family == "consistency":
@@ -270,7 +292,8 @@ def load_hub_model(name: str, device: torch.device, **options):
         else:  # pragma: no cover
             raise ModelUnavailable(f"{name}: unknown hub family {m.family!r}")
     except ImportError as e:
-        raise ModelUnavailable(f"{name} needs the diffusers package ({e}); pip install -r requirements.txt") from None
+        raise ModelUnavailable(f"{name} needs the diffusers package ({e}); pip install -r requirements.txt "
+                               "(or pip install '.[hub]' from a clone)") from None
     try:
         model = cls.from_folder(root, **opts)
     except (OSError, RuntimeError) as e:  # missing/damaged files, weights that do not fit the config

@@ -1,41 +1,50 @@
-"""The model catalogue: name -> family, weights, availability and default reference.
+"""The model catalogue: name -> family, card, availability and default reference.
 
-Bundled models live in ``assets/models/<name>/`` as ``model.safetensors`` plus a JSON model
-card (``card.json``); the card's ``config`` builds the architecture and its
-``weights_sha256`` must match the file. Loaded models are cached per process (one copy per
-name, device and options), frozen, in eval mode.
+Three sources, each name in one only:
+
+* **bundled** models: every ``assets/models/<name>/card.json`` (see :mod:`ronan.models.cards`;
+  the card carries description, reference and role, so adding a bundled model is adding a card
+  folder), plus the entries of :data:`EXPECTED_BUNDLED`, listed as unavailable (with how to
+  get them) while their card folder is missing and supplying the fields an older card lacks;
+* **hub** models (:mod:`ronan.models.hub`, diffusers checkpoints in the Hugging Face cache);
+* **user** models: the cards in the user models folder (``$RONAN_MODELS_DIR``, see
+  :mod:`ronan.paths`; ``ronan register`` writes them). A user card whose name collides with a
+  bundled or hub name is ignored (:func:`problems` says so).
+
+Folders are re-read when their cards change, so a model registered while the app runs shows
+up at the next page load. A model card given by path (``load_model(Path("card.json"))``, the
+CLI's ``MODEL`` argument) is loaded without entering the catalogue; a name (a ``str``) is never
+turned into a path. Loaded models are cached per process (one copy per name, device, options
+and card version), frozen, in eval mode.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from ..errors import ModelUnavailable
-from ..images import sha256_file
+from .. import paths
+from ..errors import CardError, ModelUnavailable
+from . import cards
 from .base import Generator
-from .cgan import ConditionalGAN
-from .dcgan import DCGAN
-from .gan64 import DCGAN64, ResGAN64, UpsampleGAN64, VAE64
+from .families import FAMILIES
 from .hub import HUB_MODELS, hub_state, load_hub_model
-from .vae import VAE
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FAMILIES: dict[str, type[Generator]] = {"dcgan": DCGAN, "cgan": ConditionalGAN, "vae": VAE, "dcgan64": DCGAN64,
-                                        "upgan64": UpsampleGAN64, "resgan64": ResGAN64, "vae64": VAE64}
+REPO_ROOT = paths.data_root()
+"""Folder holding ``assets/`` and ``calibration_cache/`` (a clone's root; kept for old imports)."""
 DEFAULT_MODEL = "dcgan-fmnist"
+__all__ = ["FAMILIES", "CATALOGUE", "ModelSpec", "ModelInfo", "load_model", "list_models", "availability",
+           "default_reference", "read_card", "weights_path", "model_card", "problems", "model_argument"]
 
 
 def assets_dir() -> Path:
-    """Folder of the bundled weights: ``$RONAN_ASSETS_DIR`` or ``<repo>/assets/models``."""
-    return Path(os.environ.get("RONAN_ASSETS_DIR", REPO_ROOT / "assets" / "models"))
+    """Folder of the bundled models: ``$RONAN_ASSETS_DIR`` or ``<data root>/assets/models``."""
+    return paths.bundled_models_dir()
 
 
 @dataclass(frozen=True)
@@ -44,11 +53,14 @@ class ModelSpec:
 
     Attributes:
         name (str): registry name.
-        family (str): key of ``FAMILIES`` (bundled), or a hub family (see ``hub.HUB_MODELS``).
+        family (str): key of ``FAMILIES`` (bundled), a hub family, or a user card's family label.
         description (str): one line for humans.
         reference (str | None): default reference model for calibration (never itself).
         data (str): what it was trained on.
         role (str): ``"generator"`` (a suspect model) or ``"reference"`` (meant as M_r only).
+        source (str): ``"bundled"``, ``"hub"`` or ``"user"``.
+        card (Path | None): the card file (bundled and user models), None if absent.
+        problem (str | None): why the card cannot be used (invalid card), else None.
     """
 
     name: str
@@ -57,9 +69,12 @@ class ModelSpec:
     reference: str | None
     data: str
     role: str = "generator"
+    source: str = "bundled"
+    card: Path | None = None
+    problem: str | None = None
 
 
-CATALOGUE: dict[str, ModelSpec] = {s.name: s for s in [
+EXPECTED_BUNDLED: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("dcgan-fmnist", "dcgan", "DCGAN on Fashion-MNIST (seed 0), 28x28 grayscale", "ref-photos", "Fashion-MNIST train"),
     ModelSpec("dcgan-fmnist-seed1", "dcgan", "same recipe as dcgan-fmnist, training seed 1", "ref-photos", "Fashion-MNIST train"),
     ModelSpec("cgan-fmnist", "cgan", "class-conditional GAN on Fashion-MNIST (10 classes)", "ref-photos", "Fashion-MNIST train"),
@@ -80,12 +95,79 @@ CATALOGUE: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("ref-photos64", "vae64", "reference model: VAE on 64x64 RGB natural-photo crops", "dcgan64-clipart",
               "Debian wallpaper photos", role="reference"),
 ]}
-# Hub models (diffusers, Hugging Face cache; see ronan/models/hub.py and README "Hub models")
-CATALOGUE.update({m.name: ModelSpec(m.name, m.family, m.description, m.reference, m.data) for m in HUB_MODELS.values()})
+"""The bundled models this project trains: what their cards carry (a card's fields win). Listed as
+unavailable, with how to get them, while their card folder is missing."""
+
+_PROBLEMS: list[str] = []
+
+
+def _data_text(data) -> str:
+    if isinstance(data, dict):
+        return str(data.get("dataset") or data.get("name") or "")
+    return str(data or "")
+
+
+def _spec_from_card(name: str, entry, source: str, fallback: ModelSpec | None = None) -> ModelSpec:
+    """Catalogue entry of a scanned card (or of the error that makes it unusable)."""
+    if isinstance(entry, CardError):
+        base = fallback or ModelSpec(name, "?", "", None, "", source=source)
+        return replace(base, source=source, problem=str(entry))
+    raw = entry.raw
+    fb = fallback or ModelSpec(name, entry.family, "", None, "")
+    return ModelSpec(name, entry.family or fb.family, raw.get("description") or fb.description,
+                     entry.reference if "reference" in raw else fb.reference,
+                     _data_text(raw.get("data")) if fallback is None else fb.data,
+                     raw.get("role") or fb.role, source=source, card=entry.path)
+
+
+def catalogue() -> dict[str, ModelSpec]:
+    """Every known model, re-read from disk when a card changed (bundled, then hub, then user)."""
+    out: dict[str, ModelSpec] = {}
+    bundled = cards.scan(assets_dir())
+    for name, spec in EXPECTED_BUNDLED.items():
+        out[name] = _spec_from_card(name, bundled[name], "bundled", spec) if name in bundled else spec
+    for name, entry in bundled.items():
+        out.setdefault(name, _spec_from_card(name, entry, "bundled"))
+    for m in HUB_MODELS.values():
+        out.setdefault(m.name, ModelSpec(m.name, m.family, m.description, m.reference, m.data, source="hub"))
+    problems_now = []
+    for name, entry in cards.scan(paths.user_models_dir()).items():
+        if name in out:
+            problems_now.append(f"user model {name!r} ({paths.user_models_dir() / name}) is ignored: the name "
+                                f"belongs to a {out[name].source} model")
+            continue
+        out[name] = _spec_from_card(name, entry, "user")
+    _PROBLEMS[:] = problems_now
+    return out
+
+
+def problems() -> list[str]:
+    """Why user model folders were ignored at the last catalogue read (one line each)."""
+    catalogue()
+    return list(_PROBLEMS)
+
+
+class _CatalogueView(Mapping):
+    """``CATALOGUE``: a read-only mapping name -> :class:`ModelSpec` that always reflects the disk."""
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        return catalogue()[name]
+
+    def __iter__(self):
+        return iter(catalogue())
+
+    def __len__(self) -> int:
+        return len(catalogue())
+
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and name in catalogue()
+
+
+CATALOGUE: Mapping[str, ModelSpec] = _CatalogueView()
 
 
 def is_hub(name: str) -> bool:
-    """True for hub (diffusers) models, False for bundled ones."""
+    """True for hub (diffusers) catalogue models, False for the others."""
     return name in HUB_MODELS
 
 
@@ -93,8 +175,10 @@ def is_hub(name: str) -> bool:
 class ModelInfo:
     """What ``python -m ronan models --json`` prints for one model.
 
-    ``source`` is ``"bundled"`` or ``"hub"``; ``state`` is ``"bundled"`` (or ``"unavailable"``)
-    for bundled models and ``"cached"``, ``"downloadable"`` or ``"unavailable"`` for hub ones.
+    ``source`` is ``"bundled"``, ``"hub"`` or ``"user"``; ``state`` is ``"bundled"`` (or
+    ``"unavailable"``) for bundled models, ``"ready"`` (or ``"unavailable"``) for user models,
+    and ``"cached"``, ``"downloadable"`` or ``"unavailable"`` for hub models and user diffusers
+    models. ``card`` is the card file of bundled and user models.
     """
 
     name: str
@@ -108,85 +192,117 @@ class ModelInfo:
     role: str = "generator"
     source: str = "bundled"
     state: str | None = None
-
-
-def _card_path(name: str) -> Path:
-    return assets_dir() / name / "card.json"
-
-
-def read_card(name: str) -> dict:
-    """The model card of bundled model ``name`` (raises ModelUnavailable if missing)."""
-    spec = get_spec(name)
-    path = _card_path(spec.name)
-    if not path.is_file():
-        raise ModelUnavailable(f"{name}: model card {path} is missing; retrain it (see README, 'Retraining the zoo')")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelUnavailable(f"{name}: model card {path} is unreadable ({e})") from None
+    card: str | None = None
 
 
 def get_spec(name: str) -> ModelSpec:
     """Catalogue entry of ``name``; raises ModelUnavailable naming the known models."""
-    if name not in CATALOGUE:
-        raise ModelUnavailable(f"unknown model {name!r}; known models: {', '.join(CATALOGUE)}")
-    return CATALOGUE[name]
+    cat = catalogue()
+    if not isinstance(name, str) or name not in cat:
+        hint = ""
+        if isinstance(name, str) and (name.endswith(".json") or "/" in name or os.sep in name):
+            hint = " (a model card is given by path on the command line, or as a pathlib.Path in Python)"
+        raise ModelUnavailable(f"unknown model {str(name)[:80]!r}{hint}; known models: {', '.join(cat)}")
+    return cat[name]
 
 
-@functools.lru_cache(maxsize=None)
-def _checked_weights(name: str, path: str, mtime: float, expected: str) -> str:
-    digest = sha256_file(path)
-    if digest != expected:
-        raise ModelUnavailable(f"{name}: weights file {path} does not match the SHA-256 in its model card "
-                               f"({digest[:12]}... != {expected[:12]}...); it may be damaged or replaced")
-    return digest
+def model_card(name: str) -> cards.ModelCard:
+    """The validated card of bundled or user model ``name`` (raises ModelUnavailable / CardError)."""
+    spec = get_spec(name)
+    if spec.source == "hub":
+        raise ModelUnavailable(f"{name} is a hub model: it has no model card")
+    if spec.problem:
+        raise CardError(spec.problem)
+    if spec.card is None:
+        raise ModelUnavailable(f"{name}: model card {assets_dir() / name / cards.CARD_FILE} is missing; "
+                               "retrain it (see README, 'Retraining the zoo')")
+    return cards.read_card_file(spec.card)
+
+
+def read_card(name: str) -> dict:
+    """The model card of bundled or user model ``name`` as its JSON object (raises ModelUnavailable)."""
+    return model_card(name).raw
 
 
 def weights_path(name: str) -> tuple[Path, str]:
     """Path of the verified weights of ``name`` and their SHA-256 (raises ModelUnavailable)."""
-    card = read_card(name)
-    path = assets_dir() / name / card.get("weights_file", "model.safetensors")
-    if not path.is_file():
-        raise ModelUnavailable(f"{name}: weights file {path} is missing; retrain it (see README, 'Retraining the zoo')")
-    return path, _checked_weights(name, str(path), path.stat().st_mtime, card.get("weights_sha256", ""))
+    from .loader import verified_weights
+
+    return verified_weights(model_card(name))
+
+
+def _card_availability(card: cards.ModelCard) -> tuple[str, str | None]:
+    """``(state, reason)`` of a card-backed model without building it (no user code runs)."""
+    if card.kind == "diffusers":
+        from .hub import state_of
+        from .loader import hub_entry
+
+        return state_of(hub_entry(card))
+    if card.weights_file is not None:
+        from .loader import verified_weights
+
+        try:
+            verified_weights(card)
+        except ModelUnavailable as e:
+            return "unavailable", str(e)
+    return "ready", None
+
+
+def _state(name: str) -> tuple[str, str | None]:
+    spec = get_spec(name)
+    if spec.source == "hub":
+        return hub_state(name)
+    try:
+        state, reason = _card_availability(model_card(name))
+    except ModelUnavailable as e:
+        return "unavailable", str(e)
+    if state == "ready" and spec.source == "bundled":
+        state = "bundled"
+    return state, reason
 
 
 def availability(name: str) -> tuple[bool, str | None]:
     """``(True, None)`` if ``name`` can be loaded here, else ``(False, reason)``."""
-    if is_hub(name):
-        state, reason = hub_state(name)
-        return state == "cached", reason
-    try:
-        weights_path(name)
-    except ModelUnavailable as e:
-        return False, str(e)
-    return True, None
+    state, reason = _state(name)
+    return state in ("bundled", "ready", "cached"), reason
 
 
 def list_models() -> list[ModelInfo]:
     """Every catalogue entry with its availability (hub models: cached / downloadable /
-    unavailable, with the reason and how to get them)."""
+    unavailable, with the reason and how to get them; user models: ready or unavailable)."""
     out = []
-    for spec in CATALOGUE.values():
-        if is_hub(spec.name):
+    for spec in catalogue().values():
+        state, reason = _state(spec.name)
+        ok = state in ("bundled", "ready", "cached")
+        if spec.source == "hub":
             m = HUB_MODELS[spec.name]
-            state, reason = hub_state(spec.name)
-            out.append(ModelInfo(spec.name, spec.family, m.resolution, m.channels, state == "cached", reason,
-                                 spec.reference, spec.description, spec.role, source="hub", state=state))
-            continue
-        ok, reason = availability(spec.name)
-        card = {}
-        if ok:
-            card = read_card(spec.name)
-        out.append(ModelInfo(spec.name, spec.family, card.get("resolution", 28), card.get("channels", 1),
-                             ok, reason, spec.reference, spec.description, spec.role,
-                             state="bundled" if ok else "unavailable"))
+            res, ch = m.resolution, m.channels
+        else:
+            raw = {}
+            if spec.card is not None and not spec.problem:
+                raw = cards.read_card_file(spec.card).raw
+            res, ch = raw.get("resolution"), raw.get("channels")
+            if spec.source == "bundled" and not raw:
+                res, ch = None, None
+        out.append(ModelInfo(spec.name, spec.family, res, ch, ok, reason, spec.reference, spec.description,
+                             spec.role, source=spec.source, state=state,
+                             card=str(spec.card) if spec.card is not None else None))
     return out
 
 
-def default_reference(name: str) -> str | None:
-    """Default reference model of ``name`` for calibration (Eq. 2)."""
-    return get_spec(name).reference
+def default_reference(model: str | Generator) -> str | None:
+    """Default reference model of ``model`` for calibration (Eq. 2), or None (no calibration).
+
+    A loaded :class:`Generator` answers with its ``default_reference`` (set from its card or by
+    :func:`~ronan.models.wrap.wrap_generator`), else with the catalogue's entry of its name,
+    else None — a model outside the catalogue is never an error here.
+    """
+    if isinstance(model, Generator):
+        if model.default_reference is not None:
+            return model.default_reference
+        spec = catalogue().get(model.name) if isinstance(model.name, str) else None
+        return spec.reference if spec is not None else None
+    return get_spec(model).reference
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -200,45 +316,76 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+def model_argument(text: str) -> str | Path:
+    """A command-line MODEL argument: a catalogue name stays a name; otherwise a card path
+    (``*.json``, or an existing folder holding a ``card.json``) becomes a :class:`Path`.
+
+    Only the CLI calls this: in the app a model is always a catalogue name.
+    """
+    if text in catalogue():
+        return text
+    p = Path(text).expanduser()
+    if text.endswith(".json") or (p / cards.CARD_FILE).is_file():
+        return p
+    return text
+
+
 _LOCK = threading.Lock()
 _LOADED: dict[tuple, Generator] = {}
 
 
-def load_model(name: str, device: str | torch.device = "cpu", **options) -> Generator:
+def load_card(path: str | os.PathLike, device: str | torch.device = "cpu", **options) -> Generator:
+    """Load the model a card file (or a folder holding ``card.json``) describes, on ``device``.
+
+    The card's name must not be a bundled or hub model's. Raises ModelUnavailable / CardError.
+    """
+    card = cards.read_card_file(path)
+    spec = catalogue().get(card.name)
+    if spec is not None and spec.source != "user":
+        raise CardError(f"{card.path}: name: {card.name!r} is a {spec.source} model's name; choose another")
+    return _load(card, resolve_device(device), options)
+
+
+def _load(card: cards.ModelCard, device: torch.device, options: dict) -> Generator:
+    from . import loader
+
+    key = ("card", card.name, str(device), tuple(sorted(options.items())), cards.card_stamp(card))
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = loader.build(card, device, **options)
+        return _LOADED[key]
+
+
+def load_model(name: str | os.PathLike, device: str | torch.device | None = "cpu", **options) -> Generator:
     """Load (once per process) the frozen model ``name`` on ``device``.
 
     Args:
-        name (str): registry name (see ``CATALOGUE``).
+        name (str | os.PathLike): catalogue name (see ``CATALOGUE``), or the path of a model card
+            (a ``pathlib.Path``; a ``str`` is always a name).
         device (str | torch.device | None): ``"cpu"``, ``"cuda"``, ``"mps"``, or None/``"auto"``
             for the best present (see :func:`resolve_device`); default CPU.
         **options: family options, e.g. ``class_search="relaxed"`` for ``cgan-fmnist``.
 
     Raises:
-        ModelUnavailable: unknown name, missing or mismatching weights.
+        ModelUnavailable: unknown name, missing or mismatching weights (CardError: an invalid card).
     """
+    if isinstance(name, os.PathLike):
+        return load_card(name, device, **options)
+    if isinstance(name, torch.nn.Module):
+        raise ModelUnavailable(f"a plain torch.nn.Module ({type(name).__name__}) needs its input shape and output "
+                               "range: wrap it with ronan.wrap_generator(module, input_shape=(...), "
+                               "output_range=(-1, 1))")
     device = resolve_device(device)
-    key = (name, str(device), tuple(sorted(options.items())))
-    with _LOCK:
-        if key in _LOADED:
+    spec = get_spec(name)
+    if spec.source == "hub":
+        key = (name, str(device), tuple(sorted(options.items())))
+        with _LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = load_hub_model(name, device, **options)
             return _LOADED[key]
-        spec = get_spec(name)
-        if is_hub(name):
-            model = load_hub_model(name, device, **options)
-            _LOADED[key] = model
-            return model
-        card = read_card(name)
-        path, digest = weights_path(name)
-        model = FAMILIES[spec.family](**card["config"], **options)
-        state = load_file(str(path))
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise ModelUnavailable(f"{name}: weights do not fit the architecture in its card ({str(e)[:200]})") from None
-        model.name = name
-        model.weights_sha256 = digest
-        model = model.to(device).freeze()
-        _LOADED[key] = model
-        return model
+    gen = _load(model_card(name), device, options)
+    gen.default_reference = spec.reference  # the card's, else what the catalogue expects
+    return gen
 
 
 def info_dict(info: ModelInfo) -> dict:

@@ -25,11 +25,12 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from ..images import sha256_file
+from ..paths import bundled_models_dir
 from ..models.base import Generator
 
 FMNIST_DIR = Path(os.environ.get("RONAN_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 PHOTO_DIRS = [Path("/usr/share/backgrounds")]
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
+ASSETS = bundled_models_dir()
 FMNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -121,8 +122,16 @@ def save_model(model: Generator, name: str, *, config: dict, data: dict, extra: 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     weights = out / "model.safetensors"
     save_file(state, str(weights), metadata={"name": name, "family": model.family})
+    from ..models.cards import CARD_VERSION
+    from ..models.registry import EXPECTED_BUNDLED
+
+    spec = EXPECTED_BUNDLED.get(name)  # catalogue fields the card carries (README, 'The bundled model zoo')
     card = {
+        "card_version": CARD_VERSION,
         "name": name,
+        "description": spec.description if spec else "",
+        "role": spec.role if spec else "generator",
+        "reference": spec.reference if spec else None,
         "family": model.family,
         "architecture": type(model).__name__,
         "config": config,
