@@ -13,6 +13,8 @@ SAMPLES = REPO / "assets" / "samples"
 torch.set_num_threads(1)  # as the CLI and app: inversions run side by side on CPU
 # the developer's own registered models stay out of the suite (tests that register use models_tmp)
 os.environ["RONAN_MODELS_DIR"] = tempfile.mkdtemp(prefix="ronan-test-models-")
+# caches the tests build go to a temporary folder (the committed ones are still read), never into the repo
+os.environ.setdefault("RONAN_CACHE_DIR", tempfile.mkdtemp(prefix="ronan-test-cache-"))
 
 
 def pytest_configure(config):

@@ -197,11 +197,7 @@ def _suggest(det: Detection) -> Edit:
     if not det.square:
         det.notes.append("not square: the model's preprocessing keeps the centre square; a crop is not modelled")
     if det.resized != "no":
-        scale = det.scale
-        if scale > 4:
-            det.notes.append(f"enlarged {scale:.3g}x; modelled as resize:4")
-            scale = 4.0
-        steps.append(f"resize:{scale:.6g}")
+        steps.append(f"resize:{_snapped_scale(det):.6g}")
     if det.format == "JPEG" and det.jpeg_quality is not None:
         ss = det.jpeg_subsampling
         if det.model_channels == 3 and ss in _MODELLED and ss != "4:2:0":
@@ -217,6 +213,27 @@ def _suggest(det: Detection) -> Edit:
     elif det.lossy and det.format == "TIFF":
         det.notes.append("JPEG-compressed TIFF: quality unknown, not modelled")
     return parse_edit("+".join(steps) or "none")
+
+
+UPSCALE_GRID = (1.5, 2.0, 3.0, 4.0)
+"""Enlargements are modelled at the nearest of these factors (in log scale): the model's own
+preprocessing shrinks the image back, so the exact factor matters little, and a few factors keep the
+number of edit-aware belonging distributions (one build each) small."""
+
+
+def _snapped_scale(det: Detection) -> float:
+    """The resize factor to model: a reduction to 2 decimals when that gives the file's pixel size
+    (else exact), an enlargement at the nearest :data:`UPSCALE_GRID` factor."""
+    import math
+
+    scale, side = det.scale, min(det.width, det.height)
+    if scale < 1:
+        snapped = round(scale, 2)
+        return snapped if snapped > 0 and math.floor(det.model_size * snapped + 0.5) == side else scale
+    snapped = min(UPSCALE_GRID, key=lambda f: abs(math.log(f / scale)))
+    if not math.isclose(snapped, scale, rel_tol=1e-6):
+        det.notes.append(f"enlarged {scale:.3g}x; modelled as resize:{snapped:g}")
+    return snapped
 
 
 def suggested_edit(detection: Detection) -> Edit:
