@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from . import limits
 from .distances import Distance, get_distance
 from .errors import Cancelled
 from .models.base import Generator
@@ -46,9 +47,11 @@ class InversionSettings:
     Defaults are the ``"fast"`` preset.
 
     Attributes:
-        steps (int): Adam steps, >= 0 (default 1000; a cap when ``plateau_steps`` > 0).
-        lr (float): Adam learning rate (default 0.2); constant unless a plateau drops it.
-        restarts (int): random starting points per image, >= 1 (default 1); models with an
+        steps (int): Adam steps, 1 .. ``RONAN_MAX_STEPS`` (5000, :mod:`ronan.limits`) (default 1000;
+            a cap when ``plateau_steps`` > 0).
+        lr (float): Adam learning rate, finite and > 0 (default 0.2); constant unless a plateau drops it.
+        restarts (int): random starting points per image, >= 1 (default 1; ``restarts x candidates``
+            at most ``RONAN_MAX_ROWS_PER_IMAGE``, 64); models with an
             encoder replace the first by the encoder's estimate, conditional models may
             multiply them (see ``Generator.expand_restarts``).
         betas (tuple[float, float]): Adam betas (default (0.9, 0.999), torch's default).
@@ -92,8 +95,7 @@ class InversionSettings:
     warmup_steps: int = 0
 
     def __post_init__(self):
-        if self.steps < 0 or self.restarts < 1 or not self.lr > 0:
-            raise ValueError(f"invalid inversion settings: steps={self.steps} restarts={self.restarts} lr={self.lr}")
+        limits.check_inversion(self.steps, self.restarts, self.candidates, self.lr)  # one-line LimitExceeded
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
         if (self.plateau_steps < 0 or self.plateau_steps % PLATEAU_CHECK_EVERY or not 0 < self.plateau_tol < 1
@@ -135,10 +137,11 @@ class InversionSettings:
         return d
 
 
-PRESETS: dict[str, InversionSettings] = {
-    "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
-    "fast": InversionSettings(),
-}
+with limits.presets_unbounded():  # the operator's bounds apply when a request uses a preset
+    PRESETS: dict[str, InversionSettings] = {
+        "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
+        "fast": InversionSettings(),
+    }
 DEFAULT_PRESET = "fast"
 
 
