@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from . import paths
+from . import limits, paths
 from .errors import CalibrationError, Cancelled
 from .inversion import InversionProgress, InversionResult, InversionSettings, invert_jobs_stream
 from .models.base import Generator
@@ -34,6 +35,12 @@ METHOD_VERSION = 1
 """Bump when a change of the engine changes losses: every cache is then rebuilt."""
 EPS = 1e-12
 """Floor of the reference loss in Eq. 2 (a perfect reference reconstruction)."""
+TMP_MAX_AGE_S = 3600
+"""Temporary files (``.tmp-*.json``) of interrupted writes older than this are removed at the next write."""
+DAMAGED_SUFFIX = ".damaged"
+"""A damaged cache file is renamed ``<file>.damaged`` (kept as evidence) before it is rebuilt."""
+
+log = logging.getLogger("ronan")
 
 
 def cache_dir() -> Path:
@@ -104,27 +111,100 @@ class BelongingDistribution:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BelongingDistribution":
-        """Build and validate; raises CalibrationError if fields are missing or inconsistent."""
-        try:
-            dist = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-        except TypeError as e:
-            raise CalibrationError(f"calibration data is incomplete ({e})") from None
+        """Build and validate; raises a one-line CalibrationError if fields are missing, of the
+        wrong type or inconsistent (unknown fields are ignored: newer files stay readable)."""
+        if not isinstance(d, dict):
+            raise CalibrationError(f"calibration data must be a JSON object, not {type(d).__name__}")
+        missing = [k for k, f in cls.__dataclass_fields__.items()
+                   if k not in d and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise CalibrationError(f"calibration data is incomplete (missing {', '.join(missing)})")
+        dist = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
         dist.validate()
         return dist
 
     def validate(self) -> None:
-        """Check counts, finiteness, and that mean/std match the values."""
+        """Check every field's type, the counts, finiteness, that ``values`` are Eq. 2 of ``losses`` and
+        ``reference_losses`` (with the :data:`EPS` floor), and that mean/std match the values.
+
+        Raises:
+            CalibrationError: one line naming the first problem.
+        """
+        _check_types(self)
+        who = f"calibration of {self.model}"
+        n = self.n
+        if n < 3:
+            raise CalibrationError(f"{who}: n must be at least 3, got {n}")
+        for name in ("values", "losses", "reference_losses", "sample_steps", "sample_settled"):
+            seq = getattr(self, name)
+            if seq is not None and len(seq) != n:
+                raise CalibrationError(f"{who}: {len(seq)} {name} for n={n}")
+        if (self.reference is None) != (self.reference_losses is None):
+            raise CalibrationError(f"{who}: reference_losses must be given exactly when there is a reference")
         vals = np.asarray(self.values, dtype=np.float64)
-        if self.n < 3 or vals.shape != (self.n,):
-            raise CalibrationError(f"calibration of {self.model}: expected {self.n} values (>= 3), got {vals.size}")
-        if not np.all(np.isfinite(vals)) or np.any(vals < 0):
-            raise CalibrationError(f"calibration of {self.model}: values must be finite and non-negative")
-        if len(self.losses) != self.n:
-            raise CalibrationError(f"calibration of {self.model}: {len(self.losses)} raw losses for n={self.n}")
+        for name in ("values", "losses", "reference_losses"):
+            arr = np.asarray(getattr(self, name) or [], dtype=np.float64)
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise CalibrationError(f"{who}: {name} must be finite and non-negative")
+        expected = calibrate_losses(torch.tensor(self.losses, dtype=torch.float64),
+                                    None if self.reference_losses is None else
+                                    torch.tensor(self.reference_losses, dtype=torch.float64)).numpy()
+        if not np.allclose(vals, expected, rtol=1e-9, atol=0.0):
+            raise CalibrationError(f"{who}: values do not equal losses / reference_losses (Eq. 2)")
         mean, std = float(vals.mean()), float(vals.std(ddof=1))
         if not (math.isclose(mean, self.mean, rel_tol=1e-6, abs_tol=1e-15)
                 and math.isclose(std, self.std, rel_tol=1e-6, abs_tol=1e-15)):
-            raise CalibrationError(f"calibration of {self.model}: stored mean/std do not match its values")
+            raise CalibrationError(f"{who}: stored mean/std do not match its values")
+
+
+_NUM = (int, float)
+_FIELD_TYPES = {
+    "model": (str,), "model_sha256": (str, None), "model_options": (dict,), "reference": (str, None),
+    "reference_sha256": (str, None), "distance": (str,), "settings": (dict,), "n": (int,), "seed": (int,),
+    "values": ([_NUM],), "losses": ([_NUM],), "reference_losses": ([_NUM], None), "mean": _NUM, "std": _NUM,
+    "edit": (dict, None), "method_version": (int,), "versions": (dict,), "created": (str,), "seconds": _NUM,
+    "sample_steps": ([(int,)], None), "sample_settled": ([(bool,)], None)}
+"""Accepted types of each field: a type, None (null), or ``[types]`` (a list of those)."""
+
+
+def _is(value, t) -> bool:
+    """``isinstance`` where a bool is not a number (JSON ``true`` is no count)."""
+    return isinstance(value, bool) if t is bool else isinstance(value, t) and not isinstance(value, bool)
+
+
+def _type_ok(value, allowed) -> bool:
+    for t in allowed:
+        if t is None:
+            if value is None:
+                return True
+        elif isinstance(t, list):
+            if isinstance(value, list) and all(any(_is(v, e) for e in t[0]) for v in value):
+                return True
+        elif _is(value, t):
+            return True
+    return False
+
+
+def _check_types(dist: "BelongingDistribution") -> None:
+    """One-line CalibrationError for the first field whose JSON type is wrong (e.g. ``n: "100"``)."""
+    for name, allowed in _FIELD_TYPES.items():
+        value = getattr(dist, name)
+        if not _type_ok(value, allowed):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise CalibrationError(f"calibration field {name} has the wrong type ({type(value).__name__}: {shown})")
+
+
+def check_reference(model: Generator, reference: Generator | None) -> None:
+    """Refuse a model as its own reference (same name, or the same network: same weights hash,
+    class and inversion options) — Eq. 2 would divide every loss by itself (a degenerate A' = 1)."""
+    if reference is None:
+        return
+    same = reference.name == model.name or (
+        model.weights_sha256 is not None and reference.weights_sha256 == model.weights_sha256
+        and type(reference) is type(model) and reference.inversion_options() == model.inversion_options())
+    if same:
+        raise CalibrationError(f"{model.name} cannot be its own reference model (Eq. 2 would divide each loss by "
+                               f"itself); choose another reference, or none")
 
 
 def distribution_key(model: Generator, reference: Generator | None, distance: str, settings: InversionSettings,
@@ -205,6 +285,7 @@ def build_distribution(
     """
     if n < 3:
         raise ValueError("the belonging distribution needs n >= 3 samples")
+    check_reference(model, reference)
     from .generation import generate
 
     from .edits.policy import NONE
@@ -282,14 +363,20 @@ def _to_domain(images: torch.Tensor, target: Generator) -> torch.Tensor:
 
 
 def save_distribution(dist: BelongingDistribution, folder: Path | None = None) -> Path:
-    """Write ``dist`` atomically (temp file + rename) to its cache path; returns the path."""
+    """Write ``dist`` atomically (temp file + rename) to its cache path; returns the path.
+
+    The file gets the permissions of any new file under the umask (0644 with the usual 022), and
+    temporary files of writes killed more than :data:`TMP_MAX_AGE_S` ago are removed.
+    """
     path = cache_path(dist.key(), folder)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(dist.to_dict(), f, indent=1)
             f.write("\n")
+        paths.make_shareable(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -297,16 +384,61 @@ def save_distribution(dist: BelongingDistribution, folder: Path | None = None) -
     return path
 
 
+def remove_stale_temp_files(folder: Path, max_age_s: float = TMP_MAX_AGE_S) -> list[Path]:
+    """Delete ``folder/.tmp-*.json`` older than ``max_age_s`` seconds (left by killed writes); returns them.
+
+    A younger one may belong to a write in progress (another process) and is kept.
+    """
+    removed = []
+    now = time.time()
+    for tmp in Path(folder).glob(".tmp-*.json"):
+        try:
+            if now - tmp.stat().st_mtime > max_age_s:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # gone already, or not ours to delete
+            continue
+    return removed
+
+
 def load_distribution(path: Path, expected_key: dict | None = None) -> BelongingDistribution:
-    """Read and validate a cached distribution; check its key when ``expected_key`` is given."""
+    """Read and validate a cached distribution; check its key when ``expected_key`` is given.
+
+    Raises:
+        CalibrationError: one line naming the file and its first problem.
+    """
+    name = Path(path).name
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise CalibrationError(f"calibration file {Path(path).name} is unreadable ({e})") from None
-    dist = BelongingDistribution.from_dict(data)
+        raise CalibrationError(f"calibration file {name} is unreadable ({e})") from None
+    try:
+        dist = BelongingDistribution.from_dict(data)
+    except CalibrationError as e:
+        raise CalibrationError(f"calibration file {name}: {e}") from None
     if expected_key is not None and dist.key() != expected_key:
-        raise CalibrationError(f"calibration file {Path(path).name} was built with other settings")
+        raise CalibrationError(f"calibration file {name} was built with other settings")
     return dist
+
+
+def _candidates(key: dict, folder: Path | None) -> list[Path]:
+    """Existing cache files of ``key``, in reading order."""
+    folders = [folder] if folder is not None else paths.cache_read_dirs()
+    return [p for p in (cache_path(key, d) for d in folders) if p.is_file()]
+
+
+def set_aside(path: Path, reason: str) -> Path | None:
+    """Report a damaged cache file (a ``warning`` on the ``ronan`` logger naming it) and rename it
+    ``<file>.damaged`` so that a rebuilt distribution never silently replaces it; returns the new
+    path (None when the folder is read-only: the file stays, the rebuilt one goes to the write folder)."""
+    aside = path.with_name(path.name + DAMAGED_SUFFIX)
+    try:
+        os.replace(path, aside)
+    except OSError:
+        aside = None
+    kept = f"kept as {aside.name}" if aside is not None else "left in place (read-only folder)"
+    log.warning("damaged: %s (in %s); %s", reason, path.parent, kept)
+    return aside
 
 
 def get_distribution(
@@ -327,30 +459,46 @@ def get_distribution(
 ) -> BelongingDistribution:
     """The cached distribution for these arguments, built (and cached) if missing or stale.
 
+    The cache folders are read in order (:func:`ronan.paths.cache_read_dirs`) and the first valid
+    file is used. A damaged file (unreadable, wrong types, values that are not Eq. 2 of its losses,
+    other key) is reported — a ``warning`` on the ``ronan`` logger naming it, which the CLI prints
+    — and set aside as ``<file>.damaged`` (:func:`set_aside`); the distribution is then rebuilt
+    into a new file (with ``build=True``), never silently over the damaged one.
+
     Args:
+        n (int): N, 3 .. ``RONAN_MAX_CALIBRATION_N`` (1000, :mod:`ronan.limits`).
+        seed (int): in ``[0, 2**63)``.
         build (bool): build when there is no valid cache (default True); otherwise raise.
         rebuild (bool): ignore any cache and build anew.
         Other arguments as for :func:`build_distribution`.
 
     Raises:
-        CalibrationError: no valid cache and ``build=False``.
+        CalibrationError: no valid cache and ``build=False`` (the damage, when a file was damaged);
+            the model is its own reference.
+        LimitExceeded: ``n`` or ``seed`` out of bounds.
     """
     from .edits.policy import NONE
 
+    limits.check_int("N (belonging samples)", n, 3, "max_calibration_n")
+    limits.check_seed(seed, "calibration seed")
+    check_reference(model, reference)
     edit = edit or NONE
     key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode))
-    path = find_cache(key, folder)
-    if path.exists() and not rebuild:
+    damage = None
+    for path in _candidates(key, folder) if not rebuild else []:
         try:
             return load_distribution(path, key)
-        except CalibrationError:
-            if not build:
-                raise
+        except CalibrationError as e:
+            damage = damage or e
+            set_aside(path, str(e))
     if not build:
+        if damage is not None:
+            raise damage
         raise CalibrationError(f"no belonging distribution for {model.name} with these settings; run "
                                f"`python -m ronan calibrate {model.name}`")
+    chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
     dist = build_distribution(model, reference, distance=distance, settings=settings, n=n, seed=seed, edit=edit,
-                              edit_mode=edit_mode, callback=callback, should_stop=should_stop)
+                              edit_mode=edit_mode, chunk=chunk, callback=callback, should_stop=should_stop)
     try:
         save_distribution(dist, folder)
     except OSError:  # read-only deployment: keep the in-memory result

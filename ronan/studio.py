@@ -16,14 +16,15 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
 
+from . import limits
 from .attribution import Attribution, attribute_stream
+from .batch import IMAGE_SUFFIXES, BatchItem, collect_batch, iter_loaded, load_batch  # noqa: F401 (re-exported)
 from .calibration import BelongingDistribution, cache_path, distribution_key, find_cache, get_distribution
 from .errors import CalibrationError, Cancelled, ImageError, ModelUnavailable
 from .generation import generate_pil
@@ -365,89 +366,9 @@ def example_images(model: str | None, folder: str | Path, per_kind: int = 3, see
 
 # ----------------------------------------------------------------------------- batches
 
-MAX_BATCH_IMAGES = 500
-"""Most images accepted in one batch (files plus zip members)."""
-MAX_ZIP_BYTES = 200 * 1024 * 1024
-"""Most uncompressed bytes read from one zip archive."""
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
-                  ".tga", ".ico", ".jp2", ".avif", ".heic", ".svg"}
-
-
-@dataclass
-class BatchItem:
-    """One entry of a batch: ``source`` (path or bytes) to load, or an ``error``."""
-
-    name: str
-    label: str | None
-    source: str | bytes | None = None
-    error: str | None = None
-
-
-def collect_batch(paths: list[str | Path]) -> list[BatchItem]:
-    """Expand uploaded files and zip archives into batch items.
-
-    The label of an image is the name of its parent folder inside a zip (e.g.
-    ``real/001.png`` -> ``real``), None for loose files. Hidden files, ``__MACOSX`` and
-    non-image members of archives are skipped; archive limits are :data:`MAX_BATCH_IMAGES`
-    and :data:`MAX_ZIP_BYTES`.
-    """
-    items: list[BatchItem] = []
-    for p in paths:
-        p = Path(p)
-        if p.suffix.lower() == ".zip" or (p.is_file() and zipfile.is_zipfile(p) and p.suffix.lower() not in
-                                          IMAGE_SUFFIXES):
-            items.extend(_zip_items(p))
-        else:
-            items.append(BatchItem(p.name, None, str(p)))
-        if len(items) > MAX_BATCH_IMAGES:
-            raise ImageError(f"too many images: the limit of one batch is {MAX_BATCH_IMAGES}")
-    return items
-
-
-def _zip_items(path: Path) -> list[BatchItem]:
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        return [BatchItem(path.name, None, error=f"{path.name}: not a readable zip archive ({e})")]
-    items, total = [], 0
-    with zf:
-        for info in zf.infolist():
-            member = info.filename
-            parts = [s for s in member.replace("\\", "/").split("/") if s]
-            if info.is_dir() or not parts or any(s.startswith(".") or s == "__MACOSX" for s in parts):
-                continue
-            if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            label = parts[-2] if len(parts) > 1 else None
-            total += info.file_size
-            if total > MAX_ZIP_BYTES:
-                items.append(BatchItem(member, label, error=f"{path.name}: archive exceeds "
-                                                            f"{MAX_ZIP_BYTES // 2**20} MiB uncompressed; rest skipped"))
-                break
-            try:
-                data = zf.read(info)
-            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
-                items.append(BatchItem(member, label, error=f"{member}: cannot be extracted ({e})"))
-                continue
-            items.append(BatchItem(member, label, data))
-            if len(items) > MAX_BATCH_IMAGES:
-                break
-    return items
-
-
-def load_batch(items: list[BatchItem]) -> list[tuple[BatchItem, LoadedImage | None]]:
-    """Load each item (errors recorded on the item, never raised)."""
-    out = []
-    for it in items:
-        if it.error is not None:
-            out.append((it, None))
-            continue
-        try:
-            out.append((it, load_image(it.source, name=it.name)))
-        except ImageError as e:
-            it.error = str(e)
-            out.append((it, None))
-    return out
+# Batch intake (lazy, chunked, bounded) lives in ronan.batch; its names stay importable from here.
+MAX_BATCH_IMAGES = limits.Limits.max_images
+"""Default most images in one batch (``RONAN_MAX_IMAGES``, :mod:`ronan.limits`)."""
 
 
 @dataclass
@@ -466,6 +387,12 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
               should_stop: Callable[[], bool] | None = None) -> Iterator[RunProgress | BatchOutcome]:
     """Attribute many images to ``model`` in batches of ``chunk``; bad files become error rows.
 
+    Images are decoded chunk by chunk (:func:`ronan.batch.iter_loaded`): one chunk of decoded images
+    exists at a time, ``chunk`` shrinks so that a batch stays within ``RONAN_MAX_BATCH_ROWS``
+    inversion rows, and the request's decoded pixels are bounded (:mod:`ronan.limits`). Images
+    whose file reveals an edit (a JPEG, a resized copy) are tested against their edit's belonging
+    distribution (from the cache, or built when ``build_calibration``; otherwise error rows).
+
     Labels (folder names, see :func:`collect_batch`) give ground truth through
     :func:`is_belonging_label`; when both groups are present the outcome has the paper's
     confusion table (:func:`ronan.evaluation.confusion`).
@@ -473,36 +400,44 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
     from .evaluation import confusion
 
     t0 = time.perf_counter()
+    limits.check_images(len(items), "images in one batch")
     gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts,
                                  lr=lr, device=device)
     dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=100, seed=0,
                                           rebuild=False, build=build_calibration, should_stop=should_stop, t0=t0,
                                           weight=1.0)
-    loaded = load_batch(items)
-    good = [(it, li) for it, li in loaded if li is not None]
+    chunk = limits.images_per_batch(limits.rows_per_image(settings, gen), chunk)
     by_item: dict[int, Attribution] = {}
+    loaded: list[tuple[BatchItem, bool]] = []
     roles = 2 if ref is not None else 1
-    for c in range(0, len(good), chunk):
-        part = good[c:c + chunk]
-        for ev in attribute_stream([li for _, li in part], gen, reference=ref, distance=distance, alpha=alpha,
-                                   distribution=dist, seed=seed, device=device, should_stop=should_stop,
-                                   **_settings_kwargs(preset, steps, restarts, lr)):
-            if isinstance(ev, list):
-                for (it, _), res in zip(part, ev):
-                    by_item[id(it)] = res
-                continue
-            p = ev.progress
-            inner = ((0 if ev.role == "model" else 1) + p.fraction) / roles
-            frac = (c + inner * len(part)) / max(len(good), 1)
-            el = time.perf_counter() - t0
-            yield RunProgress(ev.role, p.step, p.steps, frac, el, _eta(el, frac),
-                              f"Images {c + 1}-{c + len(part)} of {len(good)}: {ev.role} inversion, "
-                              f"step {p.step}/{p.steps}", model=gen.name)
+    for c, part in enumerate(iter_loaded(items, chunk)):  # one chunk of decoded images at a time
+        loaded += [(it, li is not None) for it, li in part]
+        good = [(it, li) for it, li in part if li is not None]
+        for group, given in _edit_split(good, gen, dist):
+            try:
+                for ev in attribute_stream([li for _, li in group], gen, reference=ref, distance=distance,
+                                           alpha=alpha, distribution=given, build_calibration=build_calibration,
+                                           seed=seed, device=device, should_stop=should_stop,
+                                           **_settings_kwargs(preset, steps, restarts, lr)):
+                    if isinstance(ev, list):
+                        for (it, _), res in zip(group, ev):
+                            by_item[id(it)] = res
+                        continue
+                    p = ev.progress
+                    inner = ((0 if ev.role == "model" else 1) + p.fraction) / roles
+                    frac = (c * chunk + inner * len(part)) / max(len(items), 1)
+                    el = time.perf_counter() - t0
+                    yield RunProgress(ev.role, p.step, p.steps, frac, el, _eta(el, frac),
+                                      f"Images {c * chunk + 1}-{c * chunk + len(part)} of {len(items)}: {ev.role} "
+                                      f"inversion, step {p.step}/{p.steps}", model=gen.name)
+            except CalibrationError as e:  # an edited group without its belonging distribution
+                for it, _ in group:
+                    it.error = str(e)
     rows, results = [], []
     bel, non = [], []
     per_label: dict[str, dict] = {}
-    for it, li in loaded:
-        res = by_item.get(id(it)) if li is not None else None
+    for it, ok in loaded:
+        res = by_item.get(id(it)) if ok else None
         row = {"image": it.name, "label": it.label or "", "verdict": res.verdict if res else "error",
                "statistic": res.statistic if res else None, "critical_value": res.critical_value if res else None,
                "calibrated_loss": res.calibrated_loss if res else None, "loss": res.loss if res else None,
@@ -520,6 +455,17 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
             d[res.verdict] += 1
     conf = confusion(bel, non) if (bel or non) else None
     yield BatchOutcome(rows, results, conf, per_label)
+
+
+def _edit_split(good: list, gen: Generator, dist: BelongingDistribution) -> list[tuple[list, object]]:
+    """Split loaded batch items into pristine ones (tested against ``dist``) and those whose file
+    reveals an edit (their own edit-aware distribution, from the cache or built when allowed)."""
+    from .edits.policy import resolve_edit
+
+    pristine, edited = [], []
+    for it, li in good:
+        (pristine if resolve_edit(li, gen.image_size, gen.channels).is_none else edited).append((it, li))
+    return [(g, d) for g, d in ((pristine, dist), (edited, None)) if g]
 
 
 def is_belonging_label(label: str | None, model: str) -> bool | None:
