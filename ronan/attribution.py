@@ -15,8 +15,9 @@ from typing import Callable, Iterator
 
 import torch
 
-from .calibration import (BelongingDistribution, cache_path, calibrate_losses, distribution_key, edit_transform,
-                          get_distribution)
+from . import limits
+from .calibration import (BelongingDistribution, cache_path, calibrate_losses, check_reference, distribution_key,
+                          edit_transform, get_distribution)
 from .edits.policy import EditAssumption, resolve_edit, validate_assume
 from .distances import get_distance
 from .errors import Cancelled, CalibrationError
@@ -158,8 +159,8 @@ class AttributionEvent:
     progress: InversionProgress
 
 
-def _as_loaded(image) -> LoadedImage:
-    return image if isinstance(image, LoadedImage) else load_image(image)
+def _as_loaded(image, budget=None) -> LoadedImage:
+    return image if isinstance(image, LoadedImage) else load_image(image, budget=budget)
 
 
 def _model(m: str | Generator, device) -> Generator:
@@ -183,13 +184,16 @@ def _prepare(images, model, reference, distance, test, alpha, preset, steps, res
     """Check the inputs, load the images and the models M and M_r, resolve the settings."""
     dev = resolve_device(device)
     decision = DecisionSettings(mode=test, alpha=alpha)
-    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr, precision=precision)
-    loaded = [_as_loaded(im) for im in images]
+    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr,
+                                precision=limits.effective_precision(precision, dev))
+    limits.check_images(len(images))
+    budget = limits.PixelBudget()
+    loaded = [_as_loaded(im, budget) for im in images]
     gen = _model(model, dev)
     ref_name = default_reference(gen) if reference == "default" else reference
     ref = _model(ref_name, dev) if ref_name is not None else None
-    if ref is not None and ref.name == gen.name:
-        raise CalibrationError(f"{gen.name} cannot be its own reference model")
+    check_reference(gen, ref)
+    limits.check_batch(len(loaded), limits.rows_per_image(settings, gen))
     get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
     return _Run(gen, ref, settings, decision, dev, loaded)
 
@@ -286,6 +290,7 @@ def attribute_stream(
     # 1. check inputs, prepare models and settings
     t0 = time.perf_counter()
     validate_assume(edit)
+    limits.check_seed(seed)
     run = _prepare(images, model, reference, distance, test, alpha, preset, steps, restarts, lr, precision, device)
     out: list[Attribution | None] = [None] * len(run.loaded)
     # 2. per assumed edit: the belonging distribution, the inversions, the verdicts

@@ -4,30 +4,68 @@
 card (``path/to/card.json``, or a folder holding one).
 
 Exit status: 0 on success, 2 when any input was bad (unknown model, unreadable image,
-invalid option) — other images are still processed — and 130 when interrupted. User errors
-print one line ``error: ...`` on stderr, never a traceback.
+invalid option, a value over an operator limit of :mod:`ronan.limits`) — other images are still
+processed — and 130 when interrupted. User errors print one line ``error: ...`` on stderr, never
+a traceback; warnings (a damaged calibration cache, a setting without effect) print one line
+``warning: ...`` / ``note: ...``. File names are printed with control characters escaped (a
+newline in a name never splits a line). Output piped into ``head`` ends quietly.
+
+Heavy libraries (torch, scipy) are imported only by the commands that need them: ``models``
+starts in well under a second.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
-import torch
-
-from . import __version__
-from .distances import DISTANCES
+from . import __version__, limits
 from .errors import RonanError
-from .inversion import DEFAULT_PRESET, PRESETS
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+LIGHT_COMMANDS = {"models"}
+"""Commands whose parser and work need no torch (their options are built without the method options)."""
+
+
+def safe(text) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``...), so that one item stays one line."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _err(msg: str) -> None:
-    print(f"error: {msg}", file=sys.stderr, flush=True)
+    print(f"error: {safe(msg)}", file=sys.stderr, flush=True)
+
+
+def _warn(msg: str, kind: str = "warning") -> None:
+    print(f"{kind}: {safe(msg)}", file=sys.stderr, flush=True)
+
+
+def _status(msg: str) -> None:
+    """What the command is doing now (stderr, at once)."""
+    print(safe(msg), file=sys.stderr, flush=True)
+
+
+class _WarningLines(logging.Handler):
+    """Library warnings (logger ``ronan``) as one ``warning: ...`` line each on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _warn(record.getMessage())
+
+
+def _setup_logging() -> None:
+    log = logging.getLogger("ronan")
+    if not any(isinstance(h, _WarningLines) for h in log.handlers):
+        log.addHandler(_WarningLines(logging.WARNING))
+        log.propagate = False
+    if log.level == logging.NOTSET or log.level > logging.WARNING:
+        log.setLevel(logging.WARNING)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -38,6 +76,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_method(p: argparse.ArgumentParser) -> None:
+    from .distances import DISTANCES
+    from .inversion import DEFAULT_PRESET, PRESETS
+
     p.add_argument("--reference", default="default",
                    help="reference model for calibration (default: the model's pairing; 'none' disables)")
     p.add_argument("--no-calibration", action="store_true", help="same as --reference none")
@@ -45,14 +86,20 @@ def _add_method(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                    help=f"inversion preset (default: {DEFAULT_PRESET}); "
                         + "; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()).replace("%", "%%"))
-    p.add_argument("--steps", type=int, default=None, help="override the preset's steps")
-    p.add_argument("--restarts", type=int, default=None, help="override the preset's restarts")
-    p.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
+    p.add_argument("--steps", type=int, default=None,
+                   help="override the preset's steps (1 .. RONAN_MAX_STEPS, default limit 5000)")
+    p.add_argument("--restarts", type=int, default=None,
+                   help="override the preset's restarts (1 .. RONAN_MAX_ROWS_PER_IMAGE, default limit 64)")
+    p.add_argument("--lr", type=float, default=None, help="override the preset's learning rate (finite, > 0)")
     p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
-                   help="generator precision on CUDA (default fp32; ignored on CPU)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the inversions (default 0)")
-    p.add_argument("--calibration-n", type=int, default=100, help="N of the belonging distribution (default 100)")
+                   help="generator precision on CUDA (default fp32; elsewhere ignored with a note)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the inversions, 0 .. 2**63-1 (default 0)")
+    p.add_argument("--calibration-n", type=int, default=100,
+                   help="N of the belonging distribution (default 100, at most RONAN_MAX_CALIBRATION_N)")
     p.add_argument("--calibration-seed", type=int, default=0, help="seed of the belonging distribution (default 0)")
+    p.add_argument("--no-rebuild", action="store_true",
+                   help="never build a belonging distribution: fail when it is missing or damaged (default: build "
+                        "it once and cache it; a damaged cache file is reported, kept as FILE.damaged and rebuilt)")
     p.add_argument("--assume-edit", default="auto", metavar="EDIT",
                    help="edit the images went through: auto (default: detected from each file - JPEG quality, "
                         "size), none, robust (a family of common edits), or a spec such as jpeg:75, resize:0.5, "
@@ -62,8 +109,11 @@ def _add_method(p: argparse.ArgumentParser) -> None:
                         "(also invert through its differentiable twin); default: the measured best per edit")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(full: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; ``full=False`` leaves out the options that need torch to describe
+    (for :data:`LIGHT_COMMANDS`: those commands parse the same)."""
     prog = "ronan" if Path(sys.argv[0]).name == "ronan" else "python -m ronan"
+    method = _add_method if full else (lambda p: None)
     parser = argparse.ArgumentParser(prog=prog, description="RONAN origin attribution of generated images")
     parser.add_argument("--version", action="version", version=f"ronan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100, help="belonging samples N (default 100)")
     p.add_argument("--force", action="store_true", help="rebuild even when a valid cache exists")
     p.add_argument("--json", action="store_true", help="print the distribution summary as JSON")
-    _add_method(p)
+    method(p)
     _add_common(p)
 
     p = sub.add_parser("attribute", help="was IMAGE generated by MODEL?")
@@ -133,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "evidence is weak) or paper (Eq. 3 on all N values, as published)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     p.add_argument("--history", action="store_true", help="include loss curves in the JSON")
-    _add_method(p)
+    method(p)
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="confusion table and ROC AUC on labelled image sets")
@@ -150,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(unless --assume-edit says otherwise)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per image to FILE")
-    _add_method(p)
+    method(p)
     _add_common(p)
     return parser
 
@@ -166,16 +216,25 @@ def cmd_models(args) -> int:
 
     infos = list_models()
     for line in problems():
-        print(f"warning: {line}", file=sys.stderr)
+        _warn(line)
     if args.json:
         print(json.dumps([info_dict(i) for i in infos], indent=2))
         return EXIT_OK
+    rows = []
     for i in infos:
         state = ("available" if i.available else f"unavailable: {i.reason}") if i.source != "user" else (
             f"ready ({i.card})" if i.available else f"unavailable: {i.reason}")
         size = f"{i.resolution}x{i.resolution}x{i.channels}" if i.resolution else "?"
-        print(f"{i.name:20s} {i.source:7s} {i.family:8s} {size:9s} ref={i.reference or '-':12s} {state}")
+        rows.append([i.name, i.source, i.family, size, f"ref={i.reference or '-'}", state])
+    print(columns(rows))
     return EXIT_OK
+
+
+def columns(rows: list[list[str]]) -> str:
+    """Rows as aligned text columns (each as wide as its longest cell; the last one unpadded)."""
+    rows = [[safe(c) for c in r] for r in rows]
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]) - 1)] if rows else []
+    return "\n".join(" ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]) for r in rows)
 
 
 def _numbers(text: str | None, what: str) -> list | None:
@@ -258,16 +317,42 @@ def cmd_generate(args) -> int:
 
     if not 1 <= args.n <= 10000:
         raise RonanError("--n must be between 1 and 10000")
+    seed = limits.check_seed(args.seed, "--seed")
     model = load_model(model_argument(args.model), resolve_device(args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for i, im in enumerate(generate_pil(model, args.n, args.seed)):
+    for i, im in enumerate(generate_pil(model, args.n, seed)):
         im.save(out / f"{i:06d}.png")
-    manifest = {"model": model.name, "weights_sha256": model.weights_sha256, "n": args.n, "seed": args.seed,
+    manifest = {"model": model.name, "weights_sha256": model.weights_sha256, "n": args.n, "seed": seed,
                 "seed_stream": "generate", "files": [f"{i:06d}.png" for i in range(args.n)]}
     (out / "generation.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    print(f"wrote {args.n} images of {model.name} to {out}/ (seed {args.seed})", file=sys.stderr)
+    print(f"wrote {args.n} images of {model.name} to {safe(out)}/ (seed {seed})", file=sys.stderr)
     return EXIT_OK
+
+
+def _check_method(args):
+    """Validate the method options before any work; returns ``(device, settings)``.
+
+    Seeds in ``[0, 2**63)``, N within ``RONAN_MAX_CALIBRATION_N``, alpha in (0, 1), the device present,
+    the inversion settings within their limits; ``--precision`` without effect here is dropped with a note.
+    """
+    from .inversion import resolve_settings
+    from .models.registry import resolve_device
+
+    limits.check_seed(args.seed, "--seed")
+    limits.check_seed(args.calibration_seed, "--calibration-seed")
+    limits.check_int("--calibration-n", args.calibration_n, 3, "max_calibration_n")
+    if hasattr(args, "alpha") and not 0.0 < args.alpha < 1.0:
+        raise RonanError(f"--alpha must be between 0 and 1 (exclusive), got {args.alpha}")
+    dev = resolve_device(args.device)
+    precision = limits.effective_precision(args.precision, dev)
+    if precision != args.precision and args.precision not in (None, "fp32"):
+        _warn(f"--precision {args.precision} has no effect on {dev.type} (autocast runs on CUDA only): running in fp32",
+              "note")
+    args.precision = precision
+    settings = resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr,
+                                precision=precision)
+    return dev, settings
 
 
 def _progress(label: str):
@@ -280,8 +365,20 @@ def _progress(label: str):
     return show
 
 
-def _calibration_cb(show):
-    return (lambda role, first, progress: show(role, progress)) if show else None
+def _calibration_cb(show, label: str | None = None):
+    """A ``callback(role, first, progress)`` for distribution builds: one line ``label`` at the first
+    event (also when stderr is not a terminal), then ``show``'s updating line on a terminal."""
+    if show is None and label is None:
+        return None
+    started = []
+
+    def callback(role, first, progress) -> None:
+        if label is not None and not started:
+            started.append(True)
+            _status(label)
+        if show is not None:
+            show(role, progress)
+    return callback
 
 
 def _calibration_edit(assume: str):
@@ -295,22 +392,23 @@ def _calibration_edit(assume: str):
 
 def cmd_calibrate(args) -> int:
     from .attribution import default_edit_mode
-    from .calibration import find_cache, get_distribution
-    from .inversion import resolve_settings
-    from .models.registry import default_reference, load_model, model_argument, resolve_device
+    from .calibration import check_reference, find_cache, get_distribution
+    from .models.registry import default_reference, load_model, model_argument
 
-    dev = resolve_device(args.device)
+    args.calibration_n = args.n
+    dev, settings = _check_method(args)
     model = load_model(model_argument(args.model), dev)
     ref_name = _reference(args)
     ref_name = default_reference(model) if ref_name == "default" else ref_name
     ref = load_model(ref_name, dev) if ref_name else None
-    settings = resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr,
-                                precision=args.precision)
+    check_reference(model, ref)
     edit = _calibration_edit(args.assume_edit)
     dist = get_distribution(model, ref, distance=args.distance, settings=settings, n=args.n,
-                            seed=args.calibration_seed, rebuild=args.force, edit=edit,
+                            seed=args.calibration_seed, rebuild=args.force, build=not args.no_rebuild, edit=edit,
                             edit_mode=args.edit_mode or default_edit_mode(edit),
-                            callback=_calibration_cb(_progress(f"calibrating {model.name}")))
+                            callback=_calibration_cb(_progress(f"calibrating {model.name}"),
+                                                     f"building the belonging distribution of {model.name} "
+                                                     f"(N = {args.n})..."))
     if sys.stderr.isatty():
         print(file=sys.stderr)
     summary = {"model": dist.model, "reference": dist.reference, "distance": dist.distance, "edit": dist.edit,
@@ -322,47 +420,58 @@ def cmd_calibrate(args) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{dist.model} (reference {dist.reference}, {dist.distance}): N={dist.n} mean={dist.mean:.4g} "
-              f"std={dist.std:.4g} min={summary['min']:.4g} max={summary['max']:.4g} -> {summary['file']}")
+              f"std={dist.std:.4g} min={summary['min']:.4g} max={summary['max']:.4g} -> {safe(summary['file'])}")
     return EXIT_OK
 
 
 def cmd_attribute(args) -> int:
+    """Attribute the images chunk by chunk (``RONAN_MAX_BATCH_ROWS``): one chunk of decoded images
+    in memory at a time, each result line printed as soon as its chunk is done."""
     from .attribution import attribute_batch
     from .images import load_image
-    from .models.registry import model_argument
+    from .models.registry import load_model, model_argument
 
-    if not 0.0 < args.alpha < 1.0:
-        raise RonanError("--alpha must be between 0 and 1")
-    status = EXIT_OK
-    loaded = []
-    for path in args.images:
-        try:
-            loaded.append(load_image(path, name=path))
-        except RonanError as e:
-            _err(str(e))
-            status = EXIT_USAGE
-    results = []
+    dev, settings = _check_method(args)
+    limits.check_images(len(args.images), "images in one call")
+    model = load_model(model_argument(args.model), dev)
+    chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
+    budget = limits.PixelBudget()
+    status, rows = EXIT_OK, []
     show = _progress("attributing")
-    if loaded:
+    for c in range(0, len(args.images), chunk):
+        loaded = []
+        for path in args.images[c:c + chunk]:
+            try:
+                loaded.append(load_image(path, name=path, budget=budget))
+            except RonanError as e:
+                _err(str(e))
+                status = EXIT_USAGE
+        if not loaded:
+            continue
         results = attribute_batch(
-            loaded, model_argument(args.model), reference=_reference(args), distance=args.distance, alpha=args.alpha,
+            loaded, model, reference=_reference(args), distance=args.distance, alpha=args.alpha,
             test=args.test, edit=args.assume_edit, edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
-            restarts=args.restarts, lr=args.lr, precision=args.precision,
-            seed=args.seed,
-            n_calibration=args.calibration_n, calibration_seed=args.calibration_seed, device=args.device,
+            restarts=args.restarts, lr=args.lr, precision=args.precision, seed=args.seed,
+            n_calibration=args.calibration_n, calibration_seed=args.calibration_seed, device=dev,
+            build_calibration=not args.no_rebuild,
             callback=(lambda e: show(e.role, e.progress)) if show else None,
-            calibration_callback=_calibration_cb(_progress(f"calibrating {args.model} (first use)")))
+            calibration_callback=_calibration_cb(
+                _progress(f"calibrating {model.name}"),
+                f"building the belonging distribution of {model.name} (N = {args.calibration_n}, first use of "
+                f"these settings; cached)..."))
         if sys.stderr.isatty():
             print(file=sys.stderr)
-    if args.json:
-        print(json.dumps([r.to_dict(history=args.history) for r in results], indent=2))
-    else:
+        if args.json:
+            rows += [r.to_dict(history=args.history) for r in results]
+            continue
         for r in results:
-            print(result_line(r))
+            print(result_line(r), flush=True)
             for reason in r.reasons:
-                print(f"  inconclusive: {reason}")
+                print(f"  inconclusive: {safe(reason)}")
             for note in r.notes:
-                print(f"  note: {note}")
+                print(f"  note: {safe(note)}")
+    if args.json:
+        print(json.dumps(rows, indent=2))
     return status
 
 
@@ -371,48 +480,64 @@ def result_line(r) -> str:
     ref = "none" if r.reference_loss is None else format(r.reference_loss, ".3g")
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
     edit = f"  edit {r.edit} ({r.edit_source})" if r.edit != "none" else ""
-    return (f"{r.image}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
+    return (f"{safe(r.image)}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
             f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {r.calibrated_loss:.3g}{edit}  "
             f"({r.seconds:.2f} s)")
 
 
 def cmd_evaluate(args) -> int:
+    """Confusion table and AUC; says what it does at once (loading, generating, building the belonging
+    distribution) and caps every source at ``--n`` images (a seeded choice from larger folders)."""
     from .evaluation import evaluate, load_source, write_csv
-    from .models.registry import model_argument
+    from .models.registry import load_model, model_argument
 
-    if not 1 <= args.n <= 10000:
-        raise RonanError("--n must be between 1 and 10000")
-    bel = load_source(args.belonging, args.n, args.seed, args.device, edit=args.edit)
-    non = [load_source(spec, args.n, args.seed, args.device, edit=args.edit) for spec in args.non_belonging]
+    limits.check_int("--n", args.n, 1, "max_images")
+    dev, settings = _check_method(args)
+    _status(f"evaluate: loading {args.model}...")
+    model = load_model(model_argument(args.model), dev)
+    sources = []
+    for group, spec in [("belonging", args.belonging)] + [("non-belonging", s) for s in args.non_belonging]:
+        what = (f"generating {args.n} images with {spec.split(':', 1)[1]}" if spec.startswith("generate:") else
+                f"loading up to {args.n} images from {spec}")
+        _status(f"evaluate: {what} ({group})...")
+        src = load_source(spec, args.n, args.seed, dev, edit=args.edit)
+        if src.available > args.n:
+            _status(f"evaluate: {spec}: {args.n} of its {src.available} images, chosen at random with seed "
+                    f"{args.seed} (--n caps every source)")
+        sources.append(src)
+    bel, non = sources[0], sources[1:]
     status = EXIT_OK
-    for src in [bel, *non]:
+    for src in sources:
         for e in src.errors:
             _err(e)
             status = EXIT_USAGE
     total_images = len(bel.images) + sum(len(s.images) for s in non)
     from tqdm import tqdm
 
+    chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
+    calibration = _calibration_cb(None, f"evaluate: building the belonging distribution of {model.name} "
+                                        f"(N = {args.calibration_n}, first use of these settings; cached)...")
     with tqdm(total=total_images, desc=f"evaluate {args.model}", unit="img", file=sys.stderr,
               disable=None) as bar:
-        out = evaluate(model_argument(args.model), bel, non, progress=bar.update, reference=_reference(args),
+        out = evaluate(model, bel, non, progress=bar.update, chunk=chunk, reference=_reference(args),
                        distance=args.distance, alpha=args.alpha, test=args.test,
                        edit=args.assume_edit if args.assume_edit != "auto" or not args.edit else args.edit,
                        edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
                        restarts=args.restarts, lr=args.lr, precision=args.precision, seed=args.seed,
                        n_calibration=args.calibration_n, calibration_seed=args.calibration_seed,
-                       device=args.device)
+                       device=dev, build_calibration=not args.no_rebuild, calibration_callback=calibration)
     if args.csv:
         write_csv(out["records"], args.csv)
     if args.json:
         print(json.dumps({k: v for k, v in out.items() if k != "records"}, indent=2))
         return status
-    print(f"{args.model}: belonging = {bel.spec}  ({len(bel.images)} images)")
+    print(f"{args.model}: belonging = {safe(bel.spec)}  ({len(bel.images)} images)")
     print(f"{'non-belonging source':32s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'TN':>4s} {'Inc':>4s} {'Acc':>7s} "
           f"{'AUC':>6s}")
     for row in out["rows"] + [out | {"source": "total"}]:
         inc = row["inconclusive_belonging"] + row["inconclusive_non_belonging"]
-        print(f"{row['source'][:32]:32s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} {inc:4d} "
-              f"{100 * row['accuracy']:6.1f}% {row['auc']:6.3f}")
+        print(f"{safe(row['source'])[:32]:32s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} "
+              f"{inc:4d} {100 * row['accuracy']:6.1f}% {row['auc']:6.3f}")
     return status
 
 
@@ -420,13 +545,38 @@ COMMANDS = {"models": cmd_models, "register": cmd_register, "generate": cmd_gene
             "evaluate": cmd_evaluate, "download": cmd_download}
 
 
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _set_threads(args) -> None:
+    """Apply ``--threads`` (1 by default): 0 keeps torch's default, with a warning that it is slower here."""
+    n = getattr(args, "threads", None)
+    if n is None:
+        return
+    most = 4 * (os.cpu_count() or 1)
+    if not 0 <= n <= most:
+        raise RonanError(f"--threads must be between 0 (torch's default) and {most} (4 x the CPU count), got {n}")
+    if n == 0:
+        _warn("--threads 0 keeps torch's default thread count, about 10x slower than --threads 1 (the default) "
+              "for these small models on a shared CPU")
+        return
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(full=_command(argv) not in LIGHT_COMMANDS).parse_args(argv)
+    _setup_logging()
     try:
-        return COMMANDS[args.command](args)
+        _set_threads(args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe (`| head`) shows here, inside the handler below
+        return status
     except RonanError as e:
         _err(str(e))
         return EXIT_USAGE
@@ -436,6 +586,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted; nothing was written for the unfinished run")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # output piped into `head` and the like
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly (Python's documented recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

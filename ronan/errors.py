@@ -13,6 +13,10 @@ class ModelUnavailable(RonanError):
     """A model is unknown, or its weights are missing or do not match their card."""
 
 
+class DeviceUnavailable(RonanError, ValueError):
+    """A device (``cuda``, ``mps``...) is unknown or not present on this machine."""
+
+
 class DistanceUnavailable(RonanError):
     """A distance cannot run here (e.g. LPIPS backbone weights are missing)."""
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import limits
@@ -334,6 +333,8 @@ def to_model_tensor(image: Image.Image, size: int, channels: int) -> torch.Tenso
     Returns:
         float32 tensor with values in [0, 1].
     """
+    import torch  # here: reading images (and `ronan models`) needs no torch
+
     image = image.convert("L" if channels == 1 else "RGB")
     if image.size != (size, size):
         image = ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS)

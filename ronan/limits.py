@@ -260,3 +260,13 @@ def release_memory() -> None:
 
 
 _libc = None
+
+
+# ---------------------------------------------------------------- parameters without effect
+
+def effective_precision(precision: str | None, device) -> str | None:
+    """``precision`` where it has an effect, else None (fp32): bf16/fp16 autocast runs on CUDA only,
+    so on a CPU or MPS device they are dropped — and a calibration cache is never keyed by them there."""
+    if precision in ("bf16", "fp16") and getattr(device, "type", str(device)) != "cuda":
+        return None
+    return precision

@@ -25,7 +25,8 @@ import torch
 from . import limits
 from .attribution import Attribution, attribute_stream
 from .batch import IMAGE_SUFFIXES, BatchItem, collect_batch, iter_loaded, load_batch  # noqa: F401 (re-exported)
-from .calibration import BelongingDistribution, cache_path, distribution_key, find_cache, get_distribution
+from .calibration import (BelongingDistribution, cache_path, check_reference, distribution_key, find_cache,
+                          get_distribution)
 from .errors import CalibrationError, Cancelled, ImageError, ModelUnavailable
 from .generation import generate_pil
 from .images import LoadedImage, load_image
@@ -181,7 +182,10 @@ def fmt_seconds(s: float | None) -> str:
 
 def prepare(model: str, reference: str | None = "default", *, distance: str = "mse", preset: str | None = None,
             steps: int | None = None, restarts: int | None = None, lr: float | None = None, device=None):
-    """Load M and M_r and resolve settings: ``(gen, ref, settings)`` (raises RonanError/ValueError)."""
+    """Load M and M_r and resolve settings: ``(gen, ref, settings)`` (raises RonanError/ValueError).
+
+    Settings (and their limits, :mod:`ronan.limits`) and the reference are checked before any work."""
+    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr)
     require_model(model)
     dev = resolve_device(device)
     gen = load_model(model, dev)
@@ -189,7 +193,7 @@ def prepare(model: str, reference: str | None = "default", *, distance: str = "m
     if ref_name is not None:
         require_model(ref_name)
     ref = load_model(ref_name, dev) if ref_name is not None else None
-    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr)
+    check_reference(gen, ref)
     return gen, ref, settings
 
 

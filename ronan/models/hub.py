@@ -27,8 +27,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..errors import ModelUnavailable
 
 log = logging.getLogger("ronan")

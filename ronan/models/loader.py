@@ -15,11 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-import torch
-
 from ..errors import CardError, ModelUnavailable
 from ..images import sha256_file
-from .base import Generator
 from .cards import SAFETENSORS_SUFFIXES, ModelCard
 
 _IMPORT_LOCK = threading.Lock()
@@ -62,6 +59,8 @@ def read_state_dict(path: Path, key: str | None = None, prefix: str | None = Non
     Raises:
         CardError: unreadable file, an archive holding objects other than tensors, a missing key.
     """
+    import torch  # here, not at import: listing models (`ronan models`) needs no torch
+
     who = f"{name}: " if name else ""
     if path.name.endswith(SAFETENSORS_SUFFIXES):
         from safetensors import SafetensorError
@@ -155,6 +154,10 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
         ModelUnavailable: missing or mismatching weights, diffusers files not available.
         CardError: the factory fails, weights do not fit, outputs contradict the card.
     """
+    import torch
+
+    from .base import Generator
+
     device = torch.device(device)
     if card.kind == "diffusers":
         return _build_diffusers(card, device, **options)

@@ -25,15 +25,25 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .. import paths
 from ..errors import CardError, ModelUnavailable
 from . import cards
-from .base import Generator
-from .families import FAMILIES
 from .hub import HUB_MODELS, hub_state, load_hub_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from .base import Generator
+
+
+def __getattr__(name: str):
+    """``FAMILIES`` on first use: listing models imports no torch (``ronan models`` starts fast)."""
+    if name == "FAMILIES":
+        from .families import FAMILIES
+        return FAMILIES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 REPO_ROOT = paths.data_root()
 """Folder holding ``assets/`` and ``calibration_cache/`` (a clone's root; kept for old imports)."""
@@ -297,7 +307,7 @@ def default_reference(model: str | Generator) -> str | None:
     :func:`~ronan.models.wrap.wrap_generator`), else with the catalogue's entry of its name,
     else None — a model outside the catalogue is never an error here.
     """
-    if isinstance(model, Generator):
+    if not isinstance(model, (str, os.PathLike)):
         if model.default_reference is not None:
             return model.default_reference
         spec = catalogue().get(model.name) if isinstance(model.name, str) else None
@@ -306,14 +316,34 @@ def default_reference(model: str | Generator) -> str | None:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a torch.device; None or ``"auto"`` picks CUDA, then MPS, then CPU."""
+    """``device`` as a torch.device; None or ``"auto"`` picks CUDA, then MPS, then CPU.
+
+    Raises:
+        DeviceUnavailable: an unknown device, or one this machine does not have (one line).
+    """
+    import torch
+
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    from ..errors import DeviceUnavailable
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceUnavailable(f"unknown device {str(device)!r}; use cpu, cuda, mps or auto") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise DeviceUnavailable(f"device {device} is not available here (no CUDA GPU with a working driver); "
+                                "use cpu or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                  and torch.backends.mps.is_available()):
+        raise DeviceUnavailable(f"device {device} is not available here (no Apple MPS); use cpu or auto")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceUnavailable(f"device {device} is not supported; use cpu, cuda, mps or auto")
+    return dev
 
 
 def model_argument(text: str) -> str | Path:
@@ -369,6 +399,8 @@ def load_model(name: str | os.PathLike, device: str | torch.device | None = "cpu
     Raises:
         ModelUnavailable: unknown name, missing or mismatching weights (CardError: an invalid card).
     """
+    import torch
+
     if isinstance(name, os.PathLike):
         return load_card(name, device, **options)
     if isinstance(name, torch.nn.Module):
