@@ -76,6 +76,9 @@ class Source:
     spec: str
     images: list  # LoadedImage
     errors: list[str] = field(default_factory=list)
+    available: int = 0
+    """Images the source offered (a folder's image files; K for ``generate:``); more than
+    ``len(images) + len(errors)`` when ``n`` chose some of them."""
 
 
 def load_source(spec: str, n: int = 100, seed: int = 0, device=None, edit: str | None = None) -> Source:
@@ -85,7 +88,9 @@ def load_source(spec: str, n: int = 100, seed: int = 0, device=None, edit: str |
         spec (str): folder path, or ``generate:MODEL`` for ``n`` samples of MODEL drawn with
             ``seed`` (seed stream ``"generate"``, the same as ``python -m ronan generate``),
             saved as PNG bytes and re-loaded like uploads.
-        n (int): samples for ``generate:`` sources (default 100).
+        n (int): images of the source (default 100): the samples of a ``generate:`` source, and at
+            most that many of a folder — a larger folder gives ``n`` files chosen at random with
+            ``seed`` (the same files for the same seed), so that no group dominates a table.
         seed (int): their seed.
         edit (str | None): an edit spec (``jpeg:75``...) applied to every image, exactly as the
             world would (then saved losslessly, or as JPEG when the edit ends with one), so that
@@ -99,21 +104,30 @@ def load_source(spec: str, n: int = 100, seed: int = 0, device=None, edit: str |
     from .errors import RonanError
     from .generation import as_uploads, generate_pil
     from .images import load_image
+    from .limits import PixelBudget
     from .models.registry import load_model, model_argument
 
     if spec.startswith("generate:"):
         model = load_model(model_argument(spec.split(":", 1)[1]), device)
-        return _edited(Source(spec, as_uploads(generate_pil(model, n, seed), model.name)), edit, seed)
+        return _edited(Source(spec, as_uploads(generate_pil(model, n, seed), model.name), available=n), edit, seed)
     folder = Path(spec)
     if not folder.is_dir():
         raise RonanError(f"{spec}: not a folder (use a folder of images or generate:MODEL)")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise RonanError(f"{spec}: no images found ({', '.join(IMAGE_SUFFIXES)})")
-    src = Source(spec, [])
+    src = Source(spec, [], available=len(files))
+    if len(files) > n:
+        import random
+
+        from .seeding import derive_seed
+
+        files = [files[i] for i in sorted(random.Random(derive_seed(seed, "evaluate-choice")).sample(
+            range(len(files)), n))]
+    budget = PixelBudget()
     for f in files:
         try:
-            src.images.append(load_image(f, name=str(f)))
+            src.images.append(load_image(f, name=str(f), budget=budget))
         except RonanError as e:
             src.errors.append(str(e))
     return _edited(src, edit, seed)
@@ -134,7 +148,7 @@ def _edited(src: Source, edit: str | None, seed: int) -> Source:
     return out
 
 
-def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: int = 100,
+def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: int | None = None,
              progress=None, **attribute_kwargs) -> dict:
     """Attribute every image of the sources to ``model`` and count the decisions.
 
@@ -142,7 +156,8 @@ def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: in
         model (str | Generator): inspected model.
         belonging (Source): images made by ``model``.
         non_belonging (list[Source]): images not made by it (one confusion row each).
-        chunk (int): images per batch (default 100).
+        chunk (int | None): images per batch; default 100, fewer when ``images x restarts`` would
+            exceed ``RONAN_MAX_BATCH_ROWS`` (:func:`ronan.limits.images_per_batch`).
         progress (callable | None): ``progress(n_images_done)`` after each batch.
         **attribute_kwargs: as for :func:`ronan.attribution.attribute_batch`.
 
@@ -152,6 +167,19 @@ def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: in
         ``records`` (one CSV-ready dict per image, see ``CSV_FIELDS``).
     """
     from .attribution import attribute_batch
+
+    if chunk is None:
+        from .inversion import resolve_settings
+        from .limits import images_per_batch
+
+        from .limits import rows_per_image
+        from .models.base import Generator
+        from .models.registry import load_model
+
+        k = attribute_kwargs
+        settings = resolve_settings(k.get("preset"), steps=k.get("steps"), restarts=k.get("restarts"), lr=k.get("lr"))
+        gen = model if isinstance(model, Generator) else load_model(model, k.get("device"))  # loaded once per process
+        chunk = images_per_batch(rows_per_image(settings, gen))
 
     def run(source: Source, group: str):
         results = []

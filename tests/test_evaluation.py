@@ -31,18 +31,18 @@ def test_evaluate_cli_counts_and_csv(tmp_path, real_images):
     (real / "notes.txt").write_text("not an image: ignored")
     (real / "broken.png").write_bytes(b"garbage")
     out_csv = tmp_path / "rows.csv"
-    p = run("evaluate", "dcgan-fmnist", "--belonging", "generate:dcgan-fmnist", "--n", "3",
+    p = run("evaluate", "dcgan-fmnist", "--belonging", "generate:dcgan-fmnist", "--n", "4",
             "--non-belonging", str(real), "--non-belonging", "generate:vae-fmnist", "--json", "--csv", str(out_csv),
             check_status=2)
     assert "broken.png" in p.stderr
     res = json.loads(p.stdout)
-    assert (res["tp"], res["fn"], res["fp"], res["tn"]) == (3, 0, 0, 6)
-    assert res["n_belonging"] == 3 and res["n_non_belonging"] == 6 and res["accuracy"] == 1.0 and res["auc"] == 1.0
+    assert (res["tp"], res["fn"], res["fp"], res["tn"]) == (4, 0, 0, 7)
+    assert res["n_belonging"] == 4 and res["n_non_belonging"] == 7 and res["accuracy"] == 1.0 and res["auc"] == 1.0
     assert [r["source"] for r in res["rows"]] == [str(real), "generate:vae-fmnist"]
-    assert all(r["tn"] == 3 and r["tp"] == 3 for r in res["rows"])
+    assert [(r["tp"], r["tn"]) for r in res["rows"]] == [(4, 3), (4, 4)]
     with open(out_csv) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 9
+    assert len(rows) == 11
     assert {r["group"] for r in rows} == {"belonging", "non-belonging"}
     assert all(r["correct"] == "True" for r in rows)
     assert all(float(r["calibrated_loss"]) >= 0 for r in rows)

@@ -20,6 +20,7 @@ tests build tiny random-weight pipelines that way and load them through this sam
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -202,8 +203,17 @@ def download(name: str) -> Path:
     return download_model(HUB_MODELS[name])
 
 
-def download_model(m: HubModel) -> Path:
-    """:func:`download` of a catalogue entry or of a model card's diffusers model."""
+def download_model(m: HubModel, timeout: float | None = None) -> Path:
+    """:func:`download` of a catalogue entry or of a model card's diffusers model.
+
+    Args:
+        timeout (float | None): seconds to wait for the server — to connect and for each read —
+            before giving up with a one-line :class:`ModelUnavailable`; default ``RONAN_DOWNLOAD_TIMEOUT``
+            (30, :mod:`ronan.limits`). A server that accepts and never answers cannot hang the command.
+    """
+    from .. import limits
+
+    timeout = limits.current().download_timeout if timeout is None else timeout
     name = m.name
     if Path(m.repo).is_dir():
         root = local_snapshot(m)
@@ -214,15 +224,62 @@ def download_model(m: HubModel) -> Path:
         raise ModelUnavailable(f"cannot download {name}: HF_HUB_OFFLINE is set (unset it on a machine with internet)")
     from huggingface_hub import snapshot_download
     try:
-        root = Path(snapshot_download(m.repo, allow_patterns=_patterns(m)))
-    except Exception as e:  # network, authentication, missing repo: one line
-        raise ModelUnavailable(f"cannot download {name} from {m.repo}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-                               ) from None
+        with _timeouts(timeout):
+            root = Path(snapshot_download(m.repo, allow_patterns=_patterns(m), etag_timeout=timeout))
+    except Exception as e:  # network, authentication, missing repo, timeout: one line
+        first = (str(e).splitlines() or [""])[0][:200]
+        if "timeout" in f"{type(e).__name__} {first}".lower():
+            first += f" (no answer within {timeout:g} s; RONAN_DOWNLOAD_TIMEOUT sets how long to wait)"
+        raise ModelUnavailable(f"cannot download {name} from {m.repo}: {type(e).__name__}: {first}") from None
     missing = _missing(root, m)
     if missing:
         raise ModelUnavailable(f"{name}: {m.repo} has no safetensors/config for {', '.join(missing)}; "
                                "RONAN loads only safetensors weights")
     return root
+
+
+@contextlib.contextmanager
+def _timeouts(seconds: float):
+    """Make every HTTP request of huggingface_hub give up after ``seconds`` without progress (to connect,
+    and for each read or write) for the duration of the block.
+
+    huggingface_hub's client waits forever by default, and ``repo_info`` passes ``timeout=None``
+    explicitly, which overrides a client-wide timeout; so the client's transports are wrapped to
+    fill in every timeout left unset (those set explicitly, e.g. ``etag_timeout``, are kept).
+    """
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _http
+
+    httpx = _http.httpx2
+
+    class Bounded(httpx.BaseTransport):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def handle_request(self, request):
+            given = request.extensions.get("timeout") or {}
+            request.extensions["timeout"] = {k: seconds if given.get(k) is None else given[k]
+                                             for k in ("connect", "read", "write", "pool")}
+            return self.inner.handle_request(request)
+
+        def close(self):
+            self.inner.close()
+
+    def factory():
+        client = _http.default_client_factory()
+        client._transport = Bounded(client._transport)
+        client._mounts = {k: Bounded(v) if v is not None else v for k, v in client._mounts.items()}
+        return client
+
+    saved = constants.HF_HUB_DOWNLOAD_TIMEOUT
+    huggingface_hub.set_client_factory(factory)
+    constants.HF_HUB_DOWNLOAD_TIMEOUT = seconds
+    try:
+        yield
+    finally:
+        constants.HF_HUB_DOWNLOAD_TIMEOUT = saved
+        huggingface_hub.set_client_factory(_http.default_client_factory)
 
 
 # ---------------------------------------------------------------- loading
