@@ -35,8 +35,17 @@ def grubbs_critical_value(n: int, alpha: float = 0.05) -> float:
         raise ValueError(f"Grubbs' test needs at least 3 belonging samples, got {n}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    t = float(_st.t.isf(alpha / n, n - 2))
-    return (n - 1) / math.sqrt(n) * math.sqrt(t * t / (n - 2 + t * t))
+    return (n - 1) / math.sqrt(n) * math.sqrt(_t_ratio(alpha / n, n - 2))
+
+
+def _t_ratio(p: float, df: int) -> float:
+    """``t^2 / (df + t^2)`` for ``t = t_{p, df}`` (upper critical value), written ``1 / (1 + df / t^2)`` so
+    that it stays exact where ``t`` overflows: a ``p`` so small that ``t`` is infinite (or ``p``
+    underflows to 0) gives the limit 1, never NaN."""
+    t = float(_st.t.isf(p, df)) if p > 0 else math.inf
+    if math.isnan(t) or math.isinf(t):
+        return 1.0
+    return 1.0 / (1.0 + df / (t * t))
 
 
 def grubbs_statistic(value: float, mean: float, std: float) -> float:
@@ -111,8 +120,7 @@ def esd_outliers(values, alpha: float = 0.05, max_outliers: int | None = None) -
         j = int(np.argmax(sub))
         stat = (sub[j] - sub.mean()) / std
         m = n - i + 1  # size of the sample tested at this step
-        t = float(_st.t.isf(alpha / m, m - 2))
-        lam = (m - 1) * t / math.sqrt((m - 2 + t * t) * m)
+        lam = (m - 1) / math.sqrt(m) * math.sqrt(_t_ratio(alpha / m, m - 2))
         removed.append(remaining.pop(j))
         if stat > lam:
             found = i

@@ -49,6 +49,21 @@ def candidate_models(resolution: int | None = None, channels: int | None = None,
     return [m.name for m in (exact or models)]
 
 
+def failed_candidates(resolution: int | None = None, channels: int | None = None,
+                      include_hub: bool | None = None) -> dict[str, str]:
+    """Suspect models that are installed but cannot run (weights failing their hash, a broken card),
+    with the reason: :func:`which_model_stream` lists them in ``errors`` instead of dropping them.
+    Models merely not installed (hub models not downloaded, bundled models without a card) are not
+    listed. Same resolution rule as :func:`candidate_models`."""
+    if include_hub is None:
+        include_hub = torch.cuda.is_available()
+    failed = [m for m in list_models() if not m.available and m.card is not None and not is_reference_only(m.name)
+              and (include_hub or m.source != "hub")]
+    if candidate_models(resolution, channels, include_hub) and (resolution is not None or channels is not None):
+        failed = [m for m in failed if m.resolution in (None, resolution) and m.channels in (None, channels)]
+    return {m.name: m.reason or "unavailable" for m in failed}
+
+
 @dataclass
 class WhichModelEvent:
     """Progress: attribution ``index`` of ``total`` (model ``model``) emitted ``event``."""
@@ -111,8 +126,8 @@ def which_model_stream(image, models: list[str] | None = None, *,
     """Attribute ``image`` to every model in ``models`` (default: :func:`candidate_models`).
 
     Yields :class:`WhichModelEvent` progress, then one :class:`WhichModelResult`. A model that
-    cannot be tested (unavailable, no belonging distribution with ``build_calibration=False``)
-    is listed in ``errors``; :class:`~ronan.errors.Cancelled` and image errors propagate.
+    cannot be tested (weights failing their hash, unavailable, no belonging distribution with
+    ``build_calibration=False``) is listed in ``errors`` with the reason, never silently dropped; :class:`~ronan.errors.Cancelled` and image errors propagate.
 
     Args:
         image: path, bytes, PIL image or LoadedImage.
@@ -122,12 +137,13 @@ def which_model_stream(image, models: list[str] | None = None, *,
             each model's default).
     """
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
+    errors: dict[str, str] = {}
     if models is None:
         w, h = loaded.image.size
         models = candidate_models(w if w == h else None, 1 if loaded.image.mode == "L" else 3)
+        errors.update(failed_candidates(w if w == h else None, 1 if loaded.image.mode == "L" else 3))
     kwargs.pop("reference", None)
     results: list[Attribution] = []
-    errors: dict[str, str] = {}
     for i, name in enumerate(models):
         try:
             for event in attribute_stream([loaded], name, should_stop=should_stop, **kwargs):
