@@ -494,8 +494,10 @@ def get_distribution(
     if not build:
         if damage is not None:
             raise damage
-        raise CalibrationError(f"no belonging distribution for {model.name} with these settings; run "
-                               f"`python -m ronan calibrate {model.name}`")
+        edited = "" if edit.is_none else f" and edit {edit.spec}"
+        option = "" if edit.is_none else f" --assume-edit {edit.spec}"
+        raise CalibrationError(f"no belonging distribution for {model.name} with these settings{edited}; run "
+                               f"`python -m ronan calibrate {model.name}{option}`")
     chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
     dist = build_distribution(model, reference, distance=distance, settings=settings, n=n, seed=seed, edit=edit,
                               edit_mode=edit_mode, chunk=chunk, callback=callback, should_stop=should_stop)

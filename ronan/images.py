@@ -171,7 +171,7 @@ def _open_and_decode(data: bytes, label: str, lim: limits.Limits,
     """Open ``data``, check the header's size, decode (reduced past ``max_side``) under the
     process-wide decode budget; returns the image, the notes of what was done and the file's
     ``(format, mode, size)``."""
-    from .errors import ImageError
+    from .errors import ImageError, RonanError
 
     try:
         with warnings.catch_warnings():
@@ -183,7 +183,7 @@ def _open_and_decode(data: bytes, label: str, lim: limits.Limits,
             original = (img.format, img.mode, img.size)
             with limits.decode_slot(img.width * img.height):
                 return (*decode(img, lim.max_side), original)
-    except ImageError:
+    except RonanError:  # ImageError, LimitExceeded (a ValueError): already one line
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError):
         raise ImageError(f"{label}: not a readable image (unknown format, or a damaged or oversized file)") from None
