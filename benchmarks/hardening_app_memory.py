@@ -14,7 +14,7 @@ the app:
 
 Usage::
 
-    python benchmarks/hardening_app_memory.py [--seconds 60] [--json FILE]
+    python benchmarks/hardening_app_memory.py [--seconds 60] [--json FILE] [--tree OTHER_CHECKOUT]
 
 Prints, per phase, the baseline (app started, page served) and the peak, then the overall peak.
 """
@@ -81,10 +81,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int, cache: str) -> subprocess.Popen:
+def start_app(port: int, cache: str, tree: Path = HERE.parent) -> subprocess.Popen:
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), RONAN_CACHE_DIR=cache,
-               GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1")
-    app = subprocess.Popen([sys.executable, str(HERE.parent / "app.py")], cwd=HERE.parent, env=env,
+               GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1", PYTHONPATH=str(tree))
+    app = subprocess.Popen([sys.executable, str(tree / "app.py")], cwd=tree, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--phases", nargs="+", default=["attribute", "calibrate", "which_model", "batch"])
     ap.add_argument("--inputs", default=os.path.join(tempfile.gettempdir(), "ronan-hardening-inputs"))
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--tree", default=str(HERE.parent), help="source tree whose app.py runs (default: this one)")
     args = ap.parse_args()
     from gradio_client import Client
 
@@ -127,7 +128,7 @@ def main() -> None:
     requests = phases(files)
     for name in args.phases:  # a fresh app per phase: jobs left running never leak into the next one
         port = free_port()
-        app = start_app(port, tempfile.mkdtemp(prefix="ronan-bench-cache-"))
+        app = start_app(port, tempfile.mkdtemp(prefix="ronan-bench-cache-"), Path(args.tree))
         try:
             url = f"http://127.0.0.1:{port}/"
             clients = [Client(url, verbose=False) for _ in range(queue + args.extra)]
@@ -136,9 +137,10 @@ def main() -> None:
             with Sampler(app.pid) as s:
                 jobs = [c.submit(*inputs, api_name=api) for c in clients]
                 time.sleep(args.seconds)
-                finished = sum(1 for j in jobs if j.done())
+                ended = [j for j in jobs if j.done()]
+                refused = sum(1 for j in ended if j.exception() is not None and "queue" in str(j.exception()).lower())
             row = {"baseline_mb": round(baseline, 1), "peak_mb": round(s.peak, 1), "requests": len(jobs),
-                   "ended_within_window": finished}
+                   "refused_queue_full": refused, "ended_within_window": len(ended)}
         finally:
             app.kill()
             app.wait(30)
