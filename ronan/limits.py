@@ -114,6 +114,14 @@ def _refuse(what: str, value, limit, name: str) -> LimitExceeded:
     return LimitExceeded(f"{what} {value} exceeds the limit of {limit} (set by the operator: {ENV[name]})")
 
 
+def _as_int(value, what: str) -> int:
+    """``value`` as an int: an int, or a float with an integral value (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
+        raise LimitExceeded(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
 def check_int(what: str, value, low: int, name: str | None = None) -> int:
     """``value`` as an int ``>= low`` and, with ``name``, ``<=`` that limit; one-line errors.
 
@@ -123,10 +131,7 @@ def check_int(what: str, value, low: int, name: str | None = None) -> int:
         low (int): smallest accepted value.
         name (str | None): attribute of :class:`Limits` giving the upper bound.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
-        raise LimitExceeded(f"{what} must be an integer, got {value!r}")
-    value = int(value)
+    value = _as_int(value, what)
     if value < low:
         raise LimitExceeded(f"{what} must be at least {low}, got {value}")
     if name is not None and _UPPER.get():
@@ -138,10 +143,7 @@ def check_int(what: str, value, low: int, name: str | None = None) -> int:
 
 def check_seed(seed, what: str = "seed") -> int:
     """``seed`` as an int in ``[0, 2**63)`` (:data:`SEED_LIMIT`), else a one-line error."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, float)) or (
-            isinstance(seed, float) and not (math.isfinite(seed) and seed.is_integer())):
-        raise LimitExceeded(f"{what} must be an integer, got {seed!r}")
-    seed = int(seed)
+    seed = _as_int(seed, what)
     if not 0 <= seed < SEED_LIMIT:
         raise LimitExceeded(f"{what} must be between 0 and 2**63 - 1, got {seed}")
     return seed
