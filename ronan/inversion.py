@@ -369,7 +369,7 @@ def invert_stream(
         if keep_rows < rows and step == settings.warmup_steps:  # narrow the candidates: keep the best rows
             merged = _merge(best_all, active, best).view(n_img, rows)
             chosen = torch.zeros(n_img, rows, dtype=torch.bool, device=device)
-            chosen.scatter_(1, merged.argsort(1, stable=True)[:, :keep_rows], True)
+            chosen.scatter_(1, torch.sort(merged, dim=1, stable=True).indices[:, :keep_rows], True)
             losing = ~chosen.view(-1)[active]
             ending = losing if ending is None else (ending | losing)
         if ending is not None:
