@@ -497,7 +497,7 @@ def get_distribution(
         edited = "" if edit.is_none else f" and edit {edit.spec}"
         option = "" if edit.is_none else f" --assume-edit {edit.spec}"
         raise CalibrationError(f"no belonging distribution for {model.name} with these settings{edited}; run "
-                               f"`python -m ronan calibrate {model.name}{option}`")
+                               f"`python -m ronan calibrate {model.name}{option}` with the same options")
     chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
     dist = build_distribution(model, reference, distance=distance, settings=settings, n=n, seed=seed, edit=edit,
                               edit_mode=edit_mode, chunk=chunk, callback=callback, should_stop=should_stop)

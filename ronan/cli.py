@@ -63,7 +63,6 @@ def _setup_logging() -> None:
     log = logging.getLogger("ronan")
     if not any(isinstance(h, _WarningLines) for h in log.handlers):
         log.addHandler(_WarningLines(logging.WARNING))
-        log.propagate = False
     if log.level == logging.NOTSET or log.level > logging.WARNING:
         log.setLevel(logging.WARNING)
 
@@ -330,7 +329,7 @@ def cmd_generate(args) -> int:
     return EXIT_OK
 
 
-def _check_method(args):
+def _check_method(args, n_flag: str = "--calibration-n"):
     """Validate the method options before any work; returns ``(device, settings)``.
 
     Seeds in ``[0, 2**63)``, N within ``RONAN_MAX_CALIBRATION_N``, alpha in (0, 1), the device present,
@@ -341,7 +340,7 @@ def _check_method(args):
 
     limits.check_seed(args.seed, "--seed")
     limits.check_seed(args.calibration_seed, "--calibration-seed")
-    limits.check_int("--calibration-n", args.calibration_n, 3, "max_calibration_n")
+    limits.check_int(n_flag, args.calibration_n, 3, "max_calibration_n")
     if hasattr(args, "alpha") and not 0.0 < args.alpha < 1.0:
         raise RonanError(f"--alpha must be between 0 and 1 (exclusive), got {args.alpha}")
     dev = resolve_device(args.device)
@@ -396,7 +395,7 @@ def cmd_calibrate(args) -> int:
     from .models.registry import default_reference, load_model, model_argument
 
     args.calibration_n = args.n
-    dev, settings = _check_method(args)
+    dev, settings = _check_method(args, "--n")
     model = load_model(model_argument(args.model), dev)
     ref_name = _reference(args)
     ref_name = default_reference(model) if ref_name == "default" else ref_name

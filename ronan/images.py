@@ -119,7 +119,7 @@ def load_image(source: str | Path | bytes | Image.Image, name: str | None = None
         if budget is not None:
             budget.charge(source.width * source.height, label)
         digest = sha256_bytes(source.tobytes())
-        img, notes = decode(source, lim.max_side)
+        img, notes = decode(source, lim.max_side, draft=False)
         return _normalise(img, label, digest, notes, source.mode, source.size)
 
     max_bytes = lim.max_file_mb * 2**20
@@ -196,13 +196,14 @@ REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F", "CMYK", "YC
 palette and 1-bit to their 8-bit equivalent)."""
 
 
-def decode(img: Image.Image, max_side: int = MAX_SIDE) -> tuple[Image.Image, list[str]]:
+def decode(img: Image.Image, max_side: int = MAX_SIDE, draft: bool = True) -> tuple[Image.Image, list[str]]:
     """Decode an opened image's first frame with its longest side at most ``max_side``.
 
     A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least ``max_side``
     (``Image.draft``: the full-size pixels never exist); any other format is decoded, then box-
     reduced by an integer factor (``Image.reduce``) at once. EXIF orientation is read before
-    the reduction and applied after it.
+    the reduction and applied after it. ``draft=False`` leaves ``img`` itself unchanged (an image
+    the caller owns: only the reduction's copy is new).
 
     Returns:
         ``(image, notes)``: the decoded image (mode unchanged except for the conversion a
@@ -215,7 +216,7 @@ def decode(img: Image.Image, max_side: int = MAX_SIDE) -> tuple[Image.Image, lis
         img.seek(0)
         notes.append(f"animated image with {frames} frames: the first frame was used")
     orientation = _orientation(img, notes)
-    if max(size) > max_side and img.format == "JPEG":
+    if draft and max(size) > max_side and img.format == "JPEG":
         scale = max_side / max(size)
         img.draft(img.mode, (math.ceil(size[0] * scale), math.ceil(size[1] * scale)))
     img.load()

@@ -100,12 +100,13 @@ def current() -> Limits:
         raw = os.environ.get(ENV[f.name], "").strip()
         if not raw:
             continue
+        kind = float if f.type in ("float", float) else int
         try:
-            v = float(raw) if f.type in ("float", float) else int(raw)
+            v = kind(raw)
         except ValueError:
             v = None
         if v is None or not (v > 0 and math.isfinite(v)):
-            raise RonanError(f"{ENV[f.name]}={raw!r}: must be a positive {'number' if f.type in ('float', float) else 'integer'}")
+            raise RonanError(f"{ENV[f.name]}={raw!r}: must be a positive {'number' if kind is float else 'integer'}")
         values[f.name] = v
     return Limits(**values)
 

@@ -127,7 +127,8 @@ def which_model_stream(image, models: list[str] | None = None, *,
 
     Yields :class:`WhichModelEvent` progress, then one :class:`WhichModelResult`. A model that
     cannot be tested (weights failing their hash, unavailable, no belonging distribution with
-    ``build_calibration=False``) is listed in ``errors`` with the reason, never silently dropped; :class:`~ronan.errors.Cancelled` and image errors propagate.
+    ``build_calibration=False``) is listed in ``errors`` with the reason, never silently dropped;
+    :class:`~ronan.errors.Cancelled` and image errors propagate.
 
     Args:
         image: path, bytes, PIL image or LoadedImage.
