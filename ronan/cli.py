@@ -476,7 +476,7 @@ def cmd_attribute(args) -> int:
 
 def result_line(r) -> str:
     """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time."""
-    ref = "none" if r.reference_loss is None else format(r.reference_loss, ".3g")
+    ref = "None" if r.reference_loss is None else format(r.reference_loss, ".3g")  # as README documents
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
     edit = f"  edit {r.edit} ({r.edit_source})" if r.edit != "none" else ""
     return (f"{safe(r.image)}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
