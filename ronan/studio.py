@@ -779,7 +779,8 @@ def distribution_file(dist: BelongingDistribution) -> str:
 
 @dataclass
 class Example:
-    """A gallery item: file path, caption, and what it is (``real``/``this``/``other``)."""
+    """A gallery item: file path, caption, what it is (``real``/``this``/``other``) and its source
+    (the model that made it, or the real image's class or collection)."""
 
     path: str
     caption: str
@@ -866,7 +867,7 @@ def example_images(model: str | None, folder: str | Path, per_kind: int = 2, see
     res, ch = _tier(model)
     real_folder = samples_folder(res, ch)
     captions = _sample_captions(real_folder) if real_folder is not None else {}
-    out = [Example(str(p), f"real: {captions.get(p.name) or p.stem}", "real")
+    out = [Example(str(p), "real", "real", captions.get(p.name) or p.stem)
            for p in (sorted(real_folder.glob("*.png"))[:per_kind] if real_folder is not None else [])]
     choices = [c for c in model_choices() if c.available and not is_reference_only(c.name) and c.source != "hub"]
     avail = [c.name for c in choices]
@@ -875,7 +876,7 @@ def example_images(model: str | None, folder: str | Path, per_kind: int = 2, see
             p = Path(folder) / f"generated-{model}-seed{seed + k}.png"
             if not p.exists():
                 p = generate_example(model, seed + k, folder)
-            out.append(Example(str(p), f"made by {model} (this model)", "this", model))
+            out.append(Example(str(p), "this model", "this", model))
     others = [c.name for c in choices if c.name != model and (c.resolution, c.channels) == (res, ch)]
     for k in range(per_kind):
         if not others:
@@ -885,7 +886,7 @@ def example_images(model: str | None, folder: str | Path, per_kind: int = 2, see
         p = Path(folder) / f"generated-{other}-seed{s}.png"
         if not p.exists():
             p = generate_example(other, s, folder)
-        out.append(Example(str(p), f"made by {other} (other model)", "other", other))
+        out.append(Example(str(p), "other model", "other", other))
     return out
 
 
@@ -1048,6 +1049,50 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
     yield BatchOutcome(rows, results, conf, per_label)
 
 
+def skipped_members(paths: list[str | Path]) -> list[str]:
+    """Members of the zip archives among ``paths`` that a batch does not use: non-image files
+    (``notes.txt``) by name; hidden files and ``__MACOSX`` entries as one count. Reads the archives'
+    directories only (no data). For honest batch summaries (:func:`batch_summary`)."""
+    out, hidden = [], 0
+    for p in paths:
+        p = Path(p)
+        if not (p.suffix.lower() == ".zip" or (p.is_file() and zipfile.is_zipfile(p) and
+                                               p.suffix.lower() not in IMAGE_SUFFIXES)):
+            continue
+        try:
+            with zipfile.ZipFile(p) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError):
+            continue
+        for info in infos:
+            parts = [s for s in info.filename.replace("\\", "/").split("/") if s]
+            if info.is_dir() or not parts:
+                continue
+            if any(s.startswith(".") or s == "__MACOSX" for s in parts):
+                hidden += 1
+            elif Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+                out.append(info.filename)
+    if hidden:
+        out.append(f"{hidden} hidden or system file(s)")
+    return out
+
+
+def batch_summary(rows: list[dict], model: str, skipped: list[str] = ()) -> str:
+    """One honest line about a batch: ``"Done: 4 of 5 images; 2 judged belonging to M, 2 not belonging;
+    1 unreadable: broken.png; skipped: notes.txt"``."""
+    done = [r for r in rows if r["verdict"] != "error"]
+    bad = [r["image"] for r in rows if r["verdict"] == "error"]
+    counts = {v: sum(r["verdict"] == v for r in done) for v in ("belonging", "non-belonging", "inconclusive")}
+    parts = [f"Done: {len(done)} of {len(rows)} images",
+             f"{counts['belonging']} judged belonging to {model}, {counts['non-belonging']} not belonging"
+             + (f", {counts['inconclusive']} inconclusive" if counts["inconclusive"] else "")]
+    if bad:
+        parts.append(f"{len(bad)} unreadable: {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
+    if skipped:
+        parts.append(f"skipped: {', '.join(list(skipped)[:5])}" + (" ..." if len(skipped) > 5 else ""))
+    return "; ".join(parts) + "."
+
+
 def is_belonging_label(label: str | None, model: str) -> bool | None:
     """Ground truth from a folder name: the model's own name (or ``belonging``) -> True;
     any other folder -> False; no folder -> None (unknown)."""
@@ -1065,4 +1110,6 @@ def presets() -> list[str]:
 
 __all__ = ["ModelChoice", "model_choices", "require_model", "run_attribution", "run_calibration", "RunProgress",
            "RunOutcome", "Example", "example_images", "generate_example", "collect_batch", "load_batch",
-           "BatchItem", "is_belonging_label", "fmt_seconds"]
+           "BatchItem", "is_belonging_label", "fmt_seconds", "fmt_eta", "JobLine", "Ticket", "Eta", "Progress",
+           "RunFolders", "builds_allowed", "DistributionMissing", "QueueFull", "preprocessing_steps",
+           "skipped_members", "batch_summary", "samples_folder", "distance_choices"]
