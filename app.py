@@ -102,6 +102,7 @@ CSS = views.CSS + """
 .ronan-card table, .ronan-card td, .ronan-card th { border: none !important; }
 .ronan-card tr { border-bottom: 1px solid rgba(128, 128, 128, .2); }
 .ronan-how-to-read { color: #57606a; }
+#which-preview figure { max-width: 120px; }
 .ronan-how-to-read ol { margin: 4px 0 0 1.2em; padding: 0; }
 """
 
@@ -316,6 +317,12 @@ def show_results():
     return gr.update(visible=False), gr.update(visible=True)
 
 
+def _dist_status(model, reference, distance, preset, steps, restarts, lr) -> str:
+    ok, text = studio.distribution_status(model, reference, distance=distance, preset=preset, steps=_opt_int(steps),
+                                          restarts=_opt_int(restarts), lr=_opt_float(lr))
+    return ("✅ " if ok else "⚠️ ") + text
+
+
 def on_distance_change(distance, restarts):
     if distance == "ssim" and (_opt_int(restarts) or 1) < views.SSIM_RESTARTS:
         return gr.update(value=views.SSIM_RESTARTS)
@@ -434,9 +441,9 @@ def _attribute_outcome(ev: studio.RunOutcome, li):
     yield _attr(hist=hist)
     paths = report.write_report(r, RUNS.new("report"), dist, upload=li.image, **extra)
     order = ["html", "json"] + [k for k in paths if k not in ("html", "json")]
-    yield _attr(views.status_html(1.0, f"Done in {studio.fmt_seconds(r.seconds)}: "
-                                       f"{plots.verdict_label(r.verdict)}."),
-                files=[str(paths[k]) for k in order])
+    done = views.status_html(1.0, f"Done in {studio.fmt_seconds(r.seconds)}: {plots.verdict_label(r.verdict)}.")
+    # the last update carries every output (API clients read the final values)
+    yield done, card, images, curves, hist, data, [str(paths[k]) for k in order]
 
 
 def build_attribute_tab(default: str, presets: list[str]) -> dict:
@@ -470,7 +477,7 @@ def build_attribute_tab(default: str, presets: list[str]) -> dict:
                 c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset",
                                        info="; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()))
                 with gr.Row():
-                    c["steps"] = gr.Number(None, label="steps (blank: preset)", precision=0, minimum=0)
+                    c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
                     c["restarts"] = gr.Number(None, label="restarts", precision=0, minimum=0)
                     c["lr"] = gr.Number(None, label="lr", minimum=0)
                 with gr.Row():
@@ -479,6 +486,8 @@ def build_attribute_tab(default: str, presets: list[str]) -> dict:
                 c["test"] = gr.Radio(["robust", "paper"], value="robust", label="Test",
                                      info="robust: log domain, failed belonging inversions removed, inconclusive "
                                           "when the evidence is weak; paper: Eq. 3 on all N values")
+                c["dist_status"] = gr.Markdown(_dist_status(default, "default", "mse", DEFAULT_PRESET, None, None, None),
+                                               elem_id="dist-status")
                 allowed = studio.builds_allowed()
                 c["build"] = gr.Checkbox(False, label="Build the belonging distribution if missing (minutes)",
                                          interactive=allowed,
@@ -500,7 +509,7 @@ def build_attribute_tab(default: str, presets: list[str]) -> dict:
                     with gr.Column(min_width=400):
                         c["hist"] = gr.HTML("", elem_id="hist")
                 c["files"] = gr.File(label="Report: self-contained HTML, JSON, figures (PNG)", file_count="multiple",
-                                     interactive=False, elem_id="report-files")
+                                     interactive=False, elem_id="report-files", height=170)
                 with gr.Accordion("Every number (JSON)", open=False):
                     c["json"] = gr.JSON(label="Result")
     return c
@@ -522,6 +531,9 @@ def wire_attribute_tab(c: dict, light: dict, heavy: dict) -> None:
                                api_visibility="private", **light).then(
             lambda: (views.status_html(None, "Ready."), "", "", None, None),
             None, [c["status"], c["curves"], c["hist"], c["json"], c["files"]], api_visibility="private", **light)
+    settings = [c[k] for k in ("model", "reference", "distance", "preset", "steps", "restarts", "lr")]
+    for comp in settings:
+        comp.change(_dist_status, settings, c["dist_status"], api_visibility="private", **light)
     c["image"].clear(lambda: ("", READY, views.status_html(None, "Ready."), "", "", None, None), None,
                      [c["images"], c["verdict"], c["status"], c["curves"], c["hist"], c["json"], c["files"]],
                      api_visibility="private", **light)
@@ -648,9 +660,8 @@ def build_which_tab(presets: list[str]) -> dict:
     c = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
-            c["image"] = gr.File(label="Image (any format)", type="filepath", elem_id="which-file", height=96)
+            c["image"] = gr.File(label="Image (any format)", type="filepath", elem_id="which-file", height=72)
             c["copy"] = gr.Button("Use the image of the Attribute tab", size="sm")
-            c["preview"] = gr.HTML("")
             with gr.Row():
                 c["run"] = gr.Button("Which model made it?", variant="primary", elem_id="which-run", scale=2)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
@@ -658,6 +669,7 @@ def build_which_tab(presets: list[str]) -> dict:
             c["answer"] = gr.HTML(views.message_card(
                 "Which model made this image?", "RONAN tests the image against every available model of its kind "
                 "and names the one that accepts it, or none: real or unknown model.", "info", elem_id="ronan-which"))
+            c["preview"] = gr.HTML("")
             with gr.Accordion("Advanced", open=False):
                 c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
                 c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
@@ -754,7 +766,7 @@ def build_calibrate_tab(default: str, presets: list[str]) -> dict:
             c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance")
             c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
             with gr.Row():
-                c["steps"] = gr.Number(None, label="steps", precision=0, minimum=0)
+                c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
                 c["restarts"] = gr.Number(None, label="restarts", precision=0, minimum=0)
                 c["lr"] = gr.Number(None, label="lr", minimum=0)
             c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (for the threshold line)")
@@ -877,7 +889,7 @@ def build_batch_tab(default: str, presets: list[str]) -> dict:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
             c["files"] = gr.File(label="Images or zip archives (folders in a zip = labels)", file_count="multiple",
-                                 type="filepath", height=120)
+                                 type="filepath", height=120, elem_id="batch-files")
             c["model"] = gr.Dropdown(_model_choices(True), value=default, label="Inspected model")
             c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
             with gr.Row():
@@ -908,7 +920,9 @@ HOW_IT_WORKS = r"""
 **1. Reverse-engineering (Eq. 1).** RONAN searches the input $i$ of the inspected model $\mathcal{M}$ whose output is
 closest to the image $x$, by gradient descent (Adam) on the input:
 
-$$i^* = \arg\min_i \; \mathcal{L}(\mathcal{M}(i), x), \qquad \mathcal{A}(\mathcal{M}, x) = \mathcal{L}(\mathcal{M}(i^*), x)$$
+$$i^* = \arg\min_i \; \mathcal{L}(\mathcal{M}(i), x)$$
+
+$$\mathcal{A}(\mathcal{M}, x) = \mathcal{L}(\mathcal{M}(i^*), x)$$
 
 An image the model made has an exact input, so its *reconstruction loss* $\mathcal{A}$ falls near 0; a real photo, or
 an image of another model, cannot be reached. The image is first brought to the model's own format (e.g. 28x28

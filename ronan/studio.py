@@ -572,9 +572,11 @@ def _settings_text(distance: str, settings) -> str:
             + ("" if s.get("plateau_steps") else ", no early stopping"))
 
 
-def missing_message(model: str, distance: str, settings, edit: EditAssumption | None = None) -> str:
+def missing_message(model: str, distance: str, settings, edit: EditAssumption | None = None,
+                    reference: str | None = "default") -> str:
     """Why a run cannot go on when its belonging distribution is not built (for web visitors)."""
-    what = f"{model} has no belonging distribution for these settings ({_settings_text(distance, settings)})"
+    ref = "no reference model, " if reference is None else ""
+    what = f"{model} has no belonging distribution for these settings ({ref}{_settings_text(distance, settings)})"
     if edit is not None and not edit.is_none:
         what = (f"{model} has no belonging distribution for images edited like this one ({edit.spec}: "
                 f"{edit.description})")
@@ -599,7 +601,8 @@ def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build
                                     edit=edit, edit_mode=edit_mode)
         except CalibrationError:  # missing or invalid cache: build below, if allowed
             if not build:
-                raise DistributionMissing(missing_message(gen.name, distance, settings, edit)) from None
+                raise DistributionMissing(missing_message(gen.name, distance, settings, edit,
+                                                          ref.name if ref is not None else None)) from None
 
     def fn(cb):
         return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, rebuild=rebuild,
@@ -651,6 +654,24 @@ def preprocessing_steps(loaded: LoadedImage, gen: Generator) -> list[str]:
     if len(steps) == before:
         steps.append(f"used as is: already {target}")
     return steps
+
+
+def distribution_status(model: str, reference: str | None = "default", *, distance: str = "mse",
+                        preset: str | None = None, steps: int | None = None, restarts: int | None = None,
+                        lr: float | None = None) -> tuple[bool, str]:
+    """``(ready, one line)``: whether the belonging distribution of these settings is built here
+    (unedited images; an edit detected in a file may need another)."""
+    try:
+        gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps,
+                                     restarts=restarts, lr=lr)
+    except (RonanError, ValueError) as e:
+        return False, str(e)
+    if has_distribution(gen, ref, distance, settings):
+        return True, f"The belonging distribution for these settings is ready ({gen.name}, reference " \
+                     f"{ref.name if ref is not None else 'none'})."
+    how = "it will be built on the first run (minutes)" if builds_allowed() else \
+        "this server does not build one for visitors, so Run would stop with a message"
+    return False, f"No belonging distribution for these settings yet: {how}."
 
 
 def _plan(ref: Generator | None, building: bool) -> Progress:
