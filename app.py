@@ -91,7 +91,6 @@ CSS = views.CSS + """
 #examples .thumbnail-item { aspect-ratio: 1 / 1; min-height: 0; }
 #examples .caption-label { font-size: 11px; padding: 1px 3px; max-width: 95%; }
 @media (max-width: 640px) {
-  .gradio-container .main.app { padding-left: 8px !important; padding-right: 8px !important; }
   #ronan-header h1 { font-size: 1.45em; }
   #ronan-header .tagline { font-size: 1em; }
   #ronan-howto { font-size: .9em; line-height: 1.3; }
@@ -1008,7 +1007,10 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 
 
-LAUNCH_KWARGS = {"css": CSS, "theme": THEME, "max_file_size": "64mb", "show_error": True,
+# outside the app's scoped CSS (gradio prefixes custom rules with its container): the page margins on phones
+HEAD = ("<style>@media (max-width: 640px) { .gradio-container .main.app { padding: 8px 6px !important; } }"
+        "</style>")
+LAUNCH_KWARGS = {"css": CSS, "head": HEAD, "theme": THEME, "max_file_size": "64mb", "show_error": True,
                  "footer_links": ["api", "gradio"], "allowed_paths": [str(studio.SAMPLES_DIR)]}
 
 

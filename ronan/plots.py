@@ -274,7 +274,7 @@ def histogram_figure(values: Sequence[float], *, mean: float, std: float, critic
         log = domain == "log" if domain is not None else \
             bool(positive) and len(positive) == len(base) and max(positive) / min(positive) > 20
     log = bool(log) and bool(positive)
-    fig = _figure(5.2, 3.9)
+    fig = _figure(4.8, 3.9)
     ax = fig.add_subplot()
     if base:
         lo, hi = (min(positive), max(positive)) if log else (min(base), max(base))
@@ -353,7 +353,7 @@ def loss_curves_figure(history: Sequence[float] | None, reference_history: Seque
         history_steps, reference_steps: x positions of the values (default 0, 1, 2, ...),
             for curves sampled every few steps while streaming.
     """
-    fig = _figure(5.2, 3.7)
+    fig = _figure(4.8, 3.7)
     ax = fig.add_subplot()
     ys = []
     for hist, xs, role, name, color in ((history, history_steps, "model", model, MODEL_COLOR),
@@ -469,7 +469,7 @@ def which_model_figure(rows: Sequence[dict]) -> Figure:
     carries its value, inside the axes; the legend is below.
     """
     n = max(len(rows), 1)
-    fig = _figure(5.2, 1.7 + 0.55 * n)
+    fig = _figure(4.8, 1.8 + 0.55 * n)
     ax = fig.add_subplot()
     names = [r["model"] for r in rows]
     stats = [r["statistic"] if r["statistic"] is not None and math.isfinite(r["statistic"]) else 0.0 for r in rows]
@@ -480,7 +480,7 @@ def which_model_figure(rows: Sequence[dict]) -> Figure:
     for i in range(len(rows)):
         if math.isfinite(crits[i]):
             ax.vlines(crits[i], i - 0.4, i + 0.4, color="black", linewidth=2.5,
-                      label="threshold: belonging to its left" if i == 0 else None)
+                      label="threshold (belonging: left)" if i == 0 else None)
     ax.set_xscale("symlog", linthresh=1.0)
     finite = [abs(s) for s in stats + [c for c in crits if math.isfinite(c)]] or [1.0]
     top_d = max(1, math.ceil(math.log10(max(finite) + 1)) + 1)  # room for the value labels
@@ -501,7 +501,7 @@ def which_model_figure(rows: Sequence[dict]) -> Figure:
     for verdict in dict.fromkeys(r["verdict"] for r in rows):
         ax.barh([np.nan], [np.nan], color=VERDICT_COLORS.get(verdict, NON_BELONGING_COLOR),
                 label=verdict_label(verdict))
-    _style(ax, title="Grubbs statistic per model", xlabel="statistic (log scale)")
+    _style(ax, title="Grubbs statistic per model", xlabel="statistic (symmetric log scale)")
     ax.tick_params(axis="y", labelsize=FONT["small"])
     _legend_below(ax, ncols=2)
     return fig
