@@ -101,6 +101,7 @@ CSS = views.CSS + """
 .ronan-card table, .ronan-card td, .ronan-card th { border: none !important; }
 .ronan-card tr { border-bottom: 1px solid rgba(128, 128, 128, .2); }
 .ronan-how-to-read { color: #57606a; }
+#report-files:not(:has(a)) { display: none; }  /* no empty report box: it appears with its files */
 #which-preview figure { max-width: 120px; }
 .ronan-how-to-read ol { margin: 4px 0 0 1.2em; padding: 0; }
 """
@@ -134,25 +135,33 @@ def stop(request: gr.Request):
     return "Stopping..." if n else "Nothing is running."
 
 
-def _wait_turn(ticket: studio.Ticket, clear: tuple, status_at: int = 0):
-    """Yield status updates while ``ticket`` waits for its turn; return True when it may run,
-    False when it was stopped while waiting."""
-    first = True
-    while not LINE.wait(ticket, 0.25 if not first else 0.0):
+def _wait_turn(ticket: studio.Ticket, clear: tuple, card_id: str | None = "ronan-verdict"):
+    """Yield updates (status at index 0 and, with ``card_id``, a card at index 1 of ``clear``) while
+    ``ticket`` waits for its turn; return True when it may run, False when it was stopped while waiting."""
+    waited = False
+    while not LINE.wait(ticket, 0.25 if waited else 0.0):
         if ticket.stopped:
             return False
         ahead, secs = LINE.ahead(ticket)
-        out = list(clear) if first else [gr.skip()] * len(clear)
-        out[status_at] = views.status_html(None, f"Waiting for the worker: {ahead} run(s) ahead of yours, "
-                                                 f"yours starts in {studio.fmt_eta(secs)}. Stop leaves the line.")
-        first = False
+        out = [gr.skip()] * len(clear)
+        out[0] = views.status_html(None, f"Waiting for the worker: {ahead} run(s) ahead of yours, "
+                                         f"yours starts in {studio.fmt_eta(secs)}. Stop leaves the line.")
+        if not waited and card_id:
+            out[1] = views.message_card("Waiting in line", "Another visitor's run is using the worker; yours "
+                                        "starts when it ends.", "queued", elem_id=card_id)
+        waited = True
         yield tuple(out)
+    if waited and not ticket.stopped:
+        yield tuple(clear)
     return not ticket.stopped
 
 
+def _left(eta: float | None) -> str:
+    return "estimating the time left" if eta is None else f"{studio.fmt_eta(eta)} left"
+
+
 def _running_status(p: studio.RunProgress) -> str:
-    return views.status_html(p.fraction, f"{p.message} · {studio.fmt_seconds(p.elapsed)} elapsed · "
-                                         f"{studio.fmt_eta(p.eta)} left")
+    return views.status_html(p.fraction, f"{p.message} · {studio.fmt_seconds(p.elapsed)} elapsed · {_left(p.eta)}")
 
 
 # ----------------------------------------------------------------------------- choices
@@ -301,9 +310,10 @@ def gallery_for(model):
 
 
 def pick_example(paths, evt: gr.SelectData):
+    """The clicked example becomes the image; the selection is cleared, so a second click runs again."""
     if paths and evt.index is not None and 0 <= evt.index < len(paths):
-        return paths[evt.index]
-    return gr.skip()
+        return paths[evt.index], gr.update(selected_index=None)
+    return gr.skip(), gr.skip()
 
 
 def on_model_change(model):
@@ -362,8 +372,8 @@ def attribute_run(image, model, reference, distance, preset, steps, restarts, lr
     finished = False
     try:
         waiting = _attr_cleared(views.status_html(None, "Starting..."),
-                                views.message_card("Running", "The verdict appears here in a few seconds.",
-                                                   "running"), {"status": "running"})
+                                views.message_card("Running", "The verdict appears here when the inversions on M and M_r "
+                                                   "have finished.", "running"), {"status": "running"})
         yield waiting
         go = yield from _wait_turn(ticket, waiting)
         if not go:
@@ -433,7 +443,7 @@ def _attribute_outcome(ev: studio.RunOutcome, li):
                      plots.difference_map(r.image_tensor, r.reconstruction))
     curves = views.figure_html(svg=plots.loss_curves_svg(r.history, r.reference_history, model=r.model,
                                                          reference=r.reference))
-    yield _attr(done, card, images, curves, "", data, None)
+    yield _attr(done, card, images, curves, "", data)
     fig = report.histogram_figure_of(r, dist)
     hist = views.figure_html(plots.fig_to_png(fig), alt="Belonging distribution; legend: "
                              + "; ".join(plots.legend_texts(fig)), elem_id="ronan-hist")
@@ -540,7 +550,8 @@ def wire_attribute_tab(c: dict, light: dict, heavy: dict) -> None:
     c["run"].click(**reveal).then(attribute_run, inputs, outputs, api_name="attribute", show_progress="hidden",
                                   **heavy)
     # one click on an example: it becomes the image and runs at once
-    c["gallery"].select(pick_example, c["gallery_paths"], c["image"], api_visibility="private", **light).then(
+    c["gallery"].select(pick_example, c["gallery_paths"], [c["image"], c["gallery"]], api_visibility="private",
+                        **light).then(
         **reveal).then(attribute_run, inputs, outputs, api_visibility="private", show_progress="hidden", **heavy)
 
 
@@ -566,7 +577,7 @@ def which_model_run(image, preset, alpha, seed, request: gr.Request = None):
                    views.message_card("Running", "Testing the image against every model...", "running",
                                       elem_id="ronan-which")) + blank[2:]
         yield waiting
-        if not (yield from _wait_turn(ticket, waiting)):
+        if not (yield from _wait_turn(ticket, waiting, "ronan-which")):
             yield (views.status_html(None, "Stopped while waiting: nothing ran."),
                    views.message_card("Stopped", "No answer: the run was stopped.", "stopped", elem_id="ronan-which"),
                    "", None, {"status": "cancelled"}, None)
@@ -608,7 +619,7 @@ def _which_work(ticket, image, preset, alpha, seed):
                 continue
             last = now
             yield (views.status_html(frac, f"Model {ev.index + 1} of {ev.total} ({ev.model}): {ev.event.role} "
-                                           f"inversion, step {p.step}/{p.steps} · {studio.fmt_eta(left)} left"),
+                                           f"inversion, step {p.step}/{p.steps} · {_left(left)}"),
                    gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
     except Cancelled:
         yield (views.status_html(None, "Stopped by the user."),
@@ -726,7 +737,7 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
     cleared = (views.status_html(None, "Starting..."), "", "", None)
     try:
         yield cleared
-        if not (yield from _wait_turn(ticket, cleared)):
+        if not (yield from _wait_turn(ticket, cleared, None)):
             yield views.status_html(None, "Stopped while waiting."), "Stopped.", "", None
             return
         try:
@@ -820,7 +831,7 @@ def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
     finished = False
     try:
         yield cleared
-        if not (yield from _wait_turn(ticket, cleared)):
+        if not (yield from _wait_turn(ticket, cleared, None)):
             yield (views.status_html(None, "Stopped while waiting: nothing ran."),) + cleared[1:]
             return
         yield from _batch_work(ticket, items, skipped, model, preset, alpha, seed)
@@ -844,7 +855,7 @@ def _batch_work(ticket, items, skipped, model, preset, alpha, seed):
             now = time.perf_counter()
             if now - last >= UPDATE_EVERY_S:
                 last = now
-                yield (views.status_html(frac, f"{ev.message} · {studio.fmt_eta(left)} left"), gr.skip(), gr.skip(),
+                yield (views.status_html(frac, f"{ev.message} · {_left(left)}"), gr.skip(), gr.skip(),
                        gr.skip())
         rows = ev.rows
         folder = RUNS.new("batch")

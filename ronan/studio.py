@@ -731,7 +731,8 @@ def run_attribution(image, model: str, *, reference: str | None = "default", dis
                        f"belonging: a 'not belonging' here is weak evidence.")
         edit, assumption = "none", NO_EDIT
     building = not has_distribution(gen, ref, distance, settings, edit=assumption, edit_mode=mode)
-    progress, eta = _plan(ref, building and build_calibration), Eta(eta_prior)
+    # a build takes minutes: the prior of a plain attribution would be wrong
+    progress, eta = _plan(ref, building and build_calibration), Eta(None if building else eta_prior)
     dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=N_CALIBRATION, seed=0,
                                           rebuild=False, build=build_calibration, should_stop=should_stop,
                                           progress=progress, eta=eta, t0=t0, edit=assumption, edit_mode=mode)
