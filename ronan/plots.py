@@ -371,8 +371,8 @@ def loss_curves_figure(history: Sequence[float] | None, reference_history: Seque
         ax.set_xlim(0, steps)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, steps=[1, 2, 2.5, 5, 10]))
     ax.grid(alpha=0.3)
-    _style(ax, title="Reverse-engineering (Eq. 1)", xlabel="inversion step (lower loss = better reconstruction)",
-           ylabel="best loss so far")
+    _style(ax, title="Reverse-engineering (Eq. 1)", xlabel="inversion step",
+           ylabel="best loss so far (lower = better)")
     _legend_below(ax)
     return fig
 
