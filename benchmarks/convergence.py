@@ -43,6 +43,10 @@ CONFIGS: dict[str, InversionSettings] = {
     "cand8-r2": InversionSettings(candidates=8, warmup_steps=50, restarts=2),
     "cand16-r2": InversionSettings(candidates=16, warmup_steps=50, restarts=2),
     "cand32-w20-r2": InversionSettings(candidates=32, warmup_steps=20, restarts=2),
+    "ls": InversionSettings(learned_start=True),
+    "ls-r2": InversionSettings(learned_start=True, restarts=2),
+    "ls-cand8": InversionSettings(learned_start=True, candidates=8, warmup_steps=50),
+    "ls-cand4-w30": InversionSettings(learned_start=True, candidates=4, warmup_steps=30),
 }
 
 

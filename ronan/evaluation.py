@@ -193,20 +193,34 @@ def write_csv(records: list[dict], path) -> None:
         w.writerows(records)
 
 
-def raw_loss_verdicts(results: list, distribution) -> list[str]:
-    """Verdicts without calibration (Eq. 2 skipped) for attributions computed with it.
+def verdicts(results: list, distribution, *, test: str | None = None, calibrated: bool = True,
+             alpha: float | None = None) -> list[str]:
+    """The verdicts of attributions under another test or without calibration, at no inversion cost.
 
-    The same test as the results' (their ``test`` mode and ``alpha``) on the raw losses
-    A(M, x), against the raw losses of the same belonging samples (kept in the distribution as
-    ``losses``): the paper's "without calibration" rows, at no extra inversion cost.
+    Re-decides each result from its recorded numbers against ``distribution`` (the belonging
+    distribution the results were computed with): with ``calibrated=False`` on the raw losses
+    A(M, x) against the raw losses of the same belonging samples (kept in the distribution as
+    ``losses``) — the paper's "without calibration" rows.
+
+    Args:
+        results (list[Attribution]): attributions of one model and distribution.
+        distribution (BelongingDistribution): their belonging distribution.
+        test (str | None): ``"robust"`` or ``"paper"``; default each result's own.
+        calibrated (bool): use A' (default) or the raw loss A.
+        alpha (float | None): default each result's own.
     """
     from .verdict import DecisionSettings, decide, summarize
 
-    out = []
-    summaries: dict = {}
+    out, summaries = [], {}
+    values = distribution.values if calibrated else distribution.losses
     for r in results:
-        key = (r.test, r.alpha)
+        key = (test or r.test, alpha or r.alpha)
         if key not in summaries:
-            summaries[key] = summarize(distribution.losses, DecisionSettings(mode=r.test, alpha=r.alpha))
-        out.append(decide(r.loss, summaries[key], settled=r.settled).verdict)
+            summaries[key] = summarize(values, DecisionSettings(mode=key[0], alpha=key[1]))
+        out.append(decide(r.calibrated_loss if calibrated else r.loss, summaries[key], settled=r.settled).verdict)
     return out
+
+
+def raw_loss_verdicts(results: list, distribution) -> list[str]:
+    """Verdicts without calibration (Eq. 2 skipped): :func:`verdicts` with ``calibrated=False``."""
+    return verdicts(results, distribution, calibrated=False)

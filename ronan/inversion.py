@@ -76,6 +76,10 @@ class InversionSettings:
             often than by one start, at ``(K - 1) x warmup_steps`` extra row-steps per image).
         warmup_steps (int): steps before the candidates are narrowed, >= 1 when
             ``candidates`` > 1 (default 0).
+        learned_start (bool): the first starting point of every image comes from the model's
+            inverse network (:mod:`ronan.starts`, trained once per model and cached), the others
+            stay random; default False. Ignored for models it does not apply to (a fixed
+            condition in the input, or an encoder of their own).
     """
 
     steps: int = 1000
@@ -90,6 +94,7 @@ class InversionSettings:
     plateau_steps_after_drop: int = 50
     candidates: int = 1
     warmup_steps: int = 0
+    learned_start: bool = False
 
     def __post_init__(self):
         if self.steps < 0 or self.restarts < 1 or not self.lr > 0:
@@ -116,6 +121,8 @@ class InversionSettings:
         if self.candidates > 1:
             restarts += (f" (the best {self.restarts} of {self.candidates * self.restarts} starting points after "
                          f"{self.warmup_steps} steps)")
+        if self.learned_start:
+            restarts += ", the first from the model's learned inverse"
         if not self.plateau_steps:
             return f"Adam lr {self.lr:g}, {self.steps} steps, {restarts}"
         drop = (f"its lr drops to {self.lr * self.plateau_lr_factor:g} once its loss improves by less than "
@@ -132,6 +139,12 @@ class InversionSettings:
         d["optimizer"] = "adam"
         if self.candidates == 1 and self.warmup_steps == 0:
             d.pop("candidates"), d.pop("warmup_steps")
+        if self.learned_start:
+            from .starts import StartSettings
+
+            d["learned_start"] = StartSettings().to_dict()
+        else:
+            d.pop("learned_start")
         return d
 
 
@@ -294,6 +307,11 @@ def invert_stream(
     start = generator.initial_inputs(images, settings.restarts * settings.candidates, rng(seed, "inversion")).to(device)
     if start.shape[0] != n_rows:
         raise RuntimeError(f"{generator.name}: initial_inputs gave {start.shape[0]} rows, expected {n_rows}")
+    if settings.learned_start:
+        from .starts import learned_inputs, supports
+
+        if supports(generator):
+            start[::rows] = learned_inputs(generator, images).to(start.dtype)
     mask = generator.input_gradient_mask()
     # State of the rows still optimised ("active"); stopped rows live in the *_all tensors.
     active = torch.arange(n_rows, device=device)
@@ -351,7 +369,7 @@ def invert_stream(
         if keep_rows < rows and step == settings.warmup_steps:  # narrow the candidates: keep the best rows
             merged = _merge(best_all, active, best).view(n_img, rows)
             chosen = torch.zeros(n_img, rows, dtype=torch.bool, device=device)
-            chosen.scatter_(1, merged.argsort(1, stable=True)[:, :keep_rows], True)
+            chosen.scatter_(1, torch.sort(merged, dim=1, stable=True).indices[:, :keep_rows], True)
             losing = ~chosen.view(-1)[active]
             ending = losing if ending is None else (ending | losing)
         if ending is not None:

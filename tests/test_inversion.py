@@ -205,3 +205,76 @@ def test_lr_drop_continues_a_plateaued_row_for_the_second_window(tiny_dcgan):
     assert torch.allclose(drop.history[:n], no_drop.history[:n], rtol=1e-5, atol=1e-9)
     # the best loss is a running minimum over a longer run: never worse
     assert (drop.loss <= no_drop.loss * (1 + 1e-4)).all()
+
+
+CANDIDATES = InversionSettings(steps=200, lr=0.1, restarts=1, candidates=6, warmup_steps=20, plateau_steps=0)
+
+
+def test_candidates_keep_the_best_rows_after_the_warmup(tiny_dcgan):
+    images = torch.cat([_samples(tiny_dcgan, 2), torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(1))])
+    res = invert(tiny_dcgan, images, settings=CANDIDATES, seed=4)
+    assert res.extra["rows_per_image"] == 6
+    # 6 rows run 20 steps, then one row per image continues: 3 x (6 x 21 + 180) row-steps in all
+    assert res.extra["row_steps"] == 3 * (5 * 21 + 201)
+    # the kept row is the one that was best at the warm-up, and nothing beats one restart from it:
+    # each image's loss is at most the best of its 6 candidates after 20 steps
+    warm = invert(tiny_dcgan, images, settings=replace(CANDIDATES, steps=20, candidates=1, warmup_steps=0,
+                                                       restarts=6), seed=4)
+    assert torch.all(res.loss <= warm.loss + 1e-12)
+    # batch == one by one
+    single = invert(tiny_dcgan, images[:1], settings=CANDIDATES, seed=4)
+    assert single.loss[0].item() == pytest.approx(res.loss[0].item(), rel=1e-4, abs=1e-9)
+
+
+def test_candidates_are_validated():
+    with pytest.raises(ValueError, match="candidate"):
+        InversionSettings(candidates=4, warmup_steps=0)
+    with pytest.raises(ValueError, match="candidate"):
+        InversionSettings(candidates=0)
+    assert "candidates" not in InversionSettings().to_dict()  # keys of older distributions stay valid
+    assert InversionSettings(candidates=4, warmup_steps=10).to_dict()["candidates"] == 4
+
+
+def test_settled_flags_an_inversion_still_improving_at_its_cap(tiny_dcgan):
+    images = _samples(tiny_dcgan, 2)
+    short = invert(tiny_dcgan, images, settings=InversionSettings(steps=40, lr=0.05, plateau_steps=0))
+    assert not short.settled.any()           # 40 steps: not even one window to show it settled
+    done = invert(tiny_dcgan, images, settings=InversionSettings(steps=1000, lr=0.2))
+    assert done.settled.all()                # the plateau rule stopped them
+
+
+def test_transform_inverts_through_an_edit(tiny_dcgan):
+    """Inversion through a differentiable edit reconstructs an edited belonging image far better."""
+    from ronan.edits import parse_edit
+    from ronan.generation import quantize
+    from ronan.images import to_pil
+
+    edit = parse_edit("resize:0.5")
+    clean = quantize(_samples(tiny_dcgan, 3))
+    edited = torch.stack([tiny_dcgan.preprocess(edit.apply(to_pil(x))) for x in clean])
+    settings = InversionSettings(steps=300, lr=0.1, restarts=2, plateau_steps=0)
+    plain = invert(tiny_dcgan, edited, settings=settings)
+    through = invert(tiny_dcgan, edited, settings=settings, transform=lambda r: edit.differentiable(r, 28))
+    assert torch.all(through.loss * 10 < plain.loss)
+
+
+def test_learned_start_trains_once_and_starts_close(tiny_dcgan, cache_tmp):
+    from ronan import starts
+
+    quick = starts.StartSettings(steps=300, batch=32)
+    net, digest = starts.get_inverse(tiny_dcgan, quick)
+    assert list(cache_tmp.glob("starts/tiny-dcgan__start__*.safetensors")) and len(digest) == 64
+    starts._LOADED.clear()
+    again, digest2 = starts.get_inverse(tiny_dcgan, quick, build=False)   # from the cache, verified
+    assert digest2 == digest
+    images = _samples(tiny_dcgan, 8, seed=9)
+    z0 = starts.learned_inputs(tiny_dcgan, images, quick)
+    start_loss = (tiny_dcgan.generate(z0) - images).pow(2).mean()
+    random_loss = (tiny_dcgan.generate(tiny_dcgan.sample_inputs(8, torch.Generator().manual_seed(0))) - images).pow(2).mean()
+    assert start_loss * 3 < random_loss
+    # a damaged cache is refused, never silently used
+    starts._LOADED.clear()
+    f = next(cache_tmp.glob("starts/*.safetensors"))
+    f.write_bytes(f.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(Exception, match="damaged"):
+        starts.get_inverse(tiny_dcgan, quick, build=False)
