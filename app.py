@@ -535,18 +535,21 @@ def wire_attribute_tab(c: dict, light: dict, heavy: dict) -> None:
     c["distance"].change(on_distance_change, [c["distance"], c["restarts"]], c["restarts"], api_visibility="private",
                          **light)
     # a new upload (or a new model for it) replaces the old result by a preview of what the model will see
-    for trigger in (c["image"].upload, c["model"].input):
-        trigger(**reveal).then(preview, [c["image"], c["model"]], [c["images"], c["verdict"]],
-                               api_visibility="private", **light).then(
+    def fresh(event):
+        event.then(**reveal).then(preview, [c["image"], c["model"]], [c["images"], c["verdict"]],
+                                  api_visibility="private", **light).then(
             lambda: (views.status_html(None, "Ready."), "", "", None, None),
             None, [c["status"], c["curves"], c["hist"], c["json"], c["files"]], api_visibility="private", **light)
+
+    fresh(c["image"].upload(lambda: None, None, None, api_visibility="private", **light))
+    fresh(c["model"].input(lambda: None, None, None, api_visibility="private", **light))
+    fresh(c["gen"].click(generate_image, [c["gen_model"], c["gen_seed"]], c["image"], api_name="generate", **light))
     settings = [c[k] for k in ("model", "reference", "distance", "preset", "steps", "restarts", "lr")]
     for comp in settings:
         comp.change(_dist_status, settings, c["dist_status"], api_visibility="private", **light)
     c["image"].clear(lambda: ("", READY, views.status_html(None, "Ready."), "", "", None, None), None,
                      [c["images"], c["verdict"], c["status"], c["curves"], c["hist"], c["json"], c["files"]],
                      api_visibility="private", **light)
-    c["gen"].click(generate_image, [c["gen_model"], c["gen_seed"]], c["image"], api_name="generate", **light)
     c["run"].click(**reveal).then(attribute_run, inputs, outputs, api_name="attribute", show_progress="hidden",
                                   **heavy)
     # one click on an example: it becomes the image and runs at once
