@@ -719,12 +719,11 @@ def wire_which_tab(c: dict, attr: dict, light: dict, heavy: dict) -> None:
 
 def _dist_summary(dist, sm) -> str:
     return (f"**{dist.model}** vs reference **{dist.reference or 'none'}**, distance {dist.distance}, "
-            f"N = {dist.n}, seed {dist.seed}  \n"
-            f"robust test: {sm.n_kept} used, {len(sm.removed)} removed as failed inversions; threshold on A' "
-            f"{sm.threshold:.4g} (alpha {sm.alpha:g})  \n"
-            f"mean {dist.mean:.4g}, std {dist.std:.4g}, min {min(dist.values):.4g}, max {max(dist.values):.4g}  \n"
-            f"settings: `{dist.settings}`  \n"
-            f"file: `{studio.distribution_file(dist)}`, built {dist.created or '?'} in {dist.seconds:.0f} s")
+            f"N = {dist.n}: {sm.n_kept} used, {len(sm.removed)} removed as failed inversions; threshold on A' "
+            f"{sm.threshold:.4g} (alpha {sm.alpha:g}, robust test)  \n"
+            f"<small>mean {dist.mean:.4g}, std {dist.std:.4g}, min {min(dist.values):.4g}, max "
+            f"{max(dist.values):.4g}; file `{studio.distribution_file(dist)}`, built {dist.created or '?'} in "
+            f"{dist.seconds:.0f} s (settings in the JSON)</small>")
 
 
 def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebuild, alpha,
@@ -775,22 +774,23 @@ def build_calibrate_tab(default: str, presets: list[str]) -> dict:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
             c["model"] = gr.Dropdown(_model_choices(), value=default, label="Model")
-            c["reference"] = gr.Dropdown(_reference_choices(), value="default", label="Reference model")
-            c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance")
             c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
-            with gr.Row():
-                c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
-                c["restarts"] = gr.Number(None, label="restarts", precision=0, minimum=0)
-                c["lr"] = gr.Number(None, label="lr", minimum=0)
-            c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (for the threshold line)")
-            c["rebuild"] = gr.Checkbox(False, label="Rebuild even if cached (minutes)", interactive=allowed,
-                                       info=None if allowed else "Off on this server (operator setting "
-                                                                 "RONAN_ALLOW_BUILDS=1): distributions that are "
-                                                                 "ready are shown.")
             with gr.Row():
                 c["run"] = gr.Button("Show / build" if allowed else "Show", variant="primary", elem_id="calibrate-run",
                                      scale=2)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
+            with gr.Accordion("Advanced: reference model, distance, settings", open=False):
+                c["reference"] = gr.Dropdown(_reference_choices(), value="default", label="Reference model")
+                c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance")
+                with gr.Row():
+                    c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
+                    c["restarts"] = gr.Number(None, label="restarts", precision=0, minimum=0)
+                    c["lr"] = gr.Number(None, label="lr", minimum=0)
+                c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (for the threshold line)")
+                c["rebuild"] = gr.Checkbox(False, label="Rebuild even if cached (minutes)", interactive=allowed,
+                                           info=None if allowed else "Off on this server (operator setting "
+                                                                     "RONAN_ALLOW_BUILDS=1): distributions that "
+                                                                     "are ready are shown.")
         with gr.Column(scale=7, min_width=330):
             c["status"] = gr.HTML(views.status_html(None, "Ready."))
             c["summary"] = gr.Markdown("A model's *belonging distribution*: the calibrated losses of N = 100 of its "
@@ -904,13 +904,14 @@ def build_batch_tab(default: str, presets: list[str]) -> dict:
             c["files"] = gr.File(label="Images or zip archives (folders in a zip = labels)", file_count="multiple",
                                  type="filepath", height=120, elem_id="batch-files")
             c["model"] = gr.Dropdown(_model_choices(True), value=default, label="Inspected model")
-            c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
-            with gr.Row():
-                c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
-                c["seed"] = gr.Number(0, label="seed", precision=0)
             with gr.Row():
                 c["run"] = gr.Button("Run batch", variant="primary", elem_id="batch-run", scale=2)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
+            with gr.Accordion("Advanced: preset, alpha, seed", open=False):
+                c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
+                with gr.Row():
+                    c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
+                    c["seed"] = gr.Number(0, label="seed", precision=0)
         with gr.Column(scale=7, min_width=330):
             c["status"] = gr.HTML(views.status_html(None, "Ready."), elem_id="batch-status")
             c["table"] = gr.Dataframe(headers=["image", "label", "verdict", "statistic", "critical value", "A'",
