@@ -99,7 +99,7 @@ CSS = views.CSS + """
   .ronan-card h2 { font-size: 1.45em; }
 }
 .ronan-card table, .ronan-card td, .ronan-card th { border: none !important; }
-.ronan-card tr { border-bottom: 1px solid rgba(128, 128, 128, .2); }
+.ronan-card tr { border: none !important; border-bottom: 1px solid rgba(128, 128, 128, .2) !important; }
 .ronan-how-to-read { color: #57606a; }
 #report-files:not(:has(a)) { display: none; }  /* no empty report box: it appears with its files */
 #which-preview figure { max-width: 120px; }

@@ -20,11 +20,10 @@ from typing import Sequence
 from PIL import Image
 
 from .attribution import SSIM_RESTARTS
-from .plots import VERDICT_COLORS, data_uri, diff_colorbar_stops, verdict_label
+from .plots import (INCONCLUSIVE_COLOR, MODEL_COLOR, NON_BELONGING_COLOR, VERDICT_COLORS, data_uri,
+                    diff_colorbar_stops, verdict_label)
 
 GREY = "#57606a"
-AMBER = "#9a6700"
-RED = "#cf222e"
 
 CSS = """
 .ronan-card { border-radius: 10px; padding: 12px 16px; border: 3px solid #57606a; margin: 0; }
@@ -84,7 +83,8 @@ def status_html(fraction: float | None, text: str) -> str:
     return f"{bar}<div class='ronan-status-text' style='margin-top:3px'>{esc(text)}</div>"
 
 
-KINDS = {"info": GREY, "running": "#0969da", "stopped": GREY, "error": RED, "queued": "#0969da"}
+KINDS = {"info": GREY, "running": MODEL_COLOR, "stopped": GREY, "error": NON_BELONGING_COLOR, "queued": MODEL_COLOR,
+         "caveat": INCONCLUSIVE_COLOR}
 
 
 def message_card(title: str, text: str = "", kind: str = "info", *, elem_id: str = "ronan-verdict",
