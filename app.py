@@ -197,7 +197,8 @@ def model_info(name: str) -> str:
     for c in choices:
         if c.name == name:
             text = (f"Makes <b>{html.escape(c.domain)}</b>. Other images are cropped and resized to that first, "
-                    f"so a photo is (rightly) <i>not belonging</i>. Reference M_r: {html.escape(c.reference or 'none')}.")
+                    f"so a photo is (rightly) <i>not belonging</i>. "
+                    f"Reference M_r: {html.escape(c.reference or 'none')}.")
     missing = [c for c in choices if not c.available]
     if missing:
         groups: dict[str, list[str]] = {}
@@ -339,9 +340,6 @@ def on_distance_change(distance, restarts):
 
 
 # outputs of /attribute: status, verdict, images, curves, histogram, JSON, report files
-N_ATTR = 7
-
-
 def _attr(status=None, verdict=None, images=None, curves=None, hist=None, data=None, files=None):
     s = gr.skip()
     return tuple(s if v is None else v for v in (status, verdict, images, curves, hist, data, files))
@@ -372,8 +370,9 @@ def attribute_run(image, model, reference, distance, preset, steps, restarts, lr
     finished = False
     try:
         waiting = _attr_cleared(views.status_html(None, "Starting..."),
-                                views.message_card("Running", "The verdict appears here when the inversions on M and M_r "
-                                                   "have finished.", "running"), {"status": "running"})
+                                views.message_card("Running", "The verdict appears here when the inversions on M "
+                                                              "and M_r have finished.", "running"),
+                                {"status": "running"})
         yield waiting
         go = yield from _wait_turn(ticket, waiting)
         if not go:
@@ -495,8 +494,8 @@ def build_attribute_tab(default: str, presets: list[str]) -> dict:
                 c["test"] = gr.Radio(["robust", "paper"], value="robust", label="Test",
                                      info="robust: log domain, failed belonging inversions removed, inconclusive "
                                           "when the evidence is weak; paper: Eq. 3 on all N values")
-                c["dist_status"] = gr.Markdown(_dist_status(default, "default", "mse", DEFAULT_PRESET, None, None, None),
-                                               elem_id="dist-status")
+                c["dist_status"] = gr.Markdown(
+                    _dist_status(default, "default", "mse", DEFAULT_PRESET, None, None, None), elem_id="dist-status")
                 allowed = studio.builds_allowed()
                 c["build"] = gr.Checkbox(False, label="Build the belonging distribution if missing (minutes)",
                                          interactive=allowed,

@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import PowerNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import (FixedLocator, FuncFormatter, LogFormatterSciNotation, LogLocator, MaxNLocator,  # noqa: E402
-                               NullFormatter, NullLocator)
+from matplotlib.ticker import (FixedLocator, FuncFormatter, LogFormatterSciNotation, LogLocator,  # noqa: E402
+                               MaxNLocator, NullFormatter, NullLocator)
 from PIL import Image  # noqa: E402
 
 from .images import to_pil  # noqa: E402
@@ -41,7 +41,8 @@ from .images import to_pil  # noqa: E402
 BELONGING_COLOR = "#1a7f37"
 NON_BELONGING_COLOR = "#cf222e"
 INCONCLUSIVE_COLOR = "#9a6700"
-VERDICT_COLORS = {"belonging": BELONGING_COLOR, "non-belonging": NON_BELONGING_COLOR, "inconclusive": INCONCLUSIVE_COLOR}
+VERDICT_COLORS = {"belonging": BELONGING_COLOR, "non-belonging": NON_BELONGING_COLOR,
+                  "inconclusive": INCONCLUSIVE_COLOR}
 VERDICT_LABELS = {"belonging": "BELONGING", "non-belonging": "NOT BELONGING", "inconclusive": "INCONCLUSIVE"}
 """The one wording of verdicts for humans (the data values are the keys)."""
 MODEL_COLOR = "#0969da"

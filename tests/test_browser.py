@@ -106,8 +106,8 @@ def _verdict(page, value: str | None = None, timeout_ms: int = 120_000) -> str:
 
 
 def _wait_images(page, selector: str) -> None:
-    page.wait_for_function("s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0; }",
-                           arg=selector, timeout=60_000)
+    page.wait_for_function("s => { const i = document.querySelector(s); return i && i.complete && "
+                           "i.naturalWidth > 0; }", arg=selector, timeout=60_000)
 
 
 # ----------------------------------------------------------------------------- first visit
