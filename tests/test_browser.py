@@ -147,6 +147,10 @@ def test_first_visit_one_click_verdict_above_the_fold(browser, tmp_path):
             usable = time.perf_counter()
             assert _in_viewport(page, thumb) and _in_viewport(page, page.locator("#run")), "examples/Run below the fold"
             assert _in_viewport(page, page.locator("#ronan-howto")), "the one-line instruction is below the fold"
+            # bold text uses a real bold face (gradio's 600 file is a subset without most capitals: "RONᴀN")
+            faces = page.evaluate("() => [...document.fonts].filter(f => f.family.includes('Source Sans Pro'))"
+                                  ".map(f => f.weight)")
+            assert "700" in faces and "600" not in faces, faces
             thumb.click()
             text = _verdict(page)
             done = time.perf_counter()
