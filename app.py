@@ -196,7 +196,8 @@ def model_info(name: str) -> str:
     text = f"⚠️ unknown model {html.escape(str(name))}"
     for c in choices:
         if c.name == name:
-            text = (f"Makes <b>{html.escape(c.domain)}</b>. Other images are cropped and resized to that first, "
+            mine = f" ({html.escape(c.description)})" if c.source == "user" and c.description else ""
+            text = (f"Makes <b>{html.escape(c.domain)}</b>{mine}. Other images are cropped and resized to that first, "
                     f"so a photo is (rightly) <i>not belonging</i>. "
                     f"Reference M_r: {html.escape(c.reference or 'none')}.")
     missing = [c for c in choices if not c.available]
