@@ -1,38 +1,52 @@
 """RONAN Studio: live, explainable origin attribution in the browser (Gradio 6 Blocks).
 
-UI only: layout and event wiring. All work goes through ``ronan/`` (``ronan.studio`` for
-streamed runs, ``ronan.plots`` for figures, ``ronan.report`` for downloads,
-``ronan.which_model`` for multi-source attribution). Start with ``python app.py``.
+UI only: layout and event wiring, one function per tab (``build_attribute_tab``, ...). All work
+goes through ``ronan/`` (``ronan.studio`` for streamed runs and the job line, ``ronan.plots`` for
+figures, ``ronan.views`` for the cards, ``ronan.report`` for downloads, ``ronan.which_model``
+for multi-source attribution). Start with ``python app.py``.
 
-Models: the bundled ones, cached hub models, and the user models registered on this machine
-(``ronan register``; their cards are read from disk at start and at each page load). Visitors
-choose among those names; the app never accepts code, cards or paths from them.
+Models: the available bundled ones, cached hub models, and the user models registered on this
+machine (``ronan register``; their cards are read from disk at start and at each page load).
+Visitors choose among those names; the app never accepts code, cards or paths from them, and
+never offers what cannot run here (unavailable models, LPIPS without its weights).
+
+Heavy jobs (inversions) run one at a time in :class:`ronan.studio.JobLine`, which tells each
+waiting visitor their position and an ETA, and lets Stop cancel a job that is still waiting.
 
 Environment: ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (default 127.0.0.1:7860),
-``RONAN_QUEUE_SIZE`` (queue ``max_size``, default 16), ``RONAN_THREADS`` (torch CPU threads,
-default 1; 0 leaves torch's default).
+``RONAN_QUEUE_SIZE`` (jobs that may wait, default 16), ``RONAN_THREADS`` (torch CPU threads,
+default 1; 0 leaves torch's default), ``RONAN_ALLOW_BUILDS=1`` (visitors may build missing
+belonging distributions: minutes of CPU each; off by default), ``RONAN_KEEP_RUNS`` (report
+folders kept, default 32).
 """
 
 from __future__ import annotations
 
+import atexit
 import csv
 import html
 import os
+import re
+import shutil
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import gradio as gr
-import torch
+if __name__ == "__main__":  # say something at once: importing torch and gradio takes seconds
+    print("RONAN Studio: starting (loading torch and gradio)...", flush=True)
 
-from ronan import __version__
-from ronan import plots, report, studio
-from ronan.errors import Cancelled, RonanError
-from ronan.images import load_image
-from ronan.inversion import DEFAULT_PRESET, PRESETS
-from ronan.models.registry import DEFAULT_MODEL
-from ronan.which_model import WhichModelResult, which_model_stream
+import gradio as gr  # noqa: E402
+import torch  # noqa: E402
+
+from ronan import __version__, plots, report, studio, views  # noqa: E402
+from ronan.errors import (CalibrationError, Cancelled, DistanceUnavailable, ModelUnavailable,  # noqa: E402
+                          RonanError)
+from ronan.images import load_image  # noqa: E402
+from ronan.inversion import DEFAULT_PRESET, PRESETS  # noqa: E402
+from ronan.models.registry import DEFAULT_MODEL  # noqa: E402
+from ronan.which_model import WhichModelResult, which_model_stream  # noqa: E402
 
 try:  # Hugging Face ZeroGPU: request a GPU for the duration of each inversion event.
     import spaces
@@ -43,166 +57,171 @@ except ImportError:  # anywhere else: a no-op
         return fn
 
 WORK_DIR = Path(tempfile.mkdtemp(prefix="ronan-studio-"))
+atexit.register(shutil.rmtree, WORK_DIR, ignore_errors=True)
 EXAMPLES_DIR = WORK_DIR / "examples"
+GENERATED_DIR = WORK_DIR / "generated"
+RUNS = studio.RunFolders(WORK_DIR / "runs", keep=int(os.environ.get("RONAN_KEEP_RUNS", "32")))
 QUEUE_SIZE = int(os.environ.get("RONAN_QUEUE_SIZE", "16"))
+LINE = studio.JobLine(max_waiting=QUEUE_SIZE)
 # The bundled models are tiny: one CPU thread per job is fastest, and much faster than two
 # when the cores are shared (measured: 3.8 s vs 45 s per verdict on a loaded 2-core machine).
 THREADS = int(os.environ.get("RONAN_THREADS", "1"))
 UPDATE_EVERY_S = 0.25  # at most ~4 UI updates per second while streaming
-DISTANCES = ["mse", "mae", "ssim", "lpips"]
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+# Source Sans Pro ships with gradio at 400 and 700 (its 600 file is a 55-glyph subset: "RONᴀN").
+THEME = gr.themes.Default(
+    font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"],
+    font_mono=[gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "monospace"])
 
-CSS = """
-.pixel img, img.pixel { image-rendering: pixelated; image-rendering: crisp-edges; }
-.ronan-progress { height: 14px; background: var(--block-background-fill, #eee); border: 1px solid #d0d7de;
-                  border-radius: 7px; overflow: hidden; }
-.ronan-progress > div { height: 100%; background: #0969da; transition: width .2s; }
-.ronan-verdict { border-radius: 10px; padding: 14px 18px; border: 3px solid; }
-.ronan-verdict h2 { margin: 0 0 6px 0; font-size: 1.8em; letter-spacing: .03em; }
-.ronan-verdict table { font-size: 0.9em; }
-.ronan-verdict td, .ronan-verdict th { padding: 2px 10px 2px 0; text-align: left; }
+CSS = views.CSS + """
+.pixel img, img.pixel { image-rendering: pixelated; }
+#ronan-header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 0 14px; }
+#ronan-header h1 { margin: 0; font-size: 1.8em; font-weight: 700; }
+#ronan-header .tagline { font-size: 1.1em; }
+#ronan-howto { margin: 2px 0 0 0; }
+#ronan-model-info { font-size: .95em; }
+#ronan-model-info details { display: inline; color: #57606a; font-size: .9em; }
+#ronan-model-info summary { display: inline; cursor: pointer; text-decoration: underline dotted; }
+#examples { height: auto !important; }
+#examples .grid-wrap { height: auto !important; min-height: 0 !important; max-height: none !important;
+                       overflow: hidden !important; padding: 2px 4px 4px !important; }
+#examples .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important;
+                            grid-template-rows: none !important; grid-auto-rows: auto !important; gap: 6px !important;
+                            padding-top: 22px !important; }
+#examples .thumbnail-item { aspect-ratio: 1 / 1; min-height: 0; }
+#examples .caption-label { font-size: 11px; padding: 1px 3px; max-width: 95%; }
+@media (max-width: 640px) {
+  #ronan-header h1 { font-size: 1.45em; }
+  #ronan-header .tagline { font-size: 1em; }
+  #ronan-howto { font-size: .9em; line-height: 1.3; }
+  #ronan-model-info { font-size: .85em; line-height: 1.3; }
+  #examples .caption-label { font-size: 10px; white-space: normal; line-height: 1.05; }
+  .ronan-card h2 { font-size: 1.45em; }
+}
+.ronan-card table, .ronan-card td, .ronan-card th { border: none !important; }
+.ronan-card tr { border: none !important; border-bottom: 1px solid rgba(128, 128, 128, .2) !important; }
+.ronan-how-to-read { color: #57606a; }
+#report-files:not(:has(a)) { display: none; }  /* no empty report box: it appears with its files */
+#which-preview figure { max-width: 120px; }
+.ronan-how-to-read ol { margin: 4px 0 0 1.2em; padding: 0; }
 """
 
-# ----------------------------------------------------------------------------- per-session stop flags
-# Stop sets the flag of the caller's session; runs poll it through ``should_stop``. The flag is
-# armed when Run is clicked (so Stop also works while the job waits in the queue) and dropped
-# when the run ends, so a late Stop never cancels the next run.
-_FLAGS: dict[str, threading.Event] = {}
-_ARMED: set[str] = set()
-_FLAGS_LOCK = threading.Lock()
 
+# ----------------------------------------------------------------------------- errors and sessions
 
 def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
 
 
-def arm(request: gr.Request):
-    with _FLAGS_LOCK:
-        _FLAGS[_session(request)] = threading.Event()
-        _ARMED.add(_session(request))
-
-
-def _begin(request) -> threading.Event:
-    sid = _session(request)
-    with _FLAGS_LOCK:
-        if sid in _ARMED and sid in _FLAGS:
-            _ARMED.discard(sid)
-            return _FLAGS[sid]
-        ev = threading.Event()
-        _FLAGS[sid] = ev
-        return ev
-
-
-def _end(request, ev: threading.Event) -> None:
-    sid = _session(request)
-    with _FLAGS_LOCK:
-        if _FLAGS.get(sid) is ev and sid not in _ARMED:
-            _FLAGS.pop(sid, None)
+def _web_message(e: Exception) -> str:
+    """A one-line reason for a web visitor: no command lines (they are for the operator)."""
+    if isinstance(e, studio.DistributionMissing):
+        extra = (" An operator has allowed building here: tick 'Build the belonging distribution if missing' "
+                 "under Advanced (minutes).") if studio.builds_allowed() else ""
+        return str(e) + extra
+    if isinstance(e, CalibrationError):
+        return ("The belonging distribution for these settings is not available on this server. "
+                "The default settings use one that is ready.")
+    if isinstance(e, DistanceUnavailable):
+        return "This distance is not available on this server; choose mse, mae or ssim."
+    if isinstance(e, ModelUnavailable):
+        return re.sub(r"[;:.]?\s*(run|use|see|retrain)\b[^.;]*`[^`]*`[^.;]*", "", str(e)).strip() or str(e)
+    return str(e)
 
 
 def stop(request: gr.Request):
-    """Stop the caller's running (or queued) job."""
-    with _FLAGS_LOCK:
-        ev = _FLAGS.get(_session(request))
-    if ev is None:
-        return "Nothing is running."
-    ev.set()
-    return "Stopping..."
+    """Stop the caller's jobs, running or still waiting in the line."""
+    n = LINE.stop(_session(request))
+    return "Stopping..." if n else "Nothing is running."
 
 
-# ----------------------------------------------------------------------------- small HTML helpers
-
-def progress_html(fraction: float, text: str) -> str:
-    pct = max(0.0, min(1.0, fraction)) * 100
-    return (f"<div class='ronan-progress' role='progressbar' aria-valuenow='{pct:.0f}' aria-valuemin='0' "
-            f"aria-valuemax='100'><div style='width:{pct:.1f}%'></div></div>"
-            f"<div id='ronan-status' style='margin-top:4px'>{html.escape(text)}</div>")
-
-
-def _progress_only(events, n_other_outputs: int):
-    """Yield throttled progress-bar updates (other outputs skipped) for the ``RunProgress``
-    events of ``events``; return the first other event (the outcome)."""
-    last = 0.0
-    for ev in events:
-        if not isinstance(ev, studio.RunProgress):
-            return ev
-        now = time.perf_counter()
-        if now - last >= UPDATE_EVERY_S:
-            last = now
-            yield (progress_html(ev.fraction, _status(ev)),) + (gr.skip(),) * n_other_outputs
-    raise Cancelled("the run ended without a result")
+def _wait_turn(ticket: studio.Ticket, clear: tuple, card_id: str | None = "ronan-verdict"):
+    """Yield updates (status at index 0 and, with ``card_id``, a card at index 1 of ``clear``) while
+    ``ticket`` waits for its turn; return True when it may run, False when it was stopped while waiting."""
+    waited = False
+    while not LINE.wait(ticket, 0.25 if waited else 0.0):
+        if ticket.stopped:
+            return False
+        ahead, secs = LINE.ahead(ticket)
+        out = [gr.skip()] * len(clear)
+        out[0] = views.status_html(None, f"Waiting for the worker: {ahead} run(s) ahead of yours, "
+                                         f"yours starts in {studio.fmt_eta(secs)}. Stop leaves the line.")
+        if not waited and card_id:
+            out[1] = views.message_card("Waiting in line", "Another visitor's run is using the worker; yours "
+                                        "starts when it ends.", "queued", elem_id=card_id)
+        waited = True
+        yield tuple(out)
+    if waited and not ticket.stopped:
+        yield tuple(clear)
+    return not ticket.stopped
 
 
-def _status(p: studio.RunProgress) -> str:
-    return (f"{p.message} · {studio.fmt_seconds(p.elapsed)} elapsed · ETA {studio.fmt_seconds(p.eta)} "
-            f"· {p.fraction * 100:.0f}%")
+def _left(eta: float | None) -> str:
+    return "estimating the time left" if eta is None else f"{studio.fmt_eta(eta)} left"
 
 
-def _num(x, fmt=".4g") -> str:
-    return "n/a" if x is None else format(x, fmt)
-
-
-def verdict_html(r) -> str:
-    color = plots.VERDICT_COLORS[r.verdict]
-    title = {"belonging": "BELONGING", "non-belonging": "NOT BELONGING", "inconclusive": "INCONCLUSIVE"}[r.verdict]
-    of = "log A'" if r.domain == "log" else "A'"
-    rows = [(f"Grubbs statistic ({of} - μ) / σ", _num(r.statistic, ".3f")),
-            ("Critical value", _num(r.critical_value, ".3f")),
-            ("Threshold on A'", _num(r.threshold)),
-            ("Belonging samples used (removed)", f"{r.n_kept} of {r.n_calibration} ({r.n_removed} removed as failed "
-                                                 f"inversions)"),
-            ("α, test", f"{r.alpha:g}, {html.escape(r.test)}"),
-            (f"μ, σ of samples' {of}", f"{_num(r.mean)}, {_num(r.std)}"),
-            ("Raw loss A(M, x)", f"{_num(r.loss)} on {html.escape(r.model)}"),
-            ("Reference loss A(M_r, x)", f"{_num(r.reference_loss)} on {html.escape(str(r.reference))}"),
-            ("Calibrated loss A'(M, x)", _num(r.calibrated_loss)),
-            ("Distance, seed, preset", f"{html.escape(r.distance)}, {r.seed}, {html.escape(str(r.preset))}"),
-            ("Steps run (model, reference)", f"{r.steps_run}, {r.reference_steps_run if r.reference else 'n/a'}"),
-            ("Time, device", f"{r.seconds:.2f} s, {html.escape(r.device)}")]
-    if r.notes:
-        rows.append(("Notes", html.escape("; ".join(r.notes))))
-    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    return (f"<div class='ronan-verdict' id='ronan-verdict' style='border-color:{color}'>"
-            f"<h2 style='color:{color}'>{title}</h2>"
-            f"<p><b>{html.escape(r.image)}</b> vs <b>{html.escape(r.model)}</b>: {html.escape(r.explanation())}</p>"
-            f"<table>{table}</table></div>")
-
-
-def message_html(text: str, color: str = "#57606a") -> str:
-    return f"<div class='ronan-verdict' style='border-color:{color}'><p>{html.escape(text)}</p></div>"
+def _running_status(p: studio.RunProgress) -> str:
+    return views.status_html(p.fraction, f"{p.message} · {studio.fmt_seconds(p.elapsed)} elapsed · {_left(p.eta)}")
 
 
 # ----------------------------------------------------------------------------- choices
 
-def _model_choices(include_unavailable=True):
-    return [(c.label, c.name) for c in studio.model_choices() if include_unavailable or c.available]
+def _model_choices(generators_only: bool = False):
+    return [(c.label, c.name) for c in studio.model_choices()
+            if c.available and (not generators_only or c.role != "reference")]
 
 
 def _reference_choices():
-    return [("default (the model's pairing)", "default")] + _model_choices() + [("none (no calibration)", "none")]
+    return ([("default (the model's pairing)", "default")] + _model_choices()
+            + [("none (no calibration: raw loss)", "none")])
+
+
+def _distance_choices():
+    return [name for name, ok, _ in studio.distance_choices() if ok]
+
+
+def _distance_info() -> str:
+    off = [f"{name}: {why}" for name, ok, why in studio.distance_choices() if not ok]
+    return "1-SSIM needs 4 restarts (set below). " + (" · ".join(off) + "." if off else "")
 
 
 def _default_model() -> str:
-    avail = [c.name for c in studio.model_choices() if c.available]
+    avail = [c.name for c in studio.model_choices() if c.available and c.role != "reference"]
     return DEFAULT_MODEL if DEFAULT_MODEL in avail else (avail[0] if avail else DEFAULT_MODEL)
 
 
-def refresh_choices(model, c_model, b_model, gen_model):
-    """Re-read the registry on page load (weights may have been added since the start)."""
-    all_, avail = _model_choices(), _model_choices(False)
-    return (gr.update(choices=all_, value=model), gr.update(choices=all_, value=c_model),
-            gr.update(choices=all_, value=b_model), gr.update(choices=avail, value=gen_model),
-            model_info(model))
-
-
 def model_info(name: str) -> str:
-    for c in studio.model_choices():
+    """What the selected model makes, its reference model, and what is not offered here (HTML)."""
+    choices = studio.model_choices()
+    text = f"⚠️ unknown model {html.escape(str(name))}"
+    for c in choices:
         if c.name == name:
-            if not c.available:
-                return f"⚠️ **{c.name} is unavailable here:** {c.reason}"
-            return (f"**{c.name}** — {c.description}. Reference model for calibration: "
-                    f"**{c.reference or 'none'}**.")
-    return f"⚠️ unknown model {name!r}"
+            mine = f" ({html.escape(c.description)})" if c.source == "user" and c.description else ""
+            text = (f"Makes <b>{html.escape(c.domain)}</b>{mine}. Other images are cropped and resized to that first, "
+                    f"so a photo is (rightly) <i>not belonging</i>. "
+                    f"Reference M_r: {html.escape(c.reference or 'none')}.")
+    missing = [c for c in choices if not c.available]
+    if missing:
+        groups: dict[str, list[str]] = {}
+        for c in missing:
+            groups.setdefault(studio.unavailable_reason(c), []).append(c.name)
+        text += (f" <details><summary>{len(missing)} more models are not offered here</summary>"
+                 + "; ".join(f"{html.escape(', '.join(v))} ({html.escape(k)})" for k, v in groups.items())
+                 + ".</details>")
+    return f"<div id='ronan-model-info'>{text}</div>"
+
+
+def refresh_choices(model, c_model, b_model, gen_model):
+    """Re-read the registry on page load (weights or user models may have been added since)."""
+    gens, all_ = _model_choices(True), _model_choices()
+    names = [v for _, v in all_]
+
+    def keep(v, pool):
+        return v if v in [p for _, p in pool] else (pool[0][1] if pool else None)
+
+    return (gr.update(choices=gens, value=keep(model, gens)), gr.update(choices=all_, value=keep(c_model, all_)),
+            gr.update(choices=gens, value=keep(b_model, gens)), gr.update(choices=gens, value=keep(gen_model, gens)),
+            model_info(model if model in names else _default_model()))
 
 
 def _opt_int(x):
@@ -219,46 +238,84 @@ def _sig(x, digits: int = 4):
 
 
 def _user_error(e: Exception) -> gr.Error:
-    return gr.Error(str(e), print_exception=False)
+    return gr.Error(_web_message(e), print_exception=False)
 
 
 # ----------------------------------------------------------------------------- Attribute tab
 
-def preview(path):
-    """Show the chosen image (upscaled, crisp) or a readable error."""
+READY = views.message_card("No result yet", "Click an example above, or upload an image and press Run.", "info")
+HOW_TO_READ = """<div class='ronan-how-to-read'><b>What appears here</b><ol>
+<li>the image as the model sees it, the model's best reconstruction of it, and their difference;</li>
+<li>the reverse-engineering loss on M (inspected) and M_r (reference), live;</li>
+<li>the model's belonging distribution with Grubbs' threshold and this image;</li>
+<li>a report to download (self-contained HTML, JSON, figures).</li></ol></div>"""
+
+
+def _upload_panel(li) -> views.Panel:
+    w, h = li.original_size
+    small = max(li.image.size) <= 128
+    return views.Panel("Upload", plots.thumbnail(li.image, 256),
+                       f"{w}x{h} {li.original_mode} {li.original_format or ''}".strip(), pixel=small)
+
+
+def _model_panel(target, model: str) -> views.Panel:
+    side, kind = target.shape[-1], "grayscale" if target.shape[0] == 1 else "RGB"
+    return views.Panel(f"What {model} sees", plots.to_pil(target), f"{side}x{side} {kind}, after its preprocessing")
+
+
+def _panels(li, target, model, recon=None, diff=None) -> str:
+    panels = [_upload_panel(li)] if li is not None else []
+    if target is not None:
+        panels.append(_model_panel(target, model))
+    panels.append(views.Panel("Reconstruction M(i*)", plots.to_pil(recon) if recon is not None else None,
+                              "the model's closest image"))
+    panels.append(views.Panel("|difference|", diff, "black = identical", colorbar=True))
+    return views.panels_html(panels)
+
+
+def preview(path, model=None):
+    """The upload and what ``model`` will see, before running: ``(images html, card html)``."""
     if not path:
-        return None, ""
+        return "", READY
+    model = model or _default_model()
     try:
         li = load_image(path)
     except RonanError as e:
-        gr.Warning(str(e))
-        return None, f"⚠️ {e}"
-    w, h = li.original_size
-    notes = f" ({'; '.join(li.notes)})" if li.notes else ""
-    return plots.pixelate(li.image), f"{li.name}: {w}x{h} {li.original_mode}{notes}"
+        return "", views.error_card(_web_message(e))
+    target = None
+    try:
+        gen, _, _ = studio.prepare(model, "none")
+        target = gen.preprocess(li.image)
+        steps = studio.preprocessing_steps(li, gen)
+    except (RonanError, ValueError):
+        steps = [f"upload: {li.original_size[0]}x{li.original_size[1]} {li.original_mode}"]
+    card = views.message_card("Ready: press Run", f"{li.name} → {' → '.join(steps[1:] or steps)}.", "info",
+                              details=li.notes)
+    return _panels(li, target, model), card
 
 
 def generate_image(model, seed):
     try:
-        path = studio.generate_example(model, int(seed or 0), WORK_DIR / "generated")
+        path = studio.generate_example(model, int(seed or 0), GENERATED_DIR)
     except RonanError as e:
         raise _user_error(e)
+    studio.prune_files(GENERATED_DIR, keep=64)
     return str(path)
 
 
 def gallery_for(model):
     try:
         ex = studio.example_images(model, EXAMPLES_DIR)
-    except RonanError as e:
-        gr.Warning(str(e))
+    except RonanError:
         ex = studio.example_images(None, EXAMPLES_DIR)
     return [(e.path, e.caption) for e in ex], [e.path for e in ex]
 
 
 def pick_example(paths, evt: gr.SelectData):
+    """The clicked example becomes the image; the selection is cleared, so a second click runs again."""
     if paths and evt.index is not None and 0 <= evt.index < len(paths):
-        return paths[evt.index]
-    return gr.skip()
+        return paths[evt.index], gr.update(selected_index=None)
+    return gr.skip(), gr.skip()
 
 
 def on_model_change(model):
@@ -266,213 +323,607 @@ def on_model_change(model):
     return model_info(model), items, paths, gr.update(value=model)
 
 
-def _attr_outputs(progress=None, original=None, recon=None, diff=None, loss=None, verdict=None, hist=None,
-                  data=None, files=None):
+def show_results():
+    """On Run: the results area appears (the how-to-read note goes), the old result is cleared."""
+    return gr.update(visible=False), gr.update(visible=True)
+
+
+def _dist_status(model, reference, distance, preset, steps, restarts, lr) -> str:
+    ok, text = studio.distribution_status(model, reference, distance=distance, preset=preset, steps=_opt_int(steps),
+                                          restarts=_opt_int(restarts), lr=_opt_float(lr))
+    return ("✅ " if ok else "⚠️ ") + text
+
+
+def on_distance_change(distance, restarts):
+    if distance == "ssim" and (_opt_int(restarts) or 1) < views.SSIM_RESTARTS:
+        return gr.update(value=views.SSIM_RESTARTS)
+    return gr.skip()
+
+
+# outputs of /attribute: status, verdict, images, curves, histogram, JSON, report files
+def _attr(status=None, verdict=None, images=None, curves=None, hist=None, data=None, files=None):
     s = gr.skip()
-    return tuple(s if v is None else v for v in (progress, original, recon, diff, loss, verdict, hist, data, files))
+    return tuple(s if v is None else v for v in (status, verdict, images, curves, hist, data, files))
+
+
+def _attr_cleared(status: str, verdict: str, data: dict) -> tuple:
+    return status, verdict, "", "", "", data, None
+
+
+def attribute_run(image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build,
+                  edit="auto", test="robust", request: gr.Request = None):
+    """Attribute one image to a model; streams progress, ends with the verdict and report.
+
+    Every output is cleared when the run starts (or waits), stops or fails; errors are shown in
+    the verdict card and raised (a toast for the page, an error for API clients).
+    """
+    if not image:
+        msg = "Choose an image first: click an example, upload one, or generate one."
+        yield _attr_cleared(views.status_html(None, "No image."), views.error_card(msg), {"status": "error",
+                                                                                           "message": msg})
+        raise gr.Error(msg, print_exception=False)
+    try:
+        ticket = LINE.join(_session(request), "attribute")
+    except studio.QueueFull as e:
+        yield _attr_cleared(views.status_html(None, "The server is busy."), views.error_card(str(e)),
+                            {"status": "error", "message": str(e)})
+        raise _user_error(e)
+    finished = False
+    try:
+        waiting = _attr_cleared(views.status_html(None, "Starting..."),
+                                views.message_card("Running", "The verdict appears here when the inversions on M "
+                                                              "and M_r have finished.", "running"),
+                                {"status": "running"})
+        yield waiting
+        go = yield from _wait_turn(ticket, waiting)
+        if not go:
+            yield _attr_cleared(views.status_html(None, "Stopped while waiting: nothing ran."),
+                                views.message_card("Stopped", "No verdict: the run was stopped.", "stopped"),
+                                {"status": "cancelled", "message": "stopped while waiting"})
+            return
+        yield from _attribute_work(ticket, image, model, reference, distance, preset, steps, restarts, lr, alpha,
+                                   seed, build, edit, test)
+        finished = True
+    finally:
+        LINE.leave(ticket, finished=finished)
 
 
 @gpu
-def attribute_run(image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build,
-                  request: gr.Request):
-    """Attribute one image to a model; streams progress, ends with the verdict and report."""
-    if not image:
-        raise gr.Error("Choose an image first: upload one, generate one, or click an example.", print_exception=False)
-    flag = _begin(request)
+def _attribute_work(ticket, image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build,
+                    edit, test):
     last = 0.0
+    li = None
     try:
-
-        original = None
+        li = load_image(image)
         stream = studio.run_attribution(
-            image, model, reference=reference, distance=distance, alpha=float(alpha), preset=preset,
+            li, model, reference=reference, distance=distance, alpha=float(alpha), preset=preset,
             steps=_opt_int(steps), restarts=_opt_int(restarts), lr=_opt_float(lr), seed=int(seed or 0),
-            build_calibration=bool(build), should_stop=flag.is_set)
+            edit=edit or "auto", test=test or "robust", build_calibration=bool(build) and studio.builds_allowed(),
+            should_stop=ticket.stop.is_set, eta_prior=ticket.estimate)
+        yield _attr(images=_panels(li, None, model))
         for ev in stream:
             if isinstance(ev, studio.RunOutcome):
-                r, dist = ev.result, ev.distribution
-                curves = _curves(plots.loss_curve_table(r.history, r.reference_history, model=r.model,
-                                                        reference=r.reference), r.model, r.reference)
-                data = report.report_dict(r, dist)
-                data["status"] = "done"
-                card = verdict_html(r)
-                done = progress_html(1.0, f"Done in {studio.fmt_seconds(r.seconds)}: {r.verdict.upper()}")
-                yield _attr_outputs(done, plots.pixelate(r.image_tensor), plots.pixelate(r.reconstruction),
-                                    plots.difference_map(r.image_tensor, r.reconstruction), curves, card, None, data)
-                paths = report.write_report(r, Path(tempfile.mkdtemp(dir=WORK_DIR, prefix="report-")), dist)
-                yield _attr_outputs(done, verdict=card, hist=str(paths["histogram"]), data=data,
-                                    files=[str(p) for p in paths.values()])
+                yield from _attribute_outcome(ev, li)
                 return
+            LINE.touch(ticket, ev.eta)
             now = time.perf_counter()
-            final_step = ev.phase != "calibration" and ev.final
-            if now - last < UPDATE_EVERY_S and not final_step and ev.step != 0:
+            if now - last < UPDATE_EVERY_S and not (ev.phase != "calibration" and ev.final) and ev.step != 0:
                 continue
             last = now
             if ev.phase == "calibration":
-                yield _attr_outputs(progress_html(ev.fraction, _status(ev)))
+                yield _attr(_running_status(ev))
                 continue
-            if original is None:
-                original = ev.target
-                yield _attr_outputs(original=plots.pixelate(original),
-                                    verdict=message_html("Running: the verdict appears here when both inversions "
-                                                         "have finished."), data={"status": "running"})
             recon = diff = None
             if ev.phase == "model" and ev.reconstruction is not None:
-                recon = plots.pixelate(ev.reconstruction)
-                diff = plots.difference_map(original, ev.reconstruction)
-            curves = _curves(plots.loss_curve_table(ev.history, ev.reference_history, model=ev.model,
-                                                    reference=ev.reference, history_steps=ev.history_steps,
-                                                    reference_steps=ev.reference_history_steps),
-                             ev.model, ev.reference)
-            yield _attr_outputs(progress_html(ev.fraction, _status(ev)), recon=recon, diff=diff, loss=curves)
-    except Cancelled as e:
-        gr.Warning(f"Stopped: {e}")
-        yield _attr_outputs(progress_html(0.0, "Stopped by the user."), verdict=message_html("Stopped: no verdict."),
-                            data={"status": "cancelled", "message": str(e)})
+                recon, diff = ev.reconstruction, plots.difference_map(ev.target, ev.reconstruction)
+            images = _panels(li, ev.target, ev.model, recon, diff) if recon is not None else None
+            curves = views.figure_html(svg=plots.loss_curves_svg(
+                ev.history, ev.reference_history, model=ev.model, reference=ev.reference,
+                history_steps=ev.history_steps, reference_steps=ev.reference_history_steps))
+            yield _attr(_running_status(ev), images=images, curves=curves)
+    except Cancelled:
+        yield _attr_cleared(views.status_html(None, "Stopped by the user."),
+                            views.message_card("Stopped", "No verdict: the run was stopped.", "stopped"),
+                            {"status": "cancelled", "message": "stopped by the user"})
     except (RonanError, ValueError) as e:
+        yield _attr_cleared(views.status_html(None, "Failed."), views.error_card(_web_message(e)),
+                            {"status": "error", "message": _web_message(e)})
         raise _user_error(e)
-    finally:
-        _end(request, flag)
 
 
-def _curves(table: dict, model: str, reference: str | None):
-    import pandas as pd
+def _attribute_outcome(ev: studio.RunOutcome, li):
+    r, dist = ev.result, ev.distribution
+    extra = {"preprocessing": ev.preprocessing, "caveats": ev.caveats, "edit_detected": ev.edit_detected}
+    data = report.report_dict(r, dist, **extra)
+    data["status"] = "done"
+    card = views.verdict_card(r, preprocessing=ev.preprocessing, caveats=ev.caveats)
+    done = views.status_html(1.0, f"Done in {studio.fmt_seconds(r.seconds)}: {plots.verdict_label(r.verdict)}. "
+                                  f"The report is being written...")
+    images = _panels(li, r.image_tensor, r.model, r.reconstruction,
+                     plots.difference_map(r.image_tensor, r.reconstruction))
+    curves = views.figure_html(svg=plots.loss_curves_svg(r.history, r.reference_history, model=r.model,
+                                                         reference=r.reference))
+    yield _attr(done, card, images, curves, "", data)
+    fig = report.histogram_figure_of(r, dist)
+    hist = views.figure_html(plots.fig_to_png(fig), alt="Belonging distribution; legend: "
+                             + "; ".join(plots.legend_texts(fig)), elem_id="ronan-hist")
+    yield _attr(hist=hist)
+    paths = report.write_report(r, RUNS.new("report"), dist, upload=li.image, **extra)
+    order = ["html", "json"] + [k for k in paths if k not in ("html", "json")]
+    done = views.status_html(1.0, f"Done in {studio.fmt_seconds(r.seconds)}: {plots.verdict_label(r.verdict)}.")
+    # the last update carries every output (API clients read the final values)
+    yield done, card, images, curves, hist, data, [str(paths[k]) for k in order]
 
-    # the colour map names both curves from the first update, so the legend never changes
-    return gr.LinePlot(value=pd.DataFrame(table), color_map=plots.curve_colors(model, reference))
+
+def build_attribute_tab(default: str, presets: list[str]) -> dict:
+    """The Attribute tab: model, examples, upload, Run/Stop, status and verdict on the left;
+    what the model saw, the loss curves, the histogram and the report on the right."""
+    c = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=330):
+            c["model"] = gr.Dropdown(_model_choices(True), value=default, label="Inspected model M", elem_id="model")
+            c["info"] = gr.HTML(model_info(default), elem_id="model-info")
+            c["gallery"] = gr.Gallery(label="Examples: click one to run it",
+                                      columns=6, rows=1, object_fit="contain", allow_preview=False, buttons=[],
+                                      elem_id="examples", elem_classes=["pixel"], interactive=False)
+            c["gallery_paths"] = gr.State([])
+            with gr.Row(equal_height=True):
+                c["image"] = gr.File(label="...or upload an image (any format)", type="filepath",
+                                     elem_id="image-file", height=72, scale=3, min_width=190)
+                with gr.Column(scale=2, min_width=120):
+                    c["run"] = gr.Button("Run", variant="primary", elem_id="run")
+                    c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
+            c["status"] = gr.HTML(views.status_html(None, "Ready."), elem_id="status")
+            c["verdict"] = gr.HTML(READY, elem_id="verdict")
+            with gr.Accordion("Advanced: reference model, distance, edits, settings", open=False):
+                c["reference"] = gr.Dropdown(_reference_choices(), value="default", label="Reference model M_r")
+                c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance L",
+                                            info=_distance_info())
+                c["edit"] = gr.Dropdown(["auto", "none", "robust"], value="auto", allow_custom_value=True,
+                                        label="Edit assumed",
+                                        info="auto: read from the file (JPEG quality, size); none; robust; or a "
+                                             "spec such as jpeg:75")
+                c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset",
+                                       info="; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()))
+                with gr.Row():
+                    c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
+                    c["restarts"] = gr.Number(None, label="restarts", precision=0, minimum=0)
+                    c["lr"] = gr.Number(None, label="lr", minimum=0)
+                with gr.Row():
+                    c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (Grubbs)")
+                    c["seed"] = gr.Number(0, label="seed", precision=0)
+                c["test"] = gr.Radio(["robust", "paper"], value="robust", label="Test",
+                                     info="robust: log domain, failed belonging inversions removed, inconclusive "
+                                          "when the evidence is weak; paper: Eq. 3 on all N values")
+                c["dist_status"] = gr.Markdown(
+                    _dist_status(default, "default", "mse", DEFAULT_PRESET, None, None, None), elem_id="dist-status")
+                allowed = studio.builds_allowed()
+                c["build"] = gr.Checkbox(False, label="Build the belonging distribution if missing (minutes)",
+                                         interactive=allowed,
+                                         info=None if allowed else "Off on this server: building takes minutes "
+                                                                   "of the shared worker (operator setting "
+                                                                   "RONAN_ALLOW_BUILDS=1).")
+            with gr.Accordion("Generate an image with a model", open=False):
+                with gr.Row():
+                    c["gen_model"] = gr.Dropdown(_model_choices(True), value=default, label="Generate with", scale=2)
+                    c["gen_seed"] = gr.Number(7, label="seed", precision=0, scale=1)
+                c["gen"] = gr.Button("Generate an image")
+        with gr.Column(scale=7, min_width=330):
+            c["placeholder"] = gr.HTML(HOW_TO_READ)
+            with gr.Column(visible=False) as c["results"]:
+                c["images"] = gr.HTML("", elem_id="images")
+                with gr.Row():
+                    with gr.Column(min_width=400):
+                        c["curves"] = gr.HTML("", elem_id="curves")
+                    with gr.Column(min_width=400):
+                        c["hist"] = gr.HTML("", elem_id="hist")
+                c["files"] = gr.File(label="Report: self-contained HTML, JSON, figures (PNG)", file_count="multiple",
+                                     interactive=False, elem_id="report-files", height=170)
+                with gr.Accordion("Every number (JSON)", open=False):
+                    c["json"] = gr.JSON(label="Result")
+    return c
+
+
+def wire_attribute_tab(c: dict, light: dict, heavy: dict) -> None:
+    inputs = [c[k] for k in ("image", "model", "reference", "distance", "preset", "steps", "restarts", "lr", "alpha",
+                             "seed", "build", "edit", "test")]
+    outputs = [c[k] for k in ("status", "verdict", "images", "curves", "hist", "json", "files")]
+    reveal = {"fn": show_results, "inputs": None, "outputs": [c["placeholder"], c["results"]],
+              "api_visibility": "private", **light}
+    c["model"].change(on_model_change, c["model"], [c["info"], c["gallery"], c["gallery_paths"], c["gen_model"]],
+                      api_visibility="private", **light)
+    c["distance"].change(on_distance_change, [c["distance"], c["restarts"]], c["restarts"], api_visibility="private",
+                         **light)
+    # a new upload (or a new model for it) replaces the old result by a preview of what the model will see
+    def fresh(event):
+        event.then(**reveal).then(preview, [c["image"], c["model"]], [c["images"], c["verdict"]],
+                                  api_visibility="private", **light).then(
+            lambda: (views.status_html(None, "Ready."), "", "", None, None),
+            None, [c["status"], c["curves"], c["hist"], c["json"], c["files"]], api_visibility="private", **light)
+
+    fresh(c["image"].upload(lambda: None, None, None, api_visibility="private", **light))
+    fresh(c["model"].input(lambda: None, None, None, api_visibility="private", **light))
+    fresh(c["gen"].click(generate_image, [c["gen_model"], c["gen_seed"]], c["image"], api_name="generate", **light))
+    settings = [c[k] for k in ("model", "reference", "distance", "preset", "steps", "restarts", "lr")]
+    for comp in settings:
+        comp.change(_dist_status, settings, c["dist_status"], api_visibility="private", **light)
+    c["image"].clear(lambda: ("", READY, views.status_html(None, "Ready."), "", "", None, None), None,
+                     [c["images"], c["verdict"], c["status"], c["curves"], c["hist"], c["json"], c["files"]],
+                     api_visibility="private", **light)
+    c["run"].click(**reveal).then(attribute_run, inputs, outputs, api_name="attribute", show_progress="hidden",
+                                  **heavy)
+    # one click on an example: it becomes the image and runs at once
+    c["gallery"].select(pick_example, c["gallery_paths"], [c["image"], c["gallery"]], api_visibility="private",
+                        **light).then(
+        **reveal).then(attribute_run, inputs, outputs, api_visibility="private", show_progress="hidden", **heavy)
 
 
 # ----------------------------------------------------------------------------- Which model? tab
 
-@gpu
-def which_model_run(image, preset, alpha, seed, request: gr.Request):
-    """Attribute one image against every available model of its resolution."""
+def which_model_run(image, preset, alpha, seed, request: gr.Request = None):
+    """Attribute one image against every available model of its resolution and channels."""
+    blank = (views.status_html(None, "Ready."), "", "", None, {"status": "running"}, None)
     if not image:
-        raise gr.Error("Choose an image first.", print_exception=False)
-    flag = _begin(request)
+        msg = "Choose an image first."
+        yield (views.status_html(None, "No image."), views.error_card(msg, elem_id="ronan-which"), "", None,
+               {"status": "error", "message": msg}, None)
+        raise gr.Error(msg, print_exception=False)
     try:
+        ticket = LINE.join(_session(request), "which_model", units=len(_which_candidates(image)) or 1)
+    except (studio.QueueFull, RonanError) as e:
+        yield (views.status_html(None, "Failed."), views.error_card(_web_message(e), elem_id="ronan-which"), "",
+               None, {"status": "error", "message": _web_message(e)}, None)
+        raise _user_error(e)
+    finished = False
+    try:
+        waiting = (views.status_html(None, "Starting..."),
+                   views.message_card("Running", "Testing the image against every model...", "running",
+                                      elem_id="ronan-which")) + blank[2:]
+        yield waiting
+        if not (yield from _wait_turn(ticket, waiting, "ronan-which")):
+            yield (views.status_html(None, "Stopped while waiting: nothing ran."),
+                   views.message_card("Stopped", "No answer: the run was stopped.", "stopped", elem_id="ronan-which"),
+                   "", None, {"status": "cancelled"}, None)
+            return
+        yield from _which_work(ticket, image, preset, alpha, seed)
+        finished = True
+    finally:
+        LINE.leave(ticket, finished=finished)
 
-        last = 0.0
-        for ev in which_model_stream(image, preset=preset, alpha=float(alpha), seed=int(seed or 0),
-                                     build_calibration=False, should_stop=flag.is_set):
+
+def _which_candidates(image) -> list[str]:
+    from ronan.which_model import candidate_models
+
+    li = load_image(image)
+    w, h = li.image.size
+    return candidate_models(w if w == h else None, 1 if li.image.mode == "L" else 3)
+
+
+@gpu
+def _which_work(ticket, image, preset, alpha, seed):
+    last = 0.0
+    progress, eta = None, studio.Eta(ticket.estimate)
+    try:
+        li = load_image(image)
+        for ev in which_model_stream(li, preset=preset, alpha=float(alpha), seed=int(seed or 0),
+                                     build_calibration=False, should_stop=ticket.stop.is_set):
             if isinstance(ev, WhichModelResult):
-                rows = ev.rows()
-                fig = plots.which_model_figure(rows)
-                errs = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in ev.errors.items())
-                color = "#1a7f37" if ev.best else "#57606a"
-                answer = (f"<div class='ronan-verdict' id='ronan-which' style='border-color:{color}'>"
-                          f"<h2 style='color:{color}'>{html.escape(ev.answer)}</h2>"
-                          f"<p>Tested against {len(rows)} model(s); each uses its own belonging distribution and "
-                          f"Grubbs' test, no classifier is trained.</p>"
-                          + (f"<p>Not tested:</p><ul>{errs}</ul>" if errs else "") + "</div>")
-                table = [[r["model"], r["verdict"], _sig(r["statistic"]), _sig(r["critical_value"]),
-                          _sig(r["calibrated_loss"]), _sig(r["loss"]), _sig(r["reference_loss"])] for r in rows]
-                yield progress_html(1.0, "Done."), answer, fig, table, ev.to_dict()
+                yield from _which_outcome(ev, li)
                 return
+            if progress is None:
+                progress = studio.Progress({f"{i}-{role}": 1.0 for i in range(ev.total)
+                                            for role in ("model", "reference")})
+            p = ev.event.progress
+            frac = progress.update(f"{ev.index}-{ev.event.role}", p.fraction)
+            left = eta.update(frac)
+            LINE.touch(ticket, left)
             now = time.perf_counter()
             if now - last < UPDATE_EVERY_S:
                 continue
             last = now
-            p = ev.event.progress
-            frac = (ev.index + ((0 if ev.event.role == "model" else 1) + p.fraction) / 2) / ev.total
-            yield (progress_html(frac, f"Model {ev.index + 1}/{ev.total} ({ev.model}): {ev.event.role} inversion, "
-                                       f"step {p.step}/{p.steps}"), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            yield (views.status_html(frac, f"Model {ev.index + 1} of {ev.total} ({ev.model}): {ev.event.role} "
+                                           f"inversion, step {p.step}/{p.steps} · {_left(left)}"),
+                   gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
     except Cancelled:
-        gr.Warning("Stopped.")
-        yield progress_html(0.0, "Stopped by the user."), message_html("Stopped: no answer."), gr.skip(), \
-            gr.skip(), {"status": "cancelled"}
+        yield (views.status_html(None, "Stopped by the user."),
+               views.message_card("Stopped", "No answer: the run was stopped.", "stopped", elem_id="ronan-which"),
+               "", None, {"status": "cancelled"}, None)
     except (RonanError, ValueError) as e:
+        yield (views.status_html(None, "Failed."), views.error_card(_web_message(e), elem_id="ronan-which"), "",
+               None, {"status": "error", "message": _web_message(e)}, None)
         raise _user_error(e)
-    finally:
-        _end(request, flag)
+
+
+def _which_outcome(ev: WhichModelResult, li):
+    rows = ev.rows()
+    fig = plots.which_model_figure(rows) if rows else None
+    png = plots.fig_to_png(fig) if fig is not None else None
+    errs = [f"{k}: {_which_error(ev, k)}" for k in ev.errors]
+    color = plots.BELONGING_COLOR if ev.best else views.GREY
+    caveats = "".join(f"<div class='ronan-caveat'><b>This answer rests on:</b> {html.escape(c)}</div>"
+                      for c in ev.caveats)
+    answer = (f"<div class='ronan-card' id='ronan-which' style='border-color:{color}'>"
+              f"<h2 style='color:{color}'>{html.escape(ev.answer)}</h2>"
+              f"<p>Tested against {len(rows)} model(s) of this image's kind; each uses its own belonging "
+              f"distribution and Grubbs' test, no classifier is trained.</p>{caveats}"
+              + (f"<p>Not tested:</p><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in errs)}</ul>" if errs else "")
+              + "</div>")
+    table = [[r["model"], plots.verdict_label(r["verdict"]), _sig(r["statistic"]), _sig(r["critical_value"]),
+              _sig(r["calibrated_loss"]), _sig(r["loss"]), _sig(r["reference_loss"])] for r in rows]
+    figure = views.figure_html(png, alt="Grubbs statistic per model; legend: " + "; ".join(plots.legend_texts(fig)),
+                               elem_id="ronan-which-figure") if png else ""
+    w, h = li.original_size
+    upload = {"name": li.name, "sha256": li.sha256, "size": [w, h], "mode": li.original_mode,
+              "format": li.original_format, "description": f"{w}x{h} {li.original_mode} {li.original_format or ''}"}
+    data = report.which_model_dict(ev, upload=upload)
+    paths = report.write_which_model_report(ev, RUNS.new("which"), png, upload=upload)
+    total = sum(a.seconds for a in ev.attributions)
+    yield (views.status_html(1.0, f"Done in {studio.fmt_seconds(total)}: {ev.answer}."), answer, figure, table, data,
+           [str(paths["html"]), str(paths["json"])])
+
+
+def _which_error(ev: WhichModelResult, name: str) -> str:
+    kind = ev.error_kinds.get(name, "")
+    if kind in ("CalibrationError", "DistributionMissing"):
+        return "its belonging distribution for these settings is not built on this server"
+    return _web_message(RonanError(ev.errors[name]))
+
+
+def build_which_tab(presets: list[str]) -> dict:
+    c = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=330):
+            c["image"] = gr.File(label="Image (any format)", type="filepath", elem_id="which-file", height=72)
+            c["copy"] = gr.Button("Use the image of the Attribute tab", size="sm")
+            with gr.Row():
+                c["run"] = gr.Button("Which model made it?", variant="primary", elem_id="which-run", scale=2)
+                c["stop"] = gr.Button("Stop", variant="stop", scale=1)
+            c["status"] = gr.HTML(views.status_html(None, "Ready."))
+            c["answer"] = gr.HTML(views.message_card(
+                "Which model made this image?", "RONAN tests the image against every available model of its kind "
+                "and names the one that accepts it, or none: real or unknown model.", "info", elem_id="ronan-which"))
+            c["preview"] = gr.HTML("")
+            with gr.Accordion("Advanced", open=False):
+                c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
+                c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
+                c["seed"] = gr.Number(0, label="seed", precision=0)
+        with gr.Column(scale=7, min_width=330):
+            c["plot"] = gr.HTML("", elem_id="which-plot")
+            c["table"] = gr.Dataframe(headers=["model", "verdict", "statistic", "critical value", "A'", "A(M,x)",
+                                               "A(M_r,x)"], interactive=False, elem_id="which-table")
+            c["files"] = gr.File(label="Report: self-contained HTML, JSON", file_count="multiple", interactive=False)
+            with gr.Accordion("JSON", open=False):
+                c["json"] = gr.JSON()
+    return c
+
+
+def _which_preview(path):
+    if not path:
+        return ""
+    try:
+        li = load_image(path)
+    except RonanError as e:
+        return views.error_card(_web_message(e), elem_id="which-preview")
+    return views.panels_html([_upload_panel(li)], elem_id="which-preview")
+
+
+def wire_which_tab(c: dict, attr: dict, light: dict, heavy: dict) -> None:
+    c["copy"].click(lambda p: p, attr["image"], c["image"], api_visibility="private", **light)
+    c["image"].change(_which_preview, c["image"], c["preview"], api_visibility="private", **light)
+    c["run"].click(which_model_run, [c["image"], c["preset"], c["alpha"], c["seed"]],
+                   [c["status"], c["answer"], c["plot"], c["table"], c["json"], c["files"]],
+                   api_name="which_model", show_progress="hidden", **heavy)
 
 
 # ----------------------------------------------------------------------------- Calibrate tab
 
-def _dist_summary(dist) -> str:
+def _dist_summary(dist, sm) -> str:
     return (f"**{dist.model}** vs reference **{dist.reference or 'none'}**, distance {dist.distance}, "
-            f"N = {dist.n}, seed {dist.seed}  \n"
-            f"mean μ = {dist.mean:.4g}, std σ = {dist.std:.4g}, min {min(dist.values):.4g}, "
-            f"max {max(dist.values):.4g}  \n"
-            f"settings: `{dist.settings}`  \n"
-            f"file: `{studio.distribution_file(dist)}`, built {dist.created or '?'} in {dist.seconds:.0f} s")
+            f"N = {dist.n}: {sm.n_kept} used, {len(sm.removed)} removed as failed inversions; threshold on A' "
+            f"{sm.threshold:.4g} (alpha {sm.alpha:g}, robust test)  \n"
+            f"<small>mean {dist.mean:.4g}, std {dist.std:.4g}, min {min(dist.values):.4g}, max "
+            f"{max(dist.values):.4g}; file `{studio.distribution_file(dist)}`, built {dist.created or '?'} in "
+            f"{dist.seconds:.0f} s (settings in the JSON)</small>")
 
 
-@gpu
-def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebuild, alpha, request: gr.Request):
-    """Show, build or rebuild a model's belonging distribution."""
-    flag = _begin(request)
+def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebuild, alpha,
+                  request: gr.Request = None):
+    """Show a model's belonging distribution (build or rebuild it where the operator allows)."""
+    from ronan.verdict import DecisionSettings, summarize
+
     try:
-        from ronan.verdict import DecisionSettings, summarize
-
-        ev = yield from _progress_only(
-            studio.run_calibration(model, reference, distance=distance, preset=preset, steps=_opt_int(steps),
-                                   restarts=_opt_int(restarts), lr=_opt_float(lr), rebuild=bool(rebuild),
-                                   should_stop=flag.is_set), 3)
-        sm = summarize(ev.values, DecisionSettings(alpha=float(alpha)))
-        fig = plots.histogram_figure(ev.values, mean=sm.mean, std=sm.std, critical_value=sm.critical_value,
-                                     model=ev.model, alpha=float(alpha), threshold=sm.threshold, removed=sm.removed)
-        yield progress_html(1.0, "Ready."), _dist_summary(ev), fig, ev.to_dict()
-    except Cancelled:
-        gr.Warning("Stopped: the distribution was not changed.")
-        yield progress_html(0.0, "Stopped by the user."), gr.skip(), gr.skip(), gr.skip()
-    except (RonanError, ValueError) as e:
+        ticket = LINE.join(_session(request), "calibrate")
+    except studio.QueueFull as e:
         raise _user_error(e)
+    finished = False
+    cleared = (views.status_html(None, "Starting..."), "", "", None)
+    try:
+        yield cleared
+        if not (yield from _wait_turn(ticket, cleared, None)):
+            yield views.status_html(None, "Stopped while waiting."), "Stopped.", "", None
+            return
+        try:
+            ev = None
+            for ev in studio.run_calibration(model, reference, distance=distance, preset=preset,
+                                             steps=_opt_int(steps), restarts=_opt_int(restarts), lr=_opt_float(lr),
+                                             rebuild=bool(rebuild) and studio.builds_allowed(),
+                                             build=studio.builds_allowed(), should_stop=ticket.stop.is_set):
+                if isinstance(ev, studio.RunProgress):
+                    LINE.touch(ticket, ev.eta)
+                    yield _running_status(ev), gr.skip(), gr.skip(), gr.skip()
+            sm = summarize(ev.values, DecisionSettings(alpha=float(alpha)))
+            fig = plots.histogram_figure(ev.values, mean=sm.mean, std=sm.std, critical_value=sm.critical_value,
+                                         model=ev.model, alpha=float(alpha), threshold=sm.threshold,
+                                         removed=sm.removed, calibrated=ev.reference is not None, domain=sm.domain)
+            plot = views.figure_html(plots.fig_to_png(fig), alt="Belonging distribution; legend: "
+                                     + "; ".join(plots.legend_texts(fig)), elem_id="ronan-calibration")
+            finished = True
+            yield views.status_html(1.0, "Ready."), _dist_summary(ev, sm), plot, ev.to_dict()
+        except Cancelled:
+            yield views.status_html(None, "Stopped: the distribution was not changed."), "Stopped.", "", None
+        except (RonanError, ValueError) as e:
+            yield views.status_html(None, "Failed."), f"**No distribution:** {_web_message(e)}", "", None
+            raise _user_error(e)
     finally:
-        _end(request, flag)
+        LINE.leave(ticket, finished=finished)
+
+
+def build_calibrate_tab(default: str, presets: list[str]) -> dict:
+    c = {}
+    allowed = studio.builds_allowed()
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=330):
+            c["model"] = gr.Dropdown(_model_choices(), value=default, label="Model")
+            c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
+            with gr.Row():
+                c["run"] = gr.Button("Show / build" if allowed else "Show", variant="primary", elem_id="calibrate-run",
+                                     scale=2)
+                c["stop"] = gr.Button("Stop", variant="stop", scale=1)
+            with gr.Accordion("Advanced: reference model, distance, settings", open=False):
+                c["reference"] = gr.Dropdown(_reference_choices(), value="default", label="Reference model")
+                c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance")
+                with gr.Row():
+                    c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
+                    c["restarts"] = gr.Number(None, label="restarts", precision=0, minimum=0)
+                    c["lr"] = gr.Number(None, label="lr", minimum=0)
+                c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (for the threshold line)")
+                c["rebuild"] = gr.Checkbox(False, label="Rebuild even if cached (minutes)", interactive=allowed,
+                                           info=None if allowed else "Off on this server (operator setting "
+                                                                     "RONAN_ALLOW_BUILDS=1): distributions that "
+                                                                     "are ready are shown.")
+        with gr.Column(scale=7, min_width=330):
+            c["status"] = gr.HTML(views.status_html(None, "Ready."))
+            c["summary"] = gr.Markdown("A model's *belonging distribution*: the calibrated losses of N = 100 of its "
+                                       "own images, against which every query is tested. Press Show.")
+            c["plot"] = gr.HTML("", elem_id="calibrate-plot")
+            with gr.Accordion("JSON", open=False):
+                c["json"] = gr.JSON()
+    return c
+
+
+def wire_calibrate_tab(c: dict, heavy: dict) -> None:
+    c["run"].click(calibrate_run, [c[k] for k in ("model", "reference", "distance", "preset", "steps", "restarts",
+                                                  "lr", "rebuild", "alpha")],
+                   [c["status"], c["summary"], c["plot"], c["json"]], api_name="calibrate", show_progress="hidden",
+                   **heavy)
 
 
 # ----------------------------------------------------------------------------- Batch tab
 
-@gpu
-def batch_run(files, model, preset, alpha, seed, request: gr.Request):
+def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
     """Attribute many images (files or zips) to one model; table, CSV, confusion table."""
+    cleared = (views.status_html(None, "Starting..."), None, None, "")
     if not files:
+        yield (views.status_html(None, "No files."),) + cleared[1:]
         raise gr.Error("Upload images or a zip archive first.", print_exception=False)
-    flag = _begin(request)
+    files = files if isinstance(files, list) else [files]
     try:
-        items = studio.collect_batch(files if isinstance(files, list) else [files])
-        if not items:
-            raise gr.Error("No images found in the upload.", print_exception=False)
-        ev = yield from _progress_only(
-            studio.run_batch(items, model, preset=preset, alpha=float(alpha), seed=int(seed or 0),
-                             should_stop=flag.is_set), 3)
+        items = studio.collect_batch(files)
+    except RonanError as e:
+        yield (views.status_html(None, f"Failed: {_web_message(e)}"),) + cleared[1:]
+        raise _user_error(e)
+    skipped = studio.skipped_members(files)
+    if not items:
+        msg = "No images found in the upload" + (f" (skipped: {', '.join(skipped)})" if skipped else "") + "."
+        yield (views.status_html(None, msg),) + cleared[1:]
+        raise gr.Error(msg, print_exception=False)
+    try:
+        ticket = LINE.join(_session(request), "batch", units=len(items))
+    except studio.QueueFull as e:
+        raise _user_error(e)
+    finished = False
+    try:
+        yield cleared
+        if not (yield from _wait_turn(ticket, cleared, None)):
+            yield (views.status_html(None, "Stopped while waiting: nothing ran."),) + cleared[1:]
+            return
+        yield from _batch_work(ticket, items, skipped, model, preset, alpha, seed)
+        finished = True
+    finally:
+        LINE.leave(ticket, finished=finished)
+
+
+@gpu
+def _batch_work(ticket, items, skipped, model, preset, alpha, seed):
+    eta, frac, last = studio.Eta(ticket.estimate), 0.0, 0.0
+    try:
+        ev = None
+        for ev in studio.run_batch(items, model, preset=preset, alpha=float(alpha), seed=int(seed or 0),
+                                   should_stop=ticket.stop.is_set):
+            if not isinstance(ev, studio.RunProgress):
+                break
+            frac = max(frac, ev.fraction)  # chunks of M and M_r inversions interleave
+            left = eta.update(frac)
+            LINE.touch(ticket, left)
+            now = time.perf_counter()
+            if now - last >= UPDATE_EVERY_S:
+                last = now
+                yield (views.status_html(frac, f"{ev.message} · {_left(left)}"), gr.skip(), gr.skip(),
+                       gr.skip())
         rows = ev.rows
-        folder = Path(tempfile.mkdtemp(dir=WORK_DIR, prefix="batch-"))
+        folder = RUNS.new("batch")
         csv_path = folder / f"ronan-batch-{model}.csv"
         with open(csv_path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
             w.writeheader()
             w.writerows(rows)
-        md = _confusion_md(ev, model)
-        table = [[r["image"], r["label"], r["verdict"], _sig(r["statistic"]), _sig(r["critical_value"]),
-                  _sig(r["calibrated_loss"]), r["error"]] for r in rows]
-        n_bel = sum(r["verdict"] == "belonging" for r in rows)
-        yield (progress_html(1.0, f"Done: {len(rows)} images, {n_bel} judged belonging to {model}."),
-               table, str(csv_path), md)
+        table = [[r["image"], r["label"], plots.verdict_label(r["verdict"]) if r["verdict"] != "error" else "error",
+                  _sig(r["statistic"]), _sig(r["critical_value"]), _sig(r["calibrated_loss"]), r["error"]]
+                 for r in rows]
+        yield views.status_html(1.0, studio.batch_summary(rows, model, skipped)), table, str(csv_path), \
+            _confusion_md(ev, model)
     except Cancelled:
-        gr.Warning("Stopped.")
-        yield progress_html(0.0, "Stopped by the user."), gr.skip(), gr.skip(), gr.skip()
+        yield views.status_html(None, "Stopped by the user: no results."), None, None, ""
     except (RonanError, ValueError) as e:
+        yield views.status_html(None, f"Failed: {_web_message(e)}"), None, None, ""
         raise _user_error(e)
-    finally:
-        _end(request, flag)
 
 
 def _confusion_md(ev, model) -> str:
     parts = []
     if ev.confusion:
         c = ev.confusion
+        acc = f"\n\nAccuracy **{c['accuracy']:.1%}**" if c["accuracy"] == c["accuracy"] else ""
         parts.append(f"**Confusion table** (folder `{model}` or `belonging` = generated by {model}; any other "
                      f"folder = not):\n\n| | judged belonging | judged not belonging |\n|---|---|---|\n"
                      f"| truly belonging ({c['n_belonging']}) | TP {c['tp']} | FN {c['fn']} |\n"
-                     f"| truly not ({c['n_non_belonging']}) | FP {c['fp']} | TN {c['tn']} |\n\n"
-                     f"Accuracy **{c['accuracy']:.1%}**" if c['accuracy'] == c['accuracy'] else "")
+                     f"| truly not ({c['n_non_belonging']}) | FP {c['fp']} | TN {c['tn']} |{acc}")
     if ev.per_label:
-        rows = "".join(f"| {html.escape(k)} | {v['belonging']} | {v['non-belonging']} |\n"
+        rows = "".join(f"| {html.escape(k)} | {v['belonging']} | {v['non-belonging']} | {v.get('inconclusive', 0)} |\n"
                        for k, v in sorted(ev.per_label.items()))
-        parts.append(f"**Per folder**\n\n| folder | belonging | non-belonging |\n|---|---|---|\n{rows}")
+        parts.append(f"**Per folder**\n\n| folder | belonging | not belonging | inconclusive |\n|---|---|---|---|\n"
+                     f"{rows}")
     return "\n\n".join(p for p in parts if p) or "No folder labels: put images in folders inside a zip " \
                                                 "(e.g. `real/`, `dcgan-fmnist/`) to get a confusion table."
+
+
+def build_batch_tab(default: str, presets: list[str]) -> dict:
+    c = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=330):
+            c["files"] = gr.File(label="Images or zip archives (folders in a zip = labels)", file_count="multiple",
+                                 type="filepath", height=120, elem_id="batch-files")
+            c["model"] = gr.Dropdown(_model_choices(True), value=default, label="Inspected model")
+            with gr.Row():
+                c["run"] = gr.Button("Run batch", variant="primary", elem_id="batch-run", scale=2)
+                c["stop"] = gr.Button("Stop", variant="stop", scale=1)
+            with gr.Accordion("Advanced: preset, alpha, seed", open=False):
+                c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
+                with gr.Row():
+                    c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
+                    c["seed"] = gr.Number(0, label="seed", precision=0)
+        with gr.Column(scale=7, min_width=330):
+            c["status"] = gr.HTML(views.status_html(None, "Ready."), elem_id="batch-status")
+            c["table"] = gr.Dataframe(headers=["image", "label", "verdict", "statistic", "critical value", "A'",
+                                               "error"], interactive=False)
+            c["csv"] = gr.File(label="CSV (one row per image)", interactive=False)
+            c["conf"] = gr.Markdown("")
+    return c
+
+
+def wire_batch_tab(c: dict, heavy: dict) -> None:
+    c["run"].click(batch_run, [c[k] for k in ("files", "model", "preset", "alpha", "seed")],
+                   [c["status"], c["table"], c["csv"], c["conf"]], api_name="batch", show_progress="hidden", **heavy)
 
 
 # ----------------------------------------------------------------------------- How it works
@@ -483,29 +934,39 @@ HOW_IT_WORKS = r"""
 **1. Reverse-engineering (Eq. 1).** RONAN searches the input $i$ of the inspected model $\mathcal{M}$ whose output is
 closest to the image $x$, by gradient descent (Adam) on the input:
 
-$$i^* = \arg\min_i \; \mathcal{L}(\mathcal{M}(i), x), \qquad \mathcal{A}(\mathcal{M}, x) = \mathcal{L}(\mathcal{M}(i^*), x)$$
+$$i^* = \arg\min_i \; \mathcal{L}(\mathcal{M}(i), x)$$
+
+$$\mathcal{A}(\mathcal{M}, x) = \mathcal{L}(\mathcal{M}(i^*), x)$$
 
 An image the model made has an exact input, so its *reconstruction loss* $\mathcal{A}$ falls near 0; a real photo, or
-an image of another model, cannot be reached. *In the app:* the **live reconstruction**, the **difference map** and
-the **loss curve** of the Attribute tab show this search.
+an image of another model, cannot be reached. The image is first brought to the model's own format (e.g. 28x28
+grayscale): the Attribute tab shows *what the model sees*. *In the app:* the **reconstruction**, the **difference
+map** and the **loss curve M (inspected)** show this search.
 
 **2. Calibration (Eq. 2).** Some images are simply harder to reconstruct (texture, detail). Dividing by the loss of
 the same image on a *reference model* $\mathcal{M}_r$ trained on other data removes that:
 
 $$\mathcal{A}'(\mathcal{M}, x) = \frac{\mathcal{A}(\mathcal{M}, x)}{\mathcal{A}(\mathcal{M}_r, x)}$$
 
-*In the app:* the second (purple) loss curve, and the raw and reference losses on the verdict card.
+*In the app:* the purple loss curve **M_r (reference)**, and both losses on the verdict card.
 
 **3. Belonging distribution (Algorithm 1).** Once per model, RONAN generates $N = 100$ images with $\mathcal{M}$ and
-computes their calibrated losses, with mean $\mu$ and standard deviation $\sigma$. *In the app:* the **histogram** of
-the Attribute and Calibrate tabs.
+computes their calibrated losses. The robust test works on $\log \mathcal{A}'$ and first removes samples whose own
+inversion failed (they are not evidence about the model); the card says how many. *In the app:* the **histogram** of
+the Attribute and Calibrate tabs (removed samples in yellow).
 
-**4. Grubbs' test (Eq. 3).** The image is an outlier of that distribution — *not belonging* — unless
+**4. Grubbs' test (Eq. 3).** The image is an outlier of that distribution — *not belonging* — unless its statistic
 
 $$\frac{\mathcal{A}'(\mathcal{M}, x) - \mu}{\sigma} \;<\; \frac{N-1}{\sqrt{N}} \sqrt{\frac{t^2_{\alpha/N,\,N-2}}{N-2+t^2_{\alpha/N,\,N-2}}}$$
 
-with $t_{\alpha/N,N-2}$ the upper critical value of Student's $t$ and $\alpha = 0.05$. *In the app:* the dashed
-**threshold** on the histogram, the **statistic** and **critical value** on the verdict card.
+with $t_{\alpha/N,N-2}$ the upper critical value of Student's $t$ and $\alpha = 0.05$. When the evidence cannot carry a
+verdict (the image's inversion was still improving, the model's own samples did not invert reliably), the answer is
+*inconclusive*, with the reason. *In the app:* the dashed **threshold** on the histogram, the **statistic** and
+**critical value** on the verdict card.
+
+**Assumptions.** The method compares like with like: an image re-saved as JPEG or resized is compared with the model's
+samples passed through the same edit, when that distribution is available; otherwise the card says that the result
+rests on testing it as if unedited. The card lists every such assumption next to the verdict.
 
 **Which model?** Run the test against every model: the one that accepts the image made it; if none does, the image
 is real or comes from a model outside the set. No classifier is trained, so adding a model only needs its belonging
@@ -516,180 +977,74 @@ NeurIPS 2023.
 
 # ----------------------------------------------------------------------------- layout
 
+HEADER = ("<div id='ronan-header'><h1>RONAN Studio</h1><span class='tagline'>Was this image generated by "
+          "<i>this</i> model?</span></div><p id='ronan-howto'>Click an example, or upload an image and press Run: "
+          "RONAN reverse-engineers it on the model and tests it against the model's own images.</p>")
+
+
 def build_demo() -> gr.Blocks:
     default = _default_model()
-    choices = _model_choices()
     presets = studio.presets()
-    with gr.Blocks(title="RONAN Studio — origin attribution") as demo:
-        gr.Markdown(f"# RONAN Studio\nWas this image generated by this model? Reverse-engineer it, calibrate, and "
-                    f"decide with a statistical test — no watermark, no training. *v{__version__}*")
+    with gr.Blocks(title="RONAN Studio — origin attribution", delete_cache=(900, 3600)) as demo:
+        gr.HTML(HEADER, elem_id="ronan-top")
         with gr.Tab("Attribute", id="attribute"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=320):
-                    model = gr.Dropdown(choices, value=default, label="Inspected model M", elem_id="model")
-                    info = gr.Markdown(model_info(default))
-                    with gr.Accordion("Advanced", open=False):
-                        reference = gr.Dropdown(_reference_choices(), value="default", label="Reference model M_r")
-                        distance = gr.Dropdown(DISTANCES, value="mse", label="Distance L")
-                        preset = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset",
-                                          info="; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()))
-                        with gr.Row():
-                            steps = gr.Number(None, label="steps (blank: preset)", precision=0, minimum=0)
-                            restarts = gr.Number(None, label="restarts", precision=0, minimum=0)
-                            lr = gr.Number(None, label="lr", minimum=0)
-                        with gr.Row():
-                            alpha = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (Grubbs)")
-                            seed = gr.Number(0, label="seed", precision=0)
-                        build = gr.Checkbox(True, label="Build the belonging distribution if missing (minutes)")
-                    image = gr.File(label="Image: upload any common format", type="filepath", elem_id="image-file")
-                    image_note = gr.Markdown("")
-                    with gr.Row():
-                        gen_model = gr.Dropdown(_model_choices(False), value=default, label="Generate with",
-                                                scale=2)
-                        gen_seed = gr.Number(7, label="seed", precision=0, scale=1)
-                    gen_btn = gr.Button("Generate an image")
-                    gallery = gr.Gallery(label="Examples — click one: real / this model / other models",
-                                         columns=3, height=300, object_fit="contain", allow_preview=False,
-                                         elem_classes=["pixel"])
-                    gallery_paths = gr.State([])
-                    with gr.Row():
-                        run_btn = gr.Button("Run", variant="primary", elem_id="run")
-                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-                with gr.Column(scale=2, min_width=480):
-                    progress = gr.HTML(progress_html(0.0, "Ready."), elem_id="progress")
-                    with gr.Row():
-                        original = gr.Image(label="Examined image", format="png", height=300, interactive=False,
-                                            elem_classes=["pixel"])
-                        recon = gr.Image(label="Reconstruction M(i)", format="png", height=300, interactive=False,
-                                         elem_classes=["pixel"])
-                        diff = gr.Image(label="|difference| (black = identical)", format="png", height=300, interactive=False,
-                                        elem_classes=["pixel"])
-                    loss_plot = gr.LinePlot(x="step", y="log10_loss", color="curve", label="Loss curves",
-                                            y_title="log10 best reconstruction loss", x_title="inversion step",
-                                            height=260, color_map=None)
-                    verdict = gr.HTML(message_html("Pick an image and press Run."), elem_id="verdict")
-                    hist_plot = gr.Image(label="Belonging distribution and threshold", format="png",
-                                         interactive=False, height=330, elem_id="hist")
-                    with gr.Accordion("Every number (JSON)", open=False):
-                        result_json = gr.JSON(label="Result")
-                    report_files = gr.File(label="Report: JSON, self-contained HTML, figures (PNG)",
-                                           file_count="multiple", interactive=False)
-
+            attr = build_attribute_tab(default, presets)
         with gr.Tab("Which model?", id="which"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=320):
-                    w_image = gr.File(label="Image", type="filepath")
-                    w_copy = gr.Button("Use the image of the Attribute tab")
-                    w_preview = gr.Image(label="Image", format="png", height=200, interactive=False,
-                                         elem_classes=["pixel"])
-                    with gr.Accordion("Advanced", open=False):
-                        w_preset = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
-                        w_alpha = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
-                        w_seed = gr.Number(0, label="seed", precision=0)
-                    with gr.Row():
-                        w_run = gr.Button("Which model made it?", variant="primary")
-                        w_stop = gr.Button("Stop", variant="stop")
-                with gr.Column(scale=2):
-                    w_progress = gr.HTML(progress_html(0.0, "Ready."))
-                    w_answer = gr.HTML("")
-                    w_plot = gr.Plot(label="Statistic per model vs threshold")
-                    w_table = gr.Dataframe(headers=["model", "verdict", "statistic", "threshold", "A'", "A(M,x)",
-                                                    "A(M_r,x)"], interactive=False)
-                    with gr.Accordion("JSON", open=False):
-                        w_json = gr.JSON()
-
+            which = build_which_tab(presets)
         with gr.Tab("Calibrate", id="calibrate"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=320):
-                    c_model = gr.Dropdown(choices, value=default, label="Model")
-                    c_reference = gr.Dropdown(_reference_choices(), value="default", label="Reference model")
-                    c_distance = gr.Dropdown(DISTANCES, value="mse", label="Distance")
-                    c_preset = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
-                    with gr.Row():
-                        c_steps = gr.Number(None, label="steps", precision=0, minimum=0)
-                        c_restarts = gr.Number(None, label="restarts", precision=0, minimum=0)
-                        c_lr = gr.Number(None, label="lr", minimum=0)
-                    c_alpha = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (for the threshold line)")
-                    c_rebuild = gr.Checkbox(False, label="Rebuild even if cached")
-                    with gr.Row():
-                        c_run = gr.Button("Show / build", variant="primary")
-                        c_stop = gr.Button("Stop", variant="stop")
-                with gr.Column(scale=2):
-                    c_progress = gr.HTML(progress_html(0.0, "Ready."))
-                    c_summary = gr.Markdown("")
-                    c_plot = gr.Plot(label="Belonging distribution")
-                    with gr.Accordion("JSON", open=False):
-                        c_json = gr.JSON()
-
+            cal = build_calibrate_tab(default, presets)
         with gr.Tab("Batch", id="batch"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=320):
-                    b_files = gr.File(label="Images or zip archives (folders in a zip = labels)",
-                                      file_count="multiple", type="filepath")
-                    b_model = gr.Dropdown(choices, value=default, label="Inspected model")
-                    b_preset = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
-                    b_alpha = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
-                    b_seed = gr.Number(0, label="seed", precision=0)
-                    with gr.Row():
-                        b_run = gr.Button("Run batch", variant="primary")
-                        b_stop = gr.Button("Stop", variant="stop")
-                with gr.Column(scale=2):
-                    b_progress = gr.HTML(progress_html(0.0, "Ready."))
-                    b_table = gr.Dataframe(headers=["image", "label", "verdict", "statistic", "threshold", "A'",
-                                                    "error"], interactive=False)
-                    b_csv = gr.File(label="CSV", interactive=False)
-                    b_conf = gr.Markdown("")
-
+            batch = build_batch_tab(default, presets)
         with gr.Tab("How it works", id="how"):
             gr.Markdown(HOW_IT_WORKS, latex_delimiters=LATEX)
-
+            gr.Markdown(f"<small>RONAN Studio v{__version__}</small>")
         stop_status = gr.Markdown(visible=False)
 
-        # --- wiring (light events: unlimited concurrency; inversions: one at a time)
+        # light events: no waiting; heavy ones (inversions) wait in LINE, one running at a time
         light = {"concurrency_limit": None}
-        heavy = {"concurrency_limit": 1, "concurrency_id": "inversion"}
-        demo.load(gallery_for, model, [gallery, gallery_paths], api_visibility="private", **light)
-        demo.load(refresh_choices, [model, c_model, b_model, gen_model], [model, c_model, b_model, gen_model, info],
+        heavy = {"concurrency_limit": QUEUE_SIZE + 2, "concurrency_id": "inversion"}
+        demo.load(gallery_for, attr["model"], [attr["gallery"], attr["gallery_paths"]], api_visibility="private",
+                  **light)
+        demo.load(refresh_choices, [attr["model"], cal["model"], batch["model"], attr["gen_model"]],
+                  [attr["model"], cal["model"], batch["model"], attr["gen_model"], attr["info"]],
                   api_visibility="private", **light)
-        model.change(on_model_change, model, [info, gallery, gallery_paths, gen_model], api_visibility="private",
-                     **light)
-        image.change(preview, image, [original, image_note], api_visibility="private", **light)
-        gen_btn.click(generate_image, [gen_model, gen_seed], image, api_name="generate", **light)
-        gallery.select(pick_example, gallery_paths, image, api_visibility="private", **light)
-        run_inputs = [image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build]
-        run_outputs = [progress, original, recon, diff, loss_plot, verdict, hist_plot, result_json, report_files]
-        run_btn.click(arm, None, None, api_visibility="private", **light).then(
-            attribute_run, run_inputs, run_outputs, api_name="attribute", show_progress="hidden", **heavy)
-        for btn in (stop_btn, w_stop, c_stop, b_stop):
-            btn.click(stop, None, stop_status, api_name="stop" if btn is stop_btn else None,
-                      api_visibility="public" if btn is stop_btn else "private", **light)
-
-        w_copy.click(lambda p: p, image, w_image, api_visibility="private", **light)
-        w_image.change(lambda p: preview(p)[0], w_image, w_preview, api_visibility="private", **light)
-        w_run.click(arm, None, None, api_visibility="private", **light).then(
-            which_model_run, [w_image, w_preset, w_alpha, w_seed], [w_progress, w_answer, w_plot, w_table, w_json],
-            api_name="which_model", show_progress="hidden", **heavy)
-        c_run.click(arm, None, None, api_visibility="private", **light).then(
-            calibrate_run, [c_model, c_reference, c_distance, c_preset, c_steps, c_restarts, c_lr, c_rebuild,
-                            c_alpha], [c_progress, c_summary, c_plot, c_json], api_name="calibrate",
-            show_progress="hidden", **heavy)
-        b_run.click(arm, None, None, api_visibility="private", **light).then(
-            batch_run, [b_files, b_model, b_preset, b_alpha, b_seed], [b_progress, b_table, b_csv, b_conf],
-            api_name="batch", show_progress="hidden", **heavy)
-    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+        wire_attribute_tab(attr, light, heavy)
+        wire_which_tab(which, attr, light, heavy)
+        wire_calibrate_tab(cal, heavy)
+        wire_batch_tab(batch, heavy)
+        for btn in (attr["stop"], which["stop"], cal["stop"], batch["stop"]):
+            btn.click(stop, None, stop_status, api_name="stop" if btn is attr["stop"] else None,
+                      api_visibility="public" if btn is attr["stop"] else "private", **light)
+    demo.queue(default_concurrency_limit=1, max_size=4 * QUEUE_SIZE)
     return demo
 
 
 demo = build_demo()
 
 
-LAUNCH_KWARGS = {"css": CSS, "max_file_size": "64mb", "show_error": True, "footer_links": ["api", "gradio"],
-                 "allowed_paths": [str(studio.SAMPLES_DIR)]}
+# outside the app's scoped CSS (gradio prefixes custom rules with its container): the page margins on phones
+HEAD = ("<style>@media (max-width: 640px) { .gradio-container .main.app { padding: 8px 6px !important; } }"
+        "</style>")
+LAUNCH_KWARGS = {"css": CSS, "head": HEAD, "theme": THEME, "max_file_size": "64mb", "show_error": True,
+                 "footer_links": ["api", "gradio"], "allowed_paths": [str(studio.SAMPLES_DIR)]}
+
+
+def warm_up(model: str | None = None) -> None:
+    """Load the default model and its reference, its belonging distribution and its examples, so the
+    first visitor's first click does not pay for them (runs in a background thread at start)."""
+    model = model or _default_model()
+    try:
+        gen, ref, settings = studio.prepare(model, "default")
+        studio.has_distribution(gen, ref, "mse", settings)
+        gallery_for(model)
+    except (RonanError, ValueError, OSError) as e:  # never stop the app for a warm-up
+        print(f"RONAN Studio: warm-up skipped ({e})", file=sys.stderr)
 
 
 def main():
     if THREADS > 0:
         torch.set_num_threads(THREADS)
+    threading.Thread(target=warm_up, name="ronan-warm-up", daemon=True).start()
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), **LAUNCH_KWARGS)
 

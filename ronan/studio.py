@@ -1,21 +1,36 @@
-"""Services behind the app (no UI code, no gradio): streaming runs, examples, batches.
+"""Services behind the app (no UI code, no gradio): streaming runs, examples, batches, the job line.
 
 The Gradio app (``app.py``) only lays out components and maps the plain objects yielded
 here onto them. Everything here works from a script or a notebook too:
 
-* :func:`run_attribution` — belonging distribution (built with progress if missing), then
-  the streamed inversions on M and M_r, yielding :class:`RunProgress` and finally a
-  :class:`RunOutcome` (the :class:`~ronan.attribution.Attribution` and its distribution);
+* :func:`run_attribution` — the edit to assume, the belonging distribution (built with
+  progress if missing and allowed), then the streamed inversions on M and M_r, yielding
+  :class:`RunProgress` and finally a :class:`RunOutcome` (the
+  :class:`~ronan.attribution.Attribution`, its distribution, what the model saw and the
+  assumptions the result rests on);
 * :func:`run_calibration` — build or rebuild a distribution, streamed;
-* :func:`example_images` — real samples and generated images for the gallery;
-* :func:`collect_batch` — images from many files or zip archives, labels from folder names.
+* :func:`example_images` — real samples and generated images of the selected model's tier
+  (its resolution and channels: 28x28 grayscale, 64x64 colour...), for the gallery;
+* :func:`collect_batch` — images from many files or zip archives, labels from folder names;
+* :class:`JobLine` — heavy jobs one at a time, with queue positions, monotone ETAs
+  (:class:`Eta`) and cancellation of waiting jobs;
+* :class:`RunFolders` — report folders of the last runs, older ones removed.
+
+Operator settings (environment): ``RONAN_ALLOW_BUILDS=1`` lets visitors build missing belonging
+distributions (minutes of CPU each; off by default so that one visitor cannot hold a shared
+server), see :func:`builds_allowed`.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
+import os
 import queue
+import shutil
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,28 +38,52 @@ from typing import Callable, Iterator
 import torch
 
 from . import limits
-from .attribution import Attribution, attribute_stream
+from .attribution import Attribution, attribute_stream, default_edit_mode
 from .batch import IMAGE_SUFFIXES, BatchItem, collect_batch, iter_loaded, load_batch  # noqa: F401 (re-exported)
 from .calibration import (BelongingDistribution, cache_path, check_reference, distribution_key, find_cache,
                           get_distribution)
-from .errors import CalibrationError, Cancelled, ImageError, ModelUnavailable
+from .edits.policy import NONE as NO_EDIT
+from .edits.policy import EditAssumption, resolve_edit
+from .errors import CalibrationError, Cancelled, ModelUnavailable, RonanError
 from .generation import generate_pil
 from .images import LoadedImage, load_image
 from .inversion import PRESETS, resolve_settings
 from .models.base import Generator
-from .models.registry import availability, default_reference, list_models, load_model, resolve_device
+from .models.registry import CATALOGUE, availability, default_reference, list_models, load_model, resolve_device
 from .paths import samples_dir
 from .which_model import is_reference_only
 
 SAMPLES_DIR = samples_dir()
 NO_REFERENCE = "none"
+N_CALIBRATION = 100
+
+
+def builds_allowed() -> bool:
+    """True when the operator allows building missing belonging distributions here.
+
+    Set ``RONAN_ALLOW_BUILDS=1`` (or ``true``/``yes``/``on``) on a workstation; the default is
+    off, because one build holds a shared server's single worker for minutes.
+    """
+    return os.environ.get("RONAN_ALLOW_BUILDS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class DistributionMissing(CalibrationError):
+    """The belonging distribution a run needs is not built, and building is not allowed."""
+
+
+class QueueFull(RonanError):
+    """Too many jobs are waiting for the worker."""
 
 
 # ----------------------------------------------------------------------------- models
 
 @dataclass
 class ModelChoice:
-    """A model as the app lists it."""
+    """A model as the app lists it.
+
+    ``domain`` says what the model makes (``"28x28 grayscale Fashion-MNIST clothing items"``);
+    ``role`` is ``"generator"`` or ``"reference"``; ``state`` the registry's availability state.
+    """
 
     name: str
     label: str
@@ -53,17 +92,51 @@ class ModelChoice:
     description: str
     resolution: int | None
     reference: str | None
+    channels: int | None = None
+    role: str = "generator"
+    source: str = "bundled"
+    state: str | None = None
+    domain: str = ""
+
+
+_DATASET_WORDS = (("fashion", "Fashion-MNIST clothing items"), ("emoji", "colour emoji and clip-art"),
+                  ("clip", "colour emoji and clip-art"), ("photo", "natural-photo crops"),
+                  ("wallpaper", "natural-photo crops"), ("imagenet", "ImageNet objects"), ("cifar", "CIFAR-10 objects"),
+                  ("bedroom", "LSUN bedrooms"), ("cat", "LSUN cats"), ("laion", "text-to-image pictures"))
+
+
+def domain_text(resolution: int | None, channels: int | None, data: str = "") -> str:
+    """What a model makes, for humans: ``"28x28 grayscale Fashion-MNIST clothing items"``."""
+    size = f"{resolution}x{resolution} " if resolution else ""
+    colour = {1: "grayscale ", 3: "colour "}.get(channels or 0, "")
+    low = (data or "").lower()
+    what = next((words for key, words in _DATASET_WORDS if key in low), "") or (data or "images").strip()
+    if colour == "colour " and what.startswith("colour "):
+        colour = ""
+    return f"{size}{colour}{what}".strip()
 
 
 def model_choices() -> list[ModelChoice]:
     """All catalogue models (bundled, hub, and the user models registered on this machine, read from
     their cards on disk); unavailable ones carry the reason in their label."""
     out = []
+    cat = CATALOGUE
     for m in list_models():
         label = m.name + (" (your model)" if m.source == "user" else "") + ("" if m.available else " (unavailable)")
         description = m.description or ("a model registered on this machine" if m.source == "user" else "")
-        out.append(ModelChoice(m.name, label, m.available, m.reason, description, m.resolution, m.reference))
+        data = cat[m.name].data if m.name in cat else ""
+        out.append(ModelChoice(m.name, label, m.available, m.reason, description, m.resolution, m.reference,
+                               m.channels, m.role, m.source, m.state, domain_text(m.resolution, m.channels, data)))
     return out
+
+
+def unavailable_reason(choice: ModelChoice) -> str:
+    """A short reason for a web visitor (no commands: those are for the operator)."""
+    if choice.state == "downloadable":
+        return "not downloaded on this server"
+    if choice.source == "bundled":
+        return "not installed on this server yet"
+    return "cannot be loaded on this server"
 
 
 def require_model(name: str) -> None:
@@ -79,6 +152,24 @@ def _reference(name: str, reference: str | None) -> str | None:
     if str(reference).lower() == NO_REFERENCE:
         return None
     return reference
+
+
+def distance_choices() -> list[tuple[str, bool, str | None]]:
+    """``(name, usable here, reason if not)`` for each distance of :mod:`ronan.distances`."""
+    from .distances import DISTANCES, alexnet_weights_path
+
+    out = []
+    for name in DISTANCES:
+        if name == "lpips":
+            try:
+                import lpips  # noqa: F401
+                ok = alexnet_weights_path().is_file()
+            except ImportError:
+                ok = False
+            out.append((name, ok, None if ok else "LPIPS needs AlexNet weights that are not installed on this server"))
+        else:
+            out.append((name, True, None))
+    return out
 
 
 # ----------------------------------------------------------------------------- threads
@@ -119,6 +210,283 @@ def _stream_callback(fn: Callable[[Callable], object], should_stop: Callable[[],
         closed.set()
 
 
+# ----------------------------------------------------------------------------- progress and ETA
+
+class Progress:
+    """Overall progress of a job made of weighted phases; never goes backwards.
+
+    ``Progress({"calibration": 0.9, "model": 0.05, "reference": 0.05})``; ``update(phase, f)``
+    records phase ``phase`` at fraction ``f`` (phases may run side by side, e.g. the inversions
+    on M and M_r) and returns the overall fraction, the weighted sum of the phases' fractions,
+    at least its previous value.
+    """
+
+    def __init__(self, weights: dict[str, float]):
+        total = sum(weights.values()) or 1.0
+        self.weights = {k: v / total for k, v in weights.items()}
+        self.done: dict[str, float] = {}
+        self.fraction = 0.0
+
+    def update(self, phase: str, fraction: float) -> float:
+        f = min(1.0, max(0.0, float(fraction)))
+        self.done[phase] = max(self.done.get(phase, 0.0), f)
+        total = sum(w * self.done.get(k, 0.0) for k, w in self.weights.items())
+        self.fraction = max(self.fraction, min(1.0, total))
+        return self.fraction
+
+
+class Eta:
+    """Seconds left, estimated from progress, shown as a countdown that does not jump up.
+
+    The raw estimate is ``elapsed * (1 - f) / f`` (or ``prior - elapsed`` before 5% of the job
+    is done, when a ``prior`` duration is known). The shown value counts down in real time and
+    follows the raw estimate whenever it is lower; it is revised upwards only when the raw
+    estimate exceeds it by more than 50% plus 5 s (``revised`` is then True), so small
+    fluctuations never make it jump up, and a clearly wrong estimate is still corrected.
+    """
+
+    def __init__(self, prior: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self.prior, self.clock = prior, clock
+        self.start = clock()
+        self._shown: float | None = None
+        self._at = self.start
+        self.revised = False
+
+    def raw(self, fraction: float) -> float | None:
+        elapsed = self.clock() - self.start
+        if fraction >= 0.05:
+            return elapsed * (1.0 - fraction) / fraction
+        if self.prior is not None:
+            return max(self.prior - elapsed, 0.0)
+        return None
+
+    def update(self, fraction: float) -> float | None:
+        """The ETA to show, in seconds (None: unknown yet)."""
+        now = self.clock()
+        raw = 0.0 if fraction >= 1.0 else self.raw(fraction)
+        self.revised = False
+        if self._shown is None:
+            if raw is not None:
+                self._shown, self._at = raw, now
+            return self._shown
+        countdown = max(self._shown - (now - self._at), 0.0)
+        if raw is None:
+            shown = countdown
+        elif raw <= countdown:
+            shown = raw
+        elif raw > 1.5 * countdown + 5.0:
+            shown, self.revised = raw, True
+        else:
+            shown = countdown
+        self._shown, self._at = shown, now
+        return shown
+
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+
+def fmt_seconds(s: float | None) -> str:
+    """``"12.3 s"``, ``"2 min 05 s"`` or ``"?"``."""
+    if s is None:
+        return "?"
+    if s < 60:
+        return f"{s:.1f} s"
+    return f"{int(s // 60)} min {int(s % 60):02d} s"
+
+
+def fmt_eta(s: float | None) -> str:
+    """A rounded ETA for humans: ``"about 4 s"``, ``"about 2 min"``, ``"a moment"``, ``"unknown yet"``."""
+    if s is None:
+        return "unknown yet"
+    if s < 1.5:
+        return "a moment"
+    if s < 60:
+        return f"about {s:.0f} s"
+    return f"about {s / 60:.0f} min" if s < 3600 else f"about {s / 3600:.1f} h"
+
+
+# ----------------------------------------------------------------------------- the job line
+
+DEFAULT_SECONDS = {"attribute": 6.0, "which_model": 6.0, "calibrate": 2.0, "batch": 1.0}
+"""First guesses of a job's seconds per unit (an attribution, one model of which-model, one batch
+image), replaced by the measured average of finished jobs."""
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A job in the :class:`JobLine`: whose (``owner``), what (``kind``), how big (``units``).
+
+    ``stop`` is set by :meth:`JobLine.stop`; the running job sets ``remaining`` (its ETA) so that
+    waiting jobs can tell when their turn comes.
+    """
+
+    owner: str
+    kind: str
+    units: int = 1
+    estimate: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+    joined: float = field(default_factory=time.monotonic)
+    seen: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    remaining: float | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop.is_set()
+
+
+class JobLine:
+    """Heavy jobs (inversions) run one at a time (``slots``), first come first served.
+
+    A job joins (:meth:`join`), waits for its turn (:meth:`wait`, which also reports the
+    position and an ETA), runs, and leaves (:meth:`leave`). :meth:`stop` stops every job of an
+    owner, waiting or running: a waiting job is dropped from the line at once. Jobs whose
+    generator stopped polling (a closed browser tab) are dropped after ``stale_s`` seconds.
+    """
+
+    def __init__(self, max_waiting: int = 16, slots: int = 1, stale_s: float = 30.0, running_stale_s: float = 600.0):
+        self.max_waiting, self.slots = max_waiting, slots
+        self.stale_s, self.running_stale_s = stale_s, running_stale_s
+        self._line: list[Ticket] = []
+        self._cond = threading.Condition()
+        self._per_unit = dict(DEFAULT_SECONDS)
+
+    def estimate(self, kind: str, units: int = 1) -> float:
+        """Expected seconds of a job of ``kind`` with ``units`` units."""
+        return self._per_unit.get(kind, 5.0) * max(units, 1)
+
+    def _live(self) -> list[Ticket]:
+        now = time.monotonic()
+        keep = [t for t in self._line if not t.stopped or t.started is not None]
+        keep = [t for t in keep if now - t.seen < (self.running_stale_s if t.started else self.stale_s)]
+        if len(keep) != len(self._line):
+            self._line[:] = keep
+            self._cond.notify_all()
+        return keep
+
+    def join(self, owner: str, kind: str, units: int = 1) -> Ticket:
+        """Enter the line. Raises :class:`QueueFull` when ``max_waiting`` jobs already wait."""
+        with self._cond:
+            waiting = [t for t in self._live() if t.started is None]
+            if len(waiting) >= self.max_waiting:
+                raise QueueFull(f"the server is busy: {len(waiting)} runs are waiting; try again in a minute")
+            t = Ticket(owner, kind, units, self.estimate(kind, units))
+            self._line.append(t)
+            return t
+
+    def _turn(self, t: Ticket) -> bool:
+        live = [x for x in self._live() if not (x.stopped and x.started is None)]
+        return t in live and live.index(t) < self.slots
+
+    def wait(self, t: Ticket, timeout: float = 0.25) -> bool:
+        """Wait up to ``timeout`` s for ``t``'s turn; True when it may start (it is then running)."""
+        with self._cond:
+            t.seen = time.monotonic()
+            if t.started is not None:
+                return True
+            if not t.stopped and not self._turn(t):
+                self._cond.wait(timeout)
+            t.seen = time.monotonic()
+            if not t.stopped and self._turn(t):
+                t.started = time.monotonic()
+                return True
+            return False
+
+    def ahead(self, t: Ticket) -> tuple[int, float | None]:
+        """``(jobs ahead of t, seconds until t starts)`` (seconds None when unknown)."""
+        with self._cond:
+            live = [x for x in self._live() if not (x.stopped and x.started is None)]
+            if t not in live:
+                return 0, 0.0
+            before = live[:live.index(t)]
+            now = time.monotonic()
+            wait = 0.0
+            for x in before:
+                if x.started is not None:
+                    left = x.remaining if x.remaining is not None else max(x.estimate - (now - x.started), 1.0)
+                else:
+                    left = x.estimate
+                wait += left
+            return len(before), wait / max(self.slots, 1)
+
+    def touch(self, t: Ticket, remaining: float | None = None) -> None:
+        """A running job reports that it is alive and its ETA."""
+        t.seen = time.monotonic()
+        if remaining is not None:
+            t.remaining = remaining
+
+    def leave(self, t: Ticket, finished: bool = False) -> None:
+        """Leave the line; a ``finished`` job's duration updates the estimates."""
+        with self._cond:
+            if finished and t.started is not None:
+                per_unit = (time.monotonic() - t.started) / max(t.units, 1)
+                old = self._per_unit.get(t.kind, per_unit)
+                self._per_unit[t.kind] = 0.6 * old + 0.4 * per_unit
+            if t in self._line:
+                self._line.remove(t)
+            self._cond.notify_all()
+
+    def stop(self, owner: str) -> int:
+        """Stop every job of ``owner`` (waiting ones leave the line); returns how many."""
+        with self._cond:
+            mine = [t for t in self._live() if t.owner == owner and not t.stopped]
+            for t in mine:
+                t.stop.set()
+            self._cond.notify_all()
+            return len(mine)
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._live())
+
+
+# ----------------------------------------------------------------------------- report folders
+
+class RunFolders:
+    """Folders for the files of the last runs (reports, CSVs), under ``root``; older ones removed.
+
+    Each run gets ``root/<prefix>-<n>``; after creating one, only the newest ``keep`` folders
+    are kept and, beyond that, the oldest are removed while the total exceeds ``max_bytes``.
+    (The app hands files to gradio, which serves its own copies, so removing ours is safe.)
+    """
+
+    def __init__(self, root: str | Path, keep: int = 32, max_bytes: int = 64 * 2**20):
+        self.root, self.keep, self.max_bytes = Path(root), keep, max_bytes
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def new(self, prefix: str = "run") -> Path:
+        with self._lock:
+            self._n += 1
+            folder = self.root / f"{prefix}-{int(time.time() * 1000):x}-{self._n}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._prune(folder)
+            return folder
+
+    def _prune(self, current: Path) -> None:
+        folders = sorted((p for p in self.root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        folders = [p for p in folders if p != current]
+        while len(folders) >= self.keep:
+            shutil.rmtree(folders.pop(0), ignore_errors=True)
+        sizes = [(p, sum(f.stat().st_size for f in p.rglob("*") if f.is_file())) for p in folders]
+        total = sum(s for _, s in sizes)
+        while sizes and total > self.max_bytes:
+            p, s = sizes.pop(0)
+            shutil.rmtree(p, ignore_errors=True)
+            total -= s
+
+
+def prune_files(folder: str | Path, keep: int = 64) -> None:
+    """Keep the ``keep`` newest files of ``folder`` (e.g. generated images), remove the rest."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    files = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime)
+    for p in files[:-keep] if len(files) > keep else []:
+        p.unlink(missing_ok=True)
+
+
 # ----------------------------------------------------------------------------- runs
 
 @dataclass
@@ -128,8 +496,9 @@ class RunProgress:
     Attributes:
         phase (str): ``"calibration"``, ``"model"`` or ``"reference"``.
         step (int), steps (int): progress inside the phase.
-        fraction (float): overall progress of the job in [0, 1].
-        elapsed (float): seconds since the job started; ``eta`` seconds left (None: unknown).
+        fraction (float): overall progress of the job in [0, 1]; it never decreases.
+        elapsed (float): seconds since the job started; ``eta`` seconds left (None: unknown),
+            a countdown that does not jump up (see :class:`Eta`).
         message (str): one line for humans.
         reconstruction (Tensor[C, H, W] | None): current reconstruction (inversion phases).
         target (Tensor[C, H, W] | None): the image in the inspected model's domain.
@@ -160,24 +529,23 @@ class RunProgress:
 
 @dataclass
 class RunOutcome:
-    """Result of :func:`run_attribution`."""
+    """Result of :func:`run_attribution`.
+
+    Attributes:
+        result (Attribution), distribution (BelongingDistribution), image (LoadedImage).
+        preprocessing (list[str]): what happened to the upload on its way to the model
+            (:func:`preprocessing_steps`).
+        caveats (list[str]): assumptions the result rests on that the app could not avoid,
+            e.g. an edit detected in the file whose belonging distribution is not built here.
+        edit_detected (dict | None): the edit detected but not tested (then a caveat says so).
+    """
 
     result: Attribution
     distribution: BelongingDistribution
     image: LoadedImage
-
-
-def _eta(elapsed: float, fraction: float) -> float | None:
-    return elapsed / fraction * (1 - fraction) if fraction > 0.02 else None
-
-
-def fmt_seconds(s: float | None) -> str:
-    """``"12.3 s"``, ``"2 min 05 s"`` or ``"?"``."""
-    if s is None:
-        return "?"
-    if s < 60:
-        return f"{s:.1f} s"
-    return f"{int(s // 60)} min {int(s % 60):02d} s"
+    preprocessing: list[str] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
+    edit_detected: dict | None = None
 
 
 def prepare(model: str, reference: str | None = "default", *, distance: str = "mse", preset: str | None = None,
@@ -197,25 +565,54 @@ def prepare(model: str, reference: str | None = "default", *, distance: str = "m
     return gen, ref, settings
 
 
-def has_distribution(gen: Generator, ref: Generator | None, distance: str, settings, n: int = 100,
-                     seed: int = 0) -> bool:
+def has_distribution(gen: Generator, ref: Generator | None, distance: str, settings, n: int = N_CALIBRATION,
+                     seed: int = 0, edit: EditAssumption | None = None, edit_mode: str = "samples") -> bool:
     """True when a cached belonging distribution exists for these arguments."""
-    return find_cache(distribution_key(gen, ref, distance, settings, n, seed)).exists()
+    edit = edit or NO_EDIT
+    return find_cache(distribution_key(gen, ref, distance, settings, n, seed, edit.key(edit_mode))).exists()
 
 
-def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build, should_stop, t0, weight):
-    """Yield RunProgress while getting (building) the distribution; return it."""
+def _settings_text(distance: str, settings) -> str:
+    s = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
+    return (f"distance {distance}, {s.get('steps')} steps, {s.get('restarts')} restart(s), lr {s.get('lr')}"
+            + ("" if s.get("plateau_steps") else ", no early stopping"))
+
+
+def missing_message(model: str, distance: str, settings, edit: EditAssumption | None = None,
+                    reference: str | None = "default") -> str:
+    """Why a run cannot go on when its belonging distribution is not built (for web visitors)."""
+    ref = "no reference model, " if reference is None else ""
+    what = f"{model} has no belonging distribution for these settings ({ref}{_settings_text(distance, settings)})"
+    if edit is not None and not edit.is_none:
+        what = (f"{model} has no belonging distribution for images edited like this one ({edit.spec}: "
+                f"{edit.description})")
+    return (f"{what} on this server. Building one means inverting {N_CALIBRATION} of the model's own images "
+            f"(minutes on a CPU), which this server does not do for visitors. The default settings use a "
+            f"distribution that is ready.")
+
+
+def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build, should_stop, t0, progress=None,
+                        eta=None, weight=1.0, edit=None, edit_mode="samples"):
+    """Yield RunProgress while getting (building) the distribution; return it.
+
+    ``progress`` (:class:`Progress`) and ``eta`` (:class:`Eta`) place the build inside a larger
+    job; by default the build is the whole job (``weight`` is kept for older callers).
+    """
+    edit = edit or NO_EDIT
+    progress = progress or _plan(ref, True)
+    eta = eta or Eta()
     if not rebuild:
         try:
-            return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, build=False)
+            return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, build=False,
+                                    edit=edit, edit_mode=edit_mode)
         except CalibrationError:  # missing or invalid cache: build below, if allowed
             if not build:
-                raise
-    roles = 2 if ref is not None else 1
+                raise DistributionMissing(missing_message(gen.name, distance, settings, edit,
+                                                          ref.name if ref is not None else None)) from None
 
     def fn(cb):
         return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, rebuild=rebuild,
-                                callback=cb, should_stop=should_stop)
+                                edit=edit, edit_mode=edit_mode, callback=cb, should_stop=should_stop)
 
     stream = _stream_callback(fn, should_stop)
     while True:
@@ -223,33 +620,102 @@ def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build
             role, first, p = next(stream)
         except StopIteration as stop:
             return stop.value
-        done = (0 if role == "model" else 1) + p.fraction
-        frac = done / roles * weight
-        el = time.perf_counter() - t0
-        yield RunProgress("calibration", p.step, p.steps, frac, el, _eta(el, frac),
+        frac = progress.update(f"calibration-{role}", (first + p.fraction * min(100, n - first)) / n)
+        yield RunProgress("calibration", p.step, p.steps, frac, time.perf_counter() - t0, eta.update(frac),
                           f"Building the belonging distribution of {gen.name} (N = {n}, once per settings): "
                           f"{role} inversion, step {p.step}/{p.steps}", model=gen.name)
+
+
+def preprocessing_steps(loaded: LoadedImage, gen: Generator) -> list[str]:
+    """What happens to an upload on its way to ``gen``, one step per line (for cards and reports).
+
+    E.g. ``["upload: 1024x768 RGB JPEG", "centre-cropped to 768x768", "resized 768x768 ->
+    28x28 (Lanczos)", "converted to grayscale (ITU-R 601-2 luma)"]``.
+    """
+    from .models.wrap import WrappedGenerator
+
+    w, h = loaded.original_size
+    fmt = loaded.original_format or "image made in memory"
+    steps = [f"upload: {w}x{h} {loaded.original_mode} {fmt}"] + list(loaded.notes)
+    s, c = gen.image_size, gen.channels
+    target = f"{s}x{s} {'grayscale' if c == 1 else 'RGB'}"
+    if type(gen).preprocess not in (Generator.preprocess, WrappedGenerator.preprocess):
+        return steps + [f"{gen.name}'s own preprocessing to {target}"]
+    pre = getattr(gen, "preprocessing", None)
+    fit, resample = getattr(pre, "fit", "crop"), getattr(pre, "resample", "lanczos")
+    iw, ih = loaded.image.size
+    before = len(steps)
+    if (iw, ih) != (s, s):
+        side = max(iw, ih) if fit == "pad" else min(iw, ih)
+        if iw != ih:
+            steps.append({"crop": f"centre-cropped to {side}x{side}", "pad": f"padded with black to {side}x{side}",
+                          "stretch": "stretched to a square"}.get(fit, fit))
+        if side != s or fit == "stretch":
+            how = "reduced" if side > s else "enlarged"
+            steps.append(f"{how} {side}x{side} -> {s}x{s} ({resample.capitalize()})")
+    if c == 1 and loaded.image.mode != "L":
+        steps.append("converted to grayscale (ITU-R 601-2 luma)")
+    elif c == 3 and loaded.image.mode == "L":
+        steps.append("grayscale copied to 3 RGB channels")
+    if len(steps) == before:
+        steps.append(f"used as is: already {target}")
+    return steps
+
+
+def distribution_status(model: str, reference: str | None = "default", *, distance: str = "mse",
+                        preset: str | None = None, steps: int | None = None, restarts: int | None = None,
+                        lr: float | None = None) -> tuple[bool, str]:
+    """``(ready, one line)``: whether the belonging distribution of these settings is built here
+    (unedited images; an edit detected in a file may need another)."""
+    try:
+        gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps,
+                                     restarts=restarts, lr=lr)
+    except (RonanError, ValueError) as e:
+        return False, str(e)
+    if has_distribution(gen, ref, distance, settings):
+        return True, f"The belonging distribution for these settings is ready ({gen.name}, reference " \
+                     f"{ref.name if ref is not None else 'none'})."
+    how = "it will be built on the first run (minutes)" if builds_allowed() else \
+        "this server does not build one for visitors, so Run would stop with a message"
+    return False, f"No belonging distribution for these settings yet: {how}."
+
+
+def _plan(ref: Generator | None, building: bool) -> Progress:
+    weights = {"model": 1.0, "reference": 1.0} if ref is not None else {"model": 1.0}
+    if building:  # N = 100 samples in one batch cost roughly 20 queries
+        cal = {"calibration-model": 10.0, "calibration-reference": 10.0} if ref is not None else \
+            {"calibration-model": 10.0}
+        weights.update(cal)
+    return Progress(weights)
 
 
 def run_attribution(image, model: str, *, reference: str | None = "default", distance: str = "mse",
                     alpha: float = 0.05, preset: str | None = None, steps: int | None = None,
                     restarts: int | None = None, lr: float | None = None, seed: int = 0, device=None,
-                    build_calibration: bool = True, should_stop: Callable[[], bool] | None = None,
-                    progress_every: int = 10) -> Iterator[RunProgress | RunOutcome]:
+                    edit: str = "auto", test: str = "robust", build_calibration: bool = True,
+                    should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
+                    eta_prior: float | None = None) -> Iterator[RunProgress | RunOutcome]:
     """Attribute one image to ``model``, streaming progress (see :class:`RunProgress`).
 
     Args:
         image: path, bytes, PIL image or :class:`LoadedImage`.
         model (str): inspected model. reference (str | None): ``"default"``, a name, or
             ``"none"`` (no calibration).
-        build_calibration (bool): build a missing belonging distribution (minutes) or fail.
+        edit (str): the edit to assume (``"auto"``: detected from the file; see
+            :mod:`ronan.edits.policy`). When the distribution of a *detected* edit is missing and
+            ``build_calibration`` is False, the image is tested as if unedited and the outcome's
+            ``caveats`` say so; a declared edit (or ``"robust"``) then raises instead.
+        build_calibration (bool): build a missing belonging distribution (minutes) or raise
+            :class:`DistributionMissing`.
+        eta_prior (float | None): expected seconds (the ETA before the first progress).
         Other arguments as for :func:`ronan.attribution.attribute_stream`.
 
     Yields:
         RunProgress updates, then one RunOutcome.
 
     Raises:
-        ImageError, ModelUnavailable, CalibrationError, Cancelled, ValueError (bad settings).
+        ImageError, ModelUnavailable, DistributionMissing, CalibrationError, EditError, Cancelled,
+        ValueError (bad settings).
     """
     t0 = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
@@ -257,29 +723,42 @@ def run_attribution(image, model: str, *, reference: str | None = "default", dis
                                  lr=lr, device=device)
     if should_stop is not None and should_stop():
         raise Cancelled("stopped by the user")
-    dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=100, seed=0,
-                                          rebuild=False, build=build_calibration, should_stop=should_stop, t0=t0,
-                                          weight=1.0)
-    t1 = time.perf_counter()
-    roles = 2 if ref is not None else 1
+    assumption = resolve_edit(loaded, gen.image_size, gen.channels, edit)
+    mode = default_edit_mode(assumption)
+    caveats, detected = [], None
+    if not build_calibration and not assumption.is_none and not has_distribution(
+            gen, ref, distance, settings, edit=assumption, edit_mode=mode):
+        if assumption.source != "detected":
+            raise DistributionMissing(missing_message(gen.name, distance, settings, assumption))
+        detected = assumption.detection
+        caveats.append(f"The file shows signs of an edit ({assumption.description}), but {gen.name}'s belonging "
+                       f"distribution for that edit is not built on this server, so the image was tested as if "
+                       f"unedited. An edit alone (a JPEG re-save, a resize) can make a generated image look not "
+                       f"belonging: a 'not belonging' here is weak evidence.")
+        edit, assumption = "none", NO_EDIT
+    building = not has_distribution(gen, ref, distance, settings, edit=assumption, edit_mode=mode)
+    # a build takes minutes: the prior of a plain attribution would be wrong
+    progress, eta = _plan(ref, building and build_calibration), Eta(None if building else eta_prior)
+    dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=N_CALIBRATION, seed=0,
+                                          rebuild=False, build=build_calibration, should_stop=should_stop,
+                                          progress=progress, eta=eta, t0=t0, edit=assumption, edit_mode=mode)
     target = gen.preprocess(loaded.image)
     hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
-    for ev in attribute_stream([loaded], gen, reference=ref, distance=distance, alpha=alpha, distribution=dist,
-                               seed=seed, device=device, progress_every=progress_every,
+    for ev in attribute_stream([loaded], gen, reference=ref, distance=distance, alpha=alpha, test=test, edit=edit,
+                               distribution=dist, seed=seed, device=device, progress_every=progress_every,
                                with_images=True, should_stop=should_stop, **_settings_kwargs(preset, steps,
                                                                                              restarts, lr)):
         if isinstance(ev, list):
-            yield RunOutcome(ev[0], dist, loaded)
+            progress.update("model", 1.0), progress.update("reference", 1.0)
+            yield RunOutcome(ev[0], dist, loaded, preprocessing_steps(loaded, gen), caveats, detected)
             return
         p = ev.progress
         xs, ys = hist[ev.role]
         xs.append(p.step)
         ys.append(float(p.best_loss[0]))
-        done = (0 if ev.role == "model" else 1) + p.fraction
-        frac = done / roles
-        el = time.perf_counter() - t1
+        frac = progress.update(ev.role, p.fraction)
         name = gen.name if ev.role == "model" else ref.name
-        yield RunProgress(ev.role, p.step, p.steps, frac, time.perf_counter() - t0, _eta(el, frac),
+        yield RunProgress(ev.role, p.step, p.steps, frac, time.perf_counter() - t0, eta.update(frac),
                           f"Reverse-engineering on {name} ({'inspected' if ev.role == 'model' else 'reference'} "
                           f"model): step {p.step}/{p.steps}, best loss {float(p.best_loss[0]):.4g}",
                           reconstruction=p.reconstructions[0] if p.reconstructions is not None else None,
@@ -294,16 +773,28 @@ def _settings_kwargs(preset, steps, restarts, lr) -> dict:
     return {"preset": preset, "steps": steps, "restarts": restarts, "lr": lr}
 
 
+def _eta(elapsed: float, fraction: float) -> float | None:
+    return elapsed / fraction * (1 - fraction) if fraction > 0.02 else None
+
+
 def run_calibration(model: str, reference: str | None = "default", *, distance: str = "mse",
                     preset: str | None = None, steps: int | None = None, restarts: int | None = None,
-                    lr: float | None = None, n: int = 100, seed: int = 0, rebuild: bool = False, device=None,
-                    should_stop: Callable[[], bool] | None = None) -> Iterator[RunProgress | BelongingDistribution]:
-    """Get (build, or rebuild with ``rebuild=True``) a belonging distribution, streaming progress."""
+                    lr: float | None = None, n: int = N_CALIBRATION, seed: int = 0, rebuild: bool = False,
+                    build: bool = True, device=None, should_stop: Callable[[], bool] | None = None
+                    ) -> Iterator[RunProgress | BelongingDistribution]:
+    """Get (build, or rebuild with ``rebuild=True``) a belonging distribution, streaming progress.
+
+    With ``build=False`` a missing distribution raises :class:`DistributionMissing` (and
+    ``rebuild`` is refused with it too).
+    """
     t0 = time.perf_counter()
     gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts,
                                  lr=lr, device=device)
+    if rebuild and not build:
+        raise DistributionMissing("rebuilding a belonging distribution is switched off on this server")
     dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=n, seed=seed,
-                                          rebuild=rebuild, build=True, should_stop=should_stop, t0=t0, weight=1.0)
+                                          rebuild=rebuild, build=build, should_stop=should_stop,
+                                          progress=_plan(ref, True), eta=Eta(), t0=t0)
     yield dist
 
 
@@ -316,7 +807,8 @@ def distribution_file(dist: BelongingDistribution) -> str:
 
 @dataclass
 class Example:
-    """A gallery item: file path, caption, and what it is (``real``/``this``/``other``)."""
+    """A gallery item: file path, caption, what it is (``real``/``this``/``other``) and its source
+    (the model that made it, or the real image's class or collection)."""
 
     path: str
     caption: str
@@ -324,38 +816,96 @@ class Example:
     model: str | None = None
 
 
-def real_samples(n: int = 4, split: str = "fmnist-test") -> list[Path]:
-    """First ``n`` committed real Fashion-MNIST images (sorted by file name)."""
-    return sorted((SAMPLES_DIR / split).glob("*.png"))[:n]
+@functools.lru_cache(maxsize=32)
+def _folder_tier(folder: Path) -> tuple[int, int] | None:
+    first = next(iter(sorted(folder.glob("*.png"))), None)
+    if first is None:
+        return None
+    from PIL import Image
+
+    with Image.open(first) as im:
+        return im.size[0], 1 if im.mode in ("L", "1", "LA", "I;16") else 3
+
+
+def samples_folder(resolution: int | None = 28, channels: int | None = 1) -> Path | None:
+    """The committed real-image folder of a tier: held-out (``*-test``) first, e.g.
+    ``fmnist-test`` for 28x28 grayscale, ``clipart-test`` for 64x64 colour; None if none matches."""
+    if not SAMPLES_DIR.is_dir():
+        return None
+    folders = sorted((p for p in SAMPLES_DIR.iterdir() if p.is_dir()), key=lambda p: (not p.name.endswith("-test"),
+                                                                                       p.name))
+    for p in folders:
+        tier = _folder_tier(p)
+        if tier is not None and (resolution is None or tier[0] == resolution) and \
+                (channels is None or tier[1] == channels):
+            return p
+    return None
+
+
+def _sample_captions(folder: Path) -> dict[str, str]:
+    path = folder / "labels.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    # fmnist: the class ("Trouser"); clipart: the collection ("emoji/u1F999" -> "emoji")
+    return {r.get("file", ""): r.get("class") or (r.get("picture") or "").split("/")[0] for r in rows}
+
+
+def real_samples(n: int = 4, split: str | None = None, *, resolution: int | None = 28,
+                 channels: int | None = 1) -> list[Path]:
+    """First ``n`` committed real images (sorted by file name) of ``split`` (a folder of
+    ``assets/samples``), or of the tier ``resolution`` x ``channels``."""
+    folder = SAMPLES_DIR / split if split else samples_folder(resolution, channels)
+    return sorted(folder.glob("*.png"))[:n] if folder is not None and folder.is_dir() else []
 
 
 def generate_example(model: str, seed: int, folder: str | Path) -> Path:
-    """Generate one image with ``model`` (seed ``seed``), save it as 8-bit PNG, return its path."""
+    """Generate one image with ``model`` (seed ``seed``), save it as 8-bit PNG, return its path.
+
+    The file is written atomically (two requests may generate the same example at once).
+    """
     require_model(model)
     gen = load_model(model, resolve_device(None))
     img = generate_pil(gen, 1, seed)[0]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"generated-{model}-seed{seed}.png"
-    img.save(path)
+    tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    img.save(tmp, format="PNG")
+    os.replace(tmp, path)
     return path
 
 
-def example_images(model: str | None, folder: str | Path, per_kind: int = 3, seed: int = 1000) -> list[Example]:
+def _tier(name: str | None) -> tuple[int | None, int | None]:
+    for c in model_choices():
+        if c.name == name:
+            return c.resolution, c.channels
+    return 28, 1
+
+
+def example_images(model: str | None, folder: str | Path, per_kind: int = 2, seed: int = 1000) -> list[Example]:
     """Gallery for the paper's three cases: real images, ``model``'s images, other models' images.
 
-    Generated images use seeds ``seed, seed+1, ...`` (the ``"generate"`` stream, never the
-    calibration samples) and are cached as files in ``folder``.
+    Everything is of ``model``'s tier (resolution and channels): real images from the matching
+    committed samples folder (:func:`samples_folder`), other models of the same tier. Generated
+    images use seeds ``seed, seed+1, ...`` (the ``"generate"`` stream, never the calibration
+    samples) and are cached as files in ``folder``.
     """
-    out = [Example(str(p), f"real: Fashion-MNIST {p.stem}", "real") for p in real_samples(per_kind)]
-    avail = [c.name for c in model_choices() if c.available and not is_reference_only(c.name)]
+    res, ch = _tier(model)
+    real_folder = samples_folder(res, ch)
+    captions = _sample_captions(real_folder) if real_folder is not None else {}
+    out = [Example(str(p), "real", "real", captions.get(p.name) or p.stem)
+           for p in (sorted(real_folder.glob("*.png"))[:per_kind] if real_folder is not None else [])]
+    choices = [c for c in model_choices() if c.available and not is_reference_only(c.name) and c.source != "hub"]
+    avail = [c.name for c in choices]
     if model in avail:
         for k in range(per_kind):
             p = Path(folder) / f"generated-{model}-seed{seed + k}.png"
             if not p.exists():
                 p = generate_example(model, seed + k, folder)
-            out.append(Example(str(p), f"this model: {model}, seed {seed + k}", "this", model))
-    others = [m for m in avail if m != model] or []
+            out.append(Example(str(p), "this model", "this", model))
+    others = [c.name for c in choices if c.name != model and (c.resolution, c.channels) == (res, ch)]
     for k in range(per_kind):
         if not others:
             break
@@ -364,7 +914,7 @@ def example_images(model: str | None, folder: str | Path, per_kind: int = 3, see
         p = Path(folder) / f"generated-{other}-seed{s}.png"
         if not p.exists():
             p = generate_example(other, s, folder)
-        out.append(Example(str(p), f"other model: {other}, seed {s}", "other", other))
+        out.append(Example(str(p), "other model", "other", other))
     return out
 
 
@@ -472,6 +1022,50 @@ def _edit_split(good: list, gen: Generator, dist: BelongingDistribution) -> list
     return [(g, d) for g, d in ((pristine, dist), (edited, None)) if g]
 
 
+def skipped_members(paths: list[str | Path]) -> list[str]:
+    """Members of the zip archives among ``paths`` that a batch does not use: non-image files
+    (``notes.txt``) by name; hidden files and ``__MACOSX`` entries as one count. Reads the archives'
+    directories only (no data). For honest batch summaries (:func:`batch_summary`)."""
+    out, hidden = [], 0
+    for p in paths:
+        p = Path(p)
+        if not (p.suffix.lower() == ".zip" or (p.is_file() and zipfile.is_zipfile(p) and
+                                               p.suffix.lower() not in IMAGE_SUFFIXES)):
+            continue
+        try:
+            with zipfile.ZipFile(p) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError):
+            continue
+        for info in infos:
+            parts = [s for s in info.filename.replace("\\", "/").split("/") if s]
+            if info.is_dir() or not parts:
+                continue
+            if any(s.startswith(".") or s == "__MACOSX" for s in parts):
+                hidden += 1
+            elif Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+                out.append(info.filename)
+    if hidden:
+        out.append(f"{hidden} hidden or system file(s)")
+    return out
+
+
+def batch_summary(rows: list[dict], model: str, skipped: list[str] = ()) -> str:
+    """One honest line about a batch: ``"Done: 4 of 5 images; 2 judged belonging to M, 2 not belonging;
+    1 unreadable: broken.png; skipped: notes.txt"``."""
+    done = [r for r in rows if r["verdict"] != "error"]
+    bad = [r["image"] for r in rows if r["verdict"] == "error"]
+    counts = {v: sum(r["verdict"] == v for r in done) for v in ("belonging", "non-belonging", "inconclusive")}
+    parts = [f"Done: {len(done)} of {len(rows)} images",
+             f"{counts['belonging']} judged belonging to {model}, {counts['non-belonging']} not belonging"
+             + (f", {counts['inconclusive']} inconclusive" if counts["inconclusive"] else "")]
+    if bad:
+        parts.append(f"{len(bad)} unreadable: {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
+    if skipped:
+        parts.append(f"skipped: {', '.join(list(skipped)[:5])}" + (" ..." if len(skipped) > 5 else ""))
+    return "; ".join(parts) + "."
+
+
 def is_belonging_label(label: str | None, model: str) -> bool | None:
     """Ground truth from a folder name: the model's own name (or ``belonging``) -> True;
     any other folder -> False; no folder -> None (unknown)."""
@@ -489,4 +1083,6 @@ def presets() -> list[str]:
 
 __all__ = ["ModelChoice", "model_choices", "require_model", "run_attribution", "run_calibration", "RunProgress",
            "RunOutcome", "Example", "example_images", "generate_example", "collect_batch", "load_batch",
-           "BatchItem", "is_belonging_label", "fmt_seconds"]
+           "BatchItem", "is_belonging_label", "fmt_seconds", "fmt_eta", "JobLine", "Ticket", "Eta", "Progress",
+           "RunFolders", "builds_allowed", "DistributionMissing", "QueueFull", "preprocessing_steps",
+           "skipped_members", "batch_summary", "samples_folder", "distance_choices"]

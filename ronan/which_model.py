@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import torch
 
 from .attribution import Attribution, AttributionEvent, attribute_stream
-from .errors import Cancelled, RonanError
+from .errors import CalibrationError, Cancelled, RonanError
 from .images import LoadedImage, load_image
 from .models.registry import CATALOGUE, list_models
 
@@ -84,6 +84,10 @@ class WhichModelResult:
         errors (dict[str, str]): models that could not be tested, with the reason.
         accepted (list[str]): models whose verdict is belonging, lowest statistic first.
         answer (str): ``"made by X"`` (with alternatives), or :data:`NONE_ANSWER`.
+        error_kinds (dict[str, str]): the exception class behind each error
+            (``"CalibrationError"``, ``"ModelUnavailable"``...), for messages that fit the reader.
+        caveats (list[str]): assumptions the answer rests on (e.g. an edit detected in the file
+            whose belonging distributions are missing: the image was tested as if unedited).
     """
 
     image: str
@@ -91,6 +95,8 @@ class WhichModelResult:
     errors: dict[str, str] = field(default_factory=dict)
     accepted: list[str] = field(default_factory=list)
     answer: str = NONE_ANSWER
+    error_kinds: dict[str, str] = field(default_factory=dict)
+    caveats: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> str | None:
@@ -105,7 +111,8 @@ class WhichModelResult:
 
     def to_dict(self) -> dict:
         return {"image": self.image, "answer": self.answer, "best": self.best, "accepted": self.accepted,
-                "errors": self.errors, "results": [a.to_dict(history=False) for a in self.attributions]}
+                "errors": self.errors, "caveats": self.caveats,
+                "results": [a.to_dict(history=False) for a in self.attributions]}
 
 
 def decide(image: str, attributions: list[Attribution], errors: dict[str, str] | None = None) -> WhichModelResult:
@@ -128,7 +135,9 @@ def which_model_stream(image, models: list[str] | None = None, *,
     Yields :class:`WhichModelEvent` progress, then one :class:`WhichModelResult`. A model that
     cannot be tested (weights failing their hash, unavailable, no belonging distribution with
     ``build_calibration=False``) is listed in ``errors`` with the reason, never silently dropped;
-    :class:`~ronan.errors.Cancelled` and image errors propagate.
+    :class:`~ronan.errors.Cancelled` and image errors propagate. With ``edit="auto"`` (the default),
+    when the belonging distribution of the edit detected in the file is missing (and not built),
+    the model is tested as if the image were unedited, and the result's ``caveats`` say so.
 
     Args:
         image: path, bytes, PIL image or LoadedImage.
@@ -144,19 +153,37 @@ def which_model_stream(image, models: list[str] | None = None, *,
         models = candidate_models(w if w == h else None, 1 if loaded.image.mode == "L" else 3)
         errors.update(failed_candidates(w if w == h else None, 1 if loaded.image.mode == "L" else 3))
     kwargs.pop("reference", None)
+    edit = kwargs.pop("edit", "auto")
     results: list[Attribution] = []
+    kinds: dict[str, str] = {}
+    untested_edits: list[str] = []
     for i, name in enumerate(models):
-        try:
-            for event in attribute_stream([loaded], name, should_stop=should_stop, **kwargs):
-                if isinstance(event, list):
-                    results.append(event[0])
-                else:
-                    yield WhichModelEvent(name, i, len(models), event)
-        except Cancelled:
-            raise
-        except RonanError as e:
-            errors[name] = str(e)
-    yield decide(loaded.name, results, errors)
+        tries = [edit, "none"] if edit == "auto" and not kwargs.get("build_calibration", True) else [edit]
+        for k, assume in enumerate(tries):
+            try:
+                for event in attribute_stream([loaded], name, should_stop=should_stop, edit=assume, **kwargs):
+                    if isinstance(event, list):
+                        results.append(event[0])
+                        if k > 0:
+                            untested_edits.append(name)
+                    else:
+                        yield WhichModelEvent(name, i, len(models), event)
+                errors.pop(name, None)
+                kinds.pop(name, None)
+                break
+            except Cancelled:
+                raise
+            except RonanError as e:
+                errors[name], kinds[name] = str(e), type(e).__name__
+                if not isinstance(e, CalibrationError):
+                    break
+    out = decide(loaded.name, results, errors)
+    out.error_kinds = kinds
+    if untested_edits:
+        out.caveats.append(f"The file shows signs of an edit, but the belonging distributions for it are not built "
+                           f"for {', '.join(untested_edits)}: the image was tested as if unedited there. An edit "
+                           f"alone can make a generated image look not belonging.")
+    yield out
 
 
 def which_model(image, models: list[str] | None = None, **kwargs) -> WhichModelResult:

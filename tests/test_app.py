@@ -1,7 +1,8 @@
 """The Gradio app on loopback, driven through gradio_client (as an API user would).
 
 Verdict tests use the default preset and the committed calibration caches; error and stop
-tests fail or stop before any long computation.
+tests fail or stop before any long computation. Outputs of ``/attribute``: status, verdict card,
+images, loss curves, histogram, JSON, report files.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from app_server import running_app  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 REAL = sorted((REPO / "assets" / "samples" / "fmnist-test").glob("*.png"))
 MODEL = "dcgan-fmnist"
-# image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build
-DEFAULTS = ("default", "mse", "fast", None, None, None, 0.05, 0, False)
+# image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build, edit, test
+DEFAULTS = ("default", "mse", "fast", None, None, None, 0.05, 0, False, "auto", "robust")
+STATUS, CARD, DATA, FILES = 0, 1, 5, 6
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def client(url):
 
 
 def _data(outputs) -> dict:
-    return outputs[7]
+    return outputs[DATA]
 
 
 def _generated(client, seed: int) -> str:
@@ -65,18 +67,23 @@ def test_generated_image_streams_then_belonging(client):
     data = _data(final)
     assert data["status"] == "done"
     assert data["verdict"] == "belonging", data["explanation"]
-    assert "BELONGING" in final[5] and "NOT BELONGING" not in final[5]
+    assert "BELONGING" in final[CARD] and "NOT BELONGING" not in final[CARD]
     a = data["attribution"]
     for key in ("statistic", "critical_value", "n_calibration", "alpha", "mean", "std", "loss", "reference_loss",
                 "image_sha256", "model_sha256", "reference_sha256", "versions", "seed"):
         assert a[key] is not None, key
-    files = final[8]
+    files = final[FILES]
     names = [Path(f).name for f in files]
     assert any(n.endswith(".json") for n in names) and any(n.endswith(".html") for n in names)
     report = json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())
     assert report["attribution"]["statistic"] == pytest.approx(a["statistic"])
+    # what the investigator needs: the upload as received, the model's preprocessing, the date, the test
+    assert report["upload"]["size"] == [28, 28] and report["upload"]["mode"] == "L"
+    assert report["upload"]["format"] == "PNG" and report["preprocessing"][0] == "upload: 28x28 L PNG"
+    assert report["created"] and report["test"]["n_kept"] + report["test"]["n_removed"] == 100
     html = Path(next(f for f in files if f.endswith(".html"))).read_text()
-    assert "data:image/png;base64," in html and "BELONGING" in html
+    assert "data:image/png;base64," in html and "BELONGING" in html and "Created <b>" in html
+    assert "What the model saw" in html
 
 
 def test_two_clients_at_once_real_and_generated(url):
@@ -96,7 +103,7 @@ def test_two_clients_at_once_real_and_generated(url):
     assert set(results) == {"generated", "real"}
     assert _data(results["generated"])["verdict"] == "belonging"
     assert _data(results["real"])["verdict"] == "non-belonging"
-    assert "NOT BELONGING" in results["real"][5]
+    assert "NOT BELONGING" in results["real"][CARD]
 
 
 def test_corrupt_upload_is_a_message_and_app_stays_up(client, tmp_path):
@@ -122,36 +129,56 @@ def test_unavailable_model_and_bad_settings_are_messages(client):
 
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(handle_file(str(REAL[0])), "no-such-model", *DEFAULTS, api_name="/attribute")
-    for m in [m for m in list_models() if not m.available][:1]:  # e.g. a hub model not downloaded here
-        with pytest.raises(AppError, match="download|missing|does not match|unreadable"):
+    for m in [m for m in list_models() if not m.available][:1]:  # e.g. a hub model not downloaded here: not offered
+        with pytest.raises(AppError, match="not in the list of choices"):
             client.predict(handle_file(str(REAL[0])), m.name, *DEFAULTS, api_name="/attribute")
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(handle_file(str(REAL[0])), MODEL, "default", "mse", "bogus", None, None, None, 0.05, 0, False,
-                       api_name="/attribute")
-    # no distribution for these settings and building disabled: a message that says what to do
-    with pytest.raises(AppError, match="calibrat"):
-        client.predict(handle_file(str(REAL[0])), MODEL, "default", "mse", "fast", 7, 1, None, 0.05, 0, False,
-                       api_name="/attribute")
+                       "auto", "robust", api_name="/attribute")
+    # no distribution for these settings and building off on this server: a plain message, no command line
+    job = client.submit(handle_file(str(REAL[0])), MODEL, "default", "mse", "fast", 7, 1, None, 0.05, 0, False,
+                        "auto", "robust", api_name="/attribute")
+    with pytest.raises(AppError, match="belonging distribution") as err:
+        job.result(timeout=60)
+    assert "python -m" not in str(err.value) and "`" not in str(err.value)
+    card = job.outputs()[-1][CARD]  # the error is in the verdict card too
+    assert "No verdict" in card and "belonging distribution" in card
 
 
-def test_stop_cancels_a_running_job(url):
-    c = Client(url, verbose=False)
-    # non-default settings with building enabled: the run first builds a belonging
-    # distribution (minutes), so it is surely still running when Stop arrives
+def _long_job(c):
+    """A job that builds a belonging distribution first (minutes): surely running when Stop arrives."""
     job = c.submit(handle_file(str(REAL[2])), MODEL, "default", "mse", "fast", 977, 2, None, 0.05, 0, True,
-                   api_name="/attribute")
+                   "auto", "robust", api_name="/attribute")
     deadline = time.time() + 60
-    while time.time() < deadline and not any("belonging distribution" in str(o[0]) for o in job.outputs()):
+    while time.time() < deadline and not any("belonging distribution" in str(o[STATUS]) for o in job.outputs()):
         time.sleep(0.2)
-    assert any("belonging distribution" in str(o[0]) for o in job.outputs()), "calibration progress never streamed"
+    assert any("belonging distribution" in str(o[STATUS]) for o in job.outputs()), "build progress never streamed"
+    return job
+
+
+def test_stop_cancels_a_running_job_and_a_waiting_one(url, monkeypatch):
+    monkeypatch.setenv("RONAN_ALLOW_BUILDS", "1")  # the operator's setting: visitors may build
+    c1, c2 = Client(url, verbose=False), Client(url, verbose=False)
+    running = _long_job(c1)
+    # a second visitor's job waits in the line, with its position and an ETA
+    waiting = c2.submit(handle_file(str(REAL[3])), MODEL, *DEFAULTS, api_name="/attribute")
+    deadline = time.time() + 30
+    while time.time() < deadline and not any("Waiting for the worker" in str(o[STATUS]) for o in waiting.outputs()):
+        time.sleep(0.1)
+    status = next(str(o[STATUS]) for o in waiting.outputs() if "Waiting for the worker" in str(o[STATUS]))
+    assert "1 run(s) ahead of yours" in status and "starts in" in status
     t0 = time.time()
-    assert c.predict(api_name="/stop") == "Stopping..."
-    final = job.result(timeout=60)
+    assert c2.predict(api_name="/stop") == "Stopping..."
+    final = waiting.result(timeout=30)
+    assert time.time() - t0 < 5 and _data(final)["status"] == "cancelled" and "nothing ran" in final[STATUS]
+    assert not running.done()  # the other visitor's job goes on
+    t0 = time.time()
+    assert c1.predict(api_name="/stop") == "Stopping..."
+    final = running.result(timeout=60)
     assert time.time() - t0 < 30
-    assert _data(final)["status"] == "cancelled"
-    assert "Stopped" in final[0]
+    assert _data(final)["status"] == "cancelled" and "Stopped" in final[STATUS]
     # a late Stop does not cancel the next run
-    assert c.predict(api_name="/stop") == "Nothing is running."
+    assert c1.predict(api_name="/stop") == "Nothing is running."
 
 
 def test_which_model_names_the_generator(client):
@@ -160,6 +187,8 @@ def test_which_model_names_the_generator(client):
     data = out[4]
     assert data["best"] == MODEL, data
     assert data["answer"].startswith(f"made by {MODEL}")
+    report = Path(next(f for f in out[5] if f.endswith(".html"))).read_text()  # a report, as for one model
+    assert f"made by {MODEL}" in report and "Created <b>" in report and "data:image/png;base64," in report
 
 
 def test_batch_zip_with_folder_labels(client, tmp_path):
@@ -172,14 +201,18 @@ def test_batch_zip_with_folder_labels(client, tmp_path):
             zf.write(p, f"real/{p.name}")
         zf.writestr("real/broken.png", b"not an image")
         zf.writestr("__MACOSX/._junk.png", b"junk")
+        zf.writestr("notes.txt", "hello")
     out = client.predict([handle_file(str(zpath))], MODEL, "fast", 0.05, 0, api_name="/batch")
     table = out[1]
     rows = table["data"] if isinstance(table, dict) else table
     assert len(rows) == 5
     verdicts = {r[0]: r[2] for r in rows}
     assert verdicts["real/broken.png"] == "error"
-    assert sum(v == "belonging" for k, v in verdicts.items() if k.startswith(MODEL)) == 2
-    assert all(v == "non-belonging" for k, v in verdicts.items() if k.startswith("real/") and "broken" not in k)
+    assert sum(v == "BELONGING" for k, v in verdicts.items() if k.startswith(MODEL)) == 2
+    assert all(v == "NOT BELONGING" for k, v in verdicts.items() if k.startswith("real/") and "broken" not in k)
+    # an honest count: what was done, what was unreadable, what was skipped
+    assert "Done: 4 of 5 images" in out[0] and "1 unreadable: real/broken.png" in out[0]
+    assert "skipped: notes.txt, 1 hidden or system file(s)" in out[0]
     csv_text = Path(out[2]).read_text()
     assert csv_text.splitlines()[0].startswith("image,label,verdict")
     assert "TP 2" in out[3] and "TN 2" in out[3]
@@ -200,7 +233,7 @@ def test_calibrate_shows_cached_distribution(client):
 def test_queue_is_bounded():
     import app
 
-    assert app.demo._queue.max_size == app.QUEUE_SIZE > 0
+    assert app.LINE.max_waiting == app.QUEUE_SIZE > 0 and app.demo._queue.max_size >= app.QUEUE_SIZE
 
 
 @pytest.mark.parametrize("kind", ["cmyk", "i16", "animated", "huge"])
@@ -221,24 +254,24 @@ def test_odd_uploads_preview(tmp_path, kind):
     else:
         path = tmp_path / "huge.png"
         Image.new("1", (9000, 9000)).save(path)
-    img, note = app.preview(str(path))
+    images, card = app.preview(str(path), MODEL)
     if kind == "huge":
-        assert img is None and "megapixels" in note
-    else:
-        assert img is not None and img.size[0] >= 200  # upscaled, nearest neighbour
-        assert {"cmyk": "CMYK", "i16": "rescaled", "animated": "first frame"}[kind] in note
+        assert images == "" and "megapixels" in card and "No verdict" in card
+    else:  # the upload and what the model will see (28x28 grayscale), with the conversions
+        assert images.count("<img") == 2 and "What dcgan-fmnist sees" in images and "28x28 grayscale" in images
+        assert {"cmyk": "CMYK", "i16": "rescaled", "animated": "first frame"}[kind] in card
 
 
 def test_core_modules_do_not_import_gradio():
     import subprocess
     import sys
 
-    code = ("import sys, ronan.studio, ronan.plots, ronan.report, ronan.which_model; "
+    code = ("import sys, ronan.studio, ronan.plots, ronan.report, ronan.views, ronan.which_model; "
             "sys.exit(1 if 'gradio' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
-def test_stop_flags_are_per_session_and_armed_by_run():
+def test_stop_is_per_session():
     import app
 
     class Req:
@@ -246,13 +279,39 @@ def test_stop_flags_are_per_session_and_armed_by_run():
             self.session_hash = sid
 
     a, b = Req("session-a"), Req("session-b")
-    app.arm(a)  # Run clicked; the job waits in the queue
-    assert app.stop(a) == "Stopping..."
-    assert app.stop(b) == "Nothing is running."  # other sessions are not affected
-    flag = app._begin(a)  # the queued job starts: it sees the Stop
-    assert flag.is_set()
-    app._end(a, flag)
+    ta = app.LINE.join("session-a", "attribute")
+    try:
+        assert app.stop(b) == "Nothing is running."  # other sessions are not affected
+        assert not ta.stopped
+        assert app.stop(a) == "Stopping..." and ta.stopped
+    finally:
+        app.LINE.leave(ta)
     assert app.stop(a) == "Nothing is running."  # a late Stop is a no-op
-    flag = app._begin(b)  # an API run (not armed) starts clean
-    assert not flag.is_set()
-    app._end(b, flag)
+
+
+def test_jpeg_resave_is_tested_with_a_caveat_in_the_card(client, tmp_path):
+    """A JPEG re-save of a generated image: its edit's belonging distribution is not built here, so the
+    card says plainly that the result rests on testing it as if unedited."""
+    jpg = tmp_path / "resaved.jpg"
+    Image.open(_generated(client, 15)).save(jpg, quality=90)
+    out = client.predict(handle_file(str(jpg)), MODEL, *DEFAULTS, api_name="/attribute")
+    card = out[CARD]
+    assert "This result rests on" in card and "JPEG quality 90" in card and "as if unedited" in card
+    assert "python -m" not in card
+    assert "JPEG quality 90" in " ".join(_data(out)["assumptions"])
+    assert _data(out)["edit"]["detected_but_not_tested"]["jpeg_quality"] == 90
+
+
+def test_reports_do_not_pile_up(tmp_path):
+    from ronan.studio import RunFolders
+
+    runs = RunFolders(tmp_path, keep=3, max_bytes=10_000)
+    made = []
+    for i in range(5):
+        f = runs.new("report")
+        (f / "x.bin").write_bytes(b"0" * 3000)
+        made.append(f)
+        time.sleep(0.01)
+    left = sorted(p for p in tmp_path.iterdir())
+    assert len(left) <= 3 and made[-1] in left and made[0] not in left
+    assert sum(p.stat().st_size for d in left for p in d.iterdir()) <= 10_000 + 3000

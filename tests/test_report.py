@@ -74,10 +74,45 @@ def test_figures_render(tiny_result):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_loss_curve_table_placeholders():
-    t = plots.loss_curve_table([1.0, 0.1], None, model="m", reference="r")
-    assert t["curve"] == ["m", "m", "r (reference)"] and math.isnan(t["log10_loss"][-1])
-    assert t["log10_loss"][:2] == [0.0, -1.0]
+def test_figures_are_readable_legends_outside_the_data():
+    """Legends below the axes (never over data), curves named M and M_r, decade-only log labels,
+    integer counts, a log axis fixed by the robust test's domain (not by the examined image)."""
+    vals = [1e-4 * (1 + 0.1 * i) for i in range(50)] + [3e-2]
+    kw = {"mean": math.log(1.3e-4), "std": 0.3, "critical_value": 3.1, "threshold": 3e-4, "model": "m",
+          "removed": [50], "domain": "log"}
+    for value in (1e-4, 0.5, 3000.0):
+        fig = plots.histogram_figure(vals, value=value, verdict="non-belonging", **kw)
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log"  # the same scale whichever image is examined
+        assert plots.legend_outside_data(fig)
+        texts = plots.legend_texts(fig)
+        assert texts[:3] == ["m samples used (N = 50)", "removed as failed inversions (1)",
+                             "threshold (Grubbs, alpha = 0.05): belonging to its left"]
+        assert texts[3].startswith("this image (NOT BELONGING)")
+        plots.fig_to_png(fig)
+        assert all(float(t).is_integer() for t in ax.get_yticks())
+        labels = [t.get_text() for t in ax.get_xticklabels(minor=True)]
+        assert not any(labels), labels  # no crowded minor labels (3x10^-5, 4x10^-5, ...)
+    raw = plots.histogram_figure([1.0, 2.0, 3.0], mean=2.0, std=1.0, critical_value=1.1, calibrated=False)
+    assert "no reference" in raw.axes[0].get_xlabel()
+    fig = plots.loss_curves_figure([1e-2, 3e-5], [2e-2, 1.5e-2], model="dcgan-fmnist", reference="ref-photos")
+    assert [t.split(" (final")[0] for t in plots.legend_texts(fig)] == ["M (inspected): dcgan-fmnist",
+                                                                         "M_r (reference): ref-photos"]
+    assert plots.legend_outside_data(fig)
+    lines = fig.axes[0].get_lines()
+    assert [ln.get_color() for ln in lines] == [plots.MODEL_COLOR, plots.REFERENCE_COLOR]
+    alone = plots.loss_curves_figure([1e-2, 3e-5], None, model="m", reference=None)
+    assert [ln.get_color() for ln in alone.axes[0].get_lines()] == [plots.MODEL_COLOR]
+    rows = [{"model": "a", "statistic": -0.3, "critical_value": 3.2, "verdict": "belonging"},
+            {"model": "b", "statistic": 2.5e6, "critical_value": 3.2, "verdict": "non-belonging"}]
+    fig = plots.which_model_figure(rows)
+    plots.fig_to_png(fig)
+    assert plots.legend_outside_data(fig)
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] > 2.5e6 * 10  # room for the value label of the longest bar
+    svg = plots.loss_curves_svg([1e-2, 1e-4], [2e-2, 1e-2], model="m", reference="r")
+    assert "M (inspected): m" in svg and "M_r (reference): r" in svg and svg.count("<polyline") == 2
+    assert "M_r" not in plots.loss_curves_svg([1e-2, 1e-4], None, model="m", reference=None)
 
 
 def test_report_json_and_html(tiny_result, tmp_path):
@@ -90,7 +125,9 @@ def test_report_json_and_html(tiny_result, tmp_path):
     assert a["model_sha256"] == "0" * 64 and "torch" in a["versions"] and a["history"]
     assert data["belonging_distribution"]["n"] == 5 and len(data["belonging_distribution"]["values"]) == 5
     html = paths["html"].read_text()
-    assert html.count("data:image/png;base64,") == 3 and res.verdict.upper() in html
+    assert html.count("data:image/png;base64,") == 3 and plots.verdict_label(res.verdict) in html
+    assert "Created <b>" in html and "What the model saw" in html
+    assert data["upload"]["size"] == [28, 28] and data["test"]["n"] == 5 and data["assumptions"]
     assert "http://" not in html.replace("http://www.w3.org", "") and "<script src" not in html  # self-contained
     embedded = html.split('id="ronan-report">')[1].split("</script>")[0]
     assert json.loads(embedded.replace("<\\/", "</"))["verdict"] == res.verdict

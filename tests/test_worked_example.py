@@ -73,6 +73,7 @@ def test_registered_model_in_the_app(worked_example, monkeypatch):
     tmp, env, _ = worked_example
     for key in ("RONAN_MODELS_DIR", "RONAN_CACHE_DIR"):
         monkeypatch.setenv(key, env[key])
+    monkeypatch.setenv("RONAN_ALLOW_BUILDS", "1")  # a workstation: its operator lets the app build distributions
     import app
     from app_server import free_port
 
@@ -84,8 +85,8 @@ def test_registered_model_in_the_app(worked_example, monkeypatch):
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         out = client.predict(handle_file(str(tmp / "mine" / "000001.png")), "my-gan", "default", "mse", "fast", None,
-                             None, None, 0.05, 0, True, api_name="/attribute")
-        report = out[7]
+                             None, None, 0.05, 0, True, "auto", "robust", api_name="/attribute")
+        report = out[5]
         assert report["verdict"] == "belonging", report
         assert report["attribution"]["reference"] == "ref-photos"
     finally:
