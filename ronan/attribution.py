@@ -25,7 +25,7 @@ from .images import LoadedImage, load_image
 from .inversion import DEFAULT_PRESET, InversionProgress, InversionResult, invert_jobs_stream, resolve_settings
 from .models.base import Generator
 from .models.registry import default_reference, load_model, resolve_device
-from .provenance import library_versions
+from .provenance import environment, library_versions
 from .verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, DecisionSettings, decide, summarize
 
 SSIM_RESTARTS = 4  # restarts that 1-SSIM needs on the bundled zoo (benchmarks/RESULTS.md, Table 5)
@@ -48,7 +48,8 @@ class Attribution:
     as ``"jpeg:75"``), ``edit_source`` how (``"detected"``, ``"declared"``, ``"robust"``,
     ``"none"``), ``edit_mode`` how it entered the method (``"samples"``/``"through"``),
     ``detection`` what the file revealed; ``original_format``/``original_size``/``original_mode``
-    describe the file as uploaded. ``steps_run`` and
+    describe the file as uploaded; ``environment`` the machine (CPU, instruction set, threads,
+    device: :func:`ronan.provenance.environment`). ``steps_run`` and
     ``reference_steps_run`` are the optimiser steps each inversion ran (fewer than
     ``settings["steps"]`` when early stopping ended it); ``history`` and ``reference_history``
     hold the best loss so far after each of them (``steps_run + 1`` values).
@@ -80,6 +81,7 @@ class Attribution:
     device: str
     notes: list[str] = field(default_factory=list)
     versions: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)
     test: str = "robust"
     test_verdict: str = ""
     reasons: list[str] = field(default_factory=list)
@@ -353,7 +355,7 @@ def _assemble(run: _Run, i: int, j: int, results: dict, x: torch.Tensor, dist: B
         alpha=run.decision.alpha, mean=summary.mean, std=summary.std, verdict=decision.verdict,
         seconds=0.0, seed=seed, preset=preset or DEFAULT_PRESET, settings=run.settings.to_dict(),
         calibration_seed=dist.seed, calibration_file=cache_path(dist.key()).name, device=str(run.device),
-        notes=notes, versions=library_versions(),
+        notes=notes, versions=library_versions(), environment=environment(run.device),
         test=run.decision.mode, test_verdict=BELONGING if decision.test_belonging else NON_BELONGING,
         reasons=list(decision.reasons), domain=summary.domain, threshold=summary.threshold,
         n_kept=summary.n_kept, n_removed=len(summary.removed), settled=settled,

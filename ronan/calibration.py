@@ -74,6 +74,8 @@ class BelongingDistribution:
         sample_steps (list[int] | None): optimiser steps each sample's inversion on M ran.
         sample_settled (list[bool] | None): whether each sample's inversion on M had settled
             (see ``InversionResult.settled``). Both are diagnostics, not part of the key.
+        environment (dict | None): CPU, instruction set, threads, device it was built on
+            (:func:`ronan.provenance.environment`).
     """
 
     model: str
@@ -97,6 +99,7 @@ class BelongingDistribution:
     seconds: float = 0.0
     sample_steps: list[int] | None = None
     sample_settled: list[bool] | None = None
+    environment: dict | None = None
 
     KEY_FIELDS = ("model", "model_sha256", "model_options", "reference", "reference_sha256", "distance", "settings", "n", "seed",
                   "edit", "method_version")
@@ -163,7 +166,7 @@ _FIELD_TYPES = {
     "reference_sha256": (str, None), "distance": (str,), "settings": (dict,), "n": (int,), "seed": (int,),
     "values": ([_NUM],), "losses": ([_NUM],), "reference_losses": ([_NUM], None), "mean": _NUM, "std": _NUM,
     "edit": (dict, None), "method_version": (int,), "versions": (dict,), "created": (str,), "seconds": _NUM,
-    "sample_steps": ([(int,)], None), "sample_settled": ([(bool,)], None)}
+    "sample_steps": ([(int,)], None), "sample_settled": ([(bool,)], None), "environment": (dict, None)}
 """Accepted types of each field: a type, None (null), or ``[types]`` (a list of those)."""
 
 
@@ -315,14 +318,15 @@ def build_distribution(
     loss = torch.cat(losses).double()
     ref = torch.cat(ref_losses).double() if reference is not None else None
     values = calibrate_losses(loss, ref)
-    from .provenance import library_versions
+    from .provenance import environment, library_versions
 
     key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode))
     return BelongingDistribution(
         **key, values=values.tolist(), losses=loss.tolist(),
         reference_losses=ref.tolist() if ref is not None else None,
         mean=float(values.mean()), std=float(values.std(unbiased=True)),
-        versions=library_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        versions=library_versions(), environment=environment(model.device),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         seconds=round(time.perf_counter() - t0, 2), sample_steps=steps, sample_settled=settled)
 
 

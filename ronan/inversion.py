@@ -79,6 +79,9 @@ class InversionSettings:
             often than by one start, at ``(K - 1) x warmup_steps`` extra row-steps per image).
         warmup_steps (int): steps before the candidates are narrowed, >= 1 when
             ``candidates`` > 1 (default 0).
+        refine_steps (int): Levenberg-Marquardt iterations after Adam (:mod:`ronan.refine`) on
+            each image's best input, >= 0 (default 0: none). Only with the MSE distance and inputs
+            of at most ``refine.MAX_DIM`` optimised entries; ignored otherwise.
         learned_start (bool): the first starting point of every image comes from the model's
             inverse network (:mod:`ronan.starts`, trained once per model and cached), the others
             stay random; default False. Ignored for models it does not apply to (a fixed
@@ -98,6 +101,7 @@ class InversionSettings:
     candidates: int = 1
     warmup_steps: int = 0
     learned_start: bool = False
+    refine_steps: int = 0
 
     def __post_init__(self):
         limits.check_inversion(self.steps, self.restarts, self.candidates, self.lr)  # one-line LimitExceeded
@@ -125,6 +129,8 @@ class InversionSettings:
                          f"{self.warmup_steps} steps)")
         if self.learned_start:
             restarts += ", the first from the model's learned inverse"
+        if self.refine_steps:
+            restarts += f", then up to {self.refine_steps} Levenberg-Marquardt iterations on the best"
         if not self.plateau_steps:
             return f"Adam lr {self.lr:g}, {self.steps} steps, {restarts}"
         drop = (f"its lr drops to {self.lr * self.plateau_lr_factor:g} once its loss improves by less than "
@@ -147,6 +153,8 @@ class InversionSettings:
             d["learned_start"] = StartSettings().to_dict()
         else:
             d.pop("learned_start")
+        if not self.refine_steps:
+            d.pop("refine_steps")
         return d
 
 
@@ -424,12 +432,20 @@ def invert_stream(
         loss_min, arg = per_image.min(1)
         pick = arg + torch.arange(n_img, device=device) * rows
         inputs = best_inputs_all[pick]
-        with _autocast(device, settings.precision):
-            recons = generator.generate(inputs).float()
-    history_t = torch.stack(history).cpu()
     image_steps = row_steps.view(n_img, rows).max(1).values
-    settled = torch.tensor([bool(plateau_stopped[int(pick[i])]) or settled_curve(history_t[: int(image_steps[i]) + 1, i])
-                            for i in range(n_img)], dtype=torch.bool)
+    lm_settled = None
+    if settings.refine_steps and not stopped and _refinable(generator, mask, dist.name):
+        lm_settled = yield from _refine_phase(generator, inputs, images, mask, transform, settings, loss_min,
+                                              history, image_steps, step, t0, should_stop)
+    with torch.no_grad(), _autocast(device, settings.precision):
+        recons = generator.generate(inputs).float()
+    history_t = torch.stack(history).cpu()
+    if lm_settled is not None:
+        settled = lm_settled.cpu()
+    else:
+        settled = torch.tensor([bool(plateau_stopped[int(pick[i])])
+                                or settled_curve(history_t[: int(image_steps[i]) + 1, i]) for i in range(n_img)],
+                               dtype=torch.bool)
     yield InversionResult(
         loss=loss_min.cpu(), inputs=inputs.cpu(), reconstructions=recons.cpu(),
         history=history_t, best_restart=arg.cpu(), seconds=time.perf_counter() - t0,
@@ -437,6 +453,46 @@ def invert_stream(
         image_steps=image_steps, settled=settled,
         extra={"stopped": stopped, "rows_per_image": rows,
                "row_steps": int(row_steps.sum()) + n_rows})
+
+
+def _refinable(generator: Generator, mask, distance: str) -> bool:
+    from .refine import refinable
+
+    n = int(mask.sum()) if mask is not None else math.prod(generator.input_shape)
+    return refinable(n, distance)
+
+
+def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min, history, image_steps, step, t0,
+                  should_stop):
+    """Levenberg-Marquardt on each image's best input (in place); yields progress, returns ``settled``.
+
+    Updates ``loss_min`` (never upwards), appends one history entry per iteration and adds the
+    iterations each image ran to ``image_steps``. An image has settled unless its loss still fell
+    by more than ``SETTLE_TOL`` (10%) over the last two iterations when the cap ended them.
+    """
+    from .refine import refine
+
+    def fn(p):
+        with _autocast(generator.device, settings.precision):
+            out = generator.generate(p).float()
+        return out if transform is None else transform(out)
+
+    total = settings.steps + settings.refine_steps
+    losses = [loss_min.clone()]
+    for it, value in refine(fn, inputs, images, iterations=settings.refine_steps, mask=mask):
+        if it < 0:
+            break
+        improved = value < loss_min.to(value.device)
+        loss_min.copy_(torch.minimum(loss_min, value.to(loss_min.device)))
+        history.append(loss_min.clone())
+        losses.append(loss_min.clone())
+        image_steps += 1
+        yield InversionProgress(step + it, total, loss_min.cpu(), loss_min.cpu(), time.perf_counter() - t0,
+                                int(improved.sum()), False)
+        if should_stop is not None and should_stop():
+            break
+    earlier = losses[max(len(losses) - 3, 0)]
+    return (losses[-1] >= (1.0 - SETTLE_TOL) * earlier).cpu()
 
 
 def _merge(full: torch.Tensor, active: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -17,3 +17,38 @@ def library_versions() -> dict:
         except metadata.PackageNotFoundError:
             out[pkg] = None
     return out
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device=None) -> dict:
+    """What a third party needs to reproduce a result's numbers beyond the library versions.
+
+    Returns a JSON-ready dict: ``machine`` (architecture), ``cpu`` (model name), ``cpu_capability``
+    (the vector instruction set torch's kernels use: ``DEFAULT``, ``AVX2``, ``AVX512``...; set
+    ``ATEN_CPU_CAPABILITY`` to force one), ``torch_threads``, ``deterministic_algorithms``,
+    ``device`` and, on CUDA, the GPU name and CUDA version. Floating-point results differ between
+    instruction sets and thread counts in the last bits; benchmarks/RESULTS.md ("Reproducibility")
+    measures what that changes.
+    """
+    import torch
+
+    out = {"machine": platform.machine(), "cpu": _cpu_model(),
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+           "torch_threads": torch.get_num_threads(),
+           "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+           "device": str(device) if device is not None else "cpu"}
+    if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        out["cuda"] = torch.version.cuda
+    return out
