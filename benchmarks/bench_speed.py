@@ -155,7 +155,7 @@ def main() -> None:
         breakdown["ours_paper_preset_single_s_per_image"] = (time.perf_counter() - t0) / len(two)
 
     # engine efficiency: the model's inversion of the whole batch vs raw passes on the same rows
-    settings = resolve_settings()
+    settings = resolve_settings(model=model)
     if model.expand_restarts(settings.restarts) != 1:
         raise SystemExit("the efficiency figure assumes one row per image (e.g. dcgan-fmnist)")
     x = torch.stack([model.preprocess(li.image) for li in images])

@@ -1,6 +1,6 @@
 """Do belonging inversions converge? Per inversion setting, on N belonging 8-bit samples of a model.
 
-    python benchmarks/convergence.py --model dcgan64-clipart --n 100 --configs paper fast fast-r4 cand8
+    python benchmarks/convergence.py --model dcgan64-clipart --n 100 --configs paper fast fast-adam cand8
     python benchmarks/convergence.py --model dcgan64-clipart --n 100 --json-out out.json
 
 The samples are the model's calibration samples (seed 0 of the "calibration" stream, quantized to
@@ -32,7 +32,8 @@ from ronan.models.registry import load_model  # noqa: E402
 CONFIGS: dict[str, InversionSettings] = {
     "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
     "paper-lr0.2": InversionSettings(steps=1500, lr=0.2, restarts=1, plateau_steps=0),
-    "fast": InversionSettings(),
+    "fast": PRESETS["fast"],            # the default preset (= ls-300-lm16)
+    "fast-adam": PRESETS["fast-adam"],  # the default before the 64x64 tier
     "fast-r4": InversionSettings(restarts=4),
     "fast-lr0.1": InversionSettings(lr=0.1),
     "fast-lr0.05": InversionSettings(lr=0.05),
@@ -92,7 +93,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="dcgan64-clipart")
     p.add_argument("--n", type=int, default=100)
-    p.add_argument("--configs", nargs="+", default=["paper", "fast", "fast-r4", "cand8"], choices=list(CONFIGS))
+    p.add_argument("--configs", nargs="+", default=["paper", "fast", "fast-adam", "cand8"], choices=list(CONFIGS))
     p.add_argument("--floor-factor", type=float, default=8.0)
     p.add_argument("--chunk", type=int, default=100, help="images per batch (default 100)")
     p.add_argument("--threads", type=int, default=1)

@@ -121,7 +121,7 @@ class Bench:
         else:  # Grubbs on raw losses: the same samples' raw losses from the calibration cache
             m = load_model(model)
             dist = get_distribution(m, load_model(default_reference(model)), distance=distance,
-                                    settings=resolve_settings(self.preset, restarts=restarts), build=False)
+                                    settings=resolve_settings(self.preset, model=m, distance=distance, restarts=restarts), build=False)
             vb, vn = raw_loss_verdicts(bel, dist), raw_loss_verdicts(non, dist)
             sb, sn = [r.loss for r in bel], [r.loss for r in non]
         out = confusion(vb, vn)

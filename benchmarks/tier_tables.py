@@ -131,7 +131,7 @@ def main() -> None:
         t_bel = time.perf_counter() - t0
         r0 = bel[0]
         assumption = resolve_edit(None, model.image_size, model.channels, r0.edit if r0.edit != "none" else "none")
-        dist = get_distribution(model, load_model(ref) if ref else None, settings=resolve_settings(args.preset),
+        dist = get_distribution(model, load_model(ref) if ref else None, settings=resolve_settings(args.preset, model=model),
                                 build=False, edit=assumption, edit_mode=r0.edit_mode or "samples")
         label = "" if edit is None else f" [{edit}; assumed {r0.edit} ({r0.edit_source}, mode {r0.edit_mode})]"
         print(f"\n{args.model}{label}: belonging distribution {dist.n} samples, removed "

@@ -62,7 +62,7 @@ def main() -> None:
     dist = None
     if m0.reference is not None:
         dist = get_distribution(model, load_model(m0.reference), distance=args.distance,
-                                settings=resolve_settings(args.preset, steps=args.steps, restarts=args.restarts,
+                                settings=resolve_settings(args.preset, model=model, distance=args.distance, steps=args.steps, restarts=args.restarts,
                                                           lr=args.lr), build=False)
     rows = []
     for src in args.others:

@@ -186,8 +186,6 @@ def _prepare(images, model, reference, distance, test, alpha, preset, steps, res
     """Check the inputs, load the images and the models M and M_r, resolve the settings."""
     dev = resolve_device(device)
     decision = DecisionSettings(mode=test, alpha=alpha)
-    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr,
-                                precision=limits.effective_precision(precision, dev))
     limits.check_images(len(images))
     budget = limits.PixelBudget()
     loaded = [_as_loaded(im, budget) for im in images]
@@ -195,6 +193,8 @@ def _prepare(images, model, reference, distance, test, alpha, preset, steps, res
     ref_name = default_reference(gen) if reference == "default" else reference
     ref = _model(ref_name, dev) if ref_name is not None else None
     check_reference(gen, ref)
+    settings = resolve_settings(preset, model=gen, distance=distance, steps=steps, restarts=restarts, lr=lr,
+                                precision=limits.effective_precision(precision, dev))
     limits.check_batch(len(loaded), limits.rows_per_image(settings, gen))
     get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
     return _Run(gen, ref, settings, decision, dev, loaded)

@@ -392,6 +392,7 @@ def _calibration_edit(assume: str):
 def cmd_calibrate(args) -> int:
     from .attribution import default_edit_mode
     from .calibration import check_reference, find_cache, get_distribution
+    from .inversion import resolve_settings
     from .models.registry import default_reference, load_model, model_argument
 
     args.calibration_n = args.n
@@ -401,6 +402,8 @@ def cmd_calibrate(args) -> int:
     ref_name = default_reference(model) if ref_name == "default" else ref_name
     ref = load_model(ref_name, dev) if ref_name else None
     check_reference(model, ref)
+    settings = resolve_settings(args.preset, model=model, distance=args.distance, steps=args.steps,
+                                restarts=args.restarts, lr=args.lr, precision=settings.precision)
     edit = _calibration_edit(args.assume_edit)
     dist = get_distribution(model, ref, distance=args.distance, settings=settings, n=args.n,
                             seed=args.calibration_seed, rebuild=args.force, build=not args.no_rebuild, edit=edit,

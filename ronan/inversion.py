@@ -9,10 +9,16 @@ streams progress events, and can be stopped between steps.
 Presets (``PRESETS``):
 
 * ``"paper"``: the paper's procedure — Adam, lr 0.1, 1500 steps, 1 restart.
-* ``"fast"`` (default): Adam lr 0.2, 1 restart, early stopping on a plateau — once a row's
+* ``"fast"`` (default): restart 0 from the model's learned inverse (:mod:`ronan.starts`), Adam
+  lr 0.2 until the loss improves by less than 10% over 100 steps (at most 300 steps), then up
+  to 16 Levenberg-Marquardt iterations (:mod:`ronan.refine`) on each image's best input. Where
+  the refinement cannot apply (a distance other than MSE, inputs of more than 512 entries)
+  :func:`resolve_settings` given the model uses ``"fast-adam"`` instead. Chosen by measurement
+  on dcgan64-clipart (benchmarks/RESULTS.md, "Inversions that converge").
+* ``"fast-adam"``: Adam lr 0.2, 1 restart, early stopping on a plateau — once a row's
   best loss improved by less than 10% over 100 steps its lr drops to 0.02; once it improved
-  by less than 10% over the next 50 steps it stops; at most 1000 steps. Chosen by
-  measurement on the bundled zoo (benchmarks/RESULTS.md, "Default preset").
+  by less than 10% over the next 50 steps it stops; at most 1000 steps (the default until the
+  64x64 tier showed it stopping far from the floor; benchmarks/RESULTS.md, "Default preset").
 
 Stopped rows are removed from the batch together with their Adam state, so the rows still
 running follow the trajectory they would follow without removal, and each stopped row keeps
@@ -44,7 +50,7 @@ PLATEAU_CHECK_EVERY = 10  # steps between early-stopping checks
 class InversionSettings:
     """Optimiser settings of one inversion.
 
-    Defaults are the ``"fast"`` preset.
+    Defaults are the ``"fast-adam"`` preset.
 
     Attributes:
         steps (int): Adam steps, 1 .. ``RONAN_MAX_STEPS`` (5000, :mod:`ronan.limits`) (default 1000;
@@ -161,13 +167,23 @@ class InversionSettings:
 with limits.presets_unbounded():  # the operator's bounds apply when a request uses a preset
     PRESETS: dict[str, InversionSettings] = {
         "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
-        "fast": InversionSettings(),
+        "fast": InversionSettings(steps=300, plateau_lr_drops=0, learned_start=True, refine_steps=16),
+        "fast-adam": InversionSettings(),
     }
 DEFAULT_PRESET = "fast"
+FALLBACK_PRESETS = {"fast": "fast-adam"}
+"""Preset used instead where the named one's Levenberg-Marquardt refinement cannot apply
+(a distance other than MSE, or more than ``refine.MAX_DIM`` optimised input entries)."""
 
 
-def resolve_settings(preset: str | None = None, **overrides) -> InversionSettings:
+def resolve_settings(preset: str | None = None, *, model: Generator | None = None, distance: str | None = None,
+                     **overrides) -> InversionSettings:
     """Settings of ``preset`` (default ``DEFAULT_PRESET``) with non-None ``overrides`` applied.
+
+    Given the ``model`` (and ``distance``, default ``"mse"``) the settings are for, a preset whose
+    refinement cannot apply to them is replaced by its fallback (``FALLBACK_PRESETS``: ``"fast"``
+    -> ``"fast-adam"``), so that the effective settings, which key the belonging distribution,
+    say what runs.
 
     Raises:
         ValueError: unknown preset or invalid value.
@@ -175,8 +191,15 @@ def resolve_settings(preset: str | None = None, **overrides) -> InversionSetting
     name = preset or DEFAULT_PRESET
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    if model is not None and name in FALLBACK_PRESETS and not refines(model, distance or "mse"):
+        name = FALLBACK_PRESETS[name]
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return replace(PRESETS[name], **overrides)
+
+
+def refines(model: Generator, distance: str) -> bool:
+    """Whether Levenberg-Marquardt refinement applies to inversions of ``model`` under ``distance``."""
+    return _refinable(model, model.input_gradient_mask(), getattr(distance, "name", distance))
 
 
 @dataclass
@@ -288,7 +311,8 @@ def invert_stream(
         generator (Generator): frozen model adapter.
         images (Tensor[B, C, H, W]): targets in [0, 1], already in the model's domain.
         distance (str | Distance): loss L, default ``"mse"``.
-        settings (InversionSettings | None): default: the ``"fast"`` preset.
+        settings (InversionSettings | None): default: the ``"fast"`` preset (its fallback where it
+            cannot apply, see :func:`resolve_settings`).
         seed (int): seed of the starting points, default 0.
         progress_every (int): yield an :class:`InversionProgress` every that many steps
             (and at the first and last); default 10.
@@ -303,7 +327,7 @@ def invert_stream(
     Yields:
         InversionProgress events, and finally one InversionResult.
     """
-    settings = settings or PRESETS[DEFAULT_PRESET]
+    settings = settings or resolve_settings(model=generator, distance=getattr(distance, "name", distance))
     device = generator.device
     dist = get_distance(distance, device)
     if images.dim() != 4 or images.shape[1:] != (generator.channels, generator.image_size, generator.image_size):

@@ -22,6 +22,8 @@ import torch
 
 MAX_DIM = 512
 """Largest number of optimised input entries refined (the Jacobian costs that many forwards)."""
+EXACT = 1e-12
+"""A loss at or below this is an exact reconstruction (float32 noise): the row stops, converged."""
 FD_EPS = 1e-3
 """Finite-difference step on the input (inputs are ~N(0, 1))."""
 
@@ -61,7 +63,8 @@ def refine(
         rows_per_jacobian (int): rows whose Jacobians are held at once (memory: rows x pixels
             x entries floats), default 16.
         tol (float): a row stops once an accepted step improves its loss by less than this
-            fraction (converged), or when its damping exceeds 1e8 (no step helps), default 1e-3.
+            fraction (converged), once its loss is at most :data:`EXACT`, or when its damping
+            exceeds 1e8 (no step helps), default 1e-3.
 
     Yields:
         ``(iteration, losses)`` after each iteration (losses ``Tensor[B]``, the best so far),
@@ -104,7 +107,7 @@ def refine(
             flat[part] = torch.where(ok.unsqueeze(1), cand, p)
             cur[part] = torch.where(ok, new, cur[part])
             lam[part] = torch.where(ok, lam[part] / 3, lam[part] * 4)
-            done = (ok & (gain < tol)) | (lam[part] > 1e8)
+            done = (ok & (gain < tol)) | (lam[part] > 1e8) | (cur[part] <= EXACT)
             settled[part] |= done
             running[part] &= ~done
         yield it + 1, cur.clone()

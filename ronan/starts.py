@@ -190,6 +190,7 @@ def _save(net: InverseNet, key: dict, stem: Path, seconds: float, save_file) -> 
     os.close(fd)
     save_file(state, tmp)
     digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+    paths.make_shareable(Path(tmp))
     os.replace(tmp, stem.with_suffix(".safetensors"))
     from .provenance import library_versions
 
@@ -198,6 +199,7 @@ def _save(net: InverseNet, key: dict, stem: Path, seconds: float, save_file) -> 
     fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=".tmp-", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(record, f, indent=1)
+    paths.make_shareable(Path(tmp))
     os.replace(tmp, stem.with_suffix(".json"))
     return digest
 

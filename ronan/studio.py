@@ -562,6 +562,7 @@ def prepare(model: str, reference: str | None = "default", *, distance: str = "m
         require_model(ref_name)
     ref = load_model(ref_name, dev) if ref_name is not None else None
     check_reference(gen, ref)
+    settings = resolve_settings(preset, model=gen, distance=distance, steps=steps, restarts=restarts, lr=lr)
     return gen, ref, settings
 
 

@@ -6,6 +6,7 @@ import torch
 from ronan.inversion import (InversionProgress, InversionResult, InversionSettings, RowAdam, invert, invert_stream,
                              resolve_settings)
 from ronan.models.cgan import ConditionalGAN
+from ronan.models.dcgan import DCGAN
 from ronan.seeding import rng
 
 SETTINGS = InversionSettings(steps=60, lr=0.1, restarts=3)
@@ -278,3 +279,48 @@ def test_learned_start_trains_once_and_starts_close(tiny_dcgan, cache_tmp):
     f.write_bytes(f.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(Exception, match="damaged"):
         starts.get_inverse(tiny_dcgan, quick, build=False)
+
+
+def test_refine_reaches_the_floor_from_inside_the_basin_and_never_raises_the_loss(tiny_dcgan):
+    from ronan.refine import refine
+
+    z = tiny_dcgan.sample_inputs(6, rng(3, "test"))
+    with torch.no_grad():
+        x = tiny_dcgan.generate(z)
+    start = z + 0.3 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = (tiny_dcgan.generate(start) - x).pow(2).mean((1, 2, 3))
+    inputs = start.clone()
+    events = list(refine(tiny_dcgan.generate, inputs, x, iterations=20))
+    losses = torch.stack([e[1] for e in events[:-1]])
+    assert torch.all(losses[1:] <= losses[:-1]) and torch.all(losses[0] <= before)
+    assert torch.all(losses[-1] < 1e-9) and torch.all(before > 1e-6)
+    with torch.no_grad():
+        assert torch.allclose((tiny_dcgan.generate(inputs) - x).pow(2).mean((1, 2, 3)), losses[-1], atol=1e-9)
+    assert events[-1][0] == -1 and events[-1][1].all()          # every row stopped converged
+
+
+def test_fast_preset_falls_back_to_adam_where_refinement_cannot_apply(tiny_dcgan):
+    fast = resolve_settings("fast", model=tiny_dcgan)
+    assert fast.refine_steps > 0 and fast.learned_start
+    assert resolve_settings("fast", model=tiny_dcgan, distance="ssim") == resolve_settings("fast-adam")
+    big = DCGAN(latent_dim=600, base=4, channels=1, image_size=28)
+    assert resolve_settings("fast", model=big) == resolve_settings("fast-adam")
+    assert resolve_settings("fast", model=big, steps=50).steps == 50
+    assert resolve_settings("paper", model=big) == resolve_settings("paper")
+
+
+def test_a_tiny_64x64_model_converges_to_the_8bit_floor():
+    """Convergence on the 64x64 tier's architecture: every 8-bit sample of a random-weight DCGAN-64
+    inverts to within 8x the 8-bit floor (1/255^2/12) with Adam + Levenberg-Marquardt."""
+    from ronan.generation import quantize
+    from ronan.models.gan64 import DCGAN64
+
+    torch.manual_seed(7)
+    g = DCGAN64(latent_dim=16, base=4).freeze()
+    g.name, g.weights_sha256 = "tiny-dcgan64", "1" * 64
+    x = quantize(_samples(g, 6, seed=11))
+    res = invert(g, x, settings=replace(resolve_settings("fast", model=g), learned_start=False, restarts=2))
+    floor = 1 / 255 ** 2 / 12
+    assert torch.all(res.loss < 8 * floor), res.loss
+    assert bool(res.settled.all())

@@ -1,13 +1,14 @@
 """The bundled zoo: weights verified, and the method's decisions on a handful of images."""
 
 import pytest
+import torch
 
 from ronan.attribution import attribute_batch
 from ronan.calibration import get_distribution
 from ronan.errors import ModelUnavailable
-from ronan.generation import as_uploads, generate_pil
+from ronan.generation import as_uploads, generate, generate_pil
 from ronan.images import load_image
-from ronan.inversion import resolve_settings
+from ronan.inversion import invert, resolve_settings
 from ronan.models.registry import default_reference, list_models, load_model
 
 
@@ -28,12 +29,28 @@ def test_all_bundled_models_load_and_are_verified():
 
 
 def test_committed_calibrations_are_current():
-    settings = resolve_settings()
     for name in [i.name for i in list_models() if i.source == "bundled" and i.card is not None]:
         m = load_model(name)
         ref = load_model(default_reference(name))
-        dist = get_distribution(m, ref, settings=settings, n=100, seed=0, build=False)
+        dist = get_distribution(m, ref, settings=resolve_settings(model=m), n=100, seed=0, build=False)
         assert dist.n == 100 and dist.std > 0
+
+
+REPRODUCED_RTOL = 0.05
+"""Relative tolerance of a re-inverted calibration loss (benchmarks/RESULTS.md, "Reproducibility")."""
+
+
+@pytest.mark.parametrize("name", ["dcgan-fmnist", "cgan-fmnist"])
+def test_a_few_calibration_samples_reinvert_to_the_committed_losses(name):
+    """Expected values: the first calibration samples, inverted again here, give the committed losses."""
+    m = load_model(name)
+    ref = load_model(default_reference(name))
+    settings = resolve_settings(model=m)
+    dist = get_distribution(m, ref, settings=settings, build=False)
+    x = generate(m, 100, dist.seed, purpose="calibration")[:4]
+    res = invert(m, x, settings=settings, seed=dist.seed)
+    committed = torch.tensor(dist.losses[:4], dtype=torch.float64)
+    assert torch.allclose(res.loss.double(), committed, rtol=REPRODUCED_RTOL, atol=0), (res.loss, committed)
 
 
 def test_unknown_and_damaged_models(tmp_path, monkeypatch):
