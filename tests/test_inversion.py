@@ -324,3 +324,21 @@ def test_a_tiny_64x64_model_converges_to_the_8bit_floor():
     floor = 1 / 255 ** 2 / 12
     assert torch.all(res.loss < 8 * floor), res.loss
     assert bool(res.settled.all())
+
+
+def test_thread_count_changes_losses_within_the_stated_tolerance(tiny_dcgan):
+    """Reproducibility across thread counts: same decisions need losses within REPRODUCED_RTOL
+    (tests/test_zoo.py; benchmarks/RESULTS.md, "Reproducibility")."""
+    from ronan.generation import quantize
+
+    x = quantize(_samples(tiny_dcgan, 6, seed=21))
+    settings = replace(resolve_settings("fast", model=tiny_dcgan), learned_start=False, steps=100)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = invert(tiny_dcgan, x, settings=settings).loss
+        torch.set_num_threads(2)
+        two = invert(tiny_dcgan, x, settings=settings).loss
+    finally:
+        torch.set_num_threads(before)
+    assert torch.allclose(one, two, rtol=0.05, atol=0)
