@@ -98,10 +98,11 @@ EXPECTED_BUNDLED: dict[str, ModelSpec] = {s.name: s for s in [
               "emoji + clip-art train split"),
     ModelSpec("dcgan64-clipart-ft", "dcgan64", "dcgan64-clipart fine-tuned for a few hundred steps (a derivative)",
               "ref-photos64", "emoji + clip-art train split"),
-    ModelSpec("upgan64-clipart", "upgan64", "upsample+conv GAN on colour emoji and clip-art, 64x64 RGB", "ref-photos64",
+    ModelSpec("upgan64-clipart", "upgan64", "upsample+conv GAN on colour emoji and clip-art, 64x64 RGB (trained after "
+              "the inversion settings were fixed)", "ref-photos64",
               "emoji + clip-art train split"),
-    ModelSpec("resgan64-clipart", "resgan64", "residual GAN on colour emoji and clip-art, 64x64 RGB (trained after "
-              "the settings were fixed)", "ref-photos64", "emoji + clip-art train split"),
+    ModelSpec("resgan64-clipart", "resgan64", "residual GAN on colour emoji and clip-art, 64x64 RGB", "ref-photos64",
+              "emoji + clip-art train split"),
     ModelSpec("ref-photos64", "vae64", "reference model: VAE on 64x64 RGB natural-photo crops", "dcgan64-clipart",
               "Debian wallpaper photos", role="reference"),
 ]}
