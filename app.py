@@ -23,7 +23,6 @@ folders kept, default 32).
 from __future__ import annotations
 
 import atexit
-import csv
 import html
 import os
 import re
@@ -46,7 +45,9 @@ from ronan.errors import (CalibrationError, Cancelled, DistanceUnavailable, Mode
 from ronan.images import load_image  # noqa: E402
 from ronan.inversion import DEFAULT_PRESET, PRESETS  # noqa: E402
 from ronan.models.registry import DEFAULT_MODEL  # noqa: E402
-from ronan.which_model import WhichModelResult, which_model_stream  # noqa: E402
+from ronan.prepare import prepare  # noqa: E402
+from ronan.rows import write_csv  # noqa: E402
+from ronan.which_model import WhichModelResult  # noqa: E402
 
 try:  # Hugging Face ZeroGPU: request a GPU for the duration of each inversion event.
     import spaces
@@ -237,6 +238,25 @@ def _sig(x, digits: int = 4):
     return None if x is None else float(f"{x:.{digits}g}")
 
 
+# the tables' columns: (header, row key); rows are ronan.rows rows (Attribution.to_row and the caller's columns)
+WHICH_COLUMNS = [("model", "model"), ("verdict", "verdict"), ("statistic", "statistic"),
+                 ("critical value", "critical_value"), ("A'", "calibrated_loss"), ("A(M,x)", "loss"),
+                 ("A(M_r,x)", "reference_loss")]
+BATCH_COLUMNS = [("image", "image"), ("label", "label"), ("verdict", "verdict"), ("statistic", "statistic"),
+                 ("critical value", "critical_value"), ("A'", "calibrated_loss"), ("error", "error")]
+
+
+def _cell(key: str, value):
+    if key == "verdict":
+        return value if value == "error" else plots.verdict_label(value)
+    return _sig(value) if isinstance(value, float) else value
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str]]) -> list[list]:
+    """Rows as a table for ``gr.Dataframe``: verdicts as the one wording, numbers to 4 significant figures."""
+    return [[_cell(key, r[key]) for _, key in columns] for r in rows]
+
+
 def _user_error(e: Exception) -> gr.Error:
     return gr.Error(_web_message(e), print_exception=False)
 
@@ -284,7 +304,7 @@ def preview(path, model=None):
         return "", views.error_card(_web_message(e))
     target = None
     try:
-        gen, _, _ = studio.prepare(model, "none")
+        gen = prepare(model, None).model
         target = gen.preprocess(li.image)
         steps = studio.preprocessing_steps(li, gen)
     except (RonanError, ValueError):
@@ -602,27 +622,20 @@ def _which_candidates(image) -> list[str]:
 @gpu
 def _which_work(ticket, image, preset, alpha, seed):
     last = 0.0
-    progress, eta = None, studio.Eta(ticket.estimate)
     try:
         li = load_image(image)
-        for ev in which_model_stream(li, preset=preset, alpha=float(alpha), seed=int(seed or 0),
-                                     build_calibration=False, should_stop=ticket.stop.is_set):
+        for ev in studio.run_which_model(li, preset=preset, alpha=float(alpha), seed=int(seed or 0),
+                                         build_calibration=False, should_stop=ticket.stop.is_set,
+                                         eta_prior=ticket.estimate):
             if isinstance(ev, WhichModelResult):
                 yield from _which_outcome(ev, li)
                 return
-            if progress is None:
-                progress = studio.Progress({f"{i}-{role}": 1.0 for i in range(ev.total)
-                                            for role in ("model", "reference")})
-            p = ev.event.progress
-            frac = progress.update(f"{ev.index}-{ev.event.role}", p.fraction)
-            left = eta.update(frac)
-            LINE.touch(ticket, left)
+            LINE.touch(ticket, ev.eta)
             now = time.perf_counter()
             if now - last < UPDATE_EVERY_S:
                 continue
             last = now
-            yield (views.status_html(frac, f"Model {ev.index + 1} of {ev.total} ({ev.model}): {ev.event.role} "
-                                           f"inversion, step {p.step}/{p.steps} · {_left(left)}"),
+            yield (views.status_html(ev.fraction, f"{ev.message} · {_left(ev.eta)}"),
                    gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
     except Cancelled:
         yield (views.status_html(None, "Stopped by the user."),
@@ -639,7 +652,7 @@ def _which_outcome(ev: WhichModelResult, li):
     fig = plots.which_model_figure(rows) if rows else None
     png = plots.fig_to_png(fig) if fig is not None else None
     errs = [f"{k}: {_which_error(ev, k)}" for k in ev.errors]
-    color = plots.BELONGING_COLOR if ev.best else views.GREY
+    color = plots.BELONGING_COLOR if ev.best else plots.GREY
     caveats = "".join(f"<div class='ronan-caveat'><b>This answer rests on:</b> {html.escape(c)}</div>"
                       for c in ev.caveats)
     answer = (f"<div class='ronan-card' id='ronan-which' style='border-color:{color}'>"
@@ -648,8 +661,7 @@ def _which_outcome(ev: WhichModelResult, li):
               f"distribution and Grubbs' test, no classifier is trained.</p>{caveats}"
               + (f"<p>Not tested:</p><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in errs)}</ul>" if errs else "")
               + "</div>")
-    table = [[r["model"], plots.verdict_label(r["verdict"]), _sig(r["statistic"]), _sig(r["critical_value"]),
-              _sig(r["calibrated_loss"]), _sig(r["loss"]), _sig(r["reference_loss"])] for r in rows]
+    table = _table(rows, WHICH_COLUMNS)
     figure = views.figure_html(png, alt="Grubbs statistic per model; legend: " + "; ".join(plots.legend_texts(fig)),
                                elem_id="ronan-which-figure") if png else ""
     w, h = li.original_size
@@ -689,8 +701,7 @@ def build_which_tab(presets: list[str]) -> dict:
                 c["seed"] = gr.Number(0, label="seed", precision=0)
         with gr.Column(scale=7, min_width=330):
             c["plot"] = gr.HTML("", elem_id="which-plot")
-            c["table"] = gr.Dataframe(headers=["model", "verdict", "statistic", "critical value", "A'", "A(M,x)",
-                                               "A(M_r,x)"], interactive=False, elem_id="which-table")
+            c["table"] = gr.Dataframe(headers=[h for h, _ in WHICH_COLUMNS], interactive=False, elem_id="which-table")
             c["files"] = gr.File(label="Report: self-contained HTML, JSON", file_count="multiple", interactive=False)
             with gr.Accordion("JSON", open=False):
                 c["json"] = gr.JSON()
@@ -845,33 +856,23 @@ def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
 
 @gpu
 def _batch_work(ticket, items, skipped, model, preset, alpha, seed):
-    eta, frac, last = studio.Eta(ticket.estimate), 0.0, 0.0
+    last = 0.0
     try:
         ev = None
         for ev in studio.run_batch(items, model, preset=preset, alpha=float(alpha), seed=int(seed or 0),
-                                   should_stop=ticket.stop.is_set):
+                                   should_stop=ticket.stop.is_set, eta_prior=ticket.estimate):
             if not isinstance(ev, studio.RunProgress):
                 break
-            frac = max(frac, ev.fraction)  # chunks of M and M_r inversions interleave
-            left = eta.update(frac)
-            LINE.touch(ticket, left)
+            LINE.touch(ticket, ev.eta)
             now = time.perf_counter()
             if now - last >= UPDATE_EVERY_S:
                 last = now
-                yield (views.status_html(frac, f"{ev.message} · {_left(left)}"), gr.skip(), gr.skip(),
+                yield (views.status_html(ev.fraction, f"{ev.message} · {_left(ev.eta)}"), gr.skip(), gr.skip(),
                        gr.skip())
-        rows = ev.rows
-        folder = RUNS.new("batch")
-        csv_path = folder / f"ronan-batch-{model}.csv"
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-            w.writeheader()
-            w.writerows(rows)
-        table = [[r["image"], r["label"], plots.verdict_label(r["verdict"]) if r["verdict"] != "error" else "error",
-                  _sig(r["statistic"]), _sig(r["critical_value"]), _sig(r["calibrated_loss"]), r["error"]]
-                 for r in rows]
-        yield views.status_html(1.0, studio.batch_summary(rows, model, skipped)), table, str(csv_path), \
-            _confusion_md(ev, model)
+        csv_path = RUNS.new("batch") / f"ronan-batch-{model}.csv"
+        write_csv(ev.rows, csv_path)
+        yield views.status_html(1.0, studio.batch_summary(ev.rows, model, skipped)), \
+            _table(ev.rows, BATCH_COLUMNS), str(csv_path), _confusion_md(ev, model)
     except Cancelled:
         yield views.status_html(None, "Stopped by the user: no results."), None, None, ""
     except (RonanError, ValueError) as e:
@@ -914,8 +915,7 @@ def build_batch_tab(default: str, presets: list[str]) -> dict:
                     c["seed"] = gr.Number(0, label="seed", precision=0)
         with gr.Column(scale=7, min_width=330):
             c["status"] = gr.HTML(views.status_html(None, "Ready."), elem_id="batch-status")
-            c["table"] = gr.Dataframe(headers=["image", "label", "verdict", "statistic", "critical value", "A'",
-                                               "error"], interactive=False)
+            c["table"] = gr.Dataframe(headers=[h for h, _ in BATCH_COLUMNS], interactive=False)
             c["csv"] = gr.File(label="CSV (one row per image)", interactive=False)
             c["conf"] = gr.Markdown("")
     return c
@@ -1034,8 +1034,7 @@ def warm_up(model: str | None = None) -> None:
     first visitor's first click does not pay for them (runs in a background thread at start)."""
     model = model or _default_model()
     try:
-        gen, ref, settings = studio.prepare(model, "default")
-        studio.has_distribution(gen, ref, "mse", settings)
+        studio.has_distribution(prepare(model))
         gallery_for(model)
     except (RonanError, ValueError, OSError) as e:  # never stop the app for a warm-up
         print(f"RONAN Studio: warm-up skipped ({e})", file=sys.stderr)

@@ -9,6 +9,7 @@ number behind the verdict, the seeds, settings, versions and SHA-256 of image an
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
@@ -16,16 +17,16 @@ from typing import Callable, Iterator
 import torch
 
 from . import limits
-from .calibration import (BelongingDistribution, cache_path, calibrate_losses, check_reference, distribution_key,
-                          edit_transform, get_distribution)
+from .calibration import (BelongingDistribution, cache_path, calibrate_losses, distribution_key, edit_transform,
+                          get_distribution)
 from .edits.policy import EditAssumption, resolve_edit, validate_assume
-from .distances import get_distance
-from .errors import Cancelled, CalibrationError
+from .errors import CalibrationError, Cancelled
 from .images import LoadedImage, load_image
-from .inversion import DEFAULT_PRESET, InversionProgress, InversionResult, invert_jobs_stream, resolve_settings
+from .inversion import InversionProgress, InversionResult, InversionSettings, invert_jobs_stream
 from .models.base import Generator
-from .models.registry import default_reference, load_model, resolve_device
+from .prepare import Prepared, prepare
 from .provenance import environment, library_versions
+from .rows import ROW_FIELDS, json_ready
 from .verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, DecisionSettings, decide, summarize
 
 SSIM_RESTARTS = 4  # restarts that 1-SSIM needs on the bundled zoo (benchmarks/RESULTS.md, Table 5)
@@ -136,21 +137,16 @@ class Attribution:
         d = {k: v for k, v in asdict(self).items() if k not in self.TENSOR_FIELDS}
         if not history:
             d.pop("history"), d.pop("reference_history")
-        return _finite(d)
+        return json_ready(d)
+
+    def to_row(self) -> dict:
+        """One flat row for tables and CSV files: the columns of :data:`ronan.rows.ROW_FIELDS`
+        (image, verdict, statistic, critical value, the three losses, the models, N, SHA-256, seconds)."""
+        return {k: getattr(self, k) for k in ROW_FIELDS}
 
 
 def _fmt(x: float) -> str:
     return f"{x:.2f}" if math.isfinite(x) else str(x)
-
-
-def _finite(obj):
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 @dataclass
@@ -165,39 +161,50 @@ def _as_loaded(image, budget=None) -> LoadedImage:
     return image if isinstance(image, LoadedImage) else load_image(image, budget=budget)
 
 
-def _model(m: str | Generator, device) -> Generator:
-    return m if isinstance(m, Generator) else load_model(m, device)
-
-
 @dataclass
 class _Run:
-    """What every image of one ``attribute_stream`` call shares (built by :func:`_prepare`)."""
+    """What every image of one ``attribute_stream`` call shares: the prepared models and settings,
+    the decision settings and the loaded images."""
 
-    gen: Generator
-    ref: Generator | None
-    settings: object
+    prepared: Prepared
     decision: DecisionSettings
-    device: torch.device
     loaded: list[LoadedImage]
 
+    @property
+    def gen(self) -> Generator:
+        return self.prepared.model
 
-def _prepare(images, model, reference, distance, test, alpha, preset, steps, restarts, lr, precision,
-             device) -> _Run:
-    """Check the inputs, load the images and the models M and M_r, resolve the settings."""
-    dev = resolve_device(device)
+    @property
+    def ref(self) -> Generator | None:
+        return self.prepared.reference
+
+    @property
+    def settings(self) -> InversionSettings:
+        return self.prepared.settings
+
+
+def _check_inputs(images: list, *, edit: str, seed: int, test: str, alpha: float) -> DecisionSettings:
+    """Step 1: the arguments that need no model (edit, seed, test, alpha, how many images)."""
+    validate_assume(edit)
+    limits.check_seed(seed)
     decision = DecisionSettings(mode=test, alpha=alpha)
     limits.check_images(len(images))
-    budget = limits.PixelBudget()
-    loaded = [_as_loaded(im, budget) for im in images]
-    gen = _model(model, dev)
-    ref_name = default_reference(gen) if reference == "default" else reference
-    ref = _model(ref_name, dev) if ref_name is not None else None
-    check_reference(gen, ref)
-    settings = resolve_settings(preset, model=gen, distance=distance, steps=steps, restarts=restarts, lr=lr,
-                                precision=limits.effective_precision(precision, dev))
-    limits.check_batch(len(loaded), limits.rows_per_image(settings, gen))
-    get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
-    return _Run(gen, ref, settings, decision, dev, loaded)
+    return decision
+
+
+def _prepared(model, prepare_kwargs: dict) -> Prepared:
+    """Step 2: ``model`` if it is a :class:`Prepared` (then no other preparation argument may be
+    given), else :func:`ronan.prepare.prepare` of it."""
+    if not isinstance(model, Prepared):
+        return prepare(model, **prepare_kwargs)
+    given = [k for k, v in prepare_kwargs.items() if v != _PREPARE_DEFAULTS[k]]
+    if given:
+        raise ValueError(f"{', '.join(given)}: already fixed by the prepared model; pass them to prepare()")
+    return model
+
+
+_PREPARE_DEFAULTS = {"reference": "default", "distance": "mse", "preset": None, "steps": None, "restarts": None,
+                     "lr": None, "precision": None, "device": None}
 
 
 def _edit_groups(run: _Run, edit: str) -> list[tuple[EditAssumption, list[int]]]:
@@ -213,7 +220,7 @@ def _invert_group(run: _Run, idx: list[int], transform, **kwargs):
     """Invert images ``idx`` on M (through ``transform``) and M_r; yields events, returns
     ``({role: InversionResult}, model-domain tensor)``."""
     x = torch.stack([run.gen.preprocess(run.loaded[i].image) for i in idx])
-    jobs = [("model", run.gen, x, {"transform": transform})]
+    jobs: list[tuple] = [("model", run.gen, x, {"transform": transform})]
     if run.ref is not None:
         jobs.append(("reference", run.ref, torch.stack([run.ref.preprocess(run.loaded[i].image) for i in idx])))
     results: dict[str, InversionResult] = {}
@@ -229,9 +236,9 @@ def _invert_group(run: _Run, idx: list[int], transform, **kwargs):
 
 def attribute_stream(
     images: list,
-    model: str | Generator,
+    model: str | os.PathLike | Generator | Prepared,
     *,
-    reference: str | Generator | None = "default",
+    reference: str | os.PathLike | Generator | None = "default",
     distance: str = "mse",
     alpha: float = 0.05,
     test: str = "robust",
@@ -245,7 +252,7 @@ def attribute_stream(
     seed: int = 0,
     n_calibration: int = 100,
     calibration_seed: int = 0,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     distribution: BelongingDistribution | None = None,
     build_calibration: bool = True,
     calibration_callback: Callable | None = None,
@@ -257,11 +264,15 @@ def attribute_stream(
 
     Args:
         images (list): paths, bytes, PIL images or :class:`LoadedImage` (any size and mode).
-        model (str | Path | Generator): inspected model (registry name, model card path, or loaded adapter).
-        reference (str | Generator | None): reference model for Eq. 2; ``"default"`` (the
-            registry's pairing), a name, or None for no calibration.
+        model (str | Path | Generator | Prepared): inspected model (registry name, model card path,
+            loaded adapter), or the result of :func:`ronan.prepare.prepare` (then ``reference``,
+            ``distance``, ``preset``, ``steps``, ``restarts``, ``lr``, ``precision`` and ``device``
+            are already fixed and must be left at their defaults).
+        reference (str | Path | Generator | None): reference model for Eq. 2: ``"default"`` (the
+            registry's pairing), a name, None or ``"none"`` for no calibration
+            (:func:`ronan.prepare.reference_name`).
         distance (str): ``"mse"`` (default), ``"mae"``, ``"ssim"`` or ``"lpips"``.
-        alpha (float): significance of Grubbs' test, default 0.05.
+        alpha (float): significance of Grubbs' test, in (0, 1), default 0.05.
         test (str): ``"robust"`` (default: log domain, failed belonging inversions removed,
             inconclusive when the evidence is weak) or ``"paper"`` (Eq. 3 on all N raw values);
             see :mod:`ronan.verdict`.
@@ -274,41 +285,46 @@ def attribute_stream(
             edit); None: the measured default of the edit (:func:`default_edit_mode`).
         preset (str | None): inversion preset (default ``"fast"``); ``steps``, ``restarts``,
             ``lr`` and ``precision`` override it.
-        seed (int): seed of the query inversions (default 0).
+        seed (int): seed of the query inversions, in ``[0, 2**63)`` (default 0).
         n_calibration (int): N of the belonging distribution (default 100).
         calibration_seed (int): seed of the belonging distribution (default 0).
-        device (str | None): ``"cpu"``, ``"cuda"``, ``"mps"``; None picks the best present.
+        device (str | torch.device | None): ``"cpu"``, ``"cuda"``, ``"mps"``; None picks the best present.
         distribution (BelongingDistribution | None): use this instead of the cache (it must
             match the settings and the edit of every image).
         build_calibration (bool): build a missing distribution (default True) or fail.
         calibration_callback (callable | None): progress of a distribution build.
-        progress_every (int): steps between progress events.
-        with_images (bool): attach current reconstructions to progress events.
+        progress_every (int): steps between progress events (default 10).
+        with_images (bool): attach current reconstructions to progress events (default False).
         should_stop (callable | None): polled between steps; True raises :class:`Cancelled`.
 
     Raises:
-        ImageError, ModelUnavailable, DistanceUnavailable, CalibrationError, EditError, Cancelled.
+        ImageError, ModelUnavailable, DistanceUnavailable, CalibrationError, EditError, Cancelled,
+        LimitExceeded, ValueError (bad settings).
     """
-    # 1. check inputs, prepare models and settings
     t0 = time.perf_counter()
-    validate_assume(edit)
-    limits.check_seed(seed)
-    run = _prepare(images, model, reference, distance, test, alpha, preset, steps, restarts, lr, precision, device)
-    out: list[Attribution | None] = [None] * len(run.loaded)
-    # 2. per assumed edit: the belonging distribution, the inversions, the verdicts
+    # 1. check inputs (images are loaded here: an unreadable one is an input error)
+    decision = _check_inputs(images, edit=edit, seed=seed, test=test, alpha=alpha)
+    budget = limits.PixelBudget()
+    loaded = [_as_loaded(im, budget) for im in images]
+    # 2. prepare: models, settings, device (once; a Prepared model brings them)
+    prepared = _prepared(model, {"reference": reference, "distance": distance, "preset": preset, "steps": steps,
+                                 "restarts": restarts, "lr": lr, "precision": precision, "device": device})
+    run = _Run(prepared, decision, loaded)
+    limits.check_batch(len(loaded), limits.rows_per_image(run.settings, run.gen))
+    # 3. run, per assumed edit: the belonging distribution, the inversions; 4. assemble the verdicts
+    by_index: dict[int, Attribution] = {}
     for assumption, idx in _edit_groups(run, edit):
         mode = edit_mode or default_edit_mode(assumption)
-        dist = _distribution(run, distribution, assumption, mode, distance, n_calibration, calibration_seed,
+        dist = _distribution(run, distribution, assumption, mode, n_calibration, calibration_seed,
                              build_calibration, calibration_callback)
         transform = edit_transform(assumption, mode, run.gen)
-        results, x = yield from _invert_group(run, idx, transform, distance=distance, settings=run.settings,
-                                              seed=seed, progress_every=progress_every, with_images=with_images,
-                                              should_stop=should_stop)
+        results, x = yield from _invert_group(run, idx, transform, distance=prepared.distance,
+                                              settings=run.settings, seed=seed, progress_every=progress_every,
+                                              with_images=with_images, should_stop=should_stop)
         summary = summarize(dist.values, run.decision)
         for j, i in enumerate(idx):
-            out[i] = _assemble(run, i, j, results, x, dist, summary, assumption, mode, distance=distance,
-                               seed=seed, preset=preset)
-    # 3. timings
+            by_index[i] = _assemble(run, i, j, results, x, dist, summary, assumption, mode, seed=seed)
+    out = [by_index[i] for i in range(len(loaded))]
     per_image = round((time.perf_counter() - t0) / max(len(run.loaded), 1), 4)
     for r in out:
         r.seconds = per_image
@@ -320,8 +336,9 @@ def default_edit_mode(assumption: EditAssumption) -> str:
     return "samples"
 
 
-def _distribution(run: _Run, given, assumption, mode, distance, n, seed, build, callback) -> BelongingDistribution:
+def _distribution(run: _Run, given, assumption, mode, n, seed, build, callback) -> BelongingDistribution:
     """The belonging distribution for one edit group: ``given`` (checked) or the cached/built one."""
+    distance = run.prepared.distance
     if given is None:
         return get_distribution(run.gen, run.ref, distance=distance, settings=run.settings, n=n, seed=seed,
                                 build=build, edit=assumption, edit_mode=mode, callback=callback)
@@ -333,9 +350,10 @@ def _distribution(run: _Run, given, assumption, mode, distance, n, seed, build, 
 
 
 def _assemble(run: _Run, i: int, j: int, results: dict, x: torch.Tensor, dist: BelongingDistribution, summary,
-              assumption: EditAssumption, mode: str, *, distance: str, seed: int, preset) -> Attribution:
+              assumption: EditAssumption, mode: str, *, seed: int) -> Attribution:
     """The :class:`Attribution` of image ``i`` (``j``-th of its edit group)."""
-    li = run.loaded[i]
+    li, p = run.loaded[i], run.prepared
+    distance = p.distance
     res_m, res_r = results["model"], results.get("reference")
     loss = float(res_m.loss[j])
     ref_loss = float(res_r.loss[j]) if res_r is not None else None
@@ -353,9 +371,9 @@ def _assemble(run: _Run, i: int, j: int, results: dict, x: torch.Tensor, dist: B
         distance=distance, loss=loss, reference_loss=ref_loss, calibrated_loss=calibrated,
         statistic=decision.statistic, critical_value=decision.critical_value, n_calibration=dist.n,
         alpha=run.decision.alpha, mean=summary.mean, std=summary.std, verdict=decision.verdict,
-        seconds=0.0, seed=seed, preset=preset or DEFAULT_PRESET, settings=run.settings.to_dict(),
-        calibration_seed=dist.seed, calibration_file=cache_path(dist.key()).name, device=str(run.device),
-        notes=notes, versions=library_versions(), environment=environment(run.device),
+        seconds=0.0, seed=seed, preset=p.preset, settings=run.settings.to_dict(),
+        calibration_seed=dist.seed, calibration_file=cache_path(dist.key()).name, device=str(p.device),
+        notes=notes, versions=library_versions(), environment=environment(p.device),
         test=run.decision.mode, test_verdict=BELONGING if decision.test_belonging else NON_BELONGING,
         reasons=list(decision.reasons), domain=summary.domain, threshold=summary.threshold,
         n_kept=summary.n_kept, n_removed=len(summary.removed), settled=settled,

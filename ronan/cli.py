@@ -204,12 +204,6 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _reference(args) -> str | None:
-    if args.no_calibration or str(args.reference).lower() == "none":
-        return None
-    return args.reference
-
-
 def cmd_models(args) -> int:
     from .models.registry import info_dict, list_models, problems
 
@@ -330,7 +324,7 @@ def cmd_generate(args) -> int:
 
 
 def _check_method(args, n_flag: str = "--calibration-n"):
-    """Validate the method options before any work; returns ``(device, settings)``.
+    """Validate the method options before any work; returns ``(device, precision)``.
 
     Seeds in ``[0, 2**63)``, N within ``RONAN_MAX_CALIBRATION_N``, alpha in (0, 1), the device present,
     the inversion settings within their limits; ``--precision`` without effect here is dropped with a note.
@@ -348,10 +342,19 @@ def _check_method(args, n_flag: str = "--calibration-n"):
     if precision != args.precision and args.precision not in (None, "fp32"):
         _warn(f"--precision {args.precision} has no effect on {dev.type} (autocast runs on CUDA only): running in fp32",
               "note")
-    args.precision = precision
-    settings = resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr,
-                                precision=precision)
-    return dev, settings
+    resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr, precision=precision)
+    return dev, precision
+
+
+def _prepare(args, dev, precision):
+    """The models and settings of the method options (:func:`ronan.prepare.prepare`: MODEL, the reference
+    vocabulary — ``--no-calibration`` is ``--reference none`` — distance, preset and overrides)."""
+    from .models.registry import model_argument
+    from .prepare import prepare
+
+    return prepare(model_argument(args.model), None if args.no_calibration else args.reference,
+                   distance=args.distance, preset=args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr,
+                   precision=precision, device=dev)
 
 
 def _progress(label: str):
@@ -391,21 +394,13 @@ def _calibration_edit(assume: str):
 
 def cmd_calibrate(args) -> int:
     from .attribution import default_edit_mode
-    from .calibration import check_reference, find_cache, get_distribution
-    from .inversion import resolve_settings
-    from .models.registry import default_reference, load_model, model_argument
+    from .calibration import find_cache, get_distribution
 
     args.calibration_n = args.n
-    dev, settings = _check_method(args, "--n")
-    model = load_model(model_argument(args.model), dev)
-    ref_name = _reference(args)
-    ref_name = default_reference(model) if ref_name == "default" else ref_name
-    ref = load_model(ref_name, dev) if ref_name else None
-    check_reference(model, ref)
-    settings = resolve_settings(args.preset, model=model, distance=args.distance, steps=args.steps,
-                                restarts=args.restarts, lr=args.lr, precision=settings.precision)
+    p = _prepare(args, *_check_method(args, "--n"))
+    model = p.model
     edit = _calibration_edit(args.assume_edit)
-    dist = get_distribution(model, ref, distance=args.distance, settings=settings, n=args.n,
+    dist = get_distribution(model, p.reference, distance=p.distance, settings=p.settings, n=args.n,
                             seed=args.calibration_seed, rebuild=args.force, build=not args.no_rebuild, edit=edit,
                             edit_mode=args.edit_mode or default_edit_mode(edit),
                             callback=_calibration_cb(_progress(f"calibrating {model.name}"),
@@ -431,12 +426,12 @@ def cmd_attribute(args) -> int:
     in memory at a time, each result line printed as soon as its chunk is done."""
     from .attribution import attribute_batch
     from .images import load_image
-    from .models.registry import load_model, model_argument
 
-    dev, settings = _check_method(args)
+    dev, precision = _check_method(args)
     limits.check_images(len(args.images), "images in one call")
-    model = load_model(model_argument(args.model), dev)
-    chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
+    p = _prepare(args, dev, precision)
+    model = p.model
+    chunk = limits.images_per_batch(limits.rows_per_image(p.settings, model))
     budget = limits.PixelBudget()
     status, rows = EXIT_OK, []
     show = _progress("attributing")
@@ -451,10 +446,8 @@ def cmd_attribute(args) -> int:
         if not loaded:
             continue
         results = attribute_batch(
-            loaded, model, reference=_reference(args), distance=args.distance, alpha=args.alpha,
-            test=args.test, edit=args.assume_edit, edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
-            restarts=args.restarts, lr=args.lr, precision=args.precision, seed=args.seed,
-            n_calibration=args.calibration_n, calibration_seed=args.calibration_seed, device=dev,
+            loaded, p, alpha=args.alpha, test=args.test, edit=args.assume_edit, edit_mode=args.edit_mode,
+            seed=args.seed, n_calibration=args.calibration_n, calibration_seed=args.calibration_seed,
             build_calibration=not args.no_rebuild,
             callback=(lambda e: show(e.role, e.progress)) if show else None,
             calibration_callback=_calibration_cb(
@@ -491,12 +484,12 @@ def cmd_evaluate(args) -> int:
     """Confusion table and AUC; says what it does at once (loading, generating, building the belonging
     distribution) and caps every source at ``--n`` images (a seeded choice from larger folders)."""
     from .evaluation import evaluate, load_source, write_csv
-    from .models.registry import load_model, model_argument
 
     limits.check_int("--n", args.n, 1, "max_images")
-    dev, settings = _check_method(args)
+    dev, precision = _check_method(args)
     _status(f"evaluate: loading {args.model}...")
-    model = load_model(model_argument(args.model), dev)
+    p = _prepare(args, dev, precision)
+    model = p.model
     sources = []
     for group, spec in [("belonging", args.belonging)] + [("non-belonging", s) for s in args.non_belonging]:
         what = (f"generating {args.n} images with {spec.split(':', 1)[1]}" if spec.startswith("generate:") else
@@ -516,18 +509,16 @@ def cmd_evaluate(args) -> int:
     total_images = len(bel.images) + sum(len(s.images) for s in non)
     from tqdm import tqdm
 
-    chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
+    chunk = limits.images_per_batch(limits.rows_per_image(p.settings, model))
     calibration = _calibration_cb(None, f"evaluate: building the belonging distribution of {model.name} "
                                         f"(N = {args.calibration_n}, first use of these settings; cached)...")
     with tqdm(total=total_images, desc=f"evaluate {args.model}", unit="img", file=sys.stderr,
               disable=None) as bar:
-        out = evaluate(model, bel, non, progress=bar.update, chunk=chunk, reference=_reference(args),
-                       distance=args.distance, alpha=args.alpha, test=args.test,
+        out = evaluate(p, bel, non, progress=bar.update, chunk=chunk, alpha=args.alpha, test=args.test,
                        edit=args.assume_edit if args.assume_edit != "auto" or not args.edit else args.edit,
-                       edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
-                       restarts=args.restarts, lr=args.lr, precision=args.precision, seed=args.seed,
-                       n_calibration=args.calibration_n, calibration_seed=args.calibration_seed,
-                       device=dev, build_calibration=not args.no_rebuild, calibration_callback=calibration)
+                       edit_mode=args.edit_mode, seed=args.seed, n_calibration=args.calibration_n,
+                       calibration_seed=args.calibration_seed, build_calibration=not args.no_rebuild,
+                       calibration_callback=calibration)
     if args.csv:
         write_csv(out["records"], args.csv)
     if args.json:

@@ -17,7 +17,6 @@ below and normalises odd modes, so that the rest of the code only sees 8-bit ``L
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import struct
@@ -29,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import limits
+from .digests import sha256_bytes, sha256_file  # noqa: F401 (sha256_file: re-exported)
 from .limits import PixelBudget
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -44,6 +44,10 @@ MIN_SIDE = 8
 """Smallest accepted width or height, in pixels."""
 HEAD_BYTES = 256 * 1024
 """Bytes of a file's start kept with a loaded image for edit detection (headers, not pixels)."""
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
+                            ".tga", ".ico", ".jp2", ".avif", ".heic"})
+"""File suffixes taken as images where files are chosen by name (zip archives, evaluation folders);
+loading decides in the end (SVG, a vector format, is refused and not listed)."""
 
 
 @dataclass
@@ -73,20 +77,6 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)
     original_format: str | None = None
     head: bytes | None = field(default=None, repr=False)
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of the file at ``path``, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_image(source: str | Path | bytes | Image.Image, name: str | None = None, *,

@@ -10,7 +10,7 @@ Shared conventions (the app, the reports and the README use the same ones):
 
 * wording: :data:`VERDICT_LABELS` (``BELONGING`` / ``NOT BELONGING`` / ``INCONCLUSIVE``; the
   library's ``"non-belonging"`` stays a data value), Grubbs' *statistic* (never "score");
-* colours: :data:`VERDICT_COLORS`; the inspected model M is always :data:`MODEL_COLOR`, the
+* colours: :data:`VERDICT_COLORS` (:data:`GREY` where there is no verdict); the inspected model M is always :data:`MODEL_COLOR`, the
   reference model M_r :data:`REFERENCE_COLOR`, with legend names from :func:`curve_label`;
 * readability: figures are about 5 inches wide with 12-13 pt text (:data:`FONT`), so that they
   stay legible on a phone (shown ~370 px wide) and when projected; legends sit outside the
@@ -45,6 +45,8 @@ VERDICT_COLORS = {"belonging": BELONGING_COLOR, "non-belonging": NON_BELONGING_C
                   "inconclusive": INCONCLUSIVE_COLOR}
 VERDICT_LABELS = {"belonging": "BELONGING", "non-belonging": "NOT BELONGING", "inconclusive": "INCONCLUSIVE"}
 """The one wording of verdicts for humans (the data values are the keys)."""
+GREY = "#57606a"
+"""Neutral colour: no verdict (a message, a which-model answer naming no model), secondary text."""
 MODEL_COLOR = "#0969da"
 REFERENCE_COLOR = "#8250df"
 SAMPLES_COLOR = "#8c959f"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from PIL import Image
 from . import __version__
 from .attribution import Attribution
 from .calibration import BelongingDistribution
+from .rows import json_ready
 
 REPORT_FORMAT = 2
 """2: adds ``upload``, ``preprocessing``, ``assumptions``, ``edit`` and ``test`` (format 1 had
@@ -72,17 +72,7 @@ def report_dict(result: Attribution, distribution: BelongingDistribution | None 
             "seed": distribution.seed, "mean": distribution.mean, "std": distribution.std,
             "values": distribution.values, "created": distribution.created, "versions": distribution.versions,
         }
-    return _sanitize(d)
-
-
-def _sanitize(obj):
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _sanitize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_sanitize(v) for v in obj]
-    return obj
+    return json_ready(d)
 
 
 def _removed(result: Attribution, distribution: BelongingDistribution | None) -> list[int]:
@@ -137,6 +127,7 @@ FIGURE_CAPTIONS = {
 
 
 def _page(title: str, body: str, data: dict) -> str:
+    from .plots import GREY
     from .views import CSS
 
     payload = json.dumps(data, indent=1).replace("</", "<\\/")
@@ -152,7 +143,7 @@ table.numbers th {{ width: 30%; font-weight: 600; }}
 code {{ word-break: break-all; }}
 figure.report {{ margin: 1em 0; }}
 figure.report img {{ max-width: 100%; }}
-.meta {{ color: #57606a; }}
+.meta {{ color: {GREY}; }}
 {CSS}
 </style></head><body>
 {body}
@@ -263,18 +254,18 @@ def which_model_dict(result, *, upload: dict | None = None) -> dict:
     d = {"report_format": REPORT_FORMAT, "ronan_version": __version__, "created": _now(), "kind": "which_model",
          "upload": upload or {}}
     d.update(result.to_dict())
-    return _sanitize(d)
+    return json_ready(d)
 
 
 def which_model_html(result, figure_png: bytes | None = None, *, upload: dict | None = None) -> str:
     """Self-contained HTML report of a which-model run: the answer, the figure, one row per model."""
-    from .plots import VERDICT_COLORS, data_uri, verdict_label
+    from .plots import BELONGING_COLOR, GREY, VERDICT_COLORS, data_uri, verdict_label
     from .views import esc, num
 
     data = which_model_dict(result, upload=upload)
-    color = "#1a7f37" if result.best else "#57606a"
+    color = BELONGING_COLOR if result.best else GREY
     rows = "".join(
-        f"<tr><td>{esc(a.model)}</td><td style='color:{VERDICT_COLORS.get(a.verdict, '#57606a')}'>"
+        f"<tr><td>{esc(a.model)}</td><td style='color:{VERDICT_COLORS.get(a.verdict, GREY)}'>"
         f"<b>{verdict_label(a.verdict)}</b></td><td>{num(a.statistic)}</td><td>{num(a.critical_value)}</td>"
         f"<td>{num(a.calibrated_loss)}</td><td>{num(a.loss)}</td><td>{num(a.reference_loss)} "
         f"({esc(a.reference)})</td><td>{a.n_kept}/{a.n_calibration}</td><td>{esc('; '.join(a.reasons))}</td></tr>"

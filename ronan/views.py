@@ -15,32 +15,31 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
+from string import Template
 from typing import Sequence
 
 from PIL import Image
 
 from .attribution import SSIM_RESTARTS
-from .plots import (INCONCLUSIVE_COLOR, MODEL_COLOR, NON_BELONGING_COLOR, VERDICT_COLORS, data_uri,
-                    diff_colorbar_stops, verdict_label)
+from .plots import (GREY, INCONCLUSIVE_COLOR, MODEL_COLOR, NON_BELONGING_COLOR, SAMPLES_COLOR, VERDICT_COLORS,
+                    data_uri, diff_colorbar_stops, verdict_label)
 
-GREY = "#57606a"
-
-CSS = """
-.ronan-card { border-radius: 10px; padding: 12px 16px; border: 3px solid #57606a; margin: 0; }
+CSS = Template("""
+.ronan-card { border-radius: 10px; padding: 12px 16px; border: 3px solid $grey; margin: 0; }
 .ronan-card h2 { margin: 0 0 4px 0; font-size: 1.7em; font-weight: 700; letter-spacing: .02em; line-height: 1.15; }
 .ronan-card p { margin: 4px 0; }
-.ronan-card .ronan-sub { color: #57606a; font-size: .95em; }
+.ronan-card .ronan-sub { color: $grey; font-size: .95em; }
 .ronan-card ul { margin: 4px 0 4px 1.2em; padding: 0; }
 .ronan-card table { font-size: .92em; border-collapse: collapse; width: 100%; margin-top: 6px; }
 .ronan-card td, .ronan-card th { padding: 2px 8px 2px 0; text-align: left; vertical-align: top; font-weight: normal; }
-.ronan-card th { color: #57606a; white-space: nowrap; }
+.ronan-card th { color: $grey; white-space: nowrap; }
 .ronan-card.ronan-stale { opacity: .55; }
-.ronan-caveat { border-left: 5px solid #9a6700; background: rgba(212, 167, 44, .14); padding: 6px 10px; margin: 8px 0;
+.ronan-caveat { border-left: 5px solid $inconclusive; background: rgba(212, 167, 44, .14); padding: 6px 10px; margin: 8px 0;
                 border-radius: 4px; }
-.ronan-caveat b { color: #9a6700; }
+.ronan-caveat b { color: $inconclusive; }
 .ronan-saw { font-size: .92em; margin: 6px 0; }
 .ronan-progress { height: 12px; background: rgba(128, 128, 128, .18); border-radius: 6px; overflow: hidden; }
-.ronan-progress > div { height: 100%; background: #0969da; transition: width .2s; }
+.ronan-progress > div { height: 100%; background: $model; transition: width .2s; }
 .ronan-panels { display: flex; flex-wrap: wrap; gap: 10px; }
 .ronan-panels figure { margin: 0; flex: 1 1 130px; max-width: 200px; min-width: 110px; }
 .ronan-panels figure img { width: 100%; aspect-ratio: 1 / 1; object-fit: contain; background: #000; border-radius: 4px;
@@ -56,8 +55,9 @@ CSS = """
 .ronan-cbar .ticks span { position: absolute; left: 0; transform: translateY(50%); line-height: 1; }
 .ronan-figure img { width: 100%; max-width: 520px; height: auto; display: block; }
 .ronan-figure svg { width: 100%; max-width: 520px; height: auto; display: block; }
-"""
-"""Styles of the fragments (the app adds them to its page, the reports inline them)."""
+""").substitute(grey=GREY, inconclusive=INCONCLUSIVE_COLOR, model=MODEL_COLOR)
+"""Styles of the fragments (the app adds them to its page, the reports inline them); colours from
+:mod:`ronan.plots`."""
 
 
 def esc(x) -> str:
@@ -209,7 +209,7 @@ def panels_html(panels: Sequence[Panel], *, elem_id: str = "ronan-images") -> st
     out = [f"<div class='ronan-panels' id='{esc(elem_id)}'>"]
     for p in panels:
         if p.image is None:
-            img = "<div style='aspect-ratio:1/1;border:1px dashed #8c959f;border-radius:4px'></div>"
+            img = f"<div style='aspect-ratio:1/1;border:1px dashed {SAMPLES_COLOR};border-radius:4px'></div>"
         else:
             img = (f"<img class='{'pixel' if p.pixel else ''}' alt='{esc(p.title)}' src='{data_uri(p.image)}'>")
         if p.colorbar and p.image is not None:

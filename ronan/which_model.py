@@ -103,11 +103,9 @@ class WhichModelResult:
         return self.accepted[0] if self.accepted else None
 
     def rows(self) -> list[dict]:
-        """One dict per tested model (model, verdict, statistic, critical_value, losses)."""
-        return [{"model": a.model, "verdict": a.verdict, "statistic": a.statistic,
-                 "critical_value": a.critical_value, "calibrated_loss": a.calibrated_loss, "loss": a.loss,
-                 "reference_loss": a.reference_loss, "reference": a.reference, "n_calibration": a.n_calibration,
-                 "seconds": a.seconds} for a in self.attributions]
+        """One row per tested model: :meth:`~ronan.attribution.Attribution.to_row` (model, verdict,
+        statistic, critical value, losses...)."""
+        return [a.to_row() for a in self.attributions]
 
     def to_dict(self) -> dict:
         return {"image": self.image, "answer": self.answer, "best": self.best, "accepted": self.accepted,

@@ -68,7 +68,7 @@ from pathlib import Path
 
 from ..errors import CardError
 from ..paths import make_shareable
-from .hub import FAMILY_COMPONENTS
+from .hub import HUB_FAMILIES as _HUB_FAMILY_TABLE
 
 CARD_VERSION = 1
 """Version of the card format this RONAN reads and writes."""
@@ -84,7 +84,7 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 OUTPUT_RANGES = ((-1.0, 1.0), (0.0, 1.0))
 FITS = ("crop", "pad", "stretch")
 RESAMPLERS = ("lanczos", "bicubic", "bilinear", "nearest")
-HUB_FAMILIES = tuple(FAMILY_COMPONENTS)
+HUB_FAMILIES = tuple(_HUB_FAMILY_TABLE)
 INFO_FIELDS = frozenset({"architecture", "parameters", "training_command", "training", "versions", "license",
                          "notes", "created", "source"})
 FIELDS = frozenset({"card_version", "name", "description", "data", "role", "reference", "family", "config",

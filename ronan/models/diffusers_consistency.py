@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from .base import Generator
+from .snapshot import component_dir, diffusers_kwargs
 
 LABEL_SCALE = 50.0
 """Logit of the chosen class in a sampled input: softmax gives the others < 1e-21 in total."""
@@ -104,7 +105,6 @@ class ConsistencyModel(Generator):
         """Load UNet (safetensors only) and scheduler from a diffusers folder."""
         from diffusers import CMStochasticIterativeScheduler, UNet2DModel
 
-        from .hub import component_dir, diffusers_kwargs
         unet_dir, sched_dir = component_dir(root, "unet"), component_dir(root, "scheduler")
         unet = UNet2DModel.from_pretrained(str(unet_dir), **diffusers_kwargs())
         scheduler = CMStochasticIterativeScheduler.from_config(

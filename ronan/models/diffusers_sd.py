@@ -26,6 +26,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .base import Generator
+from .snapshot import component_dir, diffusers_kwargs
 
 
 class StableDiffusionGenerator(Generator):
@@ -83,7 +84,6 @@ class StableDiffusionGenerator(Generator):
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from .hub import component_dir, diffusers_kwargs
         kw = diffusers_kwargs()
         vae = AutoencoderKL.from_pretrained(str(component_dir(root, "vae")), **kw)
         unet = UNet2DConditionModel.from_pretrained(str(component_dir(root, "unet")), **kw)

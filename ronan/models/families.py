@@ -1,7 +1,7 @@
 """The bundled architecture families: card ``family`` -> Generator class.
 
 A card with ``"family": "dcgan"`` and ``"config": {...}`` builds ``DCGAN(**config)``; the
-hub (diffusers) families are listed in :data:`ronan.models.hub.HUB_FAMILIES`.
+hub (diffusers) families are the table :data:`ronan.models.hub.HUB_FAMILIES`.
 
 :data:`FAMILIES` is a read-only mapping whose classes are imported on first lookup: reading and
 validating cards (``ronan models``) needs only the names, and no torch.

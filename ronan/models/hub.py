@@ -21,14 +21,20 @@ tests build tiny random-weight pipelines that way and load them through this sam
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
+import importlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..digests import file_sha256
 from ..errors import ModelUnavailable
+from .snapshot import NO_WEIGHTS, WEIGHT_FILES, component_dir, weights_file
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("ronan")
 
@@ -62,11 +68,29 @@ class HubModel:
     size_gb: float = 0.0
 
 
-FAMILY_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "consistency": ("unet", "scheduler"), "ddim": ("unet", "scheduler"),
-    "sd-latent": ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
-    "sd-noise": ("vae", "unet", "text_encoder", "tokenizer", "scheduler")}
-"""Adapter families of diffusers models and the sub-folders each loads (model cards use them too)."""
+@dataclass(frozen=True)
+class HubFamily:
+    """An adapter family of diffusers models: the adapter class (module of this package, class
+    name; imported on first load), the sub-folders it loads and its fixed options."""
+
+    module: str
+    cls: str
+    components: tuple[str, ...]
+    options: dict = field(default_factory=dict)
+
+    def adapter(self) -> type:
+        """The adapter class (imports diffusers)."""
+        return getattr(importlib.import_module(f".{self.module}", __package__), self.cls)
+
+
+_SD_COMPONENTS = ("vae", "unet", "text_encoder", "tokenizer", "scheduler")
+HUB_FAMILIES: dict[str, HubFamily] = {
+    "consistency": HubFamily("diffusers_consistency", "ConsistencyModel", ("unet", "scheduler")),
+    "ddim": HubFamily("diffusers_ddim", "DDIMGenerator", ("unet", "scheduler")),
+    "sd-latent": HubFamily("diffusers_sd", "StableDiffusionGenerator", _SD_COMPONENTS, {"mode": "latent"}),
+    "sd-noise": HubFamily("diffusers_sd", "StableDiffusionGenerator", _SD_COMPONENTS, {"mode": "noise"}),
+}
+"""Adapter families of diffusers models (model cards use the same names): loading dispatches here."""
 SD2 = "stabilityai/stable-diffusion-2-base"
 HUB_MODELS: dict[str, HubModel] = {m.name: m for m in [
     HubModel("cm-imagenet64-l2", "consistency", "openai/diffusers-cd_imagenet64_l2", ("unet", "scheduler"),
@@ -103,8 +127,8 @@ def _patterns(m: HubModel) -> list[str]:
     for c in m.components:
         pre = f"{c}/" if c else ""
         pats += [f"{pre}*.json", f"{pre}*.txt"]
-        if c not in ("scheduler", "tokenizer"):
-            pats += [f"{pre}diffusion_pytorch_model.safetensors", f"{pre}model.safetensors"]
+        if c not in NO_WEIGHTS:
+            pats += [f"{pre}{f}" for f in WEIGHT_FILES]
     if "unet" in m.components:  # flat repos (google/ddpm-*) keep the UNet at the root
         pats += ["config.json", "scheduler_config.json", "diffusion_pytorch_model.safetensors"]
     return pats
@@ -122,31 +146,13 @@ def is_offline() -> bool:
         return False
 
 
-def component_dir(root: Path, component: str) -> Path | None:
-    """Folder of ``component`` inside a snapshot (``unet`` may sit at the root); None if absent."""
-    if component == "scheduler":
-        for d in (root / "scheduler", root):
-            if (d / "scheduler_config.json").is_file():
-                return d
-        return None
-    d = root / component if component else root
-    if component == "tokenizer":
-        return d if (d / "tokenizer_config.json").is_file() or (d / "vocab.json").is_file() else None
-    if (d / "config.json").is_file():
-        return d
-    if component == "unet" and (root / "config.json").is_file():  # flat repo: the UNet at the root
-        return root
-    return None
-
-
 def _missing(root: Path, m: HubModel) -> list[str]:
     out = []
     for c in m.components:
         d = component_dir(root, c)
         if d is None:
             out.append(f"{c}/config")
-        elif c not in ("scheduler", "tokenizer") and not any(
-                (d / f).is_file() for f in ("diffusion_pytorch_model.safetensors", "model.safetensors")):
+        elif c not in NO_WEIGHTS and weights_file(d) is None:
             out.append(f"{c}/*.safetensors")
     return out
 
@@ -283,15 +289,6 @@ def _timeouts(seconds: float):
 
 
 # ---------------------------------------------------------------- loading
-@functools.lru_cache(maxsize=None)
-def _file_sha256(path: str, mtime: float) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weights_digest(root: Path, components: tuple[str, ...]) -> str:
     """SHA-256 identifying the weights: of the file for one component, of the hashes for several.
 
@@ -301,17 +298,12 @@ def weights_digest(root: Path, components: tuple[str, ...]) -> str:
     digests = []
     for c in components:
         d = component_dir(root, c)
-        if d is None or c in ("scheduler", "tokenizer"):
+        p = weights_file(d) if d is not None and c not in NO_WEIGHTS else None
+        if p is None:
             continue
-        for f in ("diffusion_pytorch_model.safetensors", "model.safetensors"):
-            p = d / f
-            if p.is_file():
-                blob = p.resolve().name
-                if len(blob) == 64 and all(ch in "0123456789abcdef" for ch in blob):
-                    digests.append(blob)
-                else:
-                    digests.append(_file_sha256(str(p.resolve()), p.stat().st_mtime))
-                break
+        blob = p.resolve().name
+        digests.append(blob if len(blob) == 64 and all(ch in "0123456789abcdef" for ch in blob) else
+                       file_sha256(p.resolve()))
     if len(digests) == 1:
         return digests[0]
     return hashlib.sha256("".join(digests).encode()).hexdigest()
@@ -335,17 +327,12 @@ def load_hub(m: HubModel, device: torch.device, **options):
     """:func:`load_hub_model` of a catalogue entry or of a model card's diffusers model."""
     name = m.name
     root = require_snapshot(m)
-    opts = {**m.options, **options}
+    family = HUB_FAMILIES.get(m.family)
+    if family is None:  # pragma: no cover - cards and the catalogue name known families only
+        raise ModelUnavailable(f"{name}: unknown hub family {m.family!r}")
+    opts = {**family.options, **m.options, **options}
     try:
-        if m.family == "consistency":
-            from .diffusers_consistency import ConsistencyModel as cls
-        elif m.family == "ddim":
-            from .diffusers_ddim import DDIMGenerator as cls
-        elif m.family in ("sd-latent", "sd-noise"):
-            from .diffusers_sd import StableDiffusionGenerator as cls
-            opts.setdefault("mode", "latent" if m.family == "sd-latent" else "noise")
-        else:  # pragma: no cover
-            raise ModelUnavailable(f"{name}: unknown hub family {m.family!r}")
+        cls = family.adapter()
     except ImportError as e:
         raise ModelUnavailable(f"{name} needs the diffusers package ({e}); pip install -r requirements.txt "
                                "(or pip install '.[hub]' from a clone)") from None
@@ -360,22 +347,3 @@ def load_hub(m: HubModel, device: torch.device, **options):
         slow = "slow" if m.resolution <= 64 else "very slow (minutes to hours per image; use a GPU)"
         log.warning("%s runs on the CPU: attribution is %s; see README 'Hub models' for timings", name, slow)
     return model.to(device).freeze()
-
-
-def diffusers_kwargs() -> dict:
-    """``from_pretrained`` arguments of every diffusers model: safetensors only, no network.
-
-    Without the optional ``accelerate`` package, ``low_cpu_mem_usage=False`` is passed
-    explicitly (diffusers would otherwise print a multi-line notice at every load).
-    """
-    import importlib.util
-
-    kw = {"use_safetensors": True, "local_files_only": True}
-    if importlib.util.find_spec("accelerate") is None:
-        kw["low_cpu_mem_usage"] = False
-    return kw
-
-
-def model_options(name: str) -> dict:
-    """Default adapter options of ``name``."""
-    return dict(HUB_MODELS[name].options)

@@ -9,22 +9,16 @@ only passes names, which the registry resolves to cards already on disk.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 import threading
 from pathlib import Path
 
+from ..digests import file_sha256
 from ..errors import CardError, ModelUnavailable
-from ..images import sha256_file
 from .cards import SAFETENSORS_SUFFIXES, ModelCard
 
 _IMPORT_LOCK = threading.Lock()
-
-
-@functools.lru_cache(maxsize=None)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    return sha256_file(path)
 
 
 def verified_weights(card: ModelCard) -> tuple[Path, str]:
@@ -39,8 +33,7 @@ def verified_weights(card: ModelCard) -> tuple[Path, str]:
     if not path.is_file():
         hint = "retrain it (see README, 'Retraining the zoo')" if card.kind == "family" else "check the card"
         raise ModelUnavailable(f"{card.name}: weights file {path} is missing; {hint}")
-    st = path.stat()
-    digest = _file_digest(str(path), st.st_mtime_ns, st.st_size)
+    digest = file_sha256(path)
     if digest != card.weights_sha256:
         raise ModelUnavailable(f"{card.name}: weights file {path} does not match the SHA-256 in its model card "
                                f"({digest[:12]}... != {card.weights_sha256[:12]}...); it may be damaged or replaced")
@@ -215,9 +208,9 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
 
 def hub_entry(card: ModelCard):
     """The :class:`~ronan.models.hub.HubModel` of a diffusers card."""
-    from .hub import FAMILY_COMPONENTS, HubModel
+    from .hub import HUB_FAMILIES, HubModel
 
-    return HubModel(card.name, card.family, card.diffusers, FAMILY_COMPONENTS[card.family], card.description,
+    return HubModel(card.name, card.family, card.diffusers, HUB_FAMILIES[card.family].components, card.description,
                     str(card.data or ""), card.reference, card.resolution or 0, card.channels or 3,
                     options=dict(card.config))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import __version__, paths
 from ..errors import CardError
-from ..images import sha256_file
+from ..digests import sha256_file
 from . import cards
 
 _FILE_FACTORY = re.compile(r"^(?P<file>.+\.py):(?P<attr>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$")
