@@ -318,7 +318,7 @@ def generate_image(model, seed):
     try:
         path = studio.generate_example(model, int(seed or 0), GENERATED_DIR)
     except RonanError as e:
-        raise _user_error(e)
+        raise _user_error(e) from e
     studio.prune_files(GENERATED_DIR, keep=64)
     return str(path)
 
@@ -387,7 +387,7 @@ def attribute_run(image, model, reference, distance, preset, steps, restarts, lr
     except studio.QueueFull as e:
         yield _attr_cleared(views.status_html(None, "The server is busy."), views.error_card(str(e)),
                             {"status": "error", "message": str(e)})
-        raise _user_error(e)
+        raise _user_error(e) from e
     finished = False
     try:
         waiting = _attr_cleared(views.status_html(None, "Starting..."),
@@ -448,7 +448,7 @@ def _attribute_work(ticket, image, model, reference, distance, preset, steps, re
     except (RonanError, ValueError) as e:
         yield _attr_cleared(views.status_html(None, "Failed."), views.error_card(_web_message(e)),
                             {"status": "error", "message": _web_message(e)})
-        raise _user_error(e)
+        raise _user_error(e) from e
 
 
 def _attribute_outcome(ev: studio.RunOutcome, li):
@@ -593,7 +593,7 @@ def which_model_run(image, preset, alpha, seed, request: gr.Request = None):
     except (studio.QueueFull, RonanError) as e:
         yield (views.status_html(None, "Failed."), views.error_card(_web_message(e), elem_id="ronan-which"), "",
                None, {"status": "error", "message": _web_message(e)}, None)
-        raise _user_error(e)
+        raise _user_error(e) from e
     finished = False
     try:
         waiting = (views.status_html(None, "Starting..."),
@@ -644,7 +644,7 @@ def _which_work(ticket, image, preset, alpha, seed):
     except (RonanError, ValueError) as e:
         yield (views.status_html(None, "Failed."), views.error_card(_web_message(e), elem_id="ronan-which"), "",
                None, {"status": "error", "message": _web_message(e)}, None)
-        raise _user_error(e)
+        raise _user_error(e) from e
 
 
 def _which_outcome(ev: WhichModelResult, li):
@@ -745,7 +745,7 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
     try:
         ticket = LINE.join(_session(request), "calibrate")
     except studio.QueueFull as e:
-        raise _user_error(e)
+        raise _user_error(e) from e
     finished = False
     cleared = (views.status_html(None, "Starting..."), "", "", None)
     try:
@@ -774,7 +774,7 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
             yield views.status_html(None, "Stopped: the distribution was not changed."), "Stopped.", "", None
         except (RonanError, ValueError) as e:
             yield views.status_html(None, "Failed."), f"**No distribution:** {_web_message(e)}", "", None
-            raise _user_error(e)
+            raise _user_error(e) from e
     finally:
         LINE.leave(ticket, finished=finished)
 
@@ -832,7 +832,7 @@ def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
         items = studio.collect_batch(files)
     except RonanError as e:
         yield (views.status_html(None, f"Failed: {_web_message(e)}"),) + cleared[1:]
-        raise _user_error(e)
+        raise _user_error(e) from e
     skipped = studio.skipped_members(files)
     if not items:
         msg = "No images found in the upload" + (f" (skipped: {', '.join(skipped)})" if skipped else "") + "."
@@ -841,7 +841,7 @@ def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
     try:
         ticket = LINE.join(_session(request), "batch", units=len(items))
     except studio.QueueFull as e:
-        raise _user_error(e)
+        raise _user_error(e) from e
     finished = False
     try:
         yield cleared
@@ -877,7 +877,7 @@ def _batch_work(ticket, items, skipped, model, preset, alpha, seed):
         yield views.status_html(None, "Stopped by the user: no results."), None, None, ""
     except (RonanError, ValueError) as e:
         yield views.status_html(None, f"Failed: {_web_message(e)}"), None, None, ""
-        raise _user_error(e)
+        raise _user_error(e) from e
 
 
 def _confusion_md(ev, model) -> str:
@@ -1032,8 +1032,11 @@ LAUNCH_KWARGS = {"css": CSS, "head": HEAD, "theme": THEME, "max_file_size": "64m
 def warm_up(model: str | None = None) -> None:
     """Load the default model and its reference, its belonging distribution and its examples, so the
     first visitor's first click does not pay for them (runs in a background thread at start)."""
+    from ronan.stats import grubbs_critical_value
+
     model = model or _default_model()
     try:
+        grubbs_critical_value(100)  # imports scipy (most of a second), which the first verdict needs
         studio.has_distribution(prepare(model))
         gallery_for(model)
     except (RonanError, ValueError, OSError) as e:  # never stop the app for a warm-up
@@ -1043,9 +1046,12 @@ def warm_up(model: str | None = None) -> None:
 def main():
     if THREADS > 0:
         torch.set_num_threads(THREADS)
-    threading.Thread(target=warm_up, name="ronan-warm-up", daemon=True).start()
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), **LAUNCH_KWARGS)
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), prevent_thread_lock=True,
+                **LAUNCH_KWARGS)
+    # warm up once the page answers (the warm-up would otherwise slow the start down)
+    threading.Thread(target=warm_up, name="ronan-warm-up", daemon=True).start()
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -398,10 +398,11 @@ def _run_notes(distance: str, settings) -> list[str]:
 
 def _curve(res: InversionResult, i: int) -> list[float]:
     """Best loss so far of image ``i`` at each step it ran (early stopping may end it sooner)."""
-    return res.history[: int(res.image_steps[i]) + 1, i].cummin(0).values.tolist()
+    steps = res.steps_run if res.image_steps is None else int(res.image_steps[i])
+    return res.history[: steps + 1, i].cummin(0).values.tolist()
 
 
-def attribute_batch(images: list, model: str | Generator, *,
+def attribute_batch(images: list, model: str | os.PathLike | Generator | Prepared, *,
                     callback: Callable[[AttributionEvent], None] | None = None, **kwargs) -> list[Attribution]:
     """Attribute several images in one batch; see :func:`attribute_stream` for arguments.
 
@@ -416,7 +417,7 @@ def attribute_batch(images: list, model: str | Generator, *,
     raise Cancelled("attribution ended without a result")  # pragma: no cover
 
 
-def attribute(image, model: str | Generator, **kwargs) -> Attribution:
+def attribute(image, model: str | os.PathLike | Generator | Prepared, **kwargs) -> Attribution:
     """Attribute one image (path, bytes, PIL image or LoadedImage) to ``model``.
 
     Keyword arguments as for :func:`attribute_stream`, plus ``callback``.

@@ -48,7 +48,9 @@ class BatchItem:
         Raises:
             ImageError: the member cannot be extracted.
         """
-        if self.archive is None:
+        if self.archive is None or self.member is None:
+            if self.source is None:
+                raise ImageError(f"{self.name}: nothing to read")  # an error item: never loaded
             return self.source
         try:
             with zipfile.ZipFile(self.archive) as zf:

@@ -224,8 +224,9 @@ def distribution_key(model: Generator, reference: Generator | None, distance: st
 def cache_path(key: dict, folder: Path | None = None) -> Path:
     """File of the distribution with ``key``: ``<model>__<reference>__<distance>__<hash>.json``.
 
-    Names come from the registry, never from user text; the hash covers the whole key. A name
-    that is not a valid model name (a path, say) is replaced by its hash: no name leaves the folder.
+    Names may come from user text (a registered model's name, a model card's path, the name of a
+    wrapped module), so each part is checked: a name that is not a valid model name (a path, say) is
+    replaced by its hash, and no name leaves the folder. The hash covers the whole key.
     """
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     def part(n) -> str:
@@ -297,10 +298,13 @@ def build_distribution(
     t0 = time.perf_counter()
     samples = generate(model, n, seed, purpose="calibration", batch=chunk)
     transform = edit_transform(edit, edit_mode, model)
-    losses, ref_losses, steps, settled = [], [], [], []
+    losses: list[torch.Tensor] = []
+    ref_losses: list[torch.Tensor] = []
+    steps: list[int] = []
+    settled: list[bool] = []
     for i in range(0, n, chunk):
         batch, ref_batch = _edited(samples[i:i + chunk], i, edit, seed, model, reference)
-        jobs = [("model", model, batch, {"transform": transform})]
+        jobs: list[tuple] = [("model", model, batch, {"transform": transform})]
         if reference is not None:
             jobs.append(("reference", reference, ref_batch))
         for role, event in invert_jobs_stream(jobs, distance=distance, settings=settings, seed=seed,
@@ -313,6 +317,7 @@ def build_distribution(
                 raise Cancelled(f"calibration of {model.name} stopped before it finished")
             (losses if role == "model" else ref_losses).append(event.loss)
             if role == "model":
+                assert event.image_steps is not None and event.settled is not None  # invert_stream sets both
                 steps += event.image_steps.tolist()
                 settled += event.settled.tolist()
     loss = torch.cat(losses).double()
@@ -435,9 +440,10 @@ def set_aside(path: Path, reason: str) -> Path | None:
     """Report a damaged cache file (a ``warning`` on the ``ronan`` logger naming it) and rename it
     ``<file>.damaged`` so that a rebuilt distribution never silently replaces it; returns the new
     path (None when the folder is read-only: the file stays, the rebuilt one goes to the write folder)."""
-    aside = path.with_name(path.name + DAMAGED_SUFFIX)
+    target = path.with_name(path.name + DAMAGED_SUFFIX)
+    aside: Path | None = target
     try:
-        os.replace(path, aside)
+        os.replace(path, target)
     except OSError:
         aside = None
     kept = f"kept as {aside.name}" if aside is not None else "left in place (read-only folder)"

@@ -372,7 +372,7 @@ def _calibration_cb(show, label: str | None = None):
     event (also when stderr is not a terminal), then ``show``'s updating line on a terminal."""
     if show is None and label is None:
         return None
-    started = []
+    started: list[bool] = []
 
     def callback(role, first, progress) -> None:
         if label is not None and not started:
@@ -563,7 +563,8 @@ def _set_threads(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(full=_command(argv) not in LIGHT_COMMANDS).parse_args(argv)
+    command = _command(argv)  # None: --version, -h or nothing: the top-level parser needs no torch either
+    args = build_parser(full=command is not None and command not in LIGHT_COMMANDS).parse_args(argv)
     _setup_logging()
     try:
         _set_threads(args)

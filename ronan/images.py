@@ -23,6 +23,7 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,6 +31,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from . import limits
 from .digests import sha256_bytes, sha256_file  # noqa: F401 (sha256_file: re-exported)
 from .limits import PixelBudget
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 """Largest accepted file (bytes) by default: 50 MiB (``RONAN_MAX_FILE_MB``, :mod:`ronan.limits`)."""
@@ -254,7 +258,7 @@ def _normalise(img: Image.Image, label: str, digest: str, notes: list[str], mode
         out = _to_8bit(img, notes, mode)
     except (OSError, ValueError) as e:
         raise ImageError(f"{label}: cannot convert image mode {mode} ({e})") from None
-    return LoadedImage(out, label, digest, mode, tuple(size), notes, fmt, head)
+    return LoadedImage(out, label, digest, mode, (size[0], size[1]), notes, fmt, head)
 
 
 def _to_8bit(img: Image.Image, notes: list[str], file_mode: str | None = None) -> Image.Image:

@@ -412,7 +412,7 @@ def invert_stream(
             break
         params.grad = None
         loss.sum().backward()
-        if mask is not None:
+        if mask is not None and params.grad is not None:
             params.grad.mul_(mask)
         opt.step()
         if ending is not None:  # the rows that stopped leave the batch

@@ -42,6 +42,7 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from typing import Any
 
 from .errors import RonanError
 
@@ -95,7 +96,7 @@ def current() -> Limits:
     Raises:
         RonanError: a variable is set to something other than a positive number.
     """
-    values = {}
+    values: dict[str, Any] = {}  # each value of its field's type (kind below)
     for f in fields(Limits):
         raw = os.environ.get(ENV[f.name], "").strip()
         if not raw:
@@ -262,7 +263,7 @@ def release_memory() -> None:
         _libc.malloc_trim(0)
 
 
-_libc = None
+_libc: Any = None  # the C library once loaded (False where it cannot be)
 
 
 # ---------------------------------------------------------------- parameters without effect

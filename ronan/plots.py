@@ -23,7 +23,7 @@ import base64
 import html
 import io
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -175,7 +175,7 @@ def _log_axis(axis, lo: float, hi: float) -> tuple[float, float]:
         lo, hi = 10.0 ** lo_d, 10.0 ** hi_d
     axis.set_major_locator(LogLocator(base=10, numticks=7))
     axis.set_major_formatter(LogFormatterSciNotation(base=10, labelOnlyBase=True))
-    axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10), numticks=12))
+    axis.set_minor_locator(LogLocator(base=10, subs=list(range(2, 10)), numticks=12))
     axis.set_minor_formatter(NullFormatter())
     return lo, hi
 
@@ -208,7 +208,7 @@ def legend_outside_data(fig: Figure) -> bool:
     canvas.draw()
     renderer = canvas.get_renderer()
     fig_box = fig.bbox
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    legends = [leg for ax in fig.axes if (leg := ax.get_legend()) is not None] + list(fig.legends)
     for leg in legends:
         lb = leg.get_window_extent(renderer)
         for ax in fig.axes:
@@ -285,17 +285,19 @@ def histogram_figure(values: Sequence[float], *, mean: float, std: float, critic
         lo, hi = (1e-6, 1.0) if log else (0.0, 1.0)
     if not log and hi - lo <= 0:
         lo, hi = lo - 0.5 * abs(lo or 1), hi + 0.5 * abs(hi or 1)
-    marker = value is not None and math.isfinite(value) and (value > 0 or not log)
+    v = math.nan if value is None else value  # this image's value (NaN: none to mark)
+    marker = math.isfinite(v) and (v > 0 or not log)
     off_scale = None
     if marker:
         if log:
-            near = lo / 1000 <= value <= hi * 1000
+            near = lo / 1000 <= v <= hi * 1000
         else:
-            near = lo - 3 * (hi - lo) <= value <= hi + 3 * (hi - lo)
+            near = lo - 3 * (hi - lo) <= v <= hi + 3 * (hi - lo)
         if near:
-            lo, hi = min(lo, value), max(hi, value)
+            lo, hi = min(lo, v), max(hi, v)
         else:
-            off_scale = "right" if value > hi else "left"
+            off_scale = "right" if v > hi else "left"
+    bins: Any  # the histogram's bin edges (an array)
     if log:
         lo, hi = lo / 1.3, hi * 1.3
         bins = np.geomspace(lo, hi, 36)
@@ -322,10 +324,10 @@ def histogram_figure(values: Sequence[float], *, mean: float, std: float, critic
         color = VERDICT_COLORS.get(verdict or "", NON_BELONGING_COLOR)
         label = f"this image ({verdict_label(verdict)})" if verdict else "this image"
         if off_scale is None:
-            ax.axvline(value, color=color, linewidth=3, label=label)
+            ax.axvline(v, color=color, linewidth=3, label=label)
         else:
             x = 0.97 if off_scale == "right" else 0.03
-            ax.annotate(f"this image: {value:.3g}\n(off scale)", xy=(x, 0.55), xycoords="axes fraction",
+            ax.annotate(f"this image: {v:.3g}\n(off scale)", xy=(x, 0.55), xycoords="axes fraction",
                         ha="right" if off_scale == "right" else "left", fontsize=FONT["small"], color=color,
                         fontweight="bold")
             ax.annotate("", xy=(x + (0.025 if off_scale == "right" else -0.025), 0.45), xycoords="axes fraction",
@@ -483,7 +485,7 @@ def which_model_figure(rows: Sequence[dict]) -> Figure:
     for i in range(len(rows)):
         if math.isfinite(crits[i]):
             ax.vlines(crits[i], i - 0.4, i + 0.4, color="black", linewidth=2.5,
-                      label="threshold (belonging: left)" if i == 0 else None)
+                      label="threshold (belonging: left)" if i == 0 else None)  # type: ignore[arg-type]
     ax.set_xscale("symlog", linthresh=1.0)
     finite = [abs(s) for s in stats + [c for c in crits if math.isfinite(c)]] or [1.0]
     top_d = max(1, math.ceil(math.log10(max(finite) + 1)) + 1)  # room for the value labels

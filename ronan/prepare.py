@@ -63,12 +63,12 @@ class Prepared:
     preset: str = DEFAULT_PRESET
 
 
-def reference_name(model: str | os.PathLike | Generator, reference: str | os.PathLike | Generator | None
+def reference_name(model: str | Generator, reference: str | os.PathLike | Generator | None
                    ) -> str | os.PathLike | Generator | None:
     """The reference model that ``reference`` names for ``model`` (the reference vocabulary).
 
     Args:
-        model (str | os.PathLike | Generator): the inspected model (a name, a card path or an adapter).
+        model (str | Generator): the inspected model (a catalogue name or a loaded adapter).
         reference (str | os.PathLike | Generator | None): ``"default"`` (or ``""``): the model's
             pairing (:func:`ronan.models.registry.default_reference`, None when it has none);
             None or ``"none"`` (any case): no calibration; anything else (a name, a card path, an
@@ -123,12 +123,13 @@ def prepare(model: str | os.PathLike | Generator, reference: str | os.PathLike |
     """
     dev = resolve_device(device)
     precision = limits.effective_precision(precision, dev)
-    overrides = {"steps": steps, "restarts": restarts, "lr": lr, "precision": precision}
-    resolve_settings(preset, **overrides)  # settings and their limits are checked before any model loads
+    # the settings and their limits are checked before any model loads
+    resolve_settings(preset, steps=steps, restarts=restarts, lr=lr, precision=precision)
     gen = load(model, dev)
     ref_arg = reference_name(gen, reference)
     ref = load(ref_arg, dev) if ref_arg is not None else None
     check_reference(gen, ref)
-    settings = resolve_settings(preset, model=gen, distance=distance, **overrides)
+    settings = resolve_settings(preset, model=gen, distance=distance, steps=steps, restarts=restarts, lr=lr,
+                                precision=precision)
     get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
     return Prepared(gen, ref, settings, dev, distance, preset or DEFAULT_PRESET)

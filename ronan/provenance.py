@@ -10,7 +10,7 @@ def library_versions() -> dict:
     """Versions of Python, RONAN and the libraries that affect its numbers."""
     from . import __version__
 
-    out = {"python": platform.python_version(), "ronan": __version__}
+    out: dict[str, str | None] = {"python": platform.python_version(), "ronan": __version__}
     for pkg in ("torch", "numpy", "scipy", "pillow", "safetensors"):
         try:
             out[pkg] = metadata.version(pkg)

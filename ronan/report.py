@@ -19,7 +19,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from PIL import Image
 
@@ -237,7 +237,7 @@ def write_report(result: Attribution, folder: str | Path, distribution: Belongin
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"ronan-{_safe_stem(Path(result.image).stem)}-{_safe_stem(result.model)}"
     figs = figures(result, distribution, upload=upload)
-    extra = {"preprocessing": preprocessing, "caveats": caveats, "edit_detected": edit_detected}
+    extra: dict[str, Any] = {"preprocessing": preprocessing, "caveats": caveats, "edit_detected": edit_detected}
     paths = {"json": folder / f"{stem}.json", "html": folder / f"{stem}.html"}
     paths["json"].write_text(json.dumps(report_dict(result, distribution, **extra), indent=1) + "\n")
     paths["html"].write_text(report_html(result, distribution, figs, upload=upload, **extra))

@@ -140,16 +140,14 @@ def unavailable_reason(choice: ModelChoice) -> str:
 
 def distance_choices() -> list[tuple[str, bool, str | None]]:
     """``(name, usable here, reason if not)`` for each distance of :mod:`ronan.distances`."""
+    import importlib.util
+
     from .distances import DISTANCES, alexnet_weights_path
 
     out = []
     for name in DISTANCES:
-        if name == "lpips":
-            try:
-                import lpips  # noqa: F401
-                ok = alexnet_weights_path().is_file()
-            except ImportError:
-                ok = False
+        if name == "lpips":  # the package is looked up, not imported (seconds: torchvision)
+            ok = importlib.util.find_spec("lpips") is not None and alexnet_weights_path().is_file()
             out.append((name, ok, None if ok else "LPIPS needs AlexNet weights that are not installed on this server"))
         else:
             out.append((name, True, None))
@@ -836,8 +834,8 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
                 for ev in attribute_stream([li for _, li in group], p, alpha=alpha, distribution=given,
                                            build_calibration=build_calibration, seed=seed, should_stop=should_stop):
                     if isinstance(ev, list):
-                        for (it, _), res in zip(group, ev):
-                            by_item[id(it)] = res
+                        for (it, _), result in zip(group, ev):
+                            by_item[id(it)] = result
                         continue
                     inv = ev.progress
                     inner = span(0 if ev.role == "model" else 1, 1, roles, inv.fraction)
@@ -848,8 +846,10 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
             except CalibrationError as e:  # an edited group without its belonging distribution
                 for it, _ in group:
                     it.error = str(e)
-    rows, results = [], []
-    bel, non = [], []
+    rows: list[dict] = []
+    results: list[Attribution] = []
+    bel: list[str] = []
+    non: list[str] = []
     per_label: dict[str, dict] = {}
     for it, ok in loaded:
         res = by_item.get(id(it)) if ok else None
@@ -868,7 +868,8 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
     yield BatchOutcome(rows, results, conf, per_label)
 
 
-def _edit_split(good: list, gen: Generator, dist: BelongingDistribution) -> list[tuple[list, object]]:
+def _edit_split(good: list, gen: Generator, dist: BelongingDistribution
+                ) -> list[tuple[list, BelongingDistribution | None]]:
     """Split loaded batch items into pristine ones (tested against ``dist``) and those whose file
     reveals an edit (their own edit-aware distribution, from the cache or built when allowed)."""
     pristine: list = []

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -153,6 +155,7 @@ def detect(data: bytes | str | Path | Image.Image, model_size: int, model_channe
     fmt = img.format
     w, h = img.size
     det = Detection(fmt, w, h, model_size, model_channels)
+    exif: Mapping[int, Any]
     try:
         exif = img.getexif()
     except Exception:  # noqa: BLE001 - broken EXIF must not stop detection

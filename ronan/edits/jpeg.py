@@ -53,7 +53,8 @@ def ijg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
         quality (int): 1..100.
     """
     scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return tuple(np.clip((base * scale + 50) // 100, 1, 255) for base in (LUMA_BASE, CHROMA_BASE))
+    luma, chroma = (np.clip((base * scale + 50) // 100, 1, 255) for base in (LUMA_BASE, CHROMA_BASE))
+    return luma, chroma
 
 
 def estimate_quality(tables: dict[int, list[int]]) -> tuple[int, float]:

@@ -116,7 +116,9 @@ def pil_resize(v: torch.Tensor, size: tuple[int, int], filter: str,
     """
     _, _, h_in, w_in = v.shape
     w_out, h_out = size
-    box = (0.0, 0.0, float(w_in), float(h_in)) if box is None else tuple(float(b) for b in box)
+    if box is None:
+        box = (0.0, 0.0, float(w_in), float(h_in))
+    box = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
     if (w_out, h_out) == (w_in, h_in) and box == (0.0, 0.0, float(w_in), float(h_in)):
         return v  # Image.resize returns a copy
     # Pillow's ImagingResampleInner: a pass runs when its size or box differs from the input.

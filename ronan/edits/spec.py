@@ -122,7 +122,8 @@ class Jpeg(Step):
 
 
 def _scaled(size: tuple[int, int], factor: float) -> tuple[int, int]:
-    return tuple(max(1, math.floor(s * factor + 0.5)) for s in size)
+    w, h = (max(1, math.floor(s * factor + 0.5)) for s in size)
+    return w, h
 
 
 class _OneNumber(Step):

@@ -65,6 +65,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from ..errors import CardError
 from ..paths import make_shareable
@@ -182,7 +183,7 @@ class _Fields:
     def __init__(self, data: dict, source: str):
         self.d, self.source = data, source
 
-    def fail(self, key: str, msg: str):
+    def fail(self, key: str, msg: str) -> NoReturn:
         raise CardError(f"{self.source}: {key}: {msg}")
 
     def get(self, key, types, default=None, required=False):

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from .base import Generator
-from .snapshot import component_dir, diffusers_kwargs
+from .snapshot import component_path, diffusers_kwargs
 
 LABEL_SCALE = 50.0
 """Logit of the chosen class in a sampled input: softmax gives the others < 1e-21 in total."""
@@ -63,6 +63,11 @@ class ConsistencyModel(Generator):
             for unconditional ones or when ``class_label`` is given.
         class_label (int | None): fixed class of the inverted images (user-given), or None.
     """
+
+    sigma: torch.Tensor  # buffers (registered in __init__)
+    timestep: torch.Tensor
+    c_skip: torch.Tensor
+    c_out: torch.Tensor
 
     family = "consistency"
 
@@ -105,7 +110,7 @@ class ConsistencyModel(Generator):
         """Load UNet (safetensors only) and scheduler from a diffusers folder."""
         from diffusers import CMStochasticIterativeScheduler, UNet2DModel
 
-        unet_dir, sched_dir = component_dir(root, "unet"), component_dir(root, "scheduler")
+        unet_dir, sched_dir = component_path(root, "unet"), component_path(root, "scheduler")
         unet = UNet2DModel.from_pretrained(str(unet_dir), **diffusers_kwargs())
         scheduler = CMStochasticIterativeScheduler.from_config(
             json.loads((sched_dir / "scheduler_config.json").read_text()))
@@ -116,6 +121,7 @@ class ConsistencyModel(Generator):
         """Inputs for noise ``z[B, C, H, W]`` and integer ``labels[B]`` (relaxed mode only)."""
         if not self.relaxed:
             return z
+        assert labels is not None, "relaxed inputs need class labels"
         logits = torch.nn.functional.one_hot(labels.long(), self.n_classes).to(z) * LABEL_SCALE
         return torch.cat([z.flatten(1), logits], dim=1)
 
@@ -137,6 +143,7 @@ class ConsistencyModel(Generator):
     # ------------------------------------------------------------- generation
     def generate(self, inputs: torch.Tensor) -> torch.Tensor:
         b = inputs.shape[0]
+        labels: torch.Tensor | None
         if self.relaxed:
             z = inputs[:, : self.z_numel].reshape(b, *self.z_shape)
             labels = inputs[:, self.z_numel:].float().softmax(dim=1)

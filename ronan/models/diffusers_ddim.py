@@ -18,7 +18,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .base import Generator
-from .snapshot import component_dir, diffusers_kwargs
+from .snapshot import component_path, diffusers_kwargs
 
 
 class DDIMGenerator(Generator):
@@ -54,7 +54,7 @@ class DDIMGenerator(Generator):
     def from_folder(cls, root: Path, **options) -> "DDIMGenerator":
         from diffusers import UNet2DModel
 
-        unet_dir, sched_dir = component_dir(root, "unet"), component_dir(root, "scheduler")
+        unet_dir, sched_dir = component_path(root, "unet"), component_path(root, "scheduler")
         unet = UNet2DModel.from_pretrained(str(unet_dir), **diffusers_kwargs())
         return cls(unet, json.loads((sched_dir / "scheduler_config.json").read_text()), **options)
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
 from .base import Generator
-from .snapshot import component_dir, diffusers_kwargs
+from .snapshot import component_path, diffusers_kwargs
 
 
 class StableDiffusionGenerator(Generator):
@@ -67,7 +68,7 @@ class StableDiffusionGenerator(Generator):
             self.latent_size = int(vae.config.sample_size) // factor
         self.image_size = self.latent_size * factor
         self.input_shape = (self.latent_channels, self.latent_size, self.latent_size)
-        self.scheduler = None
+        self.scheduler: Any = None  # a diffusers DDIMScheduler (noise mode)
         if unet is not None and scheduler_config is not None:
             from diffusers import DDIMScheduler
 
@@ -85,12 +86,12 @@ class StableDiffusionGenerator(Generator):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         kw = diffusers_kwargs()
-        vae = AutoencoderKL.from_pretrained(str(component_dir(root, "vae")), **kw)
-        unet = UNet2DConditionModel.from_pretrained(str(component_dir(root, "unet")), **kw)
-        text_encoder = CLIPTextModel.from_pretrained(str(component_dir(root, "text_encoder")), use_safetensors=True,
+        vae = AutoencoderKL.from_pretrained(str(component_path(root, "vae")), **kw)
+        unet = UNet2DConditionModel.from_pretrained(str(component_path(root, "unet")), **kw)
+        text_encoder = CLIPTextModel.from_pretrained(str(component_path(root, "text_encoder")), use_safetensors=True,
                                                      local_files_only=True)
-        tokenizer = CLIPTokenizer.from_pretrained(str(component_dir(root, "tokenizer")), local_files_only=True)
-        sched = json.loads((component_dir(root, "scheduler") / "scheduler_config.json").read_text())
+        tokenizer = CLIPTokenizer.from_pretrained(str(component_path(root, "tokenizer")), local_files_only=True)
+        sched = json.loads((component_path(root, "scheduler") / "scheduler_config.json").read_text())
         return cls(vae, unet, text_encoder, tokenizer, sched, **options)
 
     def inversion_options(self) -> dict:

@@ -27,7 +27,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..digests import file_sha256
 from ..errors import ModelUnavailable
@@ -78,8 +78,9 @@ class HubFamily:
     components: tuple[str, ...]
     options: dict = field(default_factory=dict)
 
-    def adapter(self) -> type:
-        """The adapter class (imports diffusers)."""
+    def adapter(self) -> Any:
+        """The adapter class, a :class:`~ronan.models.base.Generator` with a ``from_folder(root, **options)``
+        constructor (imports diffusers)."""
         return getattr(importlib.import_module(f".{self.module}", __package__), self.cls)
 
 
@@ -280,7 +281,7 @@ def _timeouts(seconds: float):
 
     saved = constants.HF_HUB_DOWNLOAD_TIMEOUT
     huggingface_hub.set_client_factory(factory)
-    constants.HF_HUB_DOWNLOAD_TIMEOUT = seconds
+    constants.HF_HUB_DOWNLOAD_TIMEOUT = seconds  # type: ignore[assignment]  # declared int; a float works
     try:
         yield
     finally:

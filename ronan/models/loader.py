@@ -13,10 +13,16 @@ import importlib
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..digests import file_sha256
 from ..errors import CardError, ModelUnavailable
 from .cards import SAFETENSORS_SUFFIXES, ModelCard
+
+if TYPE_CHECKING:
+    import torch
+
+    from .base import Generator
 
 _IMPORT_LOCK = threading.Lock()
 
@@ -36,7 +42,8 @@ def verified_weights(card: ModelCard) -> tuple[Path, str]:
     digest = file_sha256(path)
     if digest != card.weights_sha256:
         raise ModelUnavailable(f"{card.name}: weights file {path} does not match the SHA-256 in its model card "
-                               f"({digest[:12]}... != {card.weights_sha256[:12]}...); it may be damaged or replaced")
+                               f"({digest[:12]}... != {str(card.weights_sha256)[:12]}...); it may be damaged or "
+                               "replaced")
     return path, digest
 
 
@@ -74,7 +81,7 @@ def read_state_dict(path: Path, key: str | None = None, prefix: str | None = Non
     if key is not None:
         if not isinstance(state, dict) or key not in state:
             raise CardError(f"{who}{path.name} has no entry {key!r} (weights_key)")
-        state = state[key]
+        state = state[key]  # type: ignore[assignment]  # checked to be a dict just below
     if not isinstance(state, dict):
         raise CardError(f"{who}{path.name} does not hold a state dict (got {type(state).__name__}); "
                         "set weights_key if it is nested")
@@ -167,7 +174,7 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
         except (TypeError, ValueError) as e:
             raise CardError(f"{card.path or card.name}: config: does not fit family {card.family!r} ({e})") from None
     else:
-        factory = import_factory(card.factory, card.factory_path, card.name)
+        factory = import_factory(str(card.factory), card.factory_path, card.name)  # a factory card (kind)
         try:
             module = factory(**card.config, **options)
         except Exception as e:  # noqa: BLE001 - user code: one line
@@ -210,7 +217,7 @@ def hub_entry(card: ModelCard):
     """The :class:`~ronan.models.hub.HubModel` of a diffusers card."""
     from .hub import HUB_FAMILIES, HubModel
 
-    return HubModel(card.name, card.family, card.diffusers, HUB_FAMILIES[card.family].components, card.description,
+    return HubModel(card.name, card.family, str(card.diffusers), HUB_FAMILIES[card.family].components, card.description,
                     str(card.data or ""), card.reference, card.resolution or 0, card.channels or 3,
                     options=dict(card.config))
 

@@ -48,7 +48,8 @@ def __getattr__(name: str):
 REPO_ROOT = paths.data_root()
 """Folder holding ``assets/`` and ``calibration_cache/`` (a clone's root; kept for old imports)."""
 DEFAULT_MODEL = "dcgan-fmnist"
-__all__ = ["FAMILIES", "CATALOGUE", "ModelSpec", "ModelInfo", "load_model", "list_models", "availability",
+# FAMILIES is provided by __getattr__ (on first use)
+__all__ = ["FAMILIES", "CATALOGUE", "ModelSpec", "ModelInfo", "load_model", "list_models", "availability",  # noqa: F822
            "default_reference", "read_card", "weights_path", "model_card", "problems", "model_argument"]
 
 
@@ -286,9 +287,9 @@ def list_models() -> list[ModelInfo]:
         ok = state in ("bundled", "ready", "cached")
         if spec.source == "hub":
             m = HUB_MODELS[spec.name]
-            res, ch = m.resolution, m.channels
+            res, ch = m.resolution, m.channels  # type: int | None, int | None
         else:
-            raw = {}
+            raw: dict = {}
             if spec.card is not None and not spec.problem:
                 raw = cards.read_card_file(spec.card).raw
             res, ch = raw.get("resolution"), raw.get("channels")
@@ -364,7 +365,7 @@ _LOCK = threading.Lock()
 _LOADED: dict[tuple, Generator] = {}
 
 
-def load_card(path: str | os.PathLike, device: str | torch.device = "cpu", **options) -> Generator:
+def load_card(path: str | os.PathLike, device: str | torch.device | None = "cpu", **options) -> Generator:
     """Load the model a card file (or a folder holding ``card.json``) describes, on ``device``.
 
     The card's name must not be a bundled or hub model's. Raises ModelUnavailable / CardError.

@@ -32,6 +32,14 @@ def component_dir(root: Path, component: str) -> Path | None:
     return None
 
 
+def component_path(root: Path, component: str) -> Path:
+    """:func:`component_dir`, for loading: a missing component raises FileNotFoundError (an OSError)."""
+    d = component_dir(root, component)
+    if d is None:
+        raise FileNotFoundError(f"{component or 'the model'} not found in {root}")
+    return d
+
+
 def weights_file(folder: Path) -> Path | None:
     """The weights file of a component folder (the first of :data:`WEIGHT_FILES` present), or None."""
     return next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)

@@ -88,6 +88,7 @@ class WrappedGenerator(Generator):
         return torch.randn((n, *self.z_shape), generator=generator) * d.std
 
     def _with_labels(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        assert self.conditioning is not None, "labels need a class-conditional module"
         logits = torch.nn.functional.one_hot(labels.long(), self.conditioning.classes).to(z) * LABEL_SCALE
         return torch.cat([z.reshape(z.shape[0], -1), logits], dim=1)
 

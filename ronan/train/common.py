@@ -148,7 +148,7 @@ def save_model(model: Generator, name: str, *, config: dict, data: dict, extra: 
         "weights_sha256": sha256_file(weights),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"saved {weights} ({card['parameters']} parameters, sha256 {card['weights_sha256'][:12]}...)")
+    print(f"saved {weights} ({card['parameters']} parameters, sha256 {str(card['weights_sha256'])[:12]}...)")
     return out
 
 

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     gen = seed_everything(args.seed)
     x, y = load_fashion_mnist("train")
     config = {"latent_dim": args.latent_dim, "base": args.base, "channels": 1, "image_size": 28}
+    g: ConditionalGAN | DCGAN
     if args.conditional:
         config["n_classes"] = 10
         g = ConditionalGAN(**config)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
                 fake_labels = torch.randint(0, 10, (args.batch,), generator=gen)
                 inp = torch.cat([z, F.one_hot(fake_labels, 10).float()], 1)
             else:
-                fake_labels, labels = None, None
+                fake_labels, labels = None, None  # type: ignore[assignment]  # unconditional: no labels
                 inp = z
             fake = net(inp)
             loss_d = (F.binary_cross_entropy_with_logits(d(real, labels), ones)

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     config = {k: v for k, v in {"latent_dim": args.latent_dim, "base": args.base}.items() if v is not None}
     g = ARCHS[args.arch](**config)
     config = {"latent_dim": g.latent_dim, "base": g.base, "channels": 3, "image_size": 64}
-    net = g.net
+    net: nn.Module = g.net  # type: ignore[assignment]  # every architecture's network is a module
     d = Discriminator64()
     net.apply(_init_weights)
     d.apply(_init_weights)

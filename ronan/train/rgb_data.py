@@ -62,7 +62,7 @@ def emoji_pictures() -> list[tuple[str, Image.Image]]:
     if not EMOJI_FONT.exists():
         sys.exit(f"{EMOJI_FONT} not found: run `apt-get install -y fonts-noto-color-emoji`")
     font = ttLib.TTFont(str(EMOJI_FONT))
-    out = []
+    out: list[tuple[str, Image.Image]] = []
     for strike in font["CBDT"].strikeData:
         for glyph, bitmap in sorted(strike.items()):
             data = getattr(bitmap, "imageData", None)

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     gen = seed_everything(args.seed)
+    data: dict[str, str | list[str]]
     if args.data == "fmnist":
         x, _ = load_fashion_mnist("train")
         data = {"dataset": "Fashion-MNIST (Debian package dataset-fashion-mnist, MIT licence)",
