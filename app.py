@@ -40,8 +40,7 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
 from ronan import __version__, plots, report, studio, views  # noqa: E402
-from ronan.errors import (CalibrationError, Cancelled, DistanceUnavailable, ModelUnavailable,  # noqa: E402
-                          RonanError)
+from ronan.errors import CalibrationError, Cancelled, DistanceUnavailable, ModelUnavailable, RonanError  # noqa: E402
 from ronan.images import load_image  # noqa: E402
 from ronan.inversion import DEFAULT_PRESET, PRESETS  # noqa: E402
 from ronan.models.registry import DEFAULT_MODEL  # noqa: E402

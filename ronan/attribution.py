@@ -11,14 +11,20 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
 
 import torch
 
 from . import limits
-from .calibration import (BelongingDistribution, cache_path, calibrate_losses, distribution_key, edit_transform,
-                          get_distribution)
+from .calibration import (
+    BelongingDistribution,
+    cache_path,
+    calibrate_losses,
+    distribution_key,
+    edit_transform,
+    get_distribution,
+)
 from .edits.policy import EditAssumption, resolve_edit, validate_assume
 from .errors import CalibrationError, Cancelled
 from .images import LoadedImage, load_image

@@ -13,9 +13,9 @@ archive, ``RONAN_MAX_FILE_MB`` per file, ``RONAN_MAX_REQUEST_MEGAPIXELS`` decode
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import limits
 from .errors import ImageError, RonanError

@@ -18,9 +18,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -113,7 +113,7 @@ class BelongingDistribution:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BelongingDistribution":
+    def from_dict(cls, d: dict) -> BelongingDistribution:
         """Build and validate; raises a one-line CalibrationError if fields are missing, of the
         wrong type or inconsistent (unknown fields are ignored: newer files stay readable)."""
         if not isinstance(d, dict):
@@ -188,7 +188,7 @@ def _type_ok(value, allowed) -> bool:
     return False
 
 
-def _check_types(dist: "BelongingDistribution") -> None:
+def _check_types(dist: BelongingDistribution) -> None:
     """One-line CalibrationError for the first field whose JSON type is wrong (e.g. ``n: "100"``)."""
     for name, allowed in _FIELD_TYPES.items():
         value = getattr(dist, name)
@@ -290,9 +290,8 @@ def build_distribution(
     if n < 3:
         raise ValueError("the belonging distribution needs n >= 3 samples")
     check_reference(model, reference)
-    from .generation import generate
-
     from .edits.policy import NONE
+    from .generation import generate
 
     edit = edit or NONE
     t0 = time.perf_counter()

@@ -31,7 +31,7 @@ class Distance:
         """Distance of each image in ``x`` to the image at the same index in ``y``: ``Tensor[B]``."""
         raise NotImplementedError
 
-    def to(self, device: torch.device | str) -> "Distance":
+    def to(self, device: torch.device | str) -> Distance:
         """Move any weights to ``device``; returns self."""
         return self
 

@@ -18,8 +18,9 @@ import html
 import json
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from PIL import Image
 
@@ -91,7 +92,7 @@ def _removed_values(result: Attribution, distribution: BelongingDistribution | N
 def figures(result: Attribution, distribution: BelongingDistribution | None = None, *,
             upload: Image.Image | None = None) -> dict[str, bytes]:
     """PNG bytes of the report figures: ``images``, ``loss_curves`` and ``histogram``."""
-    from .plots import fig_to_png, histogram_figure, images_figure, loss_curves_figure
+    from .plots import fig_to_png, images_figure, loss_curves_figure
 
     out = {}
     if result.image_tensor is not None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import math
 import os
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 ROW_FIELDS = ("image", "verdict", "statistic", "critical_value", "calibrated_loss", "loss", "reference_loss",
               "model", "reference", "n_calibration", "image_sha256", "seconds")

@@ -32,9 +32,9 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -45,8 +45,7 @@ from .calibration import BelongingDistribution, cache_path, distribution_key, fi
 from .edits.policy import NONE as NO_EDIT
 from .edits.policy import EditAssumption, resolve_edit
 from .errors import CalibrationError, Cancelled, RonanError
-from .gallery import (SAMPLES_DIR, Example, example_images, generate_example, real_samples,  # noqa: F401
-                      require_model, samples_folder)
+from .gallery import SAMPLES_DIR, Example, example_images, generate_example, real_samples, require_model, samples_folder  # noqa: F401
 from .images import LoadedImage, load_image
 from .inversion import PRESETS
 from .models.base import Generator

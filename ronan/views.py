@@ -14,15 +14,24 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Template
-from typing import Sequence
 
 from PIL import Image
 
 from .attribution import SSIM_RESTARTS
-from .plots import (GREY, INCONCLUSIVE_COLOR, MODEL_COLOR, NON_BELONGING_COLOR, SAMPLES_COLOR, VERDICT_COLORS,
-                    data_uri, diff_colorbar_stops, verdict_label)
+from .plots import (
+    GREY,
+    INCONCLUSIVE_COLOR,
+    MODEL_COLOR,
+    NON_BELONGING_COLOR,
+    SAMPLES_COLOR,
+    VERDICT_COLORS,
+    data_uri,
+    diff_colorbar_stops,
+    verdict_label,
+)
 
 CSS = Template("""
 .ronan-card { border-radius: 10px; padding: 12px 16px; border: 3px solid $grey; margin: 0; }

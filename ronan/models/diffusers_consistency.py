@@ -106,7 +106,7 @@ class ConsistencyModel(Generator):
         self.clip_denoised = bool(scheduler.config.clip_denoised)
 
     @classmethod
-    def from_folder(cls, root: Path, **options) -> "ConsistencyModel":
+    def from_folder(cls, root: Path, **options) -> ConsistencyModel:
         """Load UNet (safetensors only) and scheduler from a diffusers folder."""
         from diffusers import CMStochasticIterativeScheduler, UNet2DModel
 

@@ -51,7 +51,7 @@ class DDIMGenerator(Generator):
         self.input_shape = (self.channels, self.image_size, self.image_size)
 
     @classmethod
-    def from_folder(cls, root: Path, **options) -> "DDIMGenerator":
+    def from_folder(cls, root: Path, **options) -> DDIMGenerator:
         from diffusers import UNet2DModel
 
         unet_dir, sched_dir = component_path(root, "unet"), component_path(root, "scheduler")

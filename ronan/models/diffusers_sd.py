@@ -81,7 +81,7 @@ class StableDiffusionGenerator(Generator):
         self._embeds: torch.Tensor | None = None
 
     @classmethod
-    def from_folder(cls, root: Path, **options) -> "StableDiffusionGenerator":
+    def from_folder(cls, root: Path, **options) -> StableDiffusionGenerator:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from .. import __version__, paths
-from ..errors import CardError
 from ..digests import sha256_file
+from ..errors import CardError
 from . import cards
 
 _FILE_FACTORY = re.compile(r"^(?P<file>.+\.py):(?P<attr>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$")

@@ -25,8 +25,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from ..images import sha256_file
-from ..paths import bundled_models_dir
 from ..models.base import Generator
+from ..paths import bundled_models_dir
 
 FMNIST_DIR = Path(os.environ.get("RONAN_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 PHOTO_DIRS = [Path("/usr/share/backgrounds")]
