@@ -135,13 +135,25 @@ def _zip_items(path: Path) -> list[BatchItem]:
                 continue
             label = parts[-2] if len(parts) > 1 else None
             if info.file_size > lim.max_file_mb * 2**20:
-                items.append(BatchItem(member, label, error=f"{member}: {info.file_size / 2**20:.1f} MiB uncompressed; "
-                                                            f"the limit is {lim.max_file_mb} MiB"))
+                items.append(
+                    BatchItem(
+                        member,
+                        label,
+                        error=f"{member}: {info.file_size / 2**20:.1f} MiB uncompressed; "
+                        f"the limit is {lim.max_file_mb} MiB",
+                    )
+                )
                 continue
             total += info.file_size
             if total > lim.max_zip_mb * 2**20:
-                items.append(BatchItem(member, label, error=f"{path.name}: archive exceeds {lim.max_zip_mb} MiB "
-                                                            f"uncompressed (RONAN_MAX_ZIP_MB); rest skipped"))
+                items.append(
+                    BatchItem(
+                        member,
+                        label,
+                        error=f"{path.name}: archive exceeds {lim.max_zip_mb} MiB "
+                        f"uncompressed (RONAN_MAX_ZIP_MB); rest skipped",
+                    )
+                )
                 break
             items.append(BatchItem(member, label, archive=str(path), member=member))
     return items
@@ -158,8 +170,9 @@ def load_item(item: BatchItem, budget: limits.PixelBudget | None = None) -> Load
         return None
 
 
-def iter_loaded(items: list[BatchItem], chunk: int = 32, budget: limits.PixelBudget | None = None
-                ) -> Iterator[list[tuple[BatchItem, LoadedImage | None]]]:
+def iter_loaded(
+    items: list[BatchItem], chunk: int = 32, budget: limits.PixelBudget | None = None
+) -> Iterator[list[tuple[BatchItem, LoadedImage | None]]]:
     """Yield the items in chunks of ``chunk``, each item with its loaded image (None when it failed).
 
     Only one chunk of decoded images exists at a time (the caller drops it before asking for the
@@ -167,7 +180,7 @@ def iter_loaded(items: list[BatchItem], chunk: int = 32, budget: limits.PixelBud
     """
     budget = budget if budget is not None else limits.PixelBudget()
     for c in range(0, len(items), max(1, chunk)):
-        yield [(it, load_item(it, budget)) for it in items[c:c + chunk]]
+        yield [(it, load_item(it, budget)) for it in items[c : c + chunk]]
 
 
 def load_batch(items: list[BatchItem]) -> list[tuple[BatchItem, LoadedImage | None]]:

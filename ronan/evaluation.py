@@ -36,12 +36,19 @@ def confusion(belonging_verdicts: Sequence, non_belonging_verdicts: Sequence) ->
     fp, tn = nb.count("belonging"), nb.count("non-belonging")
     inc_b, inc_n = b.count("inconclusive"), nb.count("inconclusive")
     total = len(b) + len(nb)
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "inconclusive_belonging": inc_b, "inconclusive_non_belonging": inc_n,
-            "accuracy": (tp + tn) / total if total else float("nan"),
-            "tpr": tp / len(b) if b else float("nan"),
-            "fpr": fp / len(nb) if nb else float("nan"),
-            "n_belonging": len(b), "n_non_belonging": len(nb)}
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "inconclusive_belonging": inc_b,
+        "inconclusive_non_belonging": inc_n,
+        "accuracy": (tp + tn) / total if total else float("nan"),
+        "tpr": tp / len(b) if b else float("nan"),
+        "fpr": fp / len(nb) if nb else float("nan"),
+        "n_belonging": len(b),
+        "n_non_belonging": len(nb),
+    }
 
 
 def _as_verdict(v) -> str:
@@ -127,8 +134,9 @@ def load_source(spec: str, n: int = 100, seed: int = 0, device=None, edit: str |
 
         from .seeding import derive_seed
 
-        files = [files[i] for i in sorted(random.Random(derive_seed(seed, "evaluate-choice")).sample(
-            range(len(files)), n))]
+        files = [
+            files[i] for i in sorted(random.Random(derive_seed(seed, "evaluate-choice")).sample(range(len(files)), n))
+        ]
     budget = PixelBudget()
     for f in files:
         try:
@@ -153,8 +161,15 @@ def _edited(src: Source, edit: str | None, seed: int) -> Source:
     return out
 
 
-def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: int | None = None,
-             progress=None, **attribute_kwargs) -> dict:
+def evaluate(
+    model,
+    belonging: Source,
+    non_belonging: list[Source],
+    *,
+    chunk: int | None = None,
+    progress=None,
+    **attribute_kwargs,
+) -> dict:
     """Attribute every image of the sources to ``model`` and count the decisions.
 
     Args:
@@ -178,20 +193,24 @@ def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: in
     from .prepare import PREPARE_ARGS, Prepared, prepare
 
     kwargs = dict(attribute_kwargs)
-    prepared = model if isinstance(model, Prepared) else \
-        prepare(model, **{k: kwargs.pop(k) for k in PREPARE_ARGS if k in kwargs})  # models loaded once
+    prepared = (
+        model
+        if isinstance(model, Prepared)
+        else prepare(model, **{k: kwargs.pop(k) for k in PREPARE_ARGS if k in kwargs})
+    )  # models loaded once
     if chunk is None:
         chunk = images_per_batch(rows_per_image(prepared.settings, prepared.model))
 
     def run(source: Source, group: str):
         results = []
         for i in range(0, len(source.images), chunk):
-            results += attribute_batch(source.images[i:i + chunk], prepared, **kwargs)
+            results += attribute_batch(source.images[i : i + chunk], prepared, **kwargs)
             if progress is not None:
-                progress(len(source.images[i:i + chunk]))
+                progress(len(source.images[i : i + chunk]))
         expected = group == "belonging"
-        records = [r.to_row() | {"group": group, "source": source.spec, "correct": r.belonging == expected}
-                   for r in results]
+        records = [
+            r.to_row() | {"group": group, "source": source.spec, "correct": r.belonging == expected} for r in results
+        ]
         return results, records
 
     bel, records = run(belonging, "belonging")
@@ -216,8 +235,9 @@ def write_csv(records: list[dict], path) -> None:
     _write_csv(records, path, CSV_FIELDS)
 
 
-def verdicts(results: list, distribution, *, test: str | None = None, calibrated: bool = True,
-             alpha: float | None = None) -> list[str]:
+def verdicts(
+    results: list, distribution, *, test: str | None = None, calibrated: bool = True, alpha: float | None = None
+) -> list[str]:
     """The verdicts of attributions under another test or without calibration, at no inversion cost.
 
     Re-decides each result from its recorded numbers against ``distribution`` (the belonging

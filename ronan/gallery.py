@@ -57,12 +57,16 @@ def samples_folder(resolution: int | None = 28, channels: int | None = 1) -> Pat
     ``fmnist-test`` for 28x28 grayscale, ``clipart-test`` for 64x64 colour; None if none matches."""
     if not SAMPLES_DIR.is_dir():
         return None
-    folders = sorted((p for p in SAMPLES_DIR.iterdir() if p.is_dir()), key=lambda p: (not p.name.endswith("-test"),
-                                                                                       p.name))
+    folders = sorted(
+        (p for p in SAMPLES_DIR.iterdir() if p.is_dir()), key=lambda p: (not p.name.endswith("-test"), p.name)
+    )
     for p in folders:
         tier = _folder_tier(p)
-        if tier is not None and (resolution is None or tier[0] == resolution) and \
-                (channels is None or tier[1] == channels):
+        if (
+            tier is not None
+            and (resolution is None or tier[0] == resolution)
+            and (channels is None or tier[1] == channels)
+        ):
             return p
     return None
 
@@ -77,8 +81,9 @@ def _sample_captions(folder: Path) -> dict[str, str]:
     return {r.get("file", ""): r.get("class") or (r.get("picture") or "").split("/")[0] for r in rows}
 
 
-def real_samples(n: int = 4, split: str | None = None, *, resolution: int | None = 28,
-                 channels: int | None = 1) -> list[Path]:
+def real_samples(
+    n: int = 4, split: str | None = None, *, resolution: int | None = 28, channels: int | None = 1
+) -> list[Path]:
     """First ``n`` committed real images (sorted by file name) of ``split`` (a folder of
     ``assets/samples``), or of the tier ``resolution`` x ``channels``."""
     folder = SAMPLES_DIR / split if split else samples_folder(resolution, channels)
@@ -138,8 +143,10 @@ def example_images(model: str | None, folder: str | Path, per_kind: int = 2, see
     res, ch = _tier(model, models)
     real_folder = samples_folder(res, ch)
     captions = _sample_captions(real_folder) if real_folder is not None else {}
-    out = [Example(str(p), "real", "real", captions.get(p.name) or p.stem)
-           for p in (sorted(real_folder.glob("*.png"))[:per_kind] if real_folder is not None else [])]
+    out = [
+        Example(str(p), "real", "real", captions.get(p.name) or p.stem)
+        for p in (sorted(real_folder.glob("*.png"))[:per_kind] if real_folder is not None else [])
+    ]
     suspects = [m for m in models if m.available and m.role != "reference" and m.source != "hub"]
     if model in [m.name for m in suspects]:
         for k in range(per_kind):

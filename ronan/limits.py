@@ -118,8 +118,11 @@ def _refuse(what: str, value, limit, name: str) -> LimitExceeded:
 
 def _as_int(value, what: str) -> int:
     """``value`` as an int: an int, or a float with an integral value (not a bool, not a string)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
+    ):
         raise LimitExceeded(f"{what} must be an integer, got {value!r}")
     return int(value)
 
@@ -190,11 +193,13 @@ def check_batch(n_images: int, rows: int) -> None:
     """Refuse one inversion batch of ``n_images x rows`` rows above ``max_batch_rows`` (callers chunk)."""
     limit = current().max_batch_rows
     if n_images > 1 and n_images * rows > limit:
-        raise _refuse(f"one inversion batch of {n_images} images x {rows} rows =", n_images * rows, limit,
-                      "max_batch_rows")
+        raise _refuse(
+            f"one inversion batch of {n_images} images x {rows} rows =", n_images * rows, limit, "max_batch_rows"
+        )
 
 
 # ---------------------------------------------------------------- decoded pixels
+
 
 class PixelBudget:
     """Declared pixels one request may decode (``max_request_megapixels``); charge each image once.
@@ -210,9 +215,11 @@ class PixelBudget:
     def charge(self, pixels: int, label: str) -> None:
         """Count ``pixels`` (width x height as declared); raise :class:`LimitExceeded` past the budget."""
         if self.used + pixels > self.limit:
-            raise LimitExceeded(f"{label}: the images of this request exceed {self.limit // 1_000_000} megapixels "
-                                f"in all (set by the operator: {ENV['max_request_megapixels']}); send fewer or "
-                                f"smaller images")
+            raise LimitExceeded(
+                f"{label}: the images of this request exceed {self.limit // 1_000_000} megapixels "
+                f"in all (set by the operator: {ENV['max_request_megapixels']}); send fewer or "
+                f"smaller images"
+            )
         self.used += pixels
 
 
@@ -267,6 +274,7 @@ _libc: Any = None  # the C library once loaded (False where it cannot be)
 
 
 # ---------------------------------------------------------------- parameters without effect
+
 
 def effective_precision(precision: str | None, device) -> str | None:
     """``precision`` where it has an effect, else None (fp32): bf16/fp16 autocast runs on CUDA only,

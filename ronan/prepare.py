@@ -63,8 +63,9 @@ class Prepared:
     preset: str = DEFAULT_PRESET
 
 
-def reference_name(model: str | Generator, reference: str | os.PathLike | Generator | None
-                   ) -> str | os.PathLike | Generator | None:
+def reference_name(
+    model: str | Generator, reference: str | os.PathLike | Generator | None
+) -> str | os.PathLike | Generator | None:
     """The reference model that ``reference`` names for ``model`` (the reference vocabulary).
 
     Args:
@@ -95,10 +96,18 @@ def load(model: str | os.PathLike | Generator, device: torch.device) -> Generato
     return model if isinstance(model, Generator) else load_model(model, device)
 
 
-def prepare(model: str | os.PathLike | Generator, reference: str | os.PathLike | Generator | None = DEFAULT_REFERENCE,
-            *, distance: str = "mse", preset: str | None = None, steps: int | None = None,
-            restarts: int | None = None, lr: float | None = None, precision: str | None = None,
-            device: str | torch.device | None = None) -> Prepared:
+def prepare(
+    model: str | os.PathLike | Generator,
+    reference: str | os.PathLike | Generator | None = DEFAULT_REFERENCE,
+    *,
+    distance: str = "mse",
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+    precision: str | None = None,
+    device: str | torch.device | None = None,
+) -> Prepared:
     """Load M and M_r and resolve the settings and the device, checking everything before any work.
 
     Args:
@@ -129,7 +138,8 @@ def prepare(model: str | os.PathLike | Generator, reference: str | os.PathLike |
     ref_arg = reference_name(gen, reference)
     ref = load(ref_arg, dev) if ref_arg is not None else None
     check_reference(gen, ref)
-    settings = resolve_settings(preset, model=gen, distance=distance, steps=steps, restarts=restarts, lr=lr,
-                                precision=precision)
+    settings = resolve_settings(
+        preset, model=gen, distance=distance, steps=steps, restarts=restarts, lr=lr, precision=precision
+    )
     get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
     return Prepared(gen, ref, settings, dev, distance, preset or DEFAULT_PRESET)

@@ -43,11 +43,14 @@ def environment(device=None) -> dict:
     """
     import torch
 
-    out = {"machine": platform.machine(), "cpu": _cpu_model(),
-           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-           "torch_threads": torch.get_num_threads(),
-           "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-           "device": str(device) if device is not None else "cpu"}
+    out = {
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "device": str(device) if device is not None else "cpu",
+    }
     if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(torch.device(device))
         out["cuda"] = torch.version.cuda

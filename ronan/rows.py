@@ -15,8 +15,20 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-ROW_FIELDS = ("image", "verdict", "statistic", "critical_value", "calibrated_loss", "loss", "reference_loss",
-              "model", "reference", "n_calibration", "image_sha256", "seconds")
+ROW_FIELDS = (
+    "image",
+    "verdict",
+    "statistic",
+    "critical_value",
+    "calibrated_loss",
+    "loss",
+    "reference_loss",
+    "model",
+    "reference",
+    "n_calibration",
+    "image_sha256",
+    "seconds",
+)
 """Columns of :meth:`~ronan.attribution.Attribution.to_row`, in order: the image, the verdict and
 the numbers behind it (Grubbs' statistic and critical value, A', A(M, x), A(M_r, x)), the models,
 N, the image's SHA-256 and the seconds per image."""

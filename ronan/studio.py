@@ -75,6 +75,7 @@ class QueueFull(RonanError):
 
 # ----------------------------------------------------------------------------- models
 
+
 @dataclass
 class ModelChoice:
     """A model as the app lists it.
@@ -97,10 +98,18 @@ class ModelChoice:
     domain: str = ""
 
 
-_DATASET_WORDS = (("fashion", "Fashion-MNIST clothing items"), ("emoji", "colour emoji and clip-art"),
-                  ("clip", "colour emoji and clip-art"), ("photo", "natural-photo crops"),
-                  ("wallpaper", "natural-photo crops"), ("imagenet", "ImageNet objects"), ("cifar", "CIFAR-10 objects"),
-                  ("bedroom", "LSUN bedrooms"), ("cat", "LSUN cats"), ("laion", "text-to-image pictures"))
+_DATASET_WORDS = (
+    ("fashion", "Fashion-MNIST clothing items"),
+    ("emoji", "colour emoji and clip-art"),
+    ("clip", "colour emoji and clip-art"),
+    ("photo", "natural-photo crops"),
+    ("wallpaper", "natural-photo crops"),
+    ("imagenet", "ImageNet objects"),
+    ("cifar", "CIFAR-10 objects"),
+    ("bedroom", "LSUN bedrooms"),
+    ("cat", "LSUN cats"),
+    ("laion", "text-to-image pictures"),
+)
 
 
 def domain_text(resolution: int | None, channels: int | None, data: str = "") -> str:
@@ -123,8 +132,22 @@ def model_choices() -> list[ModelChoice]:
         label = m.name + (" (your model)" if m.source == "user" else "") + ("" if m.available else " (unavailable)")
         description = m.description or ("a model registered on this machine" if m.source == "user" else "")
         data = cat[m.name].data if m.name in cat else ""
-        out.append(ModelChoice(m.name, label, m.available, m.reason, description, m.resolution, m.reference,
-                               m.channels, m.role, m.source, m.state, domain_text(m.resolution, m.channels, data)))
+        out.append(
+            ModelChoice(
+                m.name,
+                label,
+                m.available,
+                m.reason,
+                description,
+                m.resolution,
+                m.reference,
+                m.channels,
+                m.role,
+                m.source,
+                m.state,
+                domain_text(m.resolution, m.channels, data),
+            )
+        )
     return out
 
 
@@ -155,8 +178,8 @@ def distance_choices() -> list[tuple[str, bool, str | None]]:
 
 # ----------------------------------------------------------------------------- threads
 
-def _stream_callback(fn: Callable[[Callable], object], should_stop: Callable[[], bool] | None
-                     ) -> Iterator[tuple]:
+
+def _stream_callback(fn: Callable[[Callable], object], should_stop: Callable[[], bool] | None) -> Iterator[tuple]:
     """Run ``fn(callback)`` in a thread; yield each ``callback(*args)``; return fn's result.
 
     ``should_stop()`` (and closing this generator) makes the next callback raise
@@ -192,6 +215,7 @@ def _stream_callback(fn: Callable[[Callable], object], should_stop: Callable[[],
 
 
 # ----------------------------------------------------------------------------- progress and ETA
+
 
 class Progress:
     """Overall progress of a job made of weighted phases; never goes backwards.
@@ -387,7 +411,7 @@ class JobLine:
             live = [x for x in self._live() if not (x.stopped and x.started is None)]
             if t not in live:
                 return 0, 0.0
-            before = live[:live.index(t)]
+            before = live[: live.index(t)]
             now = time.monotonic()
             wait = 0.0
             for x in before:
@@ -430,6 +454,7 @@ class JobLine:
 
 
 # ----------------------------------------------------------------------------- report folders
+
 
 class RunFolders:
     """Folders for the files of the last runs (reports, CSVs), under ``root``; older ones removed.
@@ -476,6 +501,7 @@ def prune_files(folder: str | Path, keep: int = 64) -> None:
 
 
 # ----------------------------------------------------------------------------- runs
+
 
 @dataclass
 class RunProgress:
@@ -540,8 +566,9 @@ class RunOutcome:
     edit_detected: dict | None = None
 
 
-def has_distribution(p: Prepared, n: int = N_CALIBRATION, seed: int = 0, edit: EditAssumption | None = None,
-                     edit_mode: str = "samples") -> bool:
+def has_distribution(
+    p: Prepared, n: int = N_CALIBRATION, seed: int = 0, edit: EditAssumption | None = None, edit_mode: str = "samples"
+) -> bool:
     """True when a cached belonging distribution exists for the prepared models and settings ``p``,
     N ``n`` (default 100), seed ``seed`` (default 0) and the edit ``edit`` (default none) in
     ``edit_mode`` (``"samples"`` by default)."""
@@ -552,25 +579,31 @@ def has_distribution(p: Prepared, n: int = N_CALIBRATION, seed: int = 0, edit: E
 
 def _settings_text(distance: str, settings) -> str:
     s = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
-    return (f"distance {distance}, {s.get('steps')} steps, {s.get('restarts')} restart(s), lr {s.get('lr')}"
-            + ("" if s.get("plateau_steps") else ", no early stopping"))
+    return f"distance {distance}, {s.get('steps')} steps, {s.get('restarts')} restart(s), lr {s.get('lr')}" + (
+        "" if s.get("plateau_steps") else ", no early stopping"
+    )
 
 
-def missing_message(model: str, distance: str, settings, edit: EditAssumption | None = None,
-                    reference: str | None = "default") -> str:
+def missing_message(
+    model: str, distance: str, settings, edit: EditAssumption | None = None, reference: str | None = "default"
+) -> str:
     """Why a run cannot go on when its belonging distribution is not built (for web visitors)."""
     ref = "no reference model, " if reference is None else ""
     what = f"{model} has no belonging distribution for these settings ({ref}{_settings_text(distance, settings)})"
     if edit is not None and not edit.is_none:
-        what = (f"{model} has no belonging distribution for images edited like this one ({edit.spec}: "
-                f"{edit.description})")
-    return (f"{what} on this server. Building one means inverting {N_CALIBRATION} of the model's own images "
-            f"(minutes on a CPU), which this server does not do for visitors. The default settings use a "
-            f"distribution that is ready.")
+        what = (
+            f"{model} has no belonging distribution for images edited like this one ({edit.spec}: {edit.description})"
+        )
+    return (
+        f"{what} on this server. Building one means inverting {N_CALIBRATION} of the model's own images "
+        f"(minutes on a CPU), which this server does not do for visitors. The default settings use a "
+        f"distribution that is ready."
+    )
 
 
-def _calibration_stream(p: Prepared, *, n, seed, rebuild, build, should_stop, t0, progress=None, eta=None,
-                        edit=None, edit_mode="samples"):
+def _calibration_stream(
+    p: Prepared, *, n, seed, rebuild, build, should_stop, t0, progress=None, eta=None, edit=None, edit_mode="samples"
+):
     """Yield RunProgress while getting (building) the distribution of ``p``; return it.
 
     ``progress`` (:class:`Progress`) and ``eta`` (:class:`Eta`) place the build inside a larger
@@ -582,16 +615,37 @@ def _calibration_stream(p: Prepared, *, n, seed, rebuild, build, should_stop, t0
     eta = eta or Eta()
     if not rebuild:
         try:
-            return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, build=False,
-                                    edit=edit, edit_mode=edit_mode)
+            return get_distribution(
+                gen,
+                ref,
+                distance=distance,
+                settings=settings,
+                n=n,
+                seed=seed,
+                build=False,
+                edit=edit,
+                edit_mode=edit_mode,
+            )
         except CalibrationError:  # missing or invalid cache: build below, if allowed
             if not build:
-                raise DistributionMissing(missing_message(gen.name, distance, settings, edit,
-                                                          ref.name if ref is not None else None)) from None
+                raise DistributionMissing(
+                    missing_message(gen.name, distance, settings, edit, ref.name if ref is not None else None)
+                ) from None
 
     def fn(cb):
-        return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, rebuild=rebuild,
-                                edit=edit, edit_mode=edit_mode, callback=cb, should_stop=should_stop)
+        return get_distribution(
+            gen,
+            ref,
+            distance=distance,
+            settings=settings,
+            n=n,
+            seed=seed,
+            rebuild=rebuild,
+            edit=edit,
+            edit_mode=edit_mode,
+            callback=cb,
+            should_stop=should_stop,
+        )
 
     stream = _stream_callback(fn, should_stop)
     while True:
@@ -600,9 +654,17 @@ def _calibration_stream(p: Prepared, *, n, seed, rebuild, build, should_stop, t0
         except StopIteration as stop:
             return stop.value
         frac = progress.update(f"calibration-{role}", span(first, min(100, n - first), n, ev.fraction))
-        yield RunProgress("calibration", ev.step, ev.steps, frac, time.perf_counter() - t0, eta.update(frac),
-                          f"Building the belonging distribution of {gen.name} (N = {n}, once per settings): "
-                          f"{role} inversion, step {ev.step}/{ev.steps}", model=gen.name)
+        yield RunProgress(
+            "calibration",
+            ev.step,
+            ev.steps,
+            frac,
+            time.perf_counter() - t0,
+            eta.update(frac),
+            f"Building the belonging distribution of {gen.name} (N = {n}, once per settings): "
+            f"{role} inversion, step {ev.step}/{ev.steps}",
+            model=gen.name,
+        )
 
 
 def preprocessing_steps(loaded: LoadedImage, gen: Generator) -> list[str]:
@@ -627,8 +689,13 @@ def preprocessing_steps(loaded: LoadedImage, gen: Generator) -> list[str]:
     if (iw, ih) != (s, s):
         side = max(iw, ih) if fit == "pad" else min(iw, ih)
         if iw != ih:
-            steps.append({"crop": f"centre-cropped to {side}x{side}", "pad": f"padded with black to {side}x{side}",
-                          "stretch": "stretched to a square"}.get(fit, fit))
+            steps.append(
+                {
+                    "crop": f"centre-cropped to {side}x{side}",
+                    "pad": f"padded with black to {side}x{side}",
+                    "stretch": "stretched to a square",
+                }.get(fit, fit)
+            )
         if side != s or fit == "stretch":
             how = "reduced" if side > s else "enlarged"
             steps.append(f"{how} {side}x{side} -> {s}x{s} ({resample.capitalize()})")
@@ -641,9 +708,16 @@ def preprocessing_steps(loaded: LoadedImage, gen: Generator) -> list[str]:
     return steps
 
 
-def distribution_status(model: str, reference: str | None = "default", *, distance: str = "mse",
-                        preset: str | None = None, steps: int | None = None, restarts: int | None = None,
-                        lr: float | None = None) -> tuple[bool, str]:
+def distribution_status(
+    model: str,
+    reference: str | None = "default",
+    *,
+    distance: str = "mse",
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+) -> tuple[bool, str]:
     """``(ready, one line)``: whether the belonging distribution of these settings is built here
     (unedited images; an edit detected in a file may need another). Arguments as for :func:`prepare`."""
     try:
@@ -651,28 +725,51 @@ def distribution_status(model: str, reference: str | None = "default", *, distan
     except (RonanError, ValueError) as e:
         return False, str(e)
     if has_distribution(p):
-        return True, f"The belonging distribution for these settings is ready ({p.model.name}, reference " \
-                     f"{p.reference.name if p.reference is not None else 'none'})."
-    how = "it will be built on the first run (minutes)" if builds_allowed() else \
-        "this server does not build one for visitors, so Run would stop with a message"
+        return (
+            True,
+            f"The belonging distribution for these settings is ready ({p.model.name}, reference "
+            f"{p.reference.name if p.reference is not None else 'none'}).",
+        )
+    how = (
+        "it will be built on the first run (minutes)"
+        if builds_allowed()
+        else "this server does not build one for visitors, so Run would stop with a message"
+    )
     return False, f"No belonging distribution for these settings yet: {how}."
 
 
 def _plan(ref: Generator | None, building: bool) -> Progress:
     weights = {"model": 1.0, "reference": 1.0} if ref is not None else {"model": 1.0}
     if building:  # N = 100 samples in one batch cost roughly 20 queries
-        cal = {"calibration-model": 10.0, "calibration-reference": 10.0} if ref is not None else \
-            {"calibration-model": 10.0}
+        cal = (
+            {"calibration-model": 10.0, "calibration-reference": 10.0}
+            if ref is not None
+            else {"calibration-model": 10.0}
+        )
         weights.update(cal)
     return Progress(weights)
 
 
-def run_attribution(image, model: str, *, reference: str | None = "default", distance: str = "mse",
-                    alpha: float = 0.05, preset: str | None = None, steps: int | None = None,
-                    restarts: int | None = None, lr: float | None = None, seed: int = 0, device=None,
-                    edit: str = "auto", test: str = "robust", build_calibration: bool = True,
-                    should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
-                    eta_prior: float | None = None) -> Iterator[RunProgress | RunOutcome]:
+def run_attribution(
+    image,
+    model: str,
+    *,
+    reference: str | None = "default",
+    distance: str = "mse",
+    alpha: float = 0.05,
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device=None,
+    edit: str = "auto",
+    test: str = "robust",
+    build_calibration: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    progress_every: int = 10,
+    eta_prior: float | None = None,
+) -> Iterator[RunProgress | RunOutcome]:
     """Attribute one image to ``model``, streaming progress (see :class:`RunProgress`).
 
     Args:
@@ -697,8 +794,9 @@ def run_attribution(image, model: str, *, reference: str | None = "default", dis
     """
     t0 = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
-    p = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr,
-                device=device)
+    p = prepare(
+        model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr, device=device
+    )
     gen, ref = p.model, p.reference
     if should_stop is not None and should_stop():
         raise Cancelled("stopped by the user")
@@ -709,21 +807,43 @@ def run_attribution(image, model: str, *, reference: str | None = "default", dis
         if assumption.source != "detected":
             raise DistributionMissing(missing_message(gen.name, distance, p.settings, assumption))
         detected = assumption.detection
-        caveats.append(f"The file shows signs of an edit ({assumption.description}), but {gen.name}'s belonging "
-                       f"distribution for that edit is not built on this server, so the image was tested as if "
-                       f"unedited. An edit alone (a JPEG re-save, a resize) can make a generated image look not "
-                       f"belonging: a 'not belonging' here is weak evidence.")
+        caveats.append(
+            f"The file shows signs of an edit ({assumption.description}), but {gen.name}'s belonging "
+            f"distribution for that edit is not built on this server, so the image was tested as if "
+            f"unedited. An edit alone (a JPEG re-save, a resize) can make a generated image look not "
+            f"belonging: a 'not belonging' here is weak evidence."
+        )
         edit, assumption = "none", NO_EDIT
     building = not has_distribution(p, edit=assumption, edit_mode=mode)
     # a build takes minutes: the prior of a plain attribution would be wrong
     progress, eta = _plan(ref, building and build_calibration), Eta(None if building else eta_prior)
-    dist = yield from _calibration_stream(p, n=N_CALIBRATION, seed=0, rebuild=False, build=build_calibration,
-                                          should_stop=should_stop, progress=progress, eta=eta, t0=t0,
-                                          edit=assumption, edit_mode=mode)
+    dist = yield from _calibration_stream(
+        p,
+        n=N_CALIBRATION,
+        seed=0,
+        rebuild=False,
+        build=build_calibration,
+        should_stop=should_stop,
+        progress=progress,
+        eta=eta,
+        t0=t0,
+        edit=assumption,
+        edit_mode=mode,
+    )
     target = gen.preprocess(loaded.image)
     hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
-    for ev in attribute_stream([loaded], p, alpha=alpha, test=test, edit=edit, distribution=dist, seed=seed,
-                               progress_every=progress_every, with_images=True, should_stop=should_stop):
+    for ev in attribute_stream(
+        [loaded],
+        p,
+        alpha=alpha,
+        test=test,
+        edit=edit,
+        distribution=dist,
+        seed=seed,
+        progress_every=progress_every,
+        with_images=True,
+        should_stop=should_stop,
+    ):
         if isinstance(ev, list):
             progress.update("model", 1.0), progress.update("reference", 1.0)
             yield RunOutcome(ev[0], dist, loaded, preprocessing_steps(loaded, gen), caveats, detected)
@@ -734,22 +854,44 @@ def run_attribution(image, model: str, *, reference: str | None = "default", dis
         ys.append(float(inv.best_loss[0]))
         frac = progress.update(ev.role, inv.fraction)
         name = gen.name if ev.role == "model" or ref is None else ref.name
-        yield RunProgress(ev.role, inv.step, inv.steps, frac, time.perf_counter() - t0, eta.update(frac),
-                          f"Reverse-engineering on {name} ({'inspected' if ev.role == 'model' else 'reference'} "
-                          f"model): step {inv.step}/{inv.steps}, best loss {float(inv.best_loss[0]):.4g}",
-                          reconstruction=inv.reconstructions[0] if inv.reconstructions is not None else None,
-                          history_steps=list(hist["model"][0]), history=list(hist["model"][1]),
-                          reference_history_steps=list(hist["reference"][0]),
-                          reference_history=list(hist["reference"][1]), model=gen.name,
-                          reference=ref.name if ref is not None else None, target=target, final=inv.done)
+        yield RunProgress(
+            ev.role,
+            inv.step,
+            inv.steps,
+            frac,
+            time.perf_counter() - t0,
+            eta.update(frac),
+            f"Reverse-engineering on {name} ({'inspected' if ev.role == 'model' else 'reference'} "
+            f"model): step {inv.step}/{inv.steps}, best loss {float(inv.best_loss[0]):.4g}",
+            reconstruction=inv.reconstructions[0] if inv.reconstructions is not None else None,
+            history_steps=list(hist["model"][0]),
+            history=list(hist["model"][1]),
+            reference_history_steps=list(hist["reference"][0]),
+            reference_history=list(hist["reference"][1]),
+            model=gen.name,
+            reference=ref.name if ref is not None else None,
+            target=target,
+            final=inv.done,
+        )
     raise Cancelled("attribution ended without a result")  # pragma: no cover
 
 
-def run_calibration(model: str, reference: str | None = "default", *, distance: str = "mse",
-                    preset: str | None = None, steps: int | None = None, restarts: int | None = None,
-                    lr: float | None = None, n: int = N_CALIBRATION, seed: int = 0, rebuild: bool = False,
-                    build: bool = True, device=None, should_stop: Callable[[], bool] | None = None
-                    ) -> Iterator[RunProgress | BelongingDistribution]:
+def run_calibration(
+    model: str,
+    reference: str | None = "default",
+    *,
+    distance: str = "mse",
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+    n: int = N_CALIBRATION,
+    seed: int = 0,
+    rebuild: bool = False,
+    build: bool = True,
+    device=None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[RunProgress | BelongingDistribution]:
     """Get (build, or rebuild with ``rebuild=True``) a belonging distribution, streaming progress.
 
     With ``build=False`` a missing distribution raises :class:`DistributionMissing` (and
@@ -757,12 +899,22 @@ def run_calibration(model: str, reference: str | None = "default", *, distance: 
     N (default 100), ``seed`` its seed (default 0).
     """
     t0 = time.perf_counter()
-    p = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr,
-                device=device)
+    p = prepare(
+        model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr, device=device
+    )
     if rebuild and not build:
         raise DistributionMissing("rebuilding a belonging distribution is switched off on this server")
-    dist = yield from _calibration_stream(p, n=n, seed=seed, rebuild=rebuild, build=build, should_stop=should_stop,
-                                          progress=_plan(p.reference, True), eta=Eta(), t0=t0)
+    dist = yield from _calibration_stream(
+        p,
+        n=n,
+        seed=seed,
+        rebuild=rebuild,
+        build=build,
+        should_stop=should_stop,
+        progress=_plan(p.reference, True),
+        eta=Eta(),
+        t0=t0,
+    )
     yield dist
 
 
@@ -788,11 +940,24 @@ class BatchOutcome:
     per_label: dict[str, dict]
 
 
-def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "default", distance: str = "mse",
-              alpha: float = 0.05, preset: str | None = None, steps: int | None = None, restarts: int | None = None,
-              lr: float | None = None, seed: int = 0, device=None, chunk: int = 32, build_calibration: bool = False,
-              should_stop: Callable[[], bool] | None = None, eta_prior: float | None = None
-              ) -> Iterator[RunProgress | BatchOutcome]:
+def run_batch(
+    items: list[BatchItem],
+    model: str,
+    *,
+    reference: str | None = "default",
+    distance: str = "mse",
+    alpha: float = 0.05,
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device=None,
+    chunk: int = 32,
+    build_calibration: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    eta_prior: float | None = None,
+) -> Iterator[RunProgress | BatchOutcome]:
     """Attribute many images to ``model`` in batches of ``chunk``; bad files become error rows.
 
     Images are decoded chunk by chunk (:func:`ronan.batch.iter_loaded`): one chunk of decoded images
@@ -816,10 +981,12 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
 
     t0 = time.perf_counter()
     limits.check_images(len(items), "images in one batch")
-    p = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr,
-                device=device)
-    dist = yield from _calibration_stream(p, n=100, seed=0, rebuild=False, build=build_calibration,
-                                          should_stop=should_stop, t0=t0)
+    p = prepare(
+        model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr, device=device
+    )
+    dist = yield from _calibration_stream(
+        p, n=100, seed=0, rebuild=False, build=build_calibration, should_stop=should_stop, t0=t0
+    )
     chunk = limits.images_per_batch(limits.rows_per_image(p.settings, p.model), chunk)
     by_item: dict[int, Attribution] = {}
     loaded: list[tuple[BatchItem, bool]] = []
@@ -830,8 +997,15 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
         good = [(it, li) for it, li in part if li is not None]
         for group, given in _edit_split(good, p.model, dist):
             try:
-                for ev in attribute_stream([li for _, li in group], p, alpha=alpha, distribution=given,
-                                           build_calibration=build_calibration, seed=seed, should_stop=should_stop):
+                for ev in attribute_stream(
+                    [li for _, li in group],
+                    p,
+                    alpha=alpha,
+                    distribution=given,
+                    build_calibration=build_calibration,
+                    seed=seed,
+                    should_stop=should_stop,
+                ):
                     if isinstance(ev, list):
                         for (it, _), result in zip(group, ev):
                             by_item[id(it)] = result
@@ -839,9 +1013,17 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
                     inv = ev.progress
                     inner = span(0 if ev.role == "model" else 1, 1, roles, inv.fraction)
                     frac = progress.update("batch", span(c * chunk, len(part), len(items), inner))
-                    yield RunProgress(ev.role, inv.step, inv.steps, frac, time.perf_counter() - t0, eta.update(frac),
-                                      f"Images {c * chunk + 1}-{c * chunk + len(part)} of {len(items)}: {ev.role} "
-                                      f"inversion, step {inv.step}/{inv.steps}", model=p.model.name)
+                    yield RunProgress(
+                        ev.role,
+                        inv.step,
+                        inv.steps,
+                        frac,
+                        time.perf_counter() - t0,
+                        eta.update(frac),
+                        f"Images {c * chunk + 1}-{c * chunk + len(part)} of {len(items)}: {ev.role} "
+                        f"inversion, step {inv.step}/{inv.steps}",
+                        model=p.model.name,
+                    )
             except CalibrationError as e:  # an edited group without its belonging distribution
                 for it, _ in group:
                     it.error = str(e)
@@ -867,8 +1049,9 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
     yield BatchOutcome(rows, results, conf, per_label)
 
 
-def _edit_split(good: list, gen: Generator, dist: BelongingDistribution
-                ) -> list[tuple[list, BelongingDistribution | None]]:
+def _edit_split(
+    good: list, gen: Generator, dist: BelongingDistribution
+) -> list[tuple[list, BelongingDistribution | None]]:
     """Split loaded batch items into pristine ones (tested against ``dist``) and those whose file
     reveals an edit (their own edit-aware distribution, from the cache or built when allowed)."""
     pristine: list = []
@@ -884,9 +1067,11 @@ def batch_summary(rows: list[dict], model: str, skipped: Sequence[str] = ()) -> 
     done = [r for r in rows if r["verdict"] != "error"]
     bad = [r["image"] for r in rows if r["verdict"] == "error"]
     counts = {v: sum(r["verdict"] == v for r in done) for v in ("belonging", "non-belonging", "inconclusive")}
-    parts = [f"Done: {len(done)} of {len(rows)} images",
-             f"{counts['belonging']} judged belonging to {model}, {counts['non-belonging']} not belonging"
-             + (f", {counts['inconclusive']} inconclusive" if counts["inconclusive"] else "")]
+    parts = [
+        f"Done: {len(done)} of {len(rows)} images",
+        f"{counts['belonging']} judged belonging to {model}, {counts['non-belonging']} not belonging"
+        + (f", {counts['inconclusive']} inconclusive" if counts["inconclusive"] else ""),
+    ]
     if bad:
         parts.append(f"{len(bad)} unreadable: {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
     if skipped:
@@ -904,9 +1089,17 @@ def is_belonging_label(label: str | None, model: str) -> bool | None:
 
 # ----------------------------------------------------------------------------- which model?
 
-def run_which_model(image, *, preset: str | None = None, alpha: float = 0.05, seed: int = 0,
-                    build_calibration: bool = False, should_stop: Callable[[], bool] | None = None,
-                    eta_prior: float | None = None) -> Iterator[RunProgress | WhichModelResult]:
+
+def run_which_model(
+    image,
+    *,
+    preset: str | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    build_calibration: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    eta_prior: float | None = None,
+) -> Iterator[RunProgress | WhichModelResult]:
     """Test ``image`` against every available model of its kind, streaming progress.
 
     :func:`ronan.which_model.which_model_stream` with one overall fraction over every model's
@@ -919,8 +1112,9 @@ def run_which_model(image, *, preset: str | None = None, alpha: float = 0.05, se
     t0 = time.perf_counter()
     progress: Progress | None = None
     eta = Eta(eta_prior)
-    for ev in which_model_stream(image, preset=preset, alpha=alpha, seed=seed, build_calibration=build_calibration,
-                                 should_stop=should_stop):
+    for ev in which_model_stream(
+        image, preset=preset, alpha=alpha, seed=seed, build_calibration=build_calibration, should_stop=should_stop
+    ):
         if isinstance(ev, WhichModelResult):
             yield ev
             return
@@ -928,9 +1122,16 @@ def run_which_model(image, *, preset: str | None = None, alpha: float = 0.05, se
             progress = Progress({f"{i}-{role}": 1.0 for i in range(ev.total) for role in ("model", "reference")})
         inv = ev.event.progress
         frac = progress.update(f"{ev.index}-{ev.event.role}", inv.fraction)
-        yield RunProgress(ev.event.role, inv.step, inv.steps, frac, time.perf_counter() - t0, eta.update(frac),
-                          f"Model {ev.index + 1} of {ev.total} ({ev.model}): {ev.event.role} inversion, step "
-                          f"{inv.step}/{inv.steps}", model=ev.model)
+        yield RunProgress(
+            ev.event.role,
+            inv.step,
+            inv.steps,
+            frac,
+            time.perf_counter() - t0,
+            eta.update(frac),
+            f"Model {ev.index + 1} of {ev.total} ({ev.model}): {ev.event.role} inversion, step {inv.step}/{inv.steps}",
+            model=ev.model,
+        )
     raise Cancelled("which-model ended without a result")  # pragma: no cover
 
 
@@ -941,10 +1142,47 @@ def presets() -> list[str]:
     return [DEFAULT_PRESET] + [p for p in PRESETS if p != DEFAULT_PRESET]
 
 
-__all__ = ["ModelChoice", "model_choices", "require_model", "run_attribution", "run_calibration", "run_batch",
-           "run_which_model", "RunProgress", "RunOutcome", "BatchOutcome", "Example", "example_images",
-           "generate_example", "real_samples", "collect_batch", "load_batch", "BatchItem", "is_belonging_label",
-           "fmt_seconds", "fmt_eta", "span", "JobLine", "Ticket", "Eta", "Progress", "RunFolders", "prune_files",
-           "builds_allowed", "DistributionMissing", "QueueFull", "preprocessing_steps", "skipped_members",
-           "batch_summary", "samples_folder", "distance_choices", "domain_text", "unavailable_reason",
-           "has_distribution", "distribution_status", "distribution_file", "missing_message", "presets"]
+__all__ = [
+    "ModelChoice",
+    "model_choices",
+    "require_model",
+    "run_attribution",
+    "run_calibration",
+    "run_batch",
+    "run_which_model",
+    "RunProgress",
+    "RunOutcome",
+    "BatchOutcome",
+    "Example",
+    "example_images",
+    "generate_example",
+    "real_samples",
+    "collect_batch",
+    "load_batch",
+    "BatchItem",
+    "is_belonging_label",
+    "fmt_seconds",
+    "fmt_eta",
+    "span",
+    "JobLine",
+    "Ticket",
+    "Eta",
+    "Progress",
+    "RunFolders",
+    "prune_files",
+    "builds_allowed",
+    "DistributionMissing",
+    "QueueFull",
+    "preprocessing_steps",
+    "skipped_members",
+    "batch_summary",
+    "samples_folder",
+    "distance_choices",
+    "domain_text",
+    "unavailable_reason",
+    "has_distribution",
+    "distribution_status",
+    "distribution_file",
+    "missing_message",
+    "presets",
+]

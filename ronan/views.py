@@ -64,7 +64,7 @@ CSS = Template("""
 .ronan-cbar .ticks span { position: absolute; left: 0; transform: translateY(50%); line-height: 1; }
 .ronan-figure img { width: 100%; max-width: 520px; height: auto; display: block; }
 .ronan-figure svg { width: 100%; max-width: 520px; height: auto; display: block; }
-""").substitute(grey=GREY, inconclusive=INCONCLUSIVE_COLOR, model=MODEL_COLOR)
+""").substitute(grey=GREY, inconclusive=INCONCLUSIVE_COLOR, model=MODEL_COLOR)  # noqa: E501
 """Styles of the fragments (the app adds them to its page, the reports inline them); colours from
 :mod:`ronan.plots`."""
 
@@ -82,28 +82,42 @@ def num(x, fmt: str = ".4g") -> str:
 
 # ----------------------------------------------------------------------------- progress and messages
 
+
 def status_html(fraction: float | None, text: str) -> str:
     """A progress bar (omitted when ``fraction`` is None) with one line of text (``#ronan-status``)."""
     bar = ""
     if fraction is not None:
         pct = max(0.0, min(1.0, fraction)) * 100
-        bar = (f"<div class='ronan-progress' role='progressbar' aria-valuenow='{pct:.0f}' aria-valuemin='0' "
-               f"aria-valuemax='100'><div style='width:{pct:.1f}%'></div></div>")
+        bar = (
+            f"<div class='ronan-progress' role='progressbar' aria-valuenow='{pct:.0f}' aria-valuemin='0' "
+            f"aria-valuemax='100'><div style='width:{pct:.1f}%'></div></div>"
+        )
     return f"{bar}<div class='ronan-status-text' style='margin-top:3px'>{esc(text)}</div>"
 
 
-KINDS = {"info": GREY, "running": MODEL_COLOR, "stopped": GREY, "error": NON_BELONGING_COLOR, "queued": MODEL_COLOR,
-         "caveat": INCONCLUSIVE_COLOR}
+KINDS = {
+    "info": GREY,
+    "running": MODEL_COLOR,
+    "stopped": GREY,
+    "error": NON_BELONGING_COLOR,
+    "queued": MODEL_COLOR,
+    "caveat": INCONCLUSIVE_COLOR,
+}
 
 
-def message_card(title: str, text: str = "", kind: str = "info", *, elem_id: str = "ronan-verdict",
-                 details: Sequence[str] = ()) -> str:
+def message_card(
+    title: str, text: str = "", kind: str = "info", *, elem_id: str = "ronan-verdict", details: Sequence[str] = ()
+) -> str:
     """A card with a title (e.g. ``"Error"``, ``"Stopped"``, ``"Running"``) and a plain message."""
     color = KINDS.get(kind, GREY)
     items = "".join(f"<li>{esc(d)}</li>" for d in details)
-    return (f"<div class='ronan-card ronan-{esc(kind)}' id='{esc(elem_id)}' data-state='{esc(kind)}' "
-            f"style='border-color:{color}'><h2 style='color:{color}'>{esc(title)}</h2>"
-            + (f"<p>{esc(text)}</p>" if text else "") + (f"<ul>{items}</ul>" if items else "") + "</div>")
+    return (
+        f"<div class='ronan-card ronan-{esc(kind)}' id='{esc(elem_id)}' data-state='{esc(kind)}' "
+        f"style='border-color:{color}'><h2 style='color:{color}'>{esc(title)}</h2>"
+        + (f"<p>{esc(text)}</p>" if text else "")
+        + (f"<ul>{items}</ul>" if items else "")
+        + "</div>"
+    )
 
 
 def error_card(message: str, *, elem_id: str = "ronan-verdict") -> str:
@@ -112,6 +126,7 @@ def error_card(message: str, *, elem_id: str = "ronan-verdict") -> str:
 
 
 # ----------------------------------------------------------------------------- assumptions
+
 
 def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
     """What ``result`` (an :class:`~ronan.attribution.Attribution`) rests on beyond the method.
@@ -122,62 +137,96 @@ def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
     """
     out = list(caveats)
     if result.edit_source in ("detected", "declared"):
-        out.append(f"Edit assumed ({result.edit_source}): {result.edit_description}. The belonging samples went "
-                   f"through the same edit ({result.edit}, mode {result.edit_mode}).")
+        out.append(
+            f"Edit assumed ({result.edit_source}): {result.edit_description}. The belonging samples went "
+            f"through the same edit ({result.edit}, mode {result.edit_mode})."
+        )
     elif result.edit_source == "robust":
-        out.append(f"Unknown edits assumed: {result.edit_description}. A wider belonging distribution: weaker "
-                   f"evidence either way.")
+        out.append(
+            f"Unknown edits assumed: {result.edit_description}. A wider belonging distribution: weaker "
+            f"evidence either way."
+        )
     if result.reference is None:
-        out.append("No reference model: the raw loss A(M, x) is tested (no calibration by Eq. 2); image complexity "
-                   "is not accounted for.")
+        out.append(
+            "No reference model: the raw loss A(M, x) is tested (no calibration by Eq. 2); image complexity "
+            "is not accounted for."
+        )
     restarts = (result.settings or {}).get("restarts", 1)
     if result.distance == "ssim" and restarts < SSIM_RESTARTS:
-        out.append(f"SSIM distance with {restarts} restart(s): some inversions get stuck, which widens the "
-                   f"belonging distribution until real images pass (measured: 56.5% accuracy; with "
-                   f"{SSIM_RESTARTS} restarts 97.5%). Use {SSIM_RESTARTS} restarts.")
+        out.append(
+            f"SSIM distance with {restarts} restart(s): some inversions get stuck, which widens the "
+            f"belonging distribution until real images pass (measured: 56.5% accuracy; with "
+            f"{SSIM_RESTARTS} restarts 97.5%). Use {SSIM_RESTARTS} restarts."
+        )
     if result.test == "paper":
-        out.append("The paper's test (Eq. 3 on all N raw values): a single failed inversion among the belonging "
-                   "samples can widen the threshold.")
+        out.append(
+            "The paper's test (Eq. 3 on all N raw values): a single failed inversion among the belonging "
+            "samples can widen the threshold."
+        )
     return out
 
 
 # ----------------------------------------------------------------------------- verdict card
 
-def verdict_card(result, *, preprocessing: Sequence[str] = (), caveats: Sequence[str] = (),
-                 elem_id: str = "ronan-verdict", report: bool = False) -> str:
+
+def verdict_card(
+    result,
+    *,
+    preprocessing: Sequence[str] = (),
+    caveats: Sequence[str] = (),
+    elem_id: str = "ronan-verdict",
+    report: bool = False,
+) -> str:
     """The verdict card of an attribution: verdict, one sentence, reasons (inconclusive), the
     assumptions it rests on, what the model saw, and the numbers behind it."""
     r = result
     color = VERDICT_COLORS.get(r.verdict, GREY)
     title = verdict_label(r.verdict)
     weak = assumptions(r, caveats)
-    parts = [f"<div class='ronan-card' id='{esc(elem_id)}' data-verdict='{esc(r.verdict)}' "
-             f"style='border-color:{color}'>",
-             f"<h2 style='color:{color}'>{title}</h2>",
-             f"<p class='ronan-sub'>{esc(r.image)} vs <b>{esc(r.model)}</b></p>",
-             f"<p>{esc(r.explanation())}</p>"]
+    parts = [
+        f"<div class='ronan-card' id='{esc(elem_id)}' data-verdict='{esc(r.verdict)}' style='border-color:{color}'>",
+        f"<h2 style='color:{color}'>{title}</h2>",
+        f"<p class='ronan-sub'>{esc(r.image)} vs <b>{esc(r.model)}</b></p>",
+        f"<p>{esc(r.explanation())}</p>",
+    ]
     if r.reasons:
-        parts.append("<p><b>Why no verdict:</b></p><ul>" + "".join(f"<li>{esc(x)}</li>" for x in r.reasons)
-                     + "</ul>")
+        parts.append("<p><b>Why no verdict:</b></p><ul>" + "".join(f"<li>{esc(x)}</li>" for x in r.reasons) + "</ul>")
     if weak:
-        parts.append("<div class='ronan-caveat'><b>This result rests on:</b><ul>"
-                     + "".join(f"<li>{esc(x)}</li>" for x in weak) + "</ul></div>")
+        parts.append(
+            "<div class='ronan-caveat'><b>This result rests on:</b><ul>"
+            + "".join(f"<li>{esc(x)}</li>" for x in weak)
+            + "</ul></div>"
+        )
     if preprocessing:
         parts.append(f"<p class='ronan-saw'><b>What the model saw:</b> {esc(' → '.join(preprocessing))}</p>")
     of = "log A'" if r.domain == "log" else "A'"
     a_name = "A'(M, x)" if r.reference is not None else "A(M, x) (raw: no reference)"
     rows = [
-        ("Grubbs statistic", f"{num(r.statistic, '.3f')} vs critical value {num(r.critical_value, '.3f')} "
-                             f"(({of} − μ) / σ; belonging below)"),
-        (f"Calibrated loss {a_name}" if r.reference is not None else a_name,
-         f"{num(r.calibrated_loss)} vs threshold {num(r.threshold)}"),
+        (
+            "Grubbs statistic",
+            f"{num(r.statistic, '.3f')} vs critical value {num(r.critical_value, '.3f')} "
+            f"(({of} − μ) / σ; belonging below)",
+        ),
+        (
+            f"Calibrated loss {a_name}" if r.reference is not None else a_name,
+            f"{num(r.calibrated_loss)} vs threshold {num(r.threshold)}",
+        ),
         ("Loss on M, A(M, x)", f"{num(r.loss)} ({esc(r.model)})"),
-        ("Loss on M_r, A(M_r, x)", f"{num(r.reference_loss)} ({esc(r.reference)})" if r.reference is not None
-         else "none: no reference model"),
-        ("Belonging samples", f"{r.n_kept} of {r.n_calibration} used; {r.n_removed} removed as failed inversions"
-                              if r.test == "robust" else f"all {r.n_calibration} (paper's test)"),
-        ("Test", f"{esc(r.test)} ({'log domain' if r.domain == 'log' else 'linear'}), α = {r.alpha:g}; "
-                 f"μ = {num(r.mean)}, σ = {num(r.std)} of {of}"),
+        (
+            "Loss on M_r, A(M_r, x)",
+            f"{num(r.reference_loss)} ({esc(r.reference)})" if r.reference is not None else "none: no reference model",
+        ),
+        (
+            "Belonging samples",
+            f"{r.n_kept} of {r.n_calibration} used; {r.n_removed} removed as failed inversions"
+            if r.test == "robust"
+            else f"all {r.n_calibration} (paper's test)",
+        ),
+        (
+            "Test",
+            f"{esc(r.test)} ({'log domain' if r.domain == 'log' else 'linear'}), α = {r.alpha:g}; "
+            f"μ = {num(r.mean)}, σ = {num(r.std)} of {of}",
+        ),
         ("Edit assumed", f"{esc(r.edit)} ({esc(r.edit_source)})"),
         ("Distance, preset, seed", f"{esc(r.distance)}, {esc(r.preset)}, {r.seed}"),
         ("Steps run (M, M_r)", f"{r.steps_run}, {num(r.reference_steps_run)}"),
@@ -190,6 +239,7 @@ def verdict_card(result, *, preprocessing: Sequence[str] = (), caveats: Sequence
 
 
 # ----------------------------------------------------------------------------- image panels
+
 
 @dataclass
 class Panel:
@@ -208,9 +258,11 @@ def colorbar_html() -> str:
     colours, ticks = diff_colorbar_stops()
     grad = ", ".join(colours[::-1])
     labels = "".join(f"<span style='bottom:{p * 100:.0f}%'>{esc(t)}</span>" for p, t in ticks)
-    return (f"<div class='ronan-cbar' title='|x − M(i)| per pixel, 0 to 1'>"
-            f"<div class='bar' style='background:linear-gradient({grad})'></div>"
-            f"<div class='ticks'>{labels}</div></div>")
+    return (
+        f"<div class='ronan-cbar' title='|x − M(i)| per pixel, 0 to 1'>"
+        f"<div class='bar' style='background:linear-gradient({grad})'></div>"
+        f"<div class='ticks'>{labels}</div></div>"
+    )
 
 
 def panels_html(panels: Sequence[Panel], *, elem_id: str = "ronan-images") -> str:
@@ -220,7 +272,7 @@ def panels_html(panels: Sequence[Panel], *, elem_id: str = "ronan-images") -> st
         if p.image is None:
             img = f"<div style='aspect-ratio:1/1;border:1px dashed {SAMPLES_COLOR};border-radius:4px'></div>"
         else:
-            img = (f"<img class='{'pixel' if p.pixel else ''}' alt='{esc(p.title)}' src='{data_uri(p.image)}'>")
+            img = f"<img class='{'pixel' if p.pixel else ''}' alt='{esc(p.title)}' src='{data_uri(p.image)}'>"
         if p.colorbar and p.image is not None:
             img = f"<div class='ronan-diff'>{img}{colorbar_html()}</div>"
         out.append(f"<figure>{img}<figcaption><b>{esc(p.title)}</b>{esc(p.caption)}</figcaption></figure>")

@@ -119,7 +119,7 @@ def _webp_lossless(data: bytes) -> bool | None:
         return None
     pos = 12
     while pos + 8 <= len(data):
-        tag, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        tag, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         if tag == b"VP8L":
             return True
         if tag == b"VP8 ":

@@ -91,7 +91,7 @@ class ConsistencyModel(Generator):
         if self.relaxed:
             unet.class_embedding = SoftClassEmbedding(unet.class_embedding)
         self.z_shape = (self.channels, self.image_size, self.image_size)
-        self.z_numel = self.channels * self.image_size ** 2
+        self.z_numel = self.channels * self.image_size**2
         self.input_shape = (self.z_numel + self.n_classes,) if self.relaxed else self.z_shape
         # the pipeline's one-step schedule, from the scheduler's own functions
         scheduler.set_timesteps(1)
@@ -113,7 +113,8 @@ class ConsistencyModel(Generator):
         unet_dir, sched_dir = component_path(root, "unet"), component_path(root, "scheduler")
         unet = UNet2DModel.from_pretrained(str(unet_dir), **diffusers_kwargs())
         scheduler = CMStochasticIterativeScheduler.from_config(
-            json.loads((sched_dir / "scheduler_config.json").read_text()))
+            json.loads((sched_dir / "scheduler_config.json").read_text())
+        )
         return cls(unet, scheduler, **options)
 
     # ----------------------------------------------------------------- inputs
@@ -146,14 +147,17 @@ class ConsistencyModel(Generator):
         labels: torch.Tensor | None
         if self.relaxed:
             z = inputs[:, : self.z_numel].reshape(b, *self.z_shape)
-            labels = inputs[:, self.z_numel:].float().softmax(dim=1)
+            labels = inputs[:, self.z_numel :].float().softmax(dim=1)
         else:
             z = inputs
-            labels = (torch.full((b,), self.class_label, dtype=torch.long, device=inputs.device)
-                      if self.class_label is not None else None)
+            labels = (
+                torch.full((b,), self.class_label, dtype=torch.long, device=inputs.device)
+                if self.class_label is not None
+                else None
+            )
         dtype = self.unet.dtype
         sample = z.to(dtype) * self.init_noise_sigma
-        scaled = sample / ((self.sigma ** 2 + self.sigma_data ** 2) ** 0.5)
+        scaled = sample / ((self.sigma**2 + self.sigma_data**2) ** 0.5)
         out = self.unet(scaled, self.timestep, class_labels=labels, return_dict=False)[0]
         denoised = self.c_out * out + self.c_skip * sample
         if self.clip_denoised:

@@ -46,8 +46,18 @@ class StableDiffusionGenerator(Generator):
 
     family = "sd"
 
-    def __init__(self, vae, unet=None, text_encoder=None, tokenizer=None, scheduler_config: dict | None = None,
-                 mode: str = "latent", prompt: str = "", guidance_scale: float = 7.5, ddim_steps: int = 10):
+    def __init__(
+        self,
+        vae,
+        unet=None,
+        text_encoder=None,
+        tokenizer=None,
+        scheduler_config: dict | None = None,
+        mode: str = "latent",
+        prompt: str = "",
+        guidance_scale: float = 7.5,
+        ddim_steps: int = 10,
+    ):
         super().__init__()
         if mode not in ("latent", "noise"):
             raise ValueError(f"mode option must be 'latent' or 'noise', not {mode!r}")
@@ -88,8 +98,9 @@ class StableDiffusionGenerator(Generator):
         kw = diffusers_kwargs()
         vae = AutoencoderKL.from_pretrained(str(component_path(root, "vae")), **kw)
         unet = UNet2DConditionModel.from_pretrained(str(component_path(root, "unet")), **kw)
-        text_encoder = CLIPTextModel.from_pretrained(str(component_path(root, "text_encoder")), use_safetensors=True,
-                                                     local_files_only=True)
+        text_encoder = CLIPTextModel.from_pretrained(
+            str(component_path(root, "text_encoder")), use_safetensors=True, local_files_only=True
+        )
         tokenizer = CLIPTokenizer.from_pretrained(str(component_path(root, "tokenizer")), local_files_only=True)
         sched = json.loads((component_path(root, "scheduler") / "scheduler_config.json").read_text())
         return cls(vae, unet, text_encoder, tokenizer, sched, **options)
@@ -108,8 +119,9 @@ class StableDiffusionGenerator(Generator):
         if self._embeds is None or self._embeds.device != self.device:
             tok = self.tokenizer
             texts = ["", self.prompt] if self.guidance_scale > 1 else [self.prompt]
-            ids = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt").input_ids.to(self.device)
+            ids = tok(
+                texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+            ).input_ids.to(self.device)
             with torch.no_grad():
                 self._embeds = self.text_encoder(ids)[0].to(self.unet.dtype)
         return self._embeds

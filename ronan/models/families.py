@@ -12,9 +12,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
-_CLASSES = {"dcgan": ("dcgan", "DCGAN"), "cgan": ("cgan", "ConditionalGAN"), "vae": ("vae", "VAE"),
-            "dcgan64": ("gan64", "DCGAN64"), "upgan64": ("gan64", "UpsampleGAN64"),
-            "resgan64": ("gan64", "ResGAN64"), "vae64": ("gan64", "VAE64")}
+_CLASSES = {
+    "dcgan": ("dcgan", "DCGAN"),
+    "cgan": ("cgan", "ConditionalGAN"),
+    "vae": ("vae", "VAE"),
+    "dcgan64": ("gan64", "DCGAN64"),
+    "upgan64": ("gan64", "UpsampleGAN64"),
+    "resgan64": ("gan64", "ResGAN64"),
+    "vae64": ("gan64", "VAE64"),
+}
 
 
 class _Families(Mapping):

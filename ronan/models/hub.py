@@ -93,32 +93,101 @@ HUB_FAMILIES: dict[str, HubFamily] = {
 }
 """Adapter families of diffusers models (model cards use the same names): loading dispatches here."""
 SD2 = "stabilityai/stable-diffusion-2-base"
-HUB_MODELS: dict[str, HubModel] = {m.name: m for m in [
-    HubModel("cm-imagenet64-l2", "consistency", "openai/diffusers-cd_imagenet64_l2", ("unet", "scheduler"),
-             "OpenAI consistency model (distilled, L2), class-conditional ImageNet 64x64, one step",
-             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
-    HubModel("cm-imagenet64-lpips", "consistency", "openai/diffusers-cd_imagenet64_lpips", ("unet", "scheduler"),
-             "OpenAI consistency model (distilled, LPIPS), class-conditional ImageNet 64x64, one step",
-             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
-    HubModel("cm-ct-imagenet64", "consistency", "openai/diffusers-ct_imagenet64", ("unet", "scheduler"),
-             "OpenAI consistency model (consistency training), class-conditional ImageNet 64x64, one step",
-             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
-    HubModel("cm-bedroom256", "consistency", "openai/diffusers-cd_bedroom256_l2", ("unet", "scheduler"),
-             "OpenAI consistency model (distilled, L2), LSUN bedroom 256x256, one step",
-             "LSUN bedroom", "cm-imagenet64-l2", 256, size_gb=1.6),
-    HubModel("cm-cat256", "consistency", "openai/diffusers-cd_cat256_l2", ("unet", "scheduler"),
-             "OpenAI consistency model (distilled, L2), LSUN cat 256x256, one step",
-             "LSUN cat", "cm-imagenet64-l2", 256, size_gb=1.6),
-    HubModel("ddpm-cifar10", "ddim", "google/ddpm-cifar10-32", ("unet", "scheduler"),
-             "DDPM on CIFAR-10 32x32 sampled by a 10-step deterministic DDIM (eta 0)",
-             "CIFAR-10 train", "cm-imagenet64-l2", 32, options={"ddim_steps": 10}, size_gb=0.15),
-    HubModel("sd2-latent", "sd-latent", SD2, ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
-             "Stable Diffusion 2 base 512x512: inverts the VAE-decoder latent from the encoder's estimate (fast)",
-             "LAION-5B subset", "cm-imagenet64-l2", 512, size_gb=2.6),
-    HubModel("sd2-noise", "sd-noise", SD2, ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
-             "Stable Diffusion 2 base 512x512: paper-faithful inversion of the initial noise through a "
-             "few-step DDIM sampler (slow; GPU)", "LAION-5B subset", "cm-imagenet64-l2", 512, size_gb=2.6),
-]}
+HUB_MODELS: dict[str, HubModel] = {
+    m.name: m
+    for m in [
+        HubModel(
+            "cm-imagenet64-l2",
+            "consistency",
+            "openai/diffusers-cd_imagenet64_l2",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (distilled, L2), class-conditional ImageNet 64x64, one step",
+            "ImageNet 64x64",
+            "ddpm-cifar10",
+            64,
+            size_gb=1.2,
+        ),
+        HubModel(
+            "cm-imagenet64-lpips",
+            "consistency",
+            "openai/diffusers-cd_imagenet64_lpips",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (distilled, LPIPS), class-conditional ImageNet 64x64, one step",
+            "ImageNet 64x64",
+            "ddpm-cifar10",
+            64,
+            size_gb=1.2,
+        ),
+        HubModel(
+            "cm-ct-imagenet64",
+            "consistency",
+            "openai/diffusers-ct_imagenet64",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (consistency training), class-conditional ImageNet 64x64, one step",
+            "ImageNet 64x64",
+            "ddpm-cifar10",
+            64,
+            size_gb=1.2,
+        ),
+        HubModel(
+            "cm-bedroom256",
+            "consistency",
+            "openai/diffusers-cd_bedroom256_l2",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (distilled, L2), LSUN bedroom 256x256, one step",
+            "LSUN bedroom",
+            "cm-imagenet64-l2",
+            256,
+            size_gb=1.6,
+        ),
+        HubModel(
+            "cm-cat256",
+            "consistency",
+            "openai/diffusers-cd_cat256_l2",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (distilled, L2), LSUN cat 256x256, one step",
+            "LSUN cat",
+            "cm-imagenet64-l2",
+            256,
+            size_gb=1.6,
+        ),
+        HubModel(
+            "ddpm-cifar10",
+            "ddim",
+            "google/ddpm-cifar10-32",
+            ("unet", "scheduler"),
+            "DDPM on CIFAR-10 32x32 sampled by a 10-step deterministic DDIM (eta 0)",
+            "CIFAR-10 train",
+            "cm-imagenet64-l2",
+            32,
+            options={"ddim_steps": 10},
+            size_gb=0.15,
+        ),
+        HubModel(
+            "sd2-latent",
+            "sd-latent",
+            SD2,
+            ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
+            "Stable Diffusion 2 base 512x512: inverts the VAE-decoder latent from the encoder's estimate (fast)",
+            "LAION-5B subset",
+            "cm-imagenet64-l2",
+            512,
+            size_gb=2.6,
+        ),
+        HubModel(
+            "sd2-noise",
+            "sd-noise",
+            SD2,
+            ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
+            "Stable Diffusion 2 base 512x512: paper-faithful inversion of the initial noise through a "
+            "few-step DDIM sampler (slow; GPU)",
+            "LAION-5B subset",
+            "cm-imagenet64-l2",
+            512,
+            size_gb=2.6,
+        ),
+    ]
+}
 
 
 # ------------------------------------------------------------------ files
@@ -142,6 +211,7 @@ def is_offline() -> bool:
         return True
     try:
         from huggingface_hub import constants
+
         return bool(constants.HF_HUB_OFFLINE)
     except Exception:  # pragma: no cover
         return False
@@ -165,6 +235,7 @@ def local_snapshot(m: HubModel) -> Path | None:
         return None if _missing(root, m) else root
     try:
         from huggingface_hub import snapshot_download
+
         root = Path(snapshot_download(m.repo, local_files_only=True, allow_patterns=_patterns(m)))
     except Exception:  # LocalEntryNotFoundError and kin: not cached
         return None
@@ -185,17 +256,21 @@ def state_of(m: HubModel) -> tuple[str, str | None]:
         return "unavailable", f"{name}: local folder {m.repo} lacks the files of {', '.join(m.components)}"
     size = f"~{m.size_gb:g} GB" if m.size_gb else "size unknown"
     if is_offline():
-        return "unavailable", (f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
-                               f"on a machine with internet run `python -m ronan download {name}` "
-                               f"({size}) and copy the cache ({cache_folder()})")
-    return "downloadable", (f"{name} is not downloaded yet; run `python -m ronan download {name}` "
-                            f"({size} from {m.repo})")
+        return "unavailable", (
+            f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
+            f"on a machine with internet run `python -m ronan download {name}` "
+            f"({size}) and copy the cache ({cache_folder()})"
+        )
+    return "downloadable", (
+        f"{name} is not downloaded yet; run `python -m ronan download {name}` ({size} from {m.repo})"
+    )
 
 
 def cache_folder() -> str:
     """The Hugging Face hub cache folder in use."""
     try:
         from huggingface_hub import constants
+
         return str(constants.HF_HUB_CACHE)
     except Exception:  # pragma: no cover
         return "~/.cache/huggingface/hub"
@@ -230,6 +305,7 @@ def download_model(m: HubModel, timeout: float | None = None) -> Path:
     if is_offline():
         raise ModelUnavailable(f"cannot download {name}: HF_HUB_OFFLINE is set (unset it on a machine with internet)")
     from huggingface_hub import snapshot_download
+
     try:
         with _timeouts(timeout):
             root = Path(snapshot_download(m.repo, allow_patterns=_patterns(m), etag_timeout=timeout))
@@ -240,8 +316,9 @@ def download_model(m: HubModel, timeout: float | None = None) -> Path:
         raise ModelUnavailable(f"cannot download {name} from {m.repo}: {type(e).__name__}: {first}") from None
     missing = _missing(root, m)
     if missing:
-        raise ModelUnavailable(f"{name}: {m.repo} has no safetensors/config for {', '.join(missing)}; "
-                               "RONAN loads only safetensors weights")
+        raise ModelUnavailable(
+            f"{name}: {m.repo} has no safetensors/config for {', '.join(missing)}; RONAN loads only safetensors weights"
+        )
     return root
 
 
@@ -266,8 +343,9 @@ def _timeouts(seconds: float):
 
         def handle_request(self, request):
             given = request.extensions.get("timeout") or {}
-            request.extensions["timeout"] = {k: seconds if given.get(k) is None else given[k]
-                                             for k in ("connect", "read", "write", "pool")}
+            request.extensions["timeout"] = {
+                k: seconds if given.get(k) is None else given[k] for k in ("connect", "read", "write", "pool")
+            }
             return self.inner.handle_request(request)
 
         def close(self):
@@ -303,8 +381,9 @@ def weights_digest(root: Path, components: tuple[str, ...]) -> str:
         if p is None:
             continue
         blob = p.resolve().name
-        digests.append(blob if len(blob) == 64 and all(ch in "0123456789abcdef" for ch in blob) else
-                       file_sha256(p.resolve()))
+        digests.append(
+            blob if len(blob) == 64 and all(ch in "0123456789abcdef" for ch in blob) else file_sha256(p.resolve())
+        )
     if len(digests) == 1:
         return digests[0]
     return hashlib.sha256("".join(digests).encode()).hexdigest()
@@ -335,13 +414,16 @@ def load_hub(m: HubModel, device: torch.device, **options):
     try:
         cls = family.adapter()
     except ImportError as e:
-        raise ModelUnavailable(f"{name} needs the diffusers package ({e}); pip install -r requirements.txt "
-                               "(or pip install '.[hub]' from a clone)") from None
+        raise ModelUnavailable(
+            f"{name} needs the diffusers package ({e}); pip install -r requirements.txt "
+            "(or pip install '.[hub]' from a clone)"
+        ) from None
     try:
         model = cls.from_folder(root, **opts)
     except (OSError, RuntimeError) as e:  # missing/damaged files, weights that do not fit the config
-        raise ModelUnavailable(f"{name}: cannot load {root} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-                               ) from None
+        raise ModelUnavailable(
+            f"{name}: cannot load {root} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
     model.name = name
     model.weights_sha256 = weights_digest(root, m.components)
     if device.type == "cpu":
