@@ -189,18 +189,19 @@ def _running_status(p: studio.RunProgress) -> str:
 # ----------------------------------------------------------------------------- choices
 
 
-def _model_choices(generators_only: bool = False):
+# ``choices``: studio.model_choices(), read once per page build or load (the registry reads every card)
+def _model_choices(generators_only: bool = False, choices: list[studio.ModelChoice] | None = None):
     return [
         (c.label, c.name)
-        for c in studio.model_choices()
+        for c in (studio.model_choices() if choices is None else choices)
         if c.available and (not generators_only or c.role != "reference")
     ]
 
 
-def _reference_choices():
+def _reference_choices(choices: list[studio.ModelChoice] | None = None):
     return (
         [("default (the model's pairing)", "default")]
-        + _model_choices()
+        + _model_choices(choices=choices)
         + [("none (no calibration: raw loss)", "none")]
     )
 
@@ -214,14 +215,18 @@ def _distance_info() -> str:
     return "1-SSIM needs 4 restarts (set below). " + (" · ".join(off) + "." if off else "")
 
 
-def _default_model() -> str:
-    avail = [c.name for c in studio.model_choices() if c.available and c.role != "reference"]
+def _default_model(choices: list[studio.ModelChoice] | None = None) -> str:
+    avail = [
+        c.name
+        for c in (studio.model_choices() if choices is None else choices)
+        if c.available and c.role != "reference"
+    ]
     return DEFAULT_MODEL if DEFAULT_MODEL in avail else (avail[0] if avail else DEFAULT_MODEL)
 
 
-def model_info(name: str) -> str:
+def model_info(name: str, choices: list[studio.ModelChoice] | None = None) -> str:
     """What the selected model makes, its reference model, and what is not offered here (HTML)."""
-    choices = studio.model_choices()
+    choices = studio.model_choices() if choices is None else choices
     text = f"⚠️ unknown model {html.escape(str(name))}"
     for c in choices:
         if c.name == name:
@@ -246,7 +251,8 @@ def model_info(name: str) -> str:
 
 def refresh_choices(model, c_model, b_model, gen_model):
     """Re-read the registry on page load (weights or user models may have been added since)."""
-    gens, all_ = _model_choices(True), _model_choices()
+    choices = studio.model_choices()
+    gens, all_ = _model_choices(True, choices), _model_choices(choices=choices)
     names = [v for _, v in all_]
 
     def keep(v, pool):
@@ -257,7 +263,7 @@ def refresh_choices(model, c_model, b_model, gen_model):
         gr.update(choices=all_, value=keep(c_model, all_)),
         gr.update(choices=gens, value=keep(b_model, gens)),
         gr.update(choices=gens, value=keep(gen_model, gens)),
-        model_info(model if model in names else _default_model()),
+        model_info(model if model in names else _default_model(choices), choices),
     )
 
 
@@ -595,14 +601,16 @@ def _attribute_outcome(ev: studio.RunOutcome, li):
     yield done, card, images, curves, hist, data, [str(paths[k]) for k in order]
 
 
-def build_attribute_tab(default: str, presets: list[str]) -> dict:
+def build_attribute_tab(default: str, presets: list[str], choices: list[studio.ModelChoice]) -> dict:
     """The Attribute tab: model, examples, upload, Run/Stop, status and verdict on the left;
     what the model saw, the loss curves, the histogram and the report on the right."""
     c = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
-            c["model"] = gr.Dropdown(_model_choices(True), value=default, label="Inspected model M", elem_id="model")
-            c["info"] = gr.HTML(model_info(default), elem_id="model-info")
+            c["model"] = gr.Dropdown(
+                _model_choices(True, choices), value=default, label="Inspected model M", elem_id="model"
+            )
+            c["info"] = gr.HTML(model_info(default, choices), elem_id="model-info")
             c["gallery"] = gr.Gallery(
                 label="Examples: click one to run it",
                 columns=6,
@@ -630,7 +638,7 @@ def build_attribute_tab(default: str, presets: list[str]) -> dict:
             c["status"] = gr.HTML(views.status_html(None, "Ready."), elem_id="status")
             c["verdict"] = gr.HTML(READY, elem_id="verdict")
             with gr.Accordion("Advanced: reference model, distance, edits, settings", open=False):
-                c["reference"] = gr.Dropdown(_reference_choices(), value="default", label="Reference model M_r")
+                c["reference"] = gr.Dropdown(_reference_choices(choices), value="default", label="Reference model M_r")
                 c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance L", info=_distance_info())
                 c["edit"] = gr.Dropdown(
                     ["auto", "none", "robust"],
@@ -675,7 +683,9 @@ def build_attribute_tab(default: str, presets: list[str]) -> dict:
                 )
             with gr.Accordion("Generate an image with a model", open=False):
                 with gr.Row():
-                    c["gen_model"] = gr.Dropdown(_model_choices(True), value=default, label="Generate with", scale=2)
+                    c["gen_model"] = gr.Dropdown(
+                        _model_choices(True, choices), value=default, label="Generate with", scale=2
+                    )
                     c["gen_seed"] = gr.Number(7, label="seed", precision=0, scale=1)
                 c["gen"] = gr.Button("Generate an image")
         with gr.Column(scale=7, min_width=330):
@@ -1067,12 +1077,12 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
         LINE.leave(ticket, finished=finished)
 
 
-def build_calibrate_tab(default: str, presets: list[str]) -> dict:
+def build_calibrate_tab(default: str, presets: list[str], choices: list[studio.ModelChoice]) -> dict:
     c = {}
     allowed = studio.builds_allowed()
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
-            c["model"] = gr.Dropdown(_model_choices(), value=default, label="Model")
+            c["model"] = gr.Dropdown(_model_choices(choices=choices), value=default, label="Model")
             c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
             with gr.Row():
                 c["run"] = gr.Button(
@@ -1080,7 +1090,7 @@ def build_calibrate_tab(default: str, presets: list[str]) -> dict:
                 )
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
             with gr.Accordion("Advanced: reference model, distance, settings", open=False):
-                c["reference"] = gr.Dropdown(_reference_choices(), value="default", label="Reference model")
+                c["reference"] = gr.Dropdown(_reference_choices(choices), value="default", label="Reference model")
                 c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance")
                 with gr.Row():
                     c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
@@ -1223,7 +1233,7 @@ def _confusion_md(ev, model) -> str:
     )
 
 
-def build_batch_tab(default: str, presets: list[str]) -> dict:
+def build_batch_tab(default: str, presets: list[str], choices: list[studio.ModelChoice]) -> dict:
     c = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
@@ -1234,7 +1244,7 @@ def build_batch_tab(default: str, presets: list[str]) -> dict:
                 height=120,
                 elem_id="batch-files",
             )
-            c["model"] = gr.Dropdown(_model_choices(True), value=default, label="Inspected model")
+            c["model"] = gr.Dropdown(_model_choices(True, choices), value=default, label="Inspected model")
             with gr.Row():
                 c["run"] = gr.Button("Run batch", variant="primary", elem_id="batch-run", scale=2)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
@@ -1321,18 +1331,19 @@ HEADER = (
 
 
 def build_demo() -> gr.Blocks:
-    default = _default_model()
+    choices = studio.model_choices()  # read once for every tab
+    default = _default_model(choices)
     presets = studio.presets()
     with gr.Blocks(title="RONAN Studio — origin attribution", delete_cache=(900, 3600)) as demo:
         gr.HTML(HEADER, elem_id="ronan-top")
         with gr.Tab("Attribute", id="attribute"):
-            attr = build_attribute_tab(default, presets)
+            attr = build_attribute_tab(default, presets, choices)
         with gr.Tab("Which model?", id="which"):
             which = build_which_tab(presets)
         with gr.Tab("Calibrate", id="calibrate"):
-            cal = build_calibrate_tab(default, presets)
+            cal = build_calibrate_tab(default, presets, choices)
         with gr.Tab("Batch", id="batch"):
-            batch = build_batch_tab(default, presets)
+            batch = build_batch_tab(default, presets, choices)
         with gr.Tab("How it works", id="how"):
             gr.Markdown(HOW_IT_WORKS, latex_delimiters=LATEX)
             gr.Markdown(f"<small>RONAN Studio v{__version__}</small>")
@@ -1392,6 +1403,7 @@ def warm_up(model: str | None = None) -> None:
     model = model or _default_model()
     try:
         grubbs_critical_value(100)  # imports scipy (most of a second), which the first verdict needs
+        plots.mpl()  # and matplotlib, for its figures
         studio.has_distribution(prepare(model))
         gallery_for(model)
     except (RonanError, ValueError, OSError) as e:  # never stop the app for a warm-up

@@ -21,31 +21,22 @@ Shared conventions (the app, the reports and the README use the same ones):
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import math
 from collections.abc import Sequence
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import torch
+from PIL import Image
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import PowerNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import (  # noqa: E402
-    FixedLocator,
-    FuncFormatter,
-    LogFormatterSciNotation,
-    LogLocator,
-    MaxNLocator,
-    NullFormatter,
-    NullLocator,
-)
-from PIL import Image  # noqa: E402
+from .images import to_pil
 
-from .images import to_pil  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BELONGING_COLOR = "#1a7f37"
 NON_BELONGING_COLOR = "#cf222e"
@@ -71,6 +62,20 @@ DIFF_GAMMA = 0.5
 """Difference maps map ``|x - M(i)|`` in [0, 1] through ``d ** DIFF_GAMMA`` (small differences visible)."""
 DIFF_TICKS = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)
 """Labelled values of the difference map's colour scale."""
+
+
+@functools.cache
+def mpl() -> ModuleType:
+    """matplotlib with the Agg backend and the submodules used here, imported on first use (a quarter
+    of a second: the app's page does not wait for it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.colors
+    import matplotlib.figure
+    import matplotlib.ticker
+
+    return matplotlib
 
 
 def verdict_label(verdict: str) -> str:
@@ -124,7 +129,7 @@ def difference_map(image: torch.Tensor, reconstruction: torch.Tensor, size: int 
     describes it for a colour bar.
     """
     diff = (image.detach().float().cpu() - reconstruction.detach().float().cpu()).abs().mean(0).clamp(0, 1).numpy()
-    cmap = matplotlib.colormaps["inferno"]
+    cmap = mpl().colormaps["inferno"]
     rgb = (cmap(diff**DIFF_GAMMA)[..., :3] * 255).round().astype(np.uint8)
     return pixelate(Image.fromarray(rgb, "RGB"), size)
 
@@ -132,8 +137,8 @@ def difference_map(image: torch.Tensor, reconstruction: torch.Tensor, size: int 
 def diff_colorbar_stops(n: int = 9) -> tuple[list[str], list[tuple[float, str]]]:
     """The difference map's colour scale for HTML: ``(css colours bottom to top, [(position in [0, 1],
     label)])`` for the values in :data:`DIFF_TICKS`."""
-    cmap = matplotlib.colormaps["inferno"]
-    colours = [matplotlib.colors.to_hex(cmap(i / (n - 1))) for i in range(n)]
+    cmap = mpl().colormaps["inferno"]
+    colours = [mpl().colors.to_hex(cmap(i / (n - 1))) for i in range(n)]
     ticks = [(v**DIFF_GAMMA, f"{v:g}") for v in DIFF_TICKS]
     return colours, ticks
 
@@ -163,7 +168,7 @@ def fig_to_png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    return mpl().figure.Figure(figsize=(width, height), layout="constrained")
 
 
 def _style(ax, *, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None) -> None:
@@ -187,10 +192,11 @@ def _log_axis(axis, lo: float, hi: float) -> tuple[float, float]:
         hi_d = lo_d + 1
     if hi_d - lo_d <= 2:
         lo, hi = 10.0**lo_d, 10.0**hi_d
-    axis.set_major_locator(LogLocator(base=10, numticks=7))
-    axis.set_major_formatter(LogFormatterSciNotation(base=10, labelOnlyBase=True))
-    axis.set_minor_locator(LogLocator(base=10, subs=list(range(2, 10)), numticks=12))
-    axis.set_minor_formatter(NullFormatter())
+    ticker = mpl().ticker
+    axis.set_major_locator(ticker.LogLocator(base=10, numticks=7))
+    axis.set_major_formatter(ticker.LogFormatterSciNotation(base=10, labelOnlyBase=True))
+    axis.set_minor_locator(ticker.LogLocator(base=10, subs=list(range(2, 10)), numticks=12))
+    axis.set_minor_formatter(ticker.NullFormatter())
     return lo, hi
 
 
@@ -395,7 +401,7 @@ def histogram_figure(
             )
             ax.plot([], [], color=color, linewidth=3, label=label + ", off scale")
     ax.set_xlim(lo, hi)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    ax.yaxis.set_major_locator(mpl().ticker.MaxNLocator(integer=True, nbins=5))
     _style(
         ax,
         title=f"Belonging distribution of {model}" if model else "Belonging distribution",
@@ -446,7 +452,7 @@ def loss_curves_figure(
         ax.set_ylim(*_log_axis(ax.yaxis, min(ys), max(ys)))
     if steps:
         ax.set_xlim(0, steps)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_locator(mpl().ticker.MaxNLocator(nbins=5, integer=True, steps=[1, 2, 2.5, 5, 10]))
     ax.grid(alpha=0.3)
     _style(ax, title="Reverse-engineering (Eq. 1)", xlabel="inversion step", ylabel="best loss so far (lower = better)")
     _legend_below(ax)
@@ -586,9 +592,10 @@ def which_model_figure(rows: Sequence[dict]) -> Figure:
     ax.set_xlim(-(10.0**low_d) if low_d else -1.5, 10.0**top_d)
     every = max(1, math.ceil((top_d + low_d) / 5))
     ticks = [-(10.0**d) for d in range(low_d, 0, -every)] + [0.0] + [10.0**d for d in range(0, top_d + 1, every)]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(_symlog_label))
-    ax.xaxis.set_minor_locator(NullLocator())
+    ticker = mpl().ticker
+    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(_symlog_label))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
     for i, s in enumerate(stats):
         ax.annotate(
             f"{s:.3g}",
@@ -648,7 +655,9 @@ def images_figure(
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, arr, cmap) in zip(axes, panels):
         if cmap == "diff":
-            im = ax.imshow(arr, cmap="inferno", norm=PowerNorm(DIFF_GAMMA, vmin=0, vmax=1), interpolation="nearest")
+            im = ax.imshow(
+                arr, cmap="inferno", norm=mpl().colors.PowerNorm(DIFF_GAMMA, vmin=0, vmax=1), interpolation="nearest"
+            )
             bar = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03, ticks=[0, 0.05, 0.2, 0.5, 1])
             bar.ax.tick_params(labelsize=FONT["small"] - 2)
         else:

@@ -305,7 +305,12 @@ def get_spec(name: str) -> ModelSpec:
 
 def model_card(name: str) -> cards.ModelCard:
     """The validated card of bundled or user model ``name`` (raises ModelUnavailable / CardError)."""
-    spec = get_spec(name)
+    return _card_of(get_spec(name))
+
+
+def _card_of(spec: ModelSpec) -> cards.ModelCard:
+    """:func:`model_card` of a catalogue entry (one reading of the catalogue serves a whole listing)."""
+    name = spec.name
     if spec.source == "hub":
         raise ModelUnavailable(f"{name} is a hub model: it has no model card")
     if spec.problem:
@@ -347,12 +352,13 @@ def _card_availability(card: cards.ModelCard) -> tuple[str, str | None]:
     return "ready", None
 
 
-def _state(name: str) -> tuple[str, str | None]:
-    spec = get_spec(name)
+def _state(name: str, spec: ModelSpec | None = None) -> tuple[str, str | None]:
+    """``(state, reason)`` of ``name``; ``spec``: its catalogue entry, when the caller has read the catalogue."""
+    spec = spec or get_spec(name)
     if spec.source == "hub":
         return hub_state(name)
     try:
-        state, reason = _card_availability(model_card(name))
+        state, reason = _card_availability(_card_of(spec))
     except ModelUnavailable as e:
         return "unavailable", str(e)
     if state == "ready" and spec.source == "bundled":
@@ -371,7 +377,7 @@ def list_models() -> list[ModelInfo]:
     unavailable, with the reason and how to get them; user models: ready or unavailable)."""
     out = []
     for spec in catalogue().values():
-        state, reason = _state(spec.name)
+        state, reason = _state(spec.name, spec)
         ok = state in ("bundled", "ready", "cached")
         if spec.source == "hub":
             m = HUB_MODELS[spec.name]
