@@ -1402,10 +1402,10 @@ def warm_up(model: str | None = None) -> None:
 
     model = model or _default_model()
     try:
+        gallery_for(model)  # first: the page shows these examples
+        studio.has_distribution(prepare(model))
         grubbs_critical_value(100)  # imports scipy (most of a second), which the first verdict needs
         plots.mpl()  # and matplotlib, for its figures
-        studio.has_distribution(prepare(model))
-        gallery_for(model)
     except (RonanError, ValueError, OSError) as e:  # never stop the app for a warm-up
         print(f"RONAN Studio: warm-up skipped ({e})", file=sys.stderr)
 

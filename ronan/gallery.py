@@ -119,9 +119,15 @@ def _tier(name: str | None, models: list[ModelInfo]) -> tuple[int | None, int | 
     return 28, 1
 
 
+_GENERATING = threading.Lock()  # one example generated at a time: a second request waits, then finds the file
+
+
 def _cached_example(model: str, seed: int, folder: str | Path) -> Path:
     p = Path(folder) / f"generated-{model}-seed{seed}.png"
-    return p if p.exists() else generate_example(model, seed, folder)
+    if p.exists():
+        return p
+    with _GENERATING:
+        return p if p.exists() else generate_example(model, seed, folder)
 
 
 def example_images(model: str | None, folder: str | Path, per_kind: int = 2, seed: int = 1000) -> list[Example]:
