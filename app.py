@@ -799,14 +799,7 @@ def which_model_run(image, preset, alpha, seed, request: gr.Request = None):
     try:
         ticket = LINE.join(_session(request), "which_model", units=len(_which_candidates(image)) or 1)
     except (studio.QueueFull, RonanError) as e:
-        yield (
-            views.status_html(None, "Failed."),
-            views.error_card(_web_message(e), elem_id="ronan-which"),
-            "",
-            None,
-            {"status": "error", "message": _web_message(e)},
-            None,
-        )
+        yield _which_failed(e)
         raise _user_error(e) from e
     finished = False
     try:
@@ -829,6 +822,19 @@ def which_model_run(image, preset, alpha, seed, request: gr.Request = None):
         finished = True
     finally:
         LINE.leave(ticket, finished=finished)
+
+
+def _which_failed(e: Exception) -> tuple:
+    """The outputs of /which_model after a failure: the reason in the status and the card."""
+    message = _web_message(e)
+    return (
+        views.status_html(None, "Failed."),
+        views.error_card(message, elem_id="ronan-which"),
+        "",
+        None,
+        {"status": "error", "message": message},
+        None,
+    )
 
 
 def _which_candidates(image) -> list[str]:
@@ -879,14 +885,7 @@ def _which_work(ticket, image, preset, alpha, seed):
             None,
         )
     except (RonanError, ValueError) as e:
-        yield (
-            views.status_html(None, "Failed."),
-            views.error_card(_web_message(e), elem_id="ronan-which"),
-            "",
-            None,
-            {"status": "error", "message": _web_message(e)},
-            None,
-        )
+        yield _which_failed(e)
         raise _user_error(e) from e
 
 

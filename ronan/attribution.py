@@ -8,6 +8,7 @@ number behind the verdict, the seeds, settings, versions and SHA-256 of image an
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -30,7 +31,7 @@ from .errors import CalibrationError, Cancelled
 from .images import LoadedImage, load_image
 from .inversion import InversionProgress, InversionResult, InversionSettings, invert_jobs_stream
 from .models.base import Generator
-from .prepare import Prepared, prepare
+from .prepare import PREPARE_ARGS, Prepared, prepare
 from .provenance import environment, library_versions
 from .rows import ROW_FIELDS, json_ready
 from .verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, DecisionSettings, decide, summarize
@@ -215,16 +216,7 @@ def _prepared(model, prepare_kwargs: dict) -> Prepared:
     return model
 
 
-_PREPARE_DEFAULTS = {
-    "reference": "default",
-    "distance": "mse",
-    "preset": None,
-    "steps": None,
-    "restarts": None,
-    "lr": None,
-    "precision": None,
-    "device": None,
-}
+_PREPARE_DEFAULTS = {k: p.default for k, p in inspect.signature(prepare).parameters.items() if k in PREPARE_ARGS}
 
 
 def _edit_groups(run: _Run, edit: str) -> list[tuple[EditAssumption, list[int]]]:
