@@ -23,7 +23,6 @@ folders kept, default 32).
 from __future__ import annotations
 
 import atexit
-import csv
 import html
 import os
 import re
@@ -41,20 +40,23 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
 from ronan import __version__, plots, report, studio, views  # noqa: E402
-from ronan.errors import (CalibrationError, Cancelled, DistanceUnavailable, ModelUnavailable,  # noqa: E402
-                          RonanError)
+from ronan.errors import CalibrationError, Cancelled, DistanceUnavailable, ModelUnavailable, RonanError  # noqa: E402
 from ronan.images import load_image  # noqa: E402
 from ronan.inversion import DEFAULT_PRESET, PRESETS  # noqa: E402
 from ronan.models.registry import DEFAULT_MODEL  # noqa: E402
-from ronan.which_model import WhichModelResult, which_model_stream  # noqa: E402
+from ronan.prepare import prepare  # noqa: E402
+from ronan.rows import write_csv  # noqa: E402
+from ronan.which_model import WhichModelResult  # noqa: E402
 
 try:  # Hugging Face ZeroGPU: request a GPU for the duration of each inversion event.
     import spaces
 
     gpu = spaces.GPU(duration=120)
 except ImportError:  # anywhere else: a no-op
+
     def gpu(fn):
         return fn
+
 
 WORK_DIR = Path(tempfile.mkdtemp(prefix="ronan-studio-"))
 atexit.register(shutil.rmtree, WORK_DIR, ignore_errors=True)
@@ -71,9 +73,12 @@ LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": 
 # Source Sans Pro ships with gradio at 400 and 700 (its 600 file is a 55-glyph subset: "RONᴀN").
 THEME = gr.themes.Default(
     font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"],
-    font_mono=[gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "monospace"])
+    font_mono=[gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "monospace"],
+)
 
-CSS = views.CSS + """
+CSS = (
+    views.CSS
+    + """
 .pixel img, img.pixel { image-rendering: pixelated; }
 #ronan-header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 0 14px; }
 #ronan-header h1 { margin: 0; font-size: 1.8em; font-weight: 700; }
@@ -105,9 +110,11 @@ CSS = views.CSS + """
 #which-preview figure { max-width: 120px; }
 .ronan-how-to-read ol { margin: 4px 0 0 1.2em; padding: 0; }
 """
+)
 
 
 # ----------------------------------------------------------------------------- errors and sessions
+
 
 def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
@@ -116,12 +123,20 @@ def _session(request: gr.Request | None) -> str:
 def _web_message(e: Exception) -> str:
     """A one-line reason for a web visitor: no command lines (they are for the operator)."""
     if isinstance(e, studio.DistributionMissing):
-        extra = (" An operator has allowed building here: tick 'Build the belonging distribution if missing' "
-                 "under Advanced (minutes).") if studio.builds_allowed() else ""
+        extra = (
+            (
+                " An operator has allowed building here: tick 'Build the belonging distribution if missing' "
+                "under Advanced (minutes)."
+            )
+            if studio.builds_allowed()
+            else ""
+        )
         return str(e) + extra
     if isinstance(e, CalibrationError):
-        return ("The belonging distribution for these settings is not available on this server. "
-                "The default settings use one that is ready.")
+        return (
+            "The belonging distribution for these settings is not available on this server. "
+            "The default settings use one that is ready."
+        )
     if isinstance(e, DistanceUnavailable):
         return "This distance is not available on this server; choose mse, mae or ssim."
     if isinstance(e, ModelUnavailable):
@@ -144,11 +159,18 @@ def _wait_turn(ticket: studio.Ticket, clear: tuple, card_id: str | None = "ronan
             return False
         ahead, secs = LINE.ahead(ticket)
         out = [gr.skip()] * len(clear)
-        out[0] = views.status_html(None, f"Waiting for the worker: {ahead} run(s) ahead of yours, "
-                                         f"yours starts in {studio.fmt_eta(secs)}. Stop leaves the line.")
+        out[0] = views.status_html(
+            None,
+            f"Waiting for the worker: {ahead} run(s) ahead of yours, "
+            f"yours starts in {studio.fmt_eta(secs)}. Stop leaves the line.",
+        )
         if not waited and card_id:
-            out[1] = views.message_card("Waiting in line", "Another visitor's run is using the worker; yours "
-                                        "starts when it ends.", "queued", elem_id=card_id)
+            out[1] = views.message_card(
+                "Waiting in line",
+                "Another visitor's run is using the worker; yours starts when it ends.",
+                "queued",
+                elem_id=card_id,
+            )
         waited = True
         yield tuple(out)
     if waited and not ticket.stopped:
@@ -166,14 +188,22 @@ def _running_status(p: studio.RunProgress) -> str:
 
 # ----------------------------------------------------------------------------- choices
 
-def _model_choices(generators_only: bool = False):
-    return [(c.label, c.name) for c in studio.model_choices()
-            if c.available and (not generators_only or c.role != "reference")]
+
+# ``choices``: studio.model_choices(), read once per page build or load (the registry reads every card)
+def _model_choices(generators_only: bool = False, choices: list[studio.ModelChoice] | None = None):
+    return [
+        (c.label, c.name)
+        for c in (studio.model_choices() if choices is None else choices)
+        if c.available and (not generators_only or c.role != "reference")
+    ]
 
 
-def _reference_choices():
-    return ([("default (the model's pairing)", "default")] + _model_choices()
-            + [("none (no calibration: raw loss)", "none")])
+def _reference_choices(choices: list[studio.ModelChoice] | None = None):
+    return (
+        [("default (the model's pairing)", "default")]
+        + _model_choices(choices=choices)
+        + [("none (no calibration: raw loss)", "none")]
+    )
 
 
 def _distance_choices():
@@ -185,43 +215,56 @@ def _distance_info() -> str:
     return "1-SSIM needs 4 restarts (set below). " + (" · ".join(off) + "." if off else "")
 
 
-def _default_model() -> str:
-    avail = [c.name for c in studio.model_choices() if c.available and c.role != "reference"]
+def _default_model(choices: list[studio.ModelChoice] | None = None) -> str:
+    avail = [
+        c.name
+        for c in (studio.model_choices() if choices is None else choices)
+        if c.available and c.role != "reference"
+    ]
     return DEFAULT_MODEL if DEFAULT_MODEL in avail else (avail[0] if avail else DEFAULT_MODEL)
 
 
-def model_info(name: str) -> str:
+def model_info(name: str, choices: list[studio.ModelChoice] | None = None) -> str:
     """What the selected model makes, its reference model, and what is not offered here (HTML)."""
-    choices = studio.model_choices()
+    choices = studio.model_choices() if choices is None else choices
     text = f"⚠️ unknown model {html.escape(str(name))}"
     for c in choices:
         if c.name == name:
             mine = f" ({html.escape(c.description)})" if c.source == "user" and c.description else ""
-            text = (f"Makes <b>{html.escape(c.domain)}</b>{mine}. Other images are cropped and resized to that first, "
-                    f"so a photo is (rightly) <i>not belonging</i>. "
-                    f"Reference M_r: {html.escape(c.reference or 'none')}.")
+            text = (
+                f"Makes <b>{html.escape(c.domain)}</b>{mine}. Other images are cropped and resized to that first, "
+                f"so a photo is (rightly) <i>not belonging</i>. "
+                f"Reference M_r: {html.escape(c.reference or 'none')}."
+            )
     missing = [c for c in choices if not c.available]
     if missing:
         groups: dict[str, list[str]] = {}
         for c in missing:
             groups.setdefault(studio.unavailable_reason(c), []).append(c.name)
-        text += (f" <details><summary>{len(missing)} more models are not offered here</summary>"
-                 + "; ".join(f"{html.escape(', '.join(v))} ({html.escape(k)})" for k, v in groups.items())
-                 + ".</details>")
+        text += (
+            f" <details><summary>{len(missing)} more models are not offered here</summary>"
+            + "; ".join(f"{html.escape(', '.join(v))} ({html.escape(k)})" for k, v in groups.items())
+            + ".</details>"
+        )
     return f"<div id='ronan-model-info'>{text}</div>"
 
 
 def refresh_choices(model, c_model, b_model, gen_model):
     """Re-read the registry on page load (weights or user models may have been added since)."""
-    gens, all_ = _model_choices(True), _model_choices()
+    choices = studio.model_choices()
+    gens, all_ = _model_choices(True, choices), _model_choices(choices=choices)
     names = [v for _, v in all_]
 
     def keep(v, pool):
         return v if v in [p for _, p in pool] else (pool[0][1] if pool else None)
 
-    return (gr.update(choices=gens, value=keep(model, gens)), gr.update(choices=all_, value=keep(c_model, all_)),
-            gr.update(choices=gens, value=keep(b_model, gens)), gr.update(choices=gens, value=keep(gen_model, gens)),
-            model_info(model if model in names else _default_model()))
+    return (
+        gr.update(choices=gens, value=keep(model, gens)),
+        gr.update(choices=all_, value=keep(c_model, all_)),
+        gr.update(choices=gens, value=keep(b_model, gens)),
+        gr.update(choices=gens, value=keep(gen_model, gens)),
+        model_info(model if model in names else _default_model(choices), choices),
+    )
 
 
 def _opt_int(x):
@@ -235,6 +278,38 @@ def _opt_float(x):
 def _sig(x, digits: int = 4):
     """A number rounded to ``digits`` significant figures for tables (None stays None)."""
     return None if x is None else float(f"{x:.{digits}g}")
+
+
+# the tables' columns: (header, row key); rows are ronan.rows rows (Attribution.to_row and the caller's columns)
+WHICH_COLUMNS = [
+    ("model", "model"),
+    ("verdict", "verdict"),
+    ("statistic", "statistic"),
+    ("critical value", "critical_value"),
+    ("A'", "calibrated_loss"),
+    ("A(M,x)", "loss"),
+    ("A(M_r,x)", "reference_loss"),
+]
+BATCH_COLUMNS = [
+    ("image", "image"),
+    ("label", "label"),
+    ("verdict", "verdict"),
+    ("statistic", "statistic"),
+    ("critical value", "critical_value"),
+    ("A'", "calibrated_loss"),
+    ("error", "error"),
+]
+
+
+def _cell(key: str, value):
+    if key == "verdict":
+        return value if value == "error" else plots.verdict_label(value)
+    return _sig(value) if isinstance(value, float) else value
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str]]) -> list[list]:
+    """Rows as a table for ``gr.Dataframe``: verdicts as the one wording, numbers to 4 significant figures."""
+    return [[_cell(key, r[key]) for _, key in columns] for r in rows]
 
 
 def _user_error(e: Exception) -> gr.Error:
@@ -254,8 +329,12 @@ HOW_TO_READ = """<div class='ronan-how-to-read'><b>What appears here</b><ol>
 def _upload_panel(li) -> views.Panel:
     w, h = li.original_size
     small = max(li.image.size) <= 128
-    return views.Panel("Upload", plots.thumbnail(li.image, 256),
-                       f"{w}x{h} {li.original_mode} {li.original_format or ''}".strip(), pixel=small)
+    return views.Panel(
+        "Upload",
+        plots.thumbnail(li.image, 256),
+        f"{w}x{h} {li.original_mode} {li.original_format or ''}".strip(),
+        pixel=small,
+    )
 
 
 def _model_panel(target, model: str) -> views.Panel:
@@ -267,8 +346,11 @@ def _panels(li, target, model, recon=None, diff=None) -> str:
     panels = [_upload_panel(li)] if li is not None else []
     if target is not None:
         panels.append(_model_panel(target, model))
-    panels.append(views.Panel("Reconstruction M(i*)", plots.to_pil(recon) if recon is not None else None,
-                              "the model's closest image"))
+    panels.append(
+        views.Panel(
+            "Reconstruction M(i*)", plots.to_pil(recon) if recon is not None else None, "the model's closest image"
+        )
+    )
     panels.append(views.Panel("|difference|", diff, "black = identical", colorbar=True))
     return views.panels_html(panels)
 
@@ -284,13 +366,14 @@ def preview(path, model=None):
         return "", views.error_card(_web_message(e))
     target = None
     try:
-        gen, _, _ = studio.prepare(model, "none")
+        gen = prepare(model, None).model
         target = gen.preprocess(li.image)
         steps = studio.preprocessing_steps(li, gen)
     except (RonanError, ValueError):
         steps = [f"upload: {li.original_size[0]}x{li.original_size[1]} {li.original_mode}"]
-    card = views.message_card("Ready: press Run", f"{li.name} → {' → '.join(steps[1:] or steps)}.", "info",
-                              details=li.notes)
+    card = views.message_card(
+        "Ready: press Run", f"{li.name} → {' → '.join(steps[1:] or steps)}.", "info", details=li.notes
+    )
     return _panels(li, target, model), card
 
 
@@ -298,7 +381,7 @@ def generate_image(model, seed):
     try:
         path = studio.generate_example(model, int(seed or 0), GENERATED_DIR)
     except RonanError as e:
-        raise _user_error(e)
+        raise _user_error(e) from e
     studio.prune_files(GENERATED_DIR, keep=64)
     return str(path)
 
@@ -329,8 +412,15 @@ def show_results():
 
 
 def _dist_status(model, reference, distance, preset, steps, restarts, lr) -> str:
-    ok, text = studio.distribution_status(model, reference, distance=distance, preset=preset, steps=_opt_int(steps),
-                                          restarts=_opt_int(restarts), lr=_opt_float(lr))
+    ok, text = studio.distribution_status(
+        model,
+        reference,
+        distance=distance,
+        preset=preset,
+        steps=_opt_int(steps),
+        restarts=_opt_int(restarts),
+        lr=_opt_float(lr),
+    )
     return ("✅ " if ok else "⚠️ ") + text
 
 
@@ -350,8 +440,22 @@ def _attr_cleared(status: str, verdict: str, data: dict) -> tuple:
     return status, verdict, "", "", "", data, None
 
 
-def attribute_run(image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build,
-                  edit="auto", test="robust", request: gr.Request = None):
+def attribute_run(
+    image,
+    model,
+    reference,
+    distance,
+    preset,
+    steps,
+    restarts,
+    lr,
+    alpha,
+    seed,
+    build,
+    edit="auto",
+    test="robust",
+    request: gr.Request = None,
+):
     """Attribute one image to a model; streams progress, ends with the verdict and report.
 
     Every output is cleared when the run starts (or waits), stops or fails; errors are shown in
@@ -359,47 +463,70 @@ def attribute_run(image, model, reference, distance, preset, steps, restarts, lr
     """
     if not image:
         msg = "Choose an image first: click an example, upload one, or generate one."
-        yield _attr_cleared(views.status_html(None, "No image."), views.error_card(msg), {"status": "error",
-                                                                                           "message": msg})
+        yield _attr_cleared(
+            views.status_html(None, "No image."), views.error_card(msg), {"status": "error", "message": msg}
+        )
         raise gr.Error(msg, print_exception=False)
     try:
         ticket = LINE.join(_session(request), "attribute")
     except studio.QueueFull as e:
-        yield _attr_cleared(views.status_html(None, "The server is busy."), views.error_card(str(e)),
-                            {"status": "error", "message": str(e)})
-        raise _user_error(e)
+        yield _attr_cleared(
+            views.status_html(None, "The server is busy."),
+            views.error_card(str(e)),
+            {"status": "error", "message": str(e)},
+        )
+        raise _user_error(e) from e
     finished = False
     try:
-        waiting = _attr_cleared(views.status_html(None, "Starting..."),
-                                views.message_card("Running", "The verdict appears here when the inversions on M "
-                                                              "and M_r have finished.", "running"),
-                                {"status": "running"})
+        waiting = _attr_cleared(
+            views.status_html(None, "Starting..."),
+            views.message_card(
+                "Running", "The verdict appears here when the inversions on M and M_r have finished.", "running"
+            ),
+            {"status": "running"},
+        )
         yield waiting
         go = yield from _wait_turn(ticket, waiting)
         if not go:
-            yield _attr_cleared(views.status_html(None, "Stopped while waiting: nothing ran."),
-                                views.message_card("Stopped", "No verdict: the run was stopped.", "stopped"),
-                                {"status": "cancelled", "message": "stopped while waiting"})
+            yield _attr_cleared(
+                views.status_html(None, "Stopped while waiting: nothing ran."),
+                views.message_card("Stopped", "No verdict: the run was stopped.", "stopped"),
+                {"status": "cancelled", "message": "stopped while waiting"},
+            )
             return
-        yield from _attribute_work(ticket, image, model, reference, distance, preset, steps, restarts, lr, alpha,
-                                   seed, build, edit, test)
+        yield from _attribute_work(
+            ticket, image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build, edit, test
+        )
         finished = True
     finally:
         LINE.leave(ticket, finished=finished)
 
 
 @gpu
-def _attribute_work(ticket, image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build,
-                    edit, test):
+def _attribute_work(
+    ticket, image, model, reference, distance, preset, steps, restarts, lr, alpha, seed, build, edit, test
+):
     last = 0.0
     li = None
     try:
         li = load_image(image)
         stream = studio.run_attribution(
-            li, model, reference=reference, distance=distance, alpha=float(alpha), preset=preset,
-            steps=_opt_int(steps), restarts=_opt_int(restarts), lr=_opt_float(lr), seed=int(seed or 0),
-            edit=edit or "auto", test=test or "robust", build_calibration=bool(build) and studio.builds_allowed(),
-            should_stop=ticket.stop.is_set, eta_prior=ticket.estimate)
+            li,
+            model,
+            reference=reference,
+            distance=distance,
+            alpha=float(alpha),
+            preset=preset,
+            steps=_opt_int(steps),
+            restarts=_opt_int(restarts),
+            lr=_opt_float(lr),
+            seed=int(seed or 0),
+            edit=edit or "auto",
+            test=test or "robust",
+            build_calibration=bool(build) and studio.builds_allowed(),
+            should_stop=ticket.stop.is_set,
+            eta_prior=ticket.estimate,
+        )
         yield _attr(images=_panels(li, None, model))
         for ev in stream:
             if isinstance(ev, studio.RunOutcome):
@@ -417,18 +544,30 @@ def _attribute_work(ticket, image, model, reference, distance, preset, steps, re
             if ev.phase == "model" and ev.reconstruction is not None:
                 recon, diff = ev.reconstruction, plots.difference_map(ev.target, ev.reconstruction)
             images = _panels(li, ev.target, ev.model, recon, diff) if recon is not None else None
-            curves = views.figure_html(svg=plots.loss_curves_svg(
-                ev.history, ev.reference_history, model=ev.model, reference=ev.reference,
-                history_steps=ev.history_steps, reference_steps=ev.reference_history_steps))
+            curves = views.figure_html(
+                svg=plots.loss_curves_svg(
+                    ev.history,
+                    ev.reference_history,
+                    model=ev.model,
+                    reference=ev.reference,
+                    history_steps=ev.history_steps,
+                    reference_steps=ev.reference_history_steps,
+                )
+            )
             yield _attr(_running_status(ev), images=images, curves=curves)
     except Cancelled:
-        yield _attr_cleared(views.status_html(None, "Stopped by the user."),
-                            views.message_card("Stopped", "No verdict: the run was stopped.", "stopped"),
-                            {"status": "cancelled", "message": "stopped by the user"})
+        yield _attr_cleared(
+            views.status_html(None, "Stopped by the user."),
+            views.message_card("Stopped", "No verdict: the run was stopped.", "stopped"),
+            {"status": "cancelled", "message": "stopped by the user"},
+        )
     except (RonanError, ValueError) as e:
-        yield _attr_cleared(views.status_html(None, "Failed."), views.error_card(_web_message(e)),
-                            {"status": "error", "message": _web_message(e)})
-        raise _user_error(e)
+        yield _attr_cleared(
+            views.status_html(None, "Failed."),
+            views.error_card(_web_message(e)),
+            {"status": "error", "message": _web_message(e)},
+        )
+        raise _user_error(e) from e
 
 
 def _attribute_outcome(ev: studio.RunOutcome, li):
@@ -437,16 +576,23 @@ def _attribute_outcome(ev: studio.RunOutcome, li):
     data = report.report_dict(r, dist, **extra)
     data["status"] = "done"
     card = views.verdict_card(r, preprocessing=ev.preprocessing, caveats=ev.caveats)
-    done = views.status_html(1.0, f"Done in {studio.fmt_seconds(r.seconds)}: {plots.verdict_label(r.verdict)}. "
-                                  f"The report is being written...")
-    images = _panels(li, r.image_tensor, r.model, r.reconstruction,
-                     plots.difference_map(r.image_tensor, r.reconstruction))
-    curves = views.figure_html(svg=plots.loss_curves_svg(r.history, r.reference_history, model=r.model,
-                                                         reference=r.reference))
+    done = views.status_html(
+        1.0,
+        f"Done in {studio.fmt_seconds(r.seconds)}: {plots.verdict_label(r.verdict)}. The report is being written...",
+    )
+    images = _panels(
+        li, r.image_tensor, r.model, r.reconstruction, plots.difference_map(r.image_tensor, r.reconstruction)
+    )
+    curves = views.figure_html(
+        svg=plots.loss_curves_svg(r.history, r.reference_history, model=r.model, reference=r.reference)
+    )
     yield _attr(done, card, images, curves, "", data)
     fig = report.histogram_figure_of(r, dist)
-    hist = views.figure_html(plots.fig_to_png(fig), alt="Belonging distribution; legend: "
-                             + "; ".join(plots.legend_texts(fig)), elem_id="ronan-hist")
+    hist = views.figure_html(
+        plots.fig_to_png(fig),
+        alt="Belonging distribution; legend: " + "; ".join(plots.legend_texts(fig)),
+        elem_id="ronan-hist",
+    )
     yield _attr(hist=hist)
     paths = report.write_report(r, RUNS.new("report"), dist, upload=li.image, **extra)
     order = ["html", "json"] + [k for k in paths if k not in ("html", "json")]
@@ -455,36 +601,58 @@ def _attribute_outcome(ev: studio.RunOutcome, li):
     yield done, card, images, curves, hist, data, [str(paths[k]) for k in order]
 
 
-def build_attribute_tab(default: str, presets: list[str]) -> dict:
+def build_attribute_tab(default: str, presets: list[str], choices: list[studio.ModelChoice]) -> dict:
     """The Attribute tab: model, examples, upload, Run/Stop, status and verdict on the left;
     what the model saw, the loss curves, the histogram and the report on the right."""
     c = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
-            c["model"] = gr.Dropdown(_model_choices(True), value=default, label="Inspected model M", elem_id="model")
-            c["info"] = gr.HTML(model_info(default), elem_id="model-info")
-            c["gallery"] = gr.Gallery(label="Examples: click one to run it",
-                                      columns=6, rows=1, object_fit="contain", allow_preview=False, buttons=[],
-                                      elem_id="examples", elem_classes=["pixel"], interactive=False)
+            c["model"] = gr.Dropdown(
+                _model_choices(True, choices), value=default, label="Inspected model M", elem_id="model"
+            )
+            c["info"] = gr.HTML(model_info(default, choices), elem_id="model-info")
+            c["gallery"] = gr.Gallery(
+                label="Examples: click one to run it",
+                columns=6,
+                rows=1,
+                object_fit="contain",
+                allow_preview=False,
+                buttons=[],
+                elem_id="examples",
+                elem_classes=["pixel"],
+                interactive=False,
+            )
             c["gallery_paths"] = gr.State([])
             with gr.Row(equal_height=True):
-                c["image"] = gr.File(label="...or upload an image (any format)", type="filepath",
-                                     elem_id="image-file", height=72, scale=3, min_width=190)
+                c["image"] = gr.File(
+                    label="...or upload an image (any format)",
+                    type="filepath",
+                    elem_id="image-file",
+                    height=72,
+                    scale=3,
+                    min_width=190,
+                )
                 with gr.Column(scale=2, min_width=120):
                     c["run"] = gr.Button("Run", variant="primary", elem_id="run")
                     c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
             c["status"] = gr.HTML(views.status_html(None, "Ready."), elem_id="status")
             c["verdict"] = gr.HTML(READY, elem_id="verdict")
             with gr.Accordion("Advanced: reference model, distance, edits, settings", open=False):
-                c["reference"] = gr.Dropdown(_reference_choices(), value="default", label="Reference model M_r")
-                c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance L",
-                                            info=_distance_info())
-                c["edit"] = gr.Dropdown(["auto", "none", "robust"], value="auto", allow_custom_value=True,
-                                        label="Edit assumed",
-                                        info="auto: read from the file (JPEG quality, size); none; robust; or a "
-                                             "spec such as jpeg:75")
-                c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset",
-                                       info="; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()))
+                c["reference"] = gr.Dropdown(_reference_choices(choices), value="default", label="Reference model M_r")
+                c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance L", info=_distance_info())
+                c["edit"] = gr.Dropdown(
+                    ["auto", "none", "robust"],
+                    value="auto",
+                    allow_custom_value=True,
+                    label="Edit assumed",
+                    info="auto: read from the file (JPEG quality, size); none; robust; or a spec such as jpeg:75",
+                )
+                c["preset"] = gr.Radio(
+                    presets,
+                    value=DEFAULT_PRESET,
+                    label="Inversion preset",
+                    info="; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()),
+                )
                 with gr.Row():
                     c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
                     c["restarts"] = gr.Number(None, label="restarts", precision=0, minimum=0)
@@ -492,20 +660,32 @@ def build_attribute_tab(default: str, presets: list[str]) -> dict:
                 with gr.Row():
                     c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (Grubbs)")
                     c["seed"] = gr.Number(0, label="seed", precision=0)
-                c["test"] = gr.Radio(["robust", "paper"], value="robust", label="Test",
-                                     info="robust: log domain, failed belonging inversions removed, inconclusive "
-                                          "when the evidence is weak; paper: Eq. 3 on all N values")
+                c["test"] = gr.Radio(
+                    ["robust", "paper"],
+                    value="robust",
+                    label="Test",
+                    info="robust: log domain, failed belonging inversions removed, inconclusive "
+                    "when the evidence is weak; paper: Eq. 3 on all N values",
+                )
                 c["dist_status"] = gr.Markdown(
-                    _dist_status(default, "default", "mse", DEFAULT_PRESET, None, None, None), elem_id="dist-status")
+                    _dist_status(default, "default", "mse", DEFAULT_PRESET, None, None, None), elem_id="dist-status"
+                )
                 allowed = studio.builds_allowed()
-                c["build"] = gr.Checkbox(False, label="Build the belonging distribution if missing (minutes)",
-                                         interactive=allowed,
-                                         info=None if allowed else "Off on this server: building takes minutes "
-                                                                   "of the shared worker (operator setting "
-                                                                   "RONAN_ALLOW_BUILDS=1).")
+                c["build"] = gr.Checkbox(
+                    False,
+                    label="Build the belonging distribution if missing (minutes)",
+                    interactive=allowed,
+                    info=None
+                    if allowed
+                    else "Off on this server: building takes minutes "
+                    "of the shared worker (operator setting "
+                    "RONAN_ALLOW_BUILDS=1).",
+                )
             with gr.Accordion("Generate an image with a model", open=False):
                 with gr.Row():
-                    c["gen_model"] = gr.Dropdown(_model_choices(True), value=default, label="Generate with", scale=2)
+                    c["gen_model"] = gr.Dropdown(
+                        _model_choices(True, choices), value=default, label="Generate with", scale=2
+                    )
                     c["gen_seed"] = gr.Number(7, label="seed", precision=0, scale=1)
                 c["gen"] = gr.Button("Generate an image")
         with gr.Column(scale=7, min_width=330):
@@ -517,29 +697,67 @@ def build_attribute_tab(default: str, presets: list[str]) -> dict:
                         c["curves"] = gr.HTML("", elem_id="curves")
                     with gr.Column(min_width=400):
                         c["hist"] = gr.HTML("", elem_id="hist")
-                c["files"] = gr.File(label="Report: self-contained HTML, JSON, figures (PNG)", file_count="multiple",
-                                     interactive=False, elem_id="report-files", height=170)
+                c["files"] = gr.File(
+                    label="Report: self-contained HTML, JSON, figures (PNG)",
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="report-files",
+                    height=170,
+                )
                 with gr.Accordion("Every number (JSON)", open=False):
                     c["json"] = gr.JSON(label="Result")
     return c
 
 
 def wire_attribute_tab(c: dict, light: dict, heavy: dict) -> None:
-    inputs = [c[k] for k in ("image", "model", "reference", "distance", "preset", "steps", "restarts", "lr", "alpha",
-                             "seed", "build", "edit", "test")]
+    inputs = [
+        c[k]
+        for k in (
+            "image",
+            "model",
+            "reference",
+            "distance",
+            "preset",
+            "steps",
+            "restarts",
+            "lr",
+            "alpha",
+            "seed",
+            "build",
+            "edit",
+            "test",
+        )
+    ]
     outputs = [c[k] for k in ("status", "verdict", "images", "curves", "hist", "json", "files")]
-    reveal = {"fn": show_results, "inputs": None, "outputs": [c["placeholder"], c["results"]],
-              "api_visibility": "private", **light}
-    c["model"].change(on_model_change, c["model"], [c["info"], c["gallery"], c["gallery_paths"], c["gen_model"]],
-                      api_visibility="private", **light)
-    c["distance"].change(on_distance_change, [c["distance"], c["restarts"]], c["restarts"], api_visibility="private",
-                         **light)
+    reveal = {
+        "fn": show_results,
+        "inputs": None,
+        "outputs": [c["placeholder"], c["results"]],
+        "api_visibility": "private",
+        **light,
+    }
+    c["model"].change(
+        on_model_change,
+        c["model"],
+        [c["info"], c["gallery"], c["gallery_paths"], c["gen_model"]],
+        api_visibility="private",
+        **light,
+    )
+    c["distance"].change(
+        on_distance_change, [c["distance"], c["restarts"]], c["restarts"], api_visibility="private", **light
+    )
+
     # a new upload (or a new model for it) replaces the old result by a preview of what the model will see
     def fresh(event):
-        event.then(**reveal).then(preview, [c["image"], c["model"]], [c["images"], c["verdict"]],
-                                  api_visibility="private", **light).then(
+        event.then(**reveal).then(
+            preview, [c["image"], c["model"]], [c["images"], c["verdict"]], api_visibility="private", **light
+        ).then(
             lambda: (views.status_html(None, "Ready."), "", "", None, None),
-            None, [c["status"], c["curves"], c["hist"], c["json"], c["files"]], api_visibility="private", **light)
+            None,
+            [c["status"], c["curves"], c["hist"], c["json"], c["files"]],
+            api_visibility="private",
+            **light,
+        )
 
     fresh(c["image"].upload(lambda: None, None, None, api_visibility="private", **light))
     fresh(c["model"].input(lambda: None, None, None, api_visibility="private", **light))
@@ -547,48 +765,76 @@ def wire_attribute_tab(c: dict, light: dict, heavy: dict) -> None:
     settings = [c[k] for k in ("model", "reference", "distance", "preset", "steps", "restarts", "lr")]
     for comp in settings:
         comp.change(_dist_status, settings, c["dist_status"], api_visibility="private", **light)
-    c["image"].clear(lambda: ("", READY, views.status_html(None, "Ready."), "", "", None, None), None,
-                     [c["images"], c["verdict"], c["status"], c["curves"], c["hist"], c["json"], c["files"]],
-                     api_visibility="private", **light)
-    c["run"].click(**reveal).then(attribute_run, inputs, outputs, api_name="attribute", show_progress="hidden",
-                                  **heavy)
+    c["image"].clear(
+        lambda: ("", READY, views.status_html(None, "Ready."), "", "", None, None),
+        None,
+        [c["images"], c["verdict"], c["status"], c["curves"], c["hist"], c["json"], c["files"]],
+        api_visibility="private",
+        **light,
+    )
+    c["run"].click(**reveal).then(attribute_run, inputs, outputs, api_name="attribute", show_progress="hidden", **heavy)
     # one click on an example: it becomes the image and runs at once
-    c["gallery"].select(pick_example, c["gallery_paths"], [c["image"], c["gallery"]], api_visibility="private",
-                        **light).then(
-        **reveal).then(attribute_run, inputs, outputs, api_visibility="private", show_progress="hidden", **heavy)
+    c["gallery"].select(
+        pick_example, c["gallery_paths"], [c["image"], c["gallery"]], api_visibility="private", **light
+    ).then(**reveal).then(attribute_run, inputs, outputs, api_visibility="private", show_progress="hidden", **heavy)
 
 
 # ----------------------------------------------------------------------------- Which model? tab
+
 
 def which_model_run(image, preset, alpha, seed, request: gr.Request = None):
     """Attribute one image against every available model of its resolution and channels."""
     blank = (views.status_html(None, "Ready."), "", "", None, {"status": "running"}, None)
     if not image:
         msg = "Choose an image first."
-        yield (views.status_html(None, "No image."), views.error_card(msg, elem_id="ronan-which"), "", None,
-               {"status": "error", "message": msg}, None)
+        yield (
+            views.status_html(None, "No image."),
+            views.error_card(msg, elem_id="ronan-which"),
+            "",
+            None,
+            {"status": "error", "message": msg},
+            None,
+        )
         raise gr.Error(msg, print_exception=False)
     try:
         ticket = LINE.join(_session(request), "which_model", units=len(_which_candidates(image)) or 1)
     except (studio.QueueFull, RonanError) as e:
-        yield (views.status_html(None, "Failed."), views.error_card(_web_message(e), elem_id="ronan-which"), "",
-               None, {"status": "error", "message": _web_message(e)}, None)
-        raise _user_error(e)
+        yield _which_failed(e)
+        raise _user_error(e) from e
     finished = False
     try:
-        waiting = (views.status_html(None, "Starting..."),
-                   views.message_card("Running", "Testing the image against every model...", "running",
-                                      elem_id="ronan-which")) + blank[2:]
+        waiting = (
+            views.status_html(None, "Starting..."),
+            views.message_card("Running", "Testing the image against every model...", "running", elem_id="ronan-which"),
+        ) + blank[2:]
         yield waiting
         if not (yield from _wait_turn(ticket, waiting, "ronan-which")):
-            yield (views.status_html(None, "Stopped while waiting: nothing ran."),
-                   views.message_card("Stopped", "No answer: the run was stopped.", "stopped", elem_id="ronan-which"),
-                   "", None, {"status": "cancelled"}, None)
+            yield (
+                views.status_html(None, "Stopped while waiting: nothing ran."),
+                views.message_card("Stopped", "No answer: the run was stopped.", "stopped", elem_id="ronan-which"),
+                "",
+                None,
+                {"status": "cancelled"},
+                None,
+            )
             return
         yield from _which_work(ticket, image, preset, alpha, seed)
         finished = True
     finally:
         LINE.leave(ticket, finished=finished)
+
+
+def _which_failed(e: Exception) -> tuple:
+    """The outputs of /which_model after a failure: the reason in the status and the card."""
+    message = _web_message(e)
+    return (
+        views.status_html(None, "Failed."),
+        views.error_card(message, elem_id="ronan-which"),
+        "",
+        None,
+        {"status": "error", "message": message},
+        None,
+    )
 
 
 def _which_candidates(image) -> list[str]:
@@ -602,36 +848,45 @@ def _which_candidates(image) -> list[str]:
 @gpu
 def _which_work(ticket, image, preset, alpha, seed):
     last = 0.0
-    progress, eta = None, studio.Eta(ticket.estimate)
     try:
         li = load_image(image)
-        for ev in which_model_stream(li, preset=preset, alpha=float(alpha), seed=int(seed or 0),
-                                     build_calibration=False, should_stop=ticket.stop.is_set):
+        for ev in studio.run_which_model(
+            li,
+            preset=preset,
+            alpha=float(alpha),
+            seed=int(seed or 0),
+            build_calibration=False,
+            should_stop=ticket.stop.is_set,
+            eta_prior=ticket.estimate,
+        ):
             if isinstance(ev, WhichModelResult):
                 yield from _which_outcome(ev, li)
                 return
-            if progress is None:
-                progress = studio.Progress({f"{i}-{role}": 1.0 for i in range(ev.total)
-                                            for role in ("model", "reference")})
-            p = ev.event.progress
-            frac = progress.update(f"{ev.index}-{ev.event.role}", p.fraction)
-            left = eta.update(frac)
-            LINE.touch(ticket, left)
+            LINE.touch(ticket, ev.eta)
             now = time.perf_counter()
             if now - last < UPDATE_EVERY_S:
                 continue
             last = now
-            yield (views.status_html(frac, f"Model {ev.index + 1} of {ev.total} ({ev.model}): {ev.event.role} "
-                                           f"inversion, step {p.step}/{p.steps} · {_left(left)}"),
-                   gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            yield (
+                views.status_html(ev.fraction, f"{ev.message} · {_left(ev.eta)}"),
+                gr.skip(),
+                gr.skip(),
+                gr.skip(),
+                gr.skip(),
+                gr.skip(),
+            )
     except Cancelled:
-        yield (views.status_html(None, "Stopped by the user."),
-               views.message_card("Stopped", "No answer: the run was stopped.", "stopped", elem_id="ronan-which"),
-               "", None, {"status": "cancelled"}, None)
+        yield (
+            views.status_html(None, "Stopped by the user."),
+            views.message_card("Stopped", "No answer: the run was stopped.", "stopped", elem_id="ronan-which"),
+            "",
+            None,
+            {"status": "cancelled"},
+            None,
+        )
     except (RonanError, ValueError) as e:
-        yield (views.status_html(None, "Failed."), views.error_card(_web_message(e), elem_id="ronan-which"), "",
-               None, {"status": "error", "message": _web_message(e)}, None)
-        raise _user_error(e)
+        yield _which_failed(e)
+        raise _user_error(e) from e
 
 
 def _which_outcome(ev: WhichModelResult, li):
@@ -639,27 +894,48 @@ def _which_outcome(ev: WhichModelResult, li):
     fig = plots.which_model_figure(rows) if rows else None
     png = plots.fig_to_png(fig) if fig is not None else None
     errs = [f"{k}: {_which_error(ev, k)}" for k in ev.errors]
-    color = plots.BELONGING_COLOR if ev.best else views.GREY
-    caveats = "".join(f"<div class='ronan-caveat'><b>This answer rests on:</b> {html.escape(c)}</div>"
-                      for c in ev.caveats)
-    answer = (f"<div class='ronan-card' id='ronan-which' style='border-color:{color}'>"
-              f"<h2 style='color:{color}'>{html.escape(ev.answer)}</h2>"
-              f"<p>Tested against {len(rows)} model(s) of this image's kind; each uses its own belonging "
-              f"distribution and Grubbs' test, no classifier is trained.</p>{caveats}"
-              + (f"<p>Not tested:</p><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in errs)}</ul>" if errs else "")
-              + "</div>")
-    table = [[r["model"], plots.verdict_label(r["verdict"]), _sig(r["statistic"]), _sig(r["critical_value"]),
-              _sig(r["calibrated_loss"]), _sig(r["loss"]), _sig(r["reference_loss"])] for r in rows]
-    figure = views.figure_html(png, alt="Grubbs statistic per model; legend: " + "; ".join(plots.legend_texts(fig)),
-                               elem_id="ronan-which-figure") if png else ""
+    color = plots.BELONGING_COLOR if ev.best else plots.GREY
+    caveats = "".join(
+        f"<div class='ronan-caveat'><b>This answer rests on:</b> {html.escape(c)}</div>" for c in ev.caveats
+    )
+    answer = (
+        f"<div class='ronan-card' id='ronan-which' style='border-color:{color}'>"
+        f"<h2 style='color:{color}'>{html.escape(ev.answer)}</h2>"
+        f"<p>Tested against {len(rows)} model(s) of this image's kind; each uses its own belonging "
+        f"distribution and Grubbs' test, no classifier is trained.</p>{caveats}"
+        + (f"<p>Not tested:</p><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in errs)}</ul>" if errs else "")
+        + "</div>"
+    )
+    table = _table(rows, WHICH_COLUMNS)
+    figure = (
+        views.figure_html(
+            png,
+            alt="Grubbs statistic per model; legend: " + "; ".join(plots.legend_texts(fig)),
+            elem_id="ronan-which-figure",
+        )
+        if png
+        else ""
+    )
     w, h = li.original_size
-    upload = {"name": li.name, "sha256": li.sha256, "size": [w, h], "mode": li.original_mode,
-              "format": li.original_format, "description": f"{w}x{h} {li.original_mode} {li.original_format or ''}"}
+    upload = {
+        "name": li.name,
+        "sha256": li.sha256,
+        "size": [w, h],
+        "mode": li.original_mode,
+        "format": li.original_format,
+        "description": f"{w}x{h} {li.original_mode} {li.original_format or ''}",
+    }
     data = report.which_model_dict(ev, upload=upload)
     paths = report.write_which_model_report(ev, RUNS.new("which"), png, upload=upload)
     total = sum(a.seconds for a in ev.attributions)
-    yield (views.status_html(1.0, f"Done in {studio.fmt_seconds(total)}: {ev.answer}."), answer, figure, table, data,
-           [str(paths["html"]), str(paths["json"])])
+    yield (
+        views.status_html(1.0, f"Done in {studio.fmt_seconds(total)}: {ev.answer}."),
+        answer,
+        figure,
+        table,
+        data,
+        [str(paths["html"]), str(paths["json"])],
+    )
 
 
 def _which_error(ev: WhichModelResult, name: str) -> str:
@@ -679,9 +955,15 @@ def build_which_tab(presets: list[str]) -> dict:
                 c["run"] = gr.Button("Which model made it?", variant="primary", elem_id="which-run", scale=2)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
             c["status"] = gr.HTML(views.status_html(None, "Ready."))
-            c["answer"] = gr.HTML(views.message_card(
-                "Which model made this image?", "RONAN tests the image against every available model of its kind "
-                "and names the one that accepts it, or none: real or unknown model.", "info", elem_id="ronan-which"))
+            c["answer"] = gr.HTML(
+                views.message_card(
+                    "Which model made this image?",
+                    "RONAN tests the image against every available model of its kind "
+                    "and names the one that accepts it, or none: real or unknown model.",
+                    "info",
+                    elem_id="ronan-which",
+                )
+            )
             c["preview"] = gr.HTML("")
             with gr.Accordion("Advanced", open=False):
                 c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
@@ -689,8 +971,7 @@ def build_which_tab(presets: list[str]) -> dict:
                 c["seed"] = gr.Number(0, label="seed", precision=0)
         with gr.Column(scale=7, min_width=330):
             c["plot"] = gr.HTML("", elem_id="which-plot")
-            c["table"] = gr.Dataframe(headers=["model", "verdict", "statistic", "critical value", "A'", "A(M,x)",
-                                               "A(M_r,x)"], interactive=False, elem_id="which-table")
+            c["table"] = gr.Dataframe(headers=[h for h, _ in WHICH_COLUMNS], interactive=False, elem_id="which-table")
             c["files"] = gr.File(label="Report: self-contained HTML, JSON", file_count="multiple", interactive=False)
             with gr.Accordion("JSON", open=False):
                 c["json"] = gr.JSON()
@@ -710,31 +991,38 @@ def _which_preview(path):
 def wire_which_tab(c: dict, attr: dict, light: dict, heavy: dict) -> None:
     c["copy"].click(lambda p: p, attr["image"], c["image"], api_visibility="private", **light)
     c["image"].change(_which_preview, c["image"], c["preview"], api_visibility="private", **light)
-    c["run"].click(which_model_run, [c["image"], c["preset"], c["alpha"], c["seed"]],
-                   [c["status"], c["answer"], c["plot"], c["table"], c["json"], c["files"]],
-                   api_name="which_model", show_progress="hidden", **heavy)
+    c["run"].click(
+        which_model_run,
+        [c["image"], c["preset"], c["alpha"], c["seed"]],
+        [c["status"], c["answer"], c["plot"], c["table"], c["json"], c["files"]],
+        api_name="which_model",
+        show_progress="hidden",
+        **heavy,
+    )
 
 
 # ----------------------------------------------------------------------------- Calibrate tab
 
+
 def _dist_summary(dist, sm) -> str:
-    return (f"**{dist.model}** vs reference **{dist.reference or 'none'}**, distance {dist.distance}, "
-            f"N = {dist.n}: {sm.n_kept} used, {len(sm.removed)} removed as failed inversions; threshold on A' "
-            f"{sm.threshold:.4g} (alpha {sm.alpha:g}, robust test)  \n"
-            f"<small>mean {dist.mean:.4g}, std {dist.std:.4g}, min {min(dist.values):.4g}, max "
-            f"{max(dist.values):.4g}; file `{studio.distribution_file(dist)}`, built {dist.created or '?'} in "
-            f"{dist.seconds:.0f} s (settings in the JSON)</small>")
+    return (
+        f"**{dist.model}** vs reference **{dist.reference or 'none'}**, distance {dist.distance}, "
+        f"N = {dist.n}: {sm.n_kept} used, {len(sm.removed)} removed as failed inversions; threshold on A' "
+        f"{sm.threshold:.4g} (alpha {sm.alpha:g}, robust test)  \n"
+        f"<small>mean {dist.mean:.4g}, std {dist.std:.4g}, min {min(dist.values):.4g}, max "
+        f"{max(dist.values):.4g}; file `{studio.distribution_file(dist)}`, built {dist.created or '?'} in "
+        f"{dist.seconds:.0f} s (settings in the JSON)</small>"
+    )
 
 
-def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebuild, alpha,
-                  request: gr.Request = None):
+def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebuild, alpha, request: gr.Request = None):
     """Show a model's belonging distribution (build or rebuild it where the operator allows)."""
     from ronan.verdict import DecisionSettings, summarize
 
     try:
         ticket = LINE.join(_session(request), "calibrate")
     except studio.QueueFull as e:
-        raise _user_error(e)
+        raise _user_error(e) from e
     finished = False
     cleared = (views.status_html(None, "Starting..."), "", "", None)
     try:
@@ -744,57 +1032,86 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
             return
         try:
             ev = None
-            for ev in studio.run_calibration(model, reference, distance=distance, preset=preset,
-                                             steps=_opt_int(steps), restarts=_opt_int(restarts), lr=_opt_float(lr),
-                                             rebuild=bool(rebuild) and studio.builds_allowed(),
-                                             build=studio.builds_allowed(), should_stop=ticket.stop.is_set):
+            for ev in studio.run_calibration(
+                model,
+                reference,
+                distance=distance,
+                preset=preset,
+                steps=_opt_int(steps),
+                restarts=_opt_int(restarts),
+                lr=_opt_float(lr),
+                rebuild=bool(rebuild) and studio.builds_allowed(),
+                build=studio.builds_allowed(),
+                should_stop=ticket.stop.is_set,
+            ):
                 if isinstance(ev, studio.RunProgress):
                     LINE.touch(ticket, ev.eta)
                     yield _running_status(ev), gr.skip(), gr.skip(), gr.skip()
             sm = summarize(ev.values, DecisionSettings(alpha=float(alpha)))
-            fig = plots.histogram_figure(ev.values, mean=sm.mean, std=sm.std, critical_value=sm.critical_value,
-                                         model=ev.model, alpha=float(alpha), threshold=sm.threshold,
-                                         removed=sm.removed, calibrated=ev.reference is not None, domain=sm.domain)
-            plot = views.figure_html(plots.fig_to_png(fig), alt="Belonging distribution; legend: "
-                                     + "; ".join(plots.legend_texts(fig)), elem_id="ronan-calibration")
+            fig = plots.histogram_figure(
+                ev.values,
+                mean=sm.mean,
+                std=sm.std,
+                critical_value=sm.critical_value,
+                model=ev.model,
+                alpha=float(alpha),
+                threshold=sm.threshold,
+                removed=sm.removed,
+                calibrated=ev.reference is not None,
+                domain=sm.domain,
+            )
+            plot = views.figure_html(
+                plots.fig_to_png(fig),
+                alt="Belonging distribution; legend: " + "; ".join(plots.legend_texts(fig)),
+                elem_id="ronan-calibration",
+            )
             finished = True
             yield views.status_html(1.0, "Ready."), _dist_summary(ev, sm), plot, ev.to_dict()
         except Cancelled:
             yield views.status_html(None, "Stopped: the distribution was not changed."), "Stopped.", "", None
         except (RonanError, ValueError) as e:
             yield views.status_html(None, "Failed."), f"**No distribution:** {_web_message(e)}", "", None
-            raise _user_error(e)
+            raise _user_error(e) from e
     finally:
         LINE.leave(ticket, finished=finished)
 
 
-def build_calibrate_tab(default: str, presets: list[str]) -> dict:
+def build_calibrate_tab(default: str, presets: list[str], choices: list[studio.ModelChoice]) -> dict:
     c = {}
     allowed = studio.builds_allowed()
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
-            c["model"] = gr.Dropdown(_model_choices(), value=default, label="Model")
+            c["model"] = gr.Dropdown(_model_choices(choices=choices), value=default, label="Model")
             c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
             with gr.Row():
-                c["run"] = gr.Button("Show / build" if allowed else "Show", variant="primary", elem_id="calibrate-run",
-                                     scale=2)
+                c["run"] = gr.Button(
+                    "Show / build" if allowed else "Show", variant="primary", elem_id="calibrate-run", scale=2
+                )
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
             with gr.Accordion("Advanced: reference model, distance, settings", open=False):
-                c["reference"] = gr.Dropdown(_reference_choices(), value="default", label="Reference model")
+                c["reference"] = gr.Dropdown(_reference_choices(choices), value="default", label="Reference model")
                 c["distance"] = gr.Dropdown(_distance_choices(), value="mse", label="Distance")
                 with gr.Row():
                     c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)
                     c["restarts"] = gr.Number(None, label="restarts", precision=0, minimum=0)
                     c["lr"] = gr.Number(None, label="lr", minimum=0)
                 c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (for the threshold line)")
-                c["rebuild"] = gr.Checkbox(False, label="Rebuild even if cached (minutes)", interactive=allowed,
-                                           info=None if allowed else "Off on this server (operator setting "
-                                                                     "RONAN_ALLOW_BUILDS=1): distributions that "
-                                                                     "are ready are shown.")
+                c["rebuild"] = gr.Checkbox(
+                    False,
+                    label="Rebuild even if cached (minutes)",
+                    interactive=allowed,
+                    info=None
+                    if allowed
+                    else "Off on this server (operator setting "
+                    "RONAN_ALLOW_BUILDS=1): distributions that "
+                    "are ready are shown.",
+                )
         with gr.Column(scale=7, min_width=330):
             c["status"] = gr.HTML(views.status_html(None, "Ready."))
-            c["summary"] = gr.Markdown("A model's *belonging distribution*: the calibrated losses of N = 100 of its "
-                                       "own images, against which every query is tested. Press Show.")
+            c["summary"] = gr.Markdown(
+                "A model's *belonging distribution*: the calibrated losses of N = 100 of its "
+                "own images, against which every query is tested. Press Show."
+            )
             c["plot"] = gr.HTML("", elem_id="calibrate-plot")
             with gr.Accordion("JSON", open=False):
                 c["json"] = gr.JSON()
@@ -802,13 +1119,18 @@ def build_calibrate_tab(default: str, presets: list[str]) -> dict:
 
 
 def wire_calibrate_tab(c: dict, heavy: dict) -> None:
-    c["run"].click(calibrate_run, [c[k] for k in ("model", "reference", "distance", "preset", "steps", "restarts",
-                                                  "lr", "rebuild", "alpha")],
-                   [c["status"], c["summary"], c["plot"], c["json"]], api_name="calibrate", show_progress="hidden",
-                   **heavy)
+    c["run"].click(
+        calibrate_run,
+        [c[k] for k in ("model", "reference", "distance", "preset", "steps", "restarts", "lr", "rebuild", "alpha")],
+        [c["status"], c["summary"], c["plot"], c["json"]],
+        api_name="calibrate",
+        show_progress="hidden",
+        **heavy,
+    )
 
 
 # ----------------------------------------------------------------------------- Batch tab
+
 
 def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
     """Attribute many images (files or zips) to one model; table, CSV, confusion table."""
@@ -821,7 +1143,7 @@ def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
         items = studio.collect_batch(files)
     except RonanError as e:
         yield (views.status_html(None, f"Failed: {_web_message(e)}"),) + cleared[1:]
-        raise _user_error(e)
+        raise _user_error(e) from e
     skipped = studio.skipped_members(files)
     if not items:
         msg = "No images found in the upload" + (f" (skipped: {', '.join(skipped)})" if skipped else "") + "."
@@ -830,7 +1152,7 @@ def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
     try:
         ticket = LINE.join(_session(request), "batch", units=len(items))
     except studio.QueueFull as e:
-        raise _user_error(e)
+        raise _user_error(e) from e
     finished = False
     try:
         yield cleared
@@ -845,38 +1167,43 @@ def batch_run(files, model, preset, alpha, seed, request: gr.Request = None):
 
 @gpu
 def _batch_work(ticket, items, skipped, model, preset, alpha, seed):
-    eta, frac, last = studio.Eta(ticket.estimate), 0.0, 0.0
+    last = 0.0
     try:
         ev = None
-        for ev in studio.run_batch(items, model, preset=preset, alpha=float(alpha), seed=int(seed or 0),
-                                   should_stop=ticket.stop.is_set):
+        for ev in studio.run_batch(
+            items,
+            model,
+            preset=preset,
+            alpha=float(alpha),
+            seed=int(seed or 0),
+            should_stop=ticket.stop.is_set,
+            eta_prior=ticket.estimate,
+        ):
             if not isinstance(ev, studio.RunProgress):
                 break
-            frac = max(frac, ev.fraction)  # chunks of M and M_r inversions interleave
-            left = eta.update(frac)
-            LINE.touch(ticket, left)
+            LINE.touch(ticket, ev.eta)
             now = time.perf_counter()
             if now - last >= UPDATE_EVERY_S:
                 last = now
-                yield (views.status_html(frac, f"{ev.message} · {_left(left)}"), gr.skip(), gr.skip(),
-                       gr.skip())
-        rows = ev.rows
-        folder = RUNS.new("batch")
-        csv_path = folder / f"ronan-batch-{model}.csv"
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-            w.writeheader()
-            w.writerows(rows)
-        table = [[r["image"], r["label"], plots.verdict_label(r["verdict"]) if r["verdict"] != "error" else "error",
-                  _sig(r["statistic"]), _sig(r["critical_value"]), _sig(r["calibrated_loss"]), r["error"]]
-                 for r in rows]
-        yield views.status_html(1.0, studio.batch_summary(rows, model, skipped)), table, str(csv_path), \
-            _confusion_md(ev, model)
+                yield (
+                    views.status_html(ev.fraction, f"{ev.message} · {_left(ev.eta)}"),
+                    gr.skip(),
+                    gr.skip(),
+                    gr.skip(),
+                )
+        csv_path = RUNS.new("batch") / f"ronan-batch-{model}.csv"
+        write_csv(ev.rows, csv_path)
+        yield (
+            views.status_html(1.0, studio.batch_summary(ev.rows, model, skipped)),
+            _table(ev.rows, BATCH_COLUMNS),
+            str(csv_path),
+            _confusion_md(ev, model),
+        )
     except Cancelled:
         yield views.status_html(None, "Stopped by the user: no results."), None, None, ""
     except (RonanError, ValueError) as e:
         yield views.status_html(None, f"Failed: {_web_message(e)}"), None, None, ""
-        raise _user_error(e)
+        raise _user_error(e) from e
 
 
 def _confusion_md(ev, model) -> str:
@@ -884,26 +1211,39 @@ def _confusion_md(ev, model) -> str:
     if ev.confusion:
         c = ev.confusion
         acc = f"\n\nAccuracy **{c['accuracy']:.1%}**" if c["accuracy"] == c["accuracy"] else ""
-        parts.append(f"**Confusion table** (folder `{model}` or `belonging` = generated by {model}; any other "
-                     f"folder = not):\n\n| | judged belonging | judged not belonging |\n|---|---|---|\n"
-                     f"| truly belonging ({c['n_belonging']}) | TP {c['tp']} | FN {c['fn']} |\n"
-                     f"| truly not ({c['n_non_belonging']}) | FP {c['fp']} | TN {c['tn']} |{acc}")
+        parts.append(
+            f"**Confusion table** (folder `{model}` or `belonging` = generated by {model}; any other "
+            f"folder = not):\n\n| | judged belonging | judged not belonging |\n|---|---|---|\n"
+            f"| truly belonging ({c['n_belonging']}) | TP {c['tp']} | FN {c['fn']} |\n"
+            f"| truly not ({c['n_non_belonging']}) | FP {c['fp']} | TN {c['tn']} |{acc}"
+        )
     if ev.per_label:
-        rows = "".join(f"| {html.escape(k)} | {v['belonging']} | {v['non-belonging']} | {v.get('inconclusive', 0)} |\n"
-                       for k, v in sorted(ev.per_label.items()))
-        parts.append(f"**Per folder**\n\n| folder | belonging | not belonging | inconclusive |\n|---|---|---|---|\n"
-                     f"{rows}")
-    return "\n\n".join(p for p in parts if p) or "No folder labels: put images in folders inside a zip " \
-                                                "(e.g. `real/`, `dcgan-fmnist/`) to get a confusion table."
+        rows = "".join(
+            f"| {html.escape(k)} | {v['belonging']} | {v['non-belonging']} | {v.get('inconclusive', 0)} |\n"
+            for k, v in sorted(ev.per_label.items())
+        )
+        parts.append(
+            f"**Per folder**\n\n| folder | belonging | not belonging | inconclusive |\n|---|---|---|---|\n{rows}"
+        )
+    return (
+        "\n\n".join(p for p in parts if p)
+        or "No folder labels: put images in folders inside a zip "
+        "(e.g. `real/`, `dcgan-fmnist/`) to get a confusion table."
+    )
 
 
-def build_batch_tab(default: str, presets: list[str]) -> dict:
+def build_batch_tab(default: str, presets: list[str], choices: list[studio.ModelChoice]) -> dict:
     c = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
-            c["files"] = gr.File(label="Images or zip archives (folders in a zip = labels)", file_count="multiple",
-                                 type="filepath", height=120, elem_id="batch-files")
-            c["model"] = gr.Dropdown(_model_choices(True), value=default, label="Inspected model")
+            c["files"] = gr.File(
+                label="Images or zip archives (folders in a zip = labels)",
+                file_count="multiple",
+                type="filepath",
+                height=120,
+                elem_id="batch-files",
+            )
+            c["model"] = gr.Dropdown(_model_choices(True, choices), value=default, label="Inspected model")
             with gr.Row():
                 c["run"] = gr.Button("Run batch", variant="primary", elem_id="batch-run", scale=2)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
@@ -914,16 +1254,21 @@ def build_batch_tab(default: str, presets: list[str]) -> dict:
                     c["seed"] = gr.Number(0, label="seed", precision=0)
         with gr.Column(scale=7, min_width=330):
             c["status"] = gr.HTML(views.status_html(None, "Ready."), elem_id="batch-status")
-            c["table"] = gr.Dataframe(headers=["image", "label", "verdict", "statistic", "critical value", "A'",
-                                               "error"], interactive=False)
+            c["table"] = gr.Dataframe(headers=[h for h, _ in BATCH_COLUMNS], interactive=False)
             c["csv"] = gr.File(label="CSV (one row per image)", interactive=False)
             c["conf"] = gr.Markdown("")
     return c
 
 
 def wire_batch_tab(c: dict, heavy: dict) -> None:
-    c["run"].click(batch_run, [c[k] for k in ("files", "model", "preset", "alpha", "seed")],
-                   [c["status"], c["table"], c["csv"], c["conf"]], api_name="batch", show_progress="hidden", **heavy)
+    c["run"].click(
+        batch_run,
+        [c[k] for k in ("files", "model", "preset", "alpha", "seed")],
+        [c["status"], c["table"], c["csv"], c["conf"]],
+        api_name="batch",
+        show_progress="hidden",
+        **heavy,
+    )
 
 
 # ----------------------------------------------------------------------------- How it works
@@ -972,29 +1317,32 @@ rests on testing it as if unedited. The card lists every such assumption next to
 is real or comes from a model outside the set. No classifier is trained, so adding a model only needs its belonging
 distribution. *Paper:* Wang et al., *Alteration-free and Model-agnostic Origin Attribution of Generated Images*,
 NeurIPS 2023.
-"""
+"""  # noqa: E501 (a displayed equation: one line of LaTeX)
 
 
 # ----------------------------------------------------------------------------- layout
 
-HEADER = ("<div id='ronan-header'><h1>RONAN Studio</h1><span class='tagline'>Was this image generated by "
-          "<i>this</i> model?</span></div><p id='ronan-howto'>Click an example, or upload an image and press Run: "
-          "RONAN reverse-engineers it on the model and tests it against the model's own images.</p>")
+HEADER = (
+    "<div id='ronan-header'><h1>RONAN Studio</h1><span class='tagline'>Was this image generated by "
+    "<i>this</i> model?</span></div><p id='ronan-howto'>Click an example, or upload an image and press Run: "
+    "RONAN reverse-engineers it on the model and tests it against the model's own images.</p>"
+)
 
 
 def build_demo() -> gr.Blocks:
-    default = _default_model()
+    choices = studio.model_choices()  # read once for every tab
+    default = _default_model(choices)
     presets = studio.presets()
     with gr.Blocks(title="RONAN Studio — origin attribution", delete_cache=(900, 3600)) as demo:
         gr.HTML(HEADER, elem_id="ronan-top")
         with gr.Tab("Attribute", id="attribute"):
-            attr = build_attribute_tab(default, presets)
+            attr = build_attribute_tab(default, presets, choices)
         with gr.Tab("Which model?", id="which"):
             which = build_which_tab(presets)
         with gr.Tab("Calibrate", id="calibrate"):
-            cal = build_calibrate_tab(default, presets)
+            cal = build_calibrate_tab(default, presets, choices)
         with gr.Tab("Batch", id="batch"):
-            batch = build_batch_tab(default, presets)
+            batch = build_batch_tab(default, presets, choices)
         with gr.Tab("How it works", id="how"):
             gr.Markdown(HOW_IT_WORKS, latex_delimiters=LATEX)
             gr.Markdown(f"<small>RONAN Studio v{__version__}</small>")
@@ -1003,18 +1351,29 @@ def build_demo() -> gr.Blocks:
         # light events: no waiting; heavy ones (inversions) wait in LINE, one running at a time
         light = {"concurrency_limit": None}
         heavy = {"concurrency_limit": QUEUE_SIZE + 2, "concurrency_id": "inversion"}
-        demo.load(gallery_for, attr["model"], [attr["gallery"], attr["gallery_paths"]], api_visibility="private",
-                  **light)
-        demo.load(refresh_choices, [attr["model"], cal["model"], batch["model"], attr["gen_model"]],
-                  [attr["model"], cal["model"], batch["model"], attr["gen_model"], attr["info"]],
-                  api_visibility="private", **light)
+        demo.load(
+            gallery_for, attr["model"], [attr["gallery"], attr["gallery_paths"]], api_visibility="private", **light
+        )
+        demo.load(
+            refresh_choices,
+            [attr["model"], cal["model"], batch["model"], attr["gen_model"]],
+            [attr["model"], cal["model"], batch["model"], attr["gen_model"], attr["info"]],
+            api_visibility="private",
+            **light,
+        )
         wire_attribute_tab(attr, light, heavy)
         wire_which_tab(which, attr, light, heavy)
         wire_calibrate_tab(cal, heavy)
         wire_batch_tab(batch, heavy)
         for btn in (attr["stop"], which["stop"], cal["stop"], batch["stop"]):
-            btn.click(stop, None, stop_status, api_name="stop" if btn is attr["stop"] else None,
-                      api_visibility="public" if btn is attr["stop"] else "private", **light)
+            btn.click(
+                stop,
+                None,
+                stop_status,
+                api_name="stop" if btn is attr["stop"] else None,
+                api_visibility="public" if btn is attr["stop"] else "private",
+                **light,
+            )
     demo.queue(default_concurrency_limit=1, max_size=4 * QUEUE_SIZE)
     return demo
 
@@ -1023,20 +1382,29 @@ demo = build_demo()
 
 
 # outside the app's scoped CSS (gradio prefixes custom rules with its container): the page margins on phones
-HEAD = ("<style>@media (max-width: 640px) { .gradio-container .main.app { padding: 8px 6px !important; } }"
-        "</style>")
-LAUNCH_KWARGS = {"css": CSS, "head": HEAD, "theme": THEME, "max_file_size": "64mb", "show_error": True,
-                 "footer_links": ["api", "gradio"], "allowed_paths": [str(studio.SAMPLES_DIR)]}
+HEAD = "<style>@media (max-width: 640px) { .gradio-container .main.app { padding: 8px 6px !important; } }</style>"
+LAUNCH_KWARGS = {
+    "css": CSS,
+    "head": HEAD,
+    "theme": THEME,
+    "max_file_size": "64mb",
+    "show_error": True,
+    "footer_links": ["api", "gradio"],
+    "allowed_paths": [str(studio.SAMPLES_DIR)],
+}
 
 
 def warm_up(model: str | None = None) -> None:
     """Load the default model and its reference, its belonging distribution and its examples, so the
     first visitor's first click does not pay for them (runs in a background thread at start)."""
+    from ronan.stats import grubbs_critical_value
+
     model = model or _default_model()
     try:
-        gen, ref, settings = studio.prepare(model, "default")
-        studio.has_distribution(gen, ref, "mse", settings)
-        gallery_for(model)
+        gallery_for(model)  # first: the page shows these examples
+        studio.has_distribution(prepare(model))
+        grubbs_critical_value(100)  # imports scipy (most of a second), which the first verdict needs
+        plots.mpl()  # and matplotlib, for its figures
     except (RonanError, ValueError, OSError) as e:  # never stop the app for a warm-up
         print(f"RONAN Studio: warm-up skipped ({e})", file=sys.stderr)
 
@@ -1044,9 +1412,15 @@ def warm_up(model: str | None = None) -> None:
 def main():
     if THREADS > 0:
         torch.set_num_threads(THREADS)
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        prevent_thread_lock=True,
+        **LAUNCH_KWARGS,
+    )
+    # warm up once the page answers (the warm-up would otherwise slow the start down)
     threading.Thread(target=warm_up, name="ronan-warm-up", daemon=True).start()
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), **LAUNCH_KWARGS)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

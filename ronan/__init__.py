@@ -15,15 +15,37 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Attribution": ".attribution", "attribute": ".attribution", "attribute_batch": ".attribution",
-    "PRESETS": ".inversion", "InversionSettings": ".inversion", "invert": ".inversion", "invert_stream": ".inversion",
-    "register_model": ".models.register", "list_models": ".models.registry", "load_model": ".models.registry",
-    "wrap_generator": ".models.wrap", "grubbs_critical_value": ".stats", "grubbs_test": ".stats",
+    "Attribution": ".attribution",
+    "attribute": ".attribution",
+    "attribute_batch": ".attribution",
+    "PRESETS": ".inversion",
+    "InversionSettings": ".inversion",
+    "invert": ".inversion",
+    "invert_stream": ".inversion",
+    "register_model": ".models.register",
+    "list_models": ".models.registry",
+    "load_model": ".models.registry",
+    "wrap_generator": ".models.wrap",
+    "grubbs_critical_value": ".stats",
+    "grubbs_test": ".stats",
 }
 
-__all__ = ["Attribution", "attribute", "attribute_batch", "PRESETS", "InversionSettings", "invert",
-           "invert_stream", "list_models", "load_model", "register_model", "wrap_generator",
-           "grubbs_critical_value", "grubbs_test", "__version__"]
+__all__ = [
+    "Attribution",
+    "attribute",
+    "attribute_batch",
+    "PRESETS",
+    "InversionSettings",
+    "invert",
+    "invert_stream",
+    "list_models",
+    "load_model",
+    "register_model",
+    "wrap_generator",
+    "grubbs_critical_value",
+    "grubbs_test",
+    "__version__",
+]
 
 
 def __getattr__(name: str):

@@ -1,7 +1,8 @@
 """Batch intake: many uploaded files and zip archives, read lazily and loaded chunk by chunk.
 
 :func:`collect_batch` lists the images of the uploads without reading any pixel (zip members
-stay in their archive until their turn); :func:`iter_loaded` loads them a chunk at a time, so a
+stay in their archive until their turn), :func:`skipped_members` what it left out of the
+archives (for an honest summary); :func:`iter_loaded` loads them a chunk at a time, so a
 batch holds at most one chunk of decoded images, and charges every image to the request's
 decoded-pixel budget (:class:`ronan.limits.PixelBudget`). Bad files become items with an
 ``error`` (one line), never an exception that ends the batch. Limits (:mod:`ronan.limits`):
@@ -12,17 +13,13 @@ archive, ``RONAN_MAX_FILE_MB`` per file, ``RONAN_MAX_REQUEST_MEGAPIXELS`` decode
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import limits
 from .errors import ImageError, RonanError
-from .images import LoadedImage, load_image
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
-                  ".tga", ".ico", ".jp2", ".avif", ".heic", ".svg"}
-"""Suffixes of the archive members taken as images (others are skipped)."""
+from .images import IMAGE_SUFFIXES, LoadedImage, load_image
 
 
 @dataclass
@@ -51,7 +48,9 @@ class BatchItem:
         Raises:
             ImageError: the member cannot be extracted.
         """
-        if self.archive is None:
+        if self.archive is None or self.member is None:
+            if self.source is None:
+                raise ImageError(f"{self.name}: nothing to read")  # an error item: never loaded
             return self.source
         try:
             with zipfile.ZipFile(self.archive) as zf:
@@ -71,15 +70,53 @@ def collect_batch(paths: list[str | Path]) -> list[BatchItem]:
         LimitExceeded: more than ``RONAN_MAX_IMAGES`` images.
     """
     items: list[BatchItem] = []
-    for p in paths:
-        p = Path(p)
-        if p.suffix.lower() == ".zip" or (p.is_file() and zipfile.is_zipfile(p) and p.suffix.lower() not in
-                                          IMAGE_SUFFIXES):
+    for p in map(Path, paths):
+        if _is_archive(p):
             items.extend(_zip_items(p))
         else:
             items.append(BatchItem(p.name, None, str(p)))
         limits.check_images(sum(it.error is None for it in items), "images in one batch")
     return items
+
+
+def _is_archive(path: Path) -> bool:
+    """A zip archive to open: named ``.zip``, or a zip file whose name is not an image's."""
+    suffix = path.suffix.lower()
+    return suffix == ".zip" or (path.is_file() and zipfile.is_zipfile(path) and suffix not in IMAGE_SUFFIXES)
+
+
+def _member_kind(info: zipfile.ZipInfo) -> tuple[str, list[str]]:
+    """What an archive member is — ``"dir"``, ``"hidden"`` (a hidden file or a ``__MACOSX`` entry),
+    ``"image"`` or ``"other"`` — and its path parts."""
+    parts = [s for s in info.filename.replace("\\", "/").split("/") if s]
+    if info.is_dir() or not parts:
+        return "dir", parts
+    if any(s.startswith(".") or s == "__MACOSX" for s in parts):
+        return "hidden", parts
+    return ("image" if Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES else "other"), parts
+
+
+def skipped_members(paths: list[str | Path]) -> list[str]:
+    """Members of the zip archives among ``paths`` that a batch does not use: non-image files
+    (``notes.txt``) by name; hidden files and ``__MACOSX`` entries as one count. Reads the archives'
+    directories only (no data). For honest batch summaries (:func:`ronan.studio.batch_summary`)."""
+    out, hidden = [], 0
+    for p in map(Path, paths):
+        if not _is_archive(p):
+            continue
+        try:
+            with zipfile.ZipFile(p) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError):
+            continue
+        for info in infos:
+            kind, _ = _member_kind(info)
+            hidden += kind == "hidden"
+            if kind == "other":
+                out.append(info.filename)
+    if hidden:
+        out.append(f"{hidden} hidden or system file(s)")
+    return out
 
 
 def _zip_items(path: Path) -> list[BatchItem]:
@@ -93,20 +130,30 @@ def _zip_items(path: Path) -> list[BatchItem]:
     with zf:
         for info in zf.infolist():
             member = info.filename
-            parts = [s for s in member.replace("\\", "/").split("/") if s]
-            if info.is_dir() or not parts or any(s.startswith(".") or s == "__MACOSX" for s in parts):
-                continue
-            if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+            kind, parts = _member_kind(info)
+            if kind != "image":
                 continue
             label = parts[-2] if len(parts) > 1 else None
             if info.file_size > lim.max_file_mb * 2**20:
-                items.append(BatchItem(member, label, error=f"{member}: {info.file_size / 2**20:.1f} MiB uncompressed; "
-                                                            f"the limit is {lim.max_file_mb} MiB"))
+                items.append(
+                    BatchItem(
+                        member,
+                        label,
+                        error=f"{member}: {info.file_size / 2**20:.1f} MiB uncompressed; "
+                        f"the limit is {lim.max_file_mb} MiB",
+                    )
+                )
                 continue
             total += info.file_size
             if total > lim.max_zip_mb * 2**20:
-                items.append(BatchItem(member, label, error=f"{path.name}: archive exceeds {lim.max_zip_mb} MiB "
-                                                            f"uncompressed (RONAN_MAX_ZIP_MB); rest skipped"))
+                items.append(
+                    BatchItem(
+                        member,
+                        label,
+                        error=f"{path.name}: archive exceeds {lim.max_zip_mb} MiB "
+                        f"uncompressed (RONAN_MAX_ZIP_MB); rest skipped",
+                    )
+                )
                 break
             items.append(BatchItem(member, label, archive=str(path), member=member))
     return items
@@ -123,8 +170,9 @@ def load_item(item: BatchItem, budget: limits.PixelBudget | None = None) -> Load
         return None
 
 
-def iter_loaded(items: list[BatchItem], chunk: int = 32, budget: limits.PixelBudget | None = None
-                ) -> Iterator[list[tuple[BatchItem, LoadedImage | None]]]:
+def iter_loaded(
+    items: list[BatchItem], chunk: int = 32, budget: limits.PixelBudget | None = None
+) -> Iterator[list[tuple[BatchItem, LoadedImage | None]]]:
     """Yield the items in chunks of ``chunk``, each item with its loaded image (None when it failed).
 
     Only one chunk of decoded images exists at a time (the caller drops it before asking for the
@@ -132,7 +180,7 @@ def iter_loaded(items: list[BatchItem], chunk: int = 32, budget: limits.PixelBud
     """
     budget = budget if budget is not None else limits.PixelBudget()
     for c in range(0, len(items), max(1, chunk)):
-        yield [(it, load_item(it, budget)) for it in items[c:c + chunk]]
+        yield [(it, load_item(it, budget)) for it in items[c : c + chunk]]
 
 
 def load_batch(items: list[BatchItem]) -> list[tuple[BatchItem, LoadedImage | None]]:

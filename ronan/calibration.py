@@ -1,12 +1,13 @@
 """Belonging distribution (paper Algorithm 1): calibrated losses of the model's own samples.
 
-N inputs are drawn from the model with a seed; the images they make, quantized to 8 bits as
-any saved image is, are inverted on the model and on the reference model with exactly the settings used for queries, and the
-calibrated losses ``A'(M, x) = A(M, x) / A(M_r, x)`` (Eq. 2) are kept with their mean and
-sample standard deviation. Distributions are cached as JSON (:func:`ronan.paths.cache_read_dirs`),
-written atomically, validated on load, and keyed by everything that changes them (model
-and weights hash, reference and weights hash, distance, inversion settings, N, seed and
-the method version), so a change of any of those builds a new one.
+N inputs are drawn from the model with a seed; the images they make, quantized to 8 bits as any
+saved image is, are inverted on the model and on the reference model with exactly the settings
+used for queries, and the calibrated losses ``A'(M, x) = A(M, x) / A(M_r, x)`` (Eq. 2) are kept
+with their mean and sample standard deviation. Distributions are cached as JSON
+(:func:`ronan.paths.cache_read_dirs`), written atomically, validated on load, and keyed by
+everything that changes them (model and weights hash, reference and weights hash, distance,
+inversion settings, N, seed and the method version), so a change of any of those builds a new
+one.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -101,8 +102,19 @@ class BelongingDistribution:
     sample_settled: list[bool] | None = None
     environment: dict | None = None
 
-    KEY_FIELDS = ("model", "model_sha256", "model_options", "reference", "reference_sha256", "distance", "settings", "n", "seed",
-                  "edit", "method_version")
+    KEY_FIELDS = (
+        "model",
+        "model_sha256",
+        "model_options",
+        "reference",
+        "reference_sha256",
+        "distance",
+        "settings",
+        "n",
+        "seed",
+        "edit",
+        "method_version",
+    )
 
     def key(self) -> dict:
         """The fields that identify this distribution (``edit`` only when there is one, so that the
@@ -113,13 +125,16 @@ class BelongingDistribution:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BelongingDistribution":
+    def from_dict(cls, d: dict) -> BelongingDistribution:
         """Build and validate; raises a one-line CalibrationError if fields are missing, of the
         wrong type or inconsistent (unknown fields are ignored: newer files stay readable)."""
         if not isinstance(d, dict):
             raise CalibrationError(f"calibration data must be a JSON object, not {type(d).__name__}")
-        missing = [k for k, f in cls.__dataclass_fields__.items()
-                   if k not in d and f.default is MISSING and f.default_factory is MISSING]
+        missing = [
+            k
+            for k, f in cls.__dataclass_fields__.items()
+            if k not in d and f.default is MISSING and f.default_factory is MISSING
+        ]
         if missing:
             raise CalibrationError(f"calibration data is incomplete (missing {', '.join(missing)})")
         dist = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
@@ -149,24 +164,45 @@ class BelongingDistribution:
             arr = np.asarray(getattr(self, name) or [], dtype=np.float64)
             if not np.all(np.isfinite(arr)) or np.any(arr < 0):
                 raise CalibrationError(f"{who}: {name} must be finite and non-negative")
-        expected = calibrate_losses(torch.tensor(self.losses, dtype=torch.float64),
-                                    None if self.reference_losses is None else
-                                    torch.tensor(self.reference_losses, dtype=torch.float64)).numpy()
+        expected = calibrate_losses(
+            torch.tensor(self.losses, dtype=torch.float64),
+            None if self.reference_losses is None else torch.tensor(self.reference_losses, dtype=torch.float64),
+        ).numpy()
         if not np.allclose(vals, expected, rtol=1e-9, atol=0.0):
             raise CalibrationError(f"{who}: values do not equal losses / reference_losses (Eq. 2)")
         mean, std = float(vals.mean()), float(vals.std(ddof=1))
-        if not (math.isclose(mean, self.mean, rel_tol=1e-6, abs_tol=1e-15)
-                and math.isclose(std, self.std, rel_tol=1e-6, abs_tol=1e-15)):
+        if not (
+            math.isclose(mean, self.mean, rel_tol=1e-6, abs_tol=1e-15)
+            and math.isclose(std, self.std, rel_tol=1e-6, abs_tol=1e-15)
+        ):
             raise CalibrationError(f"{who}: stored mean/std do not match its values")
 
 
 _NUM = (int, float)
 _FIELD_TYPES = {
-    "model": (str,), "model_sha256": (str, None), "model_options": (dict,), "reference": (str, None),
-    "reference_sha256": (str, None), "distance": (str,), "settings": (dict,), "n": (int,), "seed": (int,),
-    "values": ([_NUM],), "losses": ([_NUM],), "reference_losses": ([_NUM], None), "mean": _NUM, "std": _NUM,
-    "edit": (dict, None), "method_version": (int,), "versions": (dict,), "created": (str,), "seconds": _NUM,
-    "sample_steps": ([(int,)], None), "sample_settled": ([(bool,)], None), "environment": (dict, None)}
+    "model": (str,),
+    "model_sha256": (str, None),
+    "model_options": (dict,),
+    "reference": (str, None),
+    "reference_sha256": (str, None),
+    "distance": (str,),
+    "settings": (dict,),
+    "n": (int,),
+    "seed": (int,),
+    "values": ([_NUM],),
+    "losses": ([_NUM],),
+    "reference_losses": ([_NUM], None),
+    "mean": _NUM,
+    "std": _NUM,
+    "edit": (dict, None),
+    "method_version": (int,),
+    "versions": (dict,),
+    "created": (str,),
+    "seconds": _NUM,
+    "sample_steps": ([(int,)], None),
+    "sample_settled": ([(bool,)], None),
+    "environment": (dict, None),
+}
 """Accepted types of each field: a type, None (null), or ``[types]`` (a list of those)."""
 
 
@@ -188,7 +224,7 @@ def _type_ok(value, allowed) -> bool:
     return False
 
 
-def _check_types(dist: "BelongingDistribution") -> None:
+def _check_types(dist: BelongingDistribution) -> None:
     """One-line CalibrationError for the first field whose JSON type is wrong (e.g. ``n: "100"``)."""
     for name, allowed in _FIELD_TYPES.items():
         value = getattr(dist, name)
@@ -203,31 +239,52 @@ def check_reference(model: Generator, reference: Generator | None) -> None:
     if reference is None:
         return
     same = reference.name == model.name or (
-        model.weights_sha256 is not None and reference.weights_sha256 == model.weights_sha256
-        and type(reference) is type(model) and reference.inversion_options() == model.inversion_options())
+        model.weights_sha256 is not None
+        and reference.weights_sha256 == model.weights_sha256
+        and type(reference) is type(model)
+        and reference.inversion_options() == model.inversion_options()
+    )
     if same:
-        raise CalibrationError(f"{model.name} cannot be its own reference model (Eq. 2 would divide each loss by "
-                               f"itself); choose another reference, or none")
+        raise CalibrationError(
+            f"{model.name} cannot be its own reference model (Eq. 2 would divide each loss by "
+            f"itself); choose another reference, or none"
+        )
 
 
-def distribution_key(model: Generator, reference: Generator | None, distance: str, settings: InversionSettings,
-                     n: int, seed: int, edit: dict | None = None) -> dict:
+def distribution_key(
+    model: Generator,
+    reference: Generator | None,
+    distance: str,
+    settings: InversionSettings,
+    n: int,
+    seed: int,
+    edit: dict | None = None,
+) -> dict:
     """Key of the distribution these arguments produce (see ``BelongingDistribution.key``);
     ``edit`` is :meth:`ronan.edits.policy.EditAssumption.key` (None: pristine samples)."""
-    return {"model": model.name, "model_sha256": model.weights_sha256, "model_options": model.inversion_options(),
-            "reference": reference.name if reference is not None else None,
-            "reference_sha256": reference.weights_sha256 if reference is not None else None,
-            "distance": distance, "settings": settings.to_dict(), "n": n, "seed": seed,
-            "method_version": METHOD_VERSION} | ({"edit": edit} if edit is not None else {})
+    return {
+        "model": model.name,
+        "model_sha256": model.weights_sha256,
+        "model_options": model.inversion_options(),
+        "reference": reference.name if reference is not None else None,
+        "reference_sha256": reference.weights_sha256 if reference is not None else None,
+        "distance": distance,
+        "settings": settings.to_dict(),
+        "n": n,
+        "seed": seed,
+        "method_version": METHOD_VERSION,
+    } | ({"edit": edit} if edit is not None else {})
 
 
 def cache_path(key: dict, folder: Path | None = None) -> Path:
     """File of the distribution with ``key``: ``<model>__<reference>__<distance>__<hash>.json``.
 
-    Names come from the registry, never from user text; the hash covers the whole key. A name
-    that is not a valid model name (a path, say) is replaced by its hash: no name leaves the folder.
+    Names may come from user text (a registered model's name, a model card's path, the name of a
+    wrapped module), so each part is checked: a name that is not a valid model name (a path, say) is
+    replaced by its hash, and no name leaves the folder. The hash covers the whole key.
     """
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
     def part(n) -> str:
         return n if is_safe_name(n) else "x-" + hashlib.sha256(str(n).encode()).hexdigest()[:16]
 
@@ -289,22 +346,25 @@ def build_distribution(
     if n < 3:
         raise ValueError("the belonging distribution needs n >= 3 samples")
     check_reference(model, reference)
-    from .generation import generate
-
     from .edits.policy import NONE
+    from .generation import generate
 
     edit = edit or NONE
     t0 = time.perf_counter()
     samples = generate(model, n, seed, purpose="calibration", batch=chunk)
     transform = edit_transform(edit, edit_mode, model)
-    losses, ref_losses, steps, settled = [], [], [], []
+    losses: list[torch.Tensor] = []
+    ref_losses: list[torch.Tensor] = []
+    steps: list[int] = []
+    settled: list[bool] = []
     for i in range(0, n, chunk):
-        batch, ref_batch = _edited(samples[i:i + chunk], i, edit, seed, model, reference)
-        jobs = [("model", model, batch, {"transform": transform})]
+        batch, ref_batch = _edited(samples[i : i + chunk], i, edit, seed, model, reference)
+        jobs: list[tuple] = [("model", model, batch, {"transform": transform})]
         if reference is not None:
             jobs.append(("reference", reference, ref_batch))
-        for role, event in invert_jobs_stream(jobs, distance=distance, settings=settings, seed=seed,
-                                              should_stop=should_stop):
+        for role, event in invert_jobs_stream(
+            jobs, distance=distance, settings=settings, seed=seed, should_stop=should_stop
+        ):
             if not isinstance(event, InversionResult):
                 if callback is not None:
                     callback(role, i, event)
@@ -313,6 +373,7 @@ def build_distribution(
                 raise Cancelled(f"calibration of {model.name} stopped before it finished")
             (losses if role == "model" else ref_losses).append(event.loss)
             if role == "model":
+                assert event.image_steps is not None and event.settled is not None  # invert_stream sets both
                 steps += event.image_steps.tolist()
                 settled += event.settled.tolist()
     loss = torch.cat(losses).double()
@@ -322,12 +383,19 @@ def build_distribution(
 
     key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode))
     return BelongingDistribution(
-        **key, values=values.tolist(), losses=loss.tolist(),
+        **key,
+        values=values.tolist(),
+        losses=loss.tolist(),
         reference_losses=ref.tolist() if ref is not None else None,
-        mean=float(values.mean()), std=float(values.std(unbiased=True)),
-        versions=library_versions(), environment=environment(model.device),
+        mean=float(values.mean()),
+        std=float(values.std(unbiased=True)),
+        versions=library_versions(),
+        environment=environment(model.device),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        seconds=round(time.perf_counter() - t0, 2), sample_steps=steps, sample_settled=settled)
+        seconds=round(time.perf_counter() - t0, 2),
+        sample_steps=steps,
+        sample_settled=settled,
+    )
 
 
 def edit_transform(edit, edit_mode: str, model: Generator):
@@ -342,8 +410,9 @@ def edit_transform(edit, edit_mode: str, model: Generator):
     return lambda recon: edit.edit.differentiable(recon, size)
 
 
-def _edited(batch: torch.Tensor, first: int, edit, seed: int, model: Generator,
-            reference: Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _edited(
+    batch: torch.Tensor, first: int, edit, seed: int, model: Generator, reference: Generator | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Samples ``first ...`` passed through their edit, in the model's and the reference's domains."""
     if edit.is_none:
         return batch, _to_domain(batch, reference) if reference is not None else None
@@ -435,9 +504,10 @@ def set_aside(path: Path, reason: str) -> Path | None:
     """Report a damaged cache file (a ``warning`` on the ``ronan`` logger naming it) and rename it
     ``<file>.damaged`` so that a rebuilt distribution never silently replaces it; returns the new
     path (None when the folder is read-only: the file stays, the rebuilt one goes to the write folder)."""
-    aside = path.with_name(path.name + DAMAGED_SUFFIX)
+    target = path.with_name(path.name + DAMAGED_SUFFIX)
+    aside: Path | None = target
     try:
-        os.replace(path, aside)
+        os.replace(path, target)
     except OSError:
         aside = None
     kept = f"kept as {aside.name}" if aside is not None else "left in place (read-only folder)"
@@ -500,11 +570,24 @@ def get_distribution(
             raise damage
         edited = "" if edit.is_none else f" and edit {edit.spec}"
         option = "" if edit.is_none else f" --assume-edit {edit.spec}"
-        raise CalibrationError(f"no belonging distribution for {model.name} with these settings{edited}; run "
-                               f"`python -m ronan calibrate {model.name}{option}` with the same options")
+        raise CalibrationError(
+            f"no belonging distribution for {model.name} with these settings{edited}; run "
+            f"`python -m ronan calibrate {model.name}{option}` with the same options"
+        )
     chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
-    dist = build_distribution(model, reference, distance=distance, settings=settings, n=n, seed=seed, edit=edit,
-                              edit_mode=edit_mode, chunk=chunk, callback=callback, should_stop=should_stop)
+    dist = build_distribution(
+        model,
+        reference,
+        distance=distance,
+        settings=settings,
+        n=n,
+        seed=seed,
+        edit=edit,
+        edit_mode=edit_mode,
+        chunk=chunk,
+        callback=callback,
+        should_stop=should_stop,
+    )
     try:
         save_distribution(dist, folder)
     except OSError:  # read-only deployment: keep the in-memory result

@@ -69,43 +69,78 @@ def _setup_logging() -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default: auto)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads per inversion (default 1: on a CPU the inspected and reference "
-                        "inversions then run side by side, one core each; 0 leaves torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per inversion (default 1: on a CPU the inspected and reference "
+        "inversions then run side by side, one core each; 0 leaves torch's default)",
+    )
 
 
 def _add_method(p: argparse.ArgumentParser) -> None:
     from .distances import DISTANCES
     from .inversion import DEFAULT_PRESET, PRESETS
 
-    p.add_argument("--reference", default="default",
-                   help="reference model for calibration (default: the model's pairing; 'none' disables)")
+    p.add_argument(
+        "--reference",
+        default="default",
+        help="reference model for calibration (default: the model's pairing; 'none' disables)",
+    )
     p.add_argument("--no-calibration", action="store_true", help="same as --reference none")
     p.add_argument("--distance", default="mse", choices=DISTANCES, help="loss L (default: mse)")
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
-                   help=f"inversion preset (default: {DEFAULT_PRESET}); "
-                        + "; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()).replace("%", "%%"))
-    p.add_argument("--steps", type=int, default=None,
-                   help="override the preset's steps (1 .. RONAN_MAX_STEPS, default limit 5000)")
-    p.add_argument("--restarts", type=int, default=None,
-                   help="override the preset's restarts (1 .. RONAN_MAX_ROWS_PER_IMAGE, default limit 64)")
+    p.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=list(PRESETS),
+        help=f"inversion preset (default: {DEFAULT_PRESET}); "
+        + "; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()).replace("%", "%%"),
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="override the preset's steps (1 .. RONAN_MAX_STEPS, default limit 5000)"
+    )
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=None,
+        help="override the preset's restarts (1 .. RONAN_MAX_ROWS_PER_IMAGE, default limit 64)",
+    )
     p.add_argument("--lr", type=float, default=None, help="override the preset's learning rate (finite, > 0)")
-    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
-                   help="generator precision on CUDA (default fp32; elsewhere ignored with a note)")
+    p.add_argument(
+        "--precision",
+        default=None,
+        choices=["fp32", "bf16", "fp16"],
+        help="generator precision on CUDA (default fp32; elsewhere ignored with a note)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the inversions, 0 .. 2**63-1 (default 0)")
-    p.add_argument("--calibration-n", type=int, default=100,
-                   help="N of the belonging distribution (default 100, at most RONAN_MAX_CALIBRATION_N)")
+    p.add_argument(
+        "--calibration-n",
+        type=int,
+        default=100,
+        help="N of the belonging distribution (default 100, at most RONAN_MAX_CALIBRATION_N)",
+    )
     p.add_argument("--calibration-seed", type=int, default=0, help="seed of the belonging distribution (default 0)")
-    p.add_argument("--no-rebuild", action="store_true",
-                   help="never build a belonging distribution: fail when it is missing or damaged (default: build "
-                        "it once and cache it; a damaged cache file is reported, kept as FILE.damaged and rebuilt)")
-    p.add_argument("--assume-edit", default="auto", metavar="EDIT",
-                   help="edit the images went through: auto (default: detected from each file - JPEG quality, "
-                        "size), none, robust (a family of common edits), or a spec such as jpeg:75, resize:0.5, "
-                        "crop:0.9, noise:0.01, filter:contrast, or a chain resize:0.5+jpeg:90")
-    p.add_argument("--edit-mode", default=None, choices=["samples", "through"],
-                   help="how an edit enters the method: samples (belonging samples pass through it) or through "
-                        "(also invert through its differentiable twin); default: the measured best per edit")
+    p.add_argument(
+        "--no-rebuild",
+        action="store_true",
+        help="never build a belonging distribution: fail when it is missing or damaged (default: build "
+        "it once and cache it; a damaged cache file is reported, kept as FILE.damaged and rebuilt)",
+    )
+    p.add_argument(
+        "--assume-edit",
+        default="auto",
+        metavar="EDIT",
+        help="edit the images went through: auto (default: detected from each file - JPEG quality, "
+        "size), none, robust (a family of common edits), or a spec such as jpeg:75, resize:0.5, "
+        "crop:0.9, noise:0.01, filter:contrast, or a chain resize:0.5+jpeg:90",
+    )
+    p.add_argument(
+        "--edit-mode",
+        default=None,
+        choices=["samples", "through"],
+        help="how an edit enters the method: samples (belonging samples pass through it) or through "
+        "(also invert through its differentiable twin); default: the measured best per edit",
+    )
 
 
 def build_parser(full: bool = True) -> argparse.ArgumentParser:
@@ -120,29 +155,51 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the models and whether they are available")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
-    p = sub.add_parser("register", help="register your own model: write its card into the user models folder",
-                       description="Write a model card for NAME (weights hashed, model built and run once to check "
-                                   "it) into the user models folder ($RONAN_MODELS_DIR).")
+    p = sub.add_parser(
+        "register",
+        help="register your own model: write its card into the user models folder",
+        description="Write a model card for NAME (weights hashed, model built and run once to check "
+        "it) into the user models folder ($RONAN_MODELS_DIR).",
+    )
     p.add_argument("name", help="model name: a-z 0-9 . _ - (starting with a letter or digit), at most 64")
     how = p.add_argument_group("the architecture (one of --factory, --family with --weights, --diffusers)")
-    how.add_argument("--factory", metavar="MOD:FN", help="package.module:callable or path/to/file.py:callable "
-                                                         "returning a torch.nn.Module")
-    how.add_argument("--family", help="a bundled family (dcgan, dcgan64, ...); with --diffusers: consistency, ddim, "
-                                      "sd-latent or sd-noise; with --factory: a label")
+    how.add_argument(
+        "--factory",
+        metavar="MOD:FN",
+        help="package.module:callable or path/to/file.py:callable returning a torch.nn.Module",
+    )
+    how.add_argument(
+        "--family",
+        help="a bundled family (dcgan, dcgan64, ...); with --diffusers: consistency, ddim, "
+        "sd-latent or sd-noise; with --factory: a label",
+    )
     how.add_argument("--diffusers", metavar="FOLDER|REPO", help="a diffusers save_pretrained folder or hub repo id")
     how.add_argument("--config", metavar="JSON", help="keyword arguments of the factory/family/adapter, as JSON")
-    how.add_argument("--code-dir", metavar="DIR", help="folder to import the factory's module from "
-                                                       "(default: the current folder if it is there)")
-    p.add_argument("--weights", metavar="FILE", help=".safetensors, or a PyTorch state-dict archive (.pt/.pth/.bin/"
-                                                     ".ckpt, read with torch.load(weights_only=True))")
+    how.add_argument(
+        "--code-dir",
+        metavar="DIR",
+        help="folder to import the factory's module from (default: the current folder if it is there)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help=".safetensors, or a PyTorch state-dict archive (.pt/.pth/.bin/"
+        ".ckpt, read with torch.load(weights_only=True))",
+    )
     p.add_argument("--weights-key", help="entry of the weights file holding the state dict (e.g. state_dict)")
     p.add_argument("--weights-prefix", help="keep keys with this prefix, prefix removed (e.g. generator.)")
     p.add_argument("--no-copy", action="store_true", help="record the weights' absolute path instead of copying them")
     p.add_argument("--input-shape", metavar="N[,N...]", help="shape of one input, e.g. 100 or 100,1,1 (--factory)")
-    p.add_argument("--input-distribution", default="normal",
-                   help="normal (default), uniform ([-1, 1]) or JSON such as '{\"type\": \"normal\", \"std\": 0.7}'")
-    p.add_argument("--output-range", metavar="LO,HI",
-                   help="the module's output range: --output-range=-1,1 (tanh) or --output-range=0,1 (--factory)")
+    p.add_argument(
+        "--input-distribution",
+        default="normal",
+        help='normal (default), uniform ([-1, 1]) or JSON such as \'{"type": "normal", "std": 0.7}\'',
+    )
+    p.add_argument(
+        "--output-range",
+        metavar="LO,HI",
+        help="the module's output range: --output-range=-1,1 (tanh) or --output-range=0,1 (--factory)",
+    )
     p.add_argument("--classes", type=int, help="class-conditional module(z, labels) with this many classes")
     p.add_argument("--label", type=int, help="with --classes: the fixed class (default: every class is tried)")
     p.add_argument("--fit", choices=["crop", "pad", "stretch"], help="how uploads are fitted (default crop)")
@@ -151,8 +208,9 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--description", default="", help="one line for humans")
     p.add_argument("--data", default="", help="what the model was trained on (for humans)")
     p.add_argument("--role", default="generator", choices=["generator", "reference"])
-    p.add_argument("--models-dir", metavar="DIR", help="where to write (default: $RONAN_MODELS_DIR or the user "
-                                                       "models folder)")
+    p.add_argument(
+        "--models-dir", metavar="DIR", help="where to write (default: $RONAN_MODELS_DIR or the user models folder)"
+    )
     p.add_argument("--force", action="store_true", help="replace an existing registration of NAME")
 
     p = sub.add_parser("download", help="download a hub model (diffusers, safetensors) into the Hugging Face cache")
@@ -177,9 +235,13 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p.add_argument("model", help="model name (see `models`) or path of a model card (card.json or its folder)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--alpha", type=float, default=0.05, help="significance of Grubbs' test (default 0.05)")
-    p.add_argument("--test", default="robust", choices=["robust", "paper"],
-                   help="robust (default: log domain, failed belonging inversions removed, inconclusive when the "
-                        "evidence is weak) or paper (Eq. 3 on all N values, as published)")
+    p.add_argument(
+        "--test",
+        default="robust",
+        choices=["robust", "paper"],
+        help="robust (default: log domain, failed belonging inversions removed, inconclusive when the "
+        "evidence is weak) or paper (Eq. 3 on all N values, as published)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     p.add_argument("--history", action="store_true", help="include loss curves in the JSON")
     method(p)
@@ -188,26 +250,29 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="confusion table and ROC AUC on labelled image sets")
     p.add_argument("model", help="model name (see `models`) or path of a model card (card.json or its folder)")
     p.add_argument("--belonging", required=True, metavar="SRC", help="folder of images, or generate:MODEL")
-    p.add_argument("--non-belonging", required=True, action="append", metavar="SRC",
-                   help="folder of images, or generate:MODEL (repeatable: one row each)")
+    p.add_argument(
+        "--non-belonging",
+        required=True,
+        action="append",
+        metavar="SRC",
+        help="folder of images, or generate:MODEL (repeatable: one row each)",
+    )
     p.add_argument("--n", type=int, default=100, help="samples K drawn for generate: sources (default 100)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance of Grubbs' test (default 0.05)")
     p.add_argument("--test", default="robust", choices=["robust", "paper"], help="decision test (default robust)")
-    p.add_argument("--edit", default=None, metavar="EDIT",
-                   help="apply EDIT (jpeg:Q, resize:F, crop:F, noise:S, filter:NAME, chains with +) to every image "
-                        "of both groups before attribution, for the paper's Table 8; the edit is then assumed "
-                        "(unless --assume-edit says otherwise)")
+    p.add_argument(
+        "--edit",
+        default=None,
+        metavar="EDIT",
+        help="apply EDIT (jpeg:Q, resize:F, crop:F, noise:S, filter:NAME, chains with +) to every image "
+        "of both groups before attribution, for the paper's Table 8; the edit is then assumed "
+        "(unless --assume-edit says otherwise)",
+    )
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per image to FILE")
     method(p)
     _add_common(p)
     return parser
-
-
-def _reference(args) -> str | None:
-    if args.no_calibration or str(args.reference).lower() == "none":
-        return None
-    return args.reference
 
 
 def cmd_models(args) -> int:
@@ -221,8 +286,11 @@ def cmd_models(args) -> int:
         return EXIT_OK
     rows = []
     for i in infos:
-        state = ("available" if i.available else f"unavailable: {i.reason}") if i.source != "user" else (
-            f"ready ({i.card})" if i.available else f"unavailable: {i.reason}")
+        state = (
+            ("available" if i.available else f"unavailable: {i.reason}")
+            if i.source != "user"
+            else (f"ready ({i.card})" if i.available else f"unavailable: {i.reason}")
+        )
         size = f"{i.resolution}x{i.resolution}x{i.channels}" if i.resolution else "?"
         rows.append([i.name, i.source, i.family, size, f"ref={i.reference or '-'}", state])
     print(columns(rows))
@@ -259,8 +327,10 @@ def cmd_register(args) -> int:
     from .models.register import register_model
 
     if args.factory and (args.input_shape is None or args.output_range is None):
-        raise RonanError("--factory needs --input-shape (e.g. 100) and --output-range (--output-range=-1,1 for a tanh "
-                         "output, --output-range=0,1 for a sigmoid)")
+        raise RonanError(
+            "--factory needs --input-shape (e.g. 100) and --output-range (--output-range=-1,1 for a tanh "
+            "output, --output-range=0,1 for a sigmoid)"
+        )
     dist = args.input_distribution
     if dist.strip().startswith("{"):
         dist = _json_arg(dist, "--input-distribution")
@@ -272,19 +342,39 @@ def cmd_register(args) -> int:
     prep = {k: v for k, v in (("fit", args.fit), ("resample", args.resample)) if v} or None
     reference = None if args.reference in (None, "none") else args.reference
     path = register_model(
-        args.name, factory=args.factory, family=args.family, diffusers=args.diffusers, weights=args.weights,
-        config=_json_arg(args.config, "--config"), input_shape=_numbers(args.input_shape, "--input-shape"),
-        input_distribution=dist, output_range=_numbers(args.output_range, "--output-range"), reference=reference,
-        description=args.description, role=args.role, data=args.data, preprocessing=prep, conditioning=conditioning,
-        weights_key=args.weights_key, weights_prefix=args.weights_prefix, code_dir=args.code_dir,
-        copy_weights=not args.no_copy, models_dir=args.models_dir, overwrite=args.force)
+        args.name,
+        factory=args.factory,
+        family=args.family,
+        diffusers=args.diffusers,
+        weights=args.weights,
+        config=_json_arg(args.config, "--config"),
+        input_shape=_numbers(args.input_shape, "--input-shape"),
+        input_distribution=dist,
+        output_range=_numbers(args.output_range, "--output-range"),
+        reference=reference,
+        description=args.description,
+        role=args.role,
+        data=args.data,
+        preprocessing=prep,
+        conditioning=conditioning,
+        weights_key=args.weights_key,
+        weights_prefix=args.weights_prefix,
+        code_dir=args.code_dir,
+        copy_weights=not args.no_copy,
+        models_dir=args.models_dir,
+        overwrite=args.force,
+    )
     card = json.loads(path.read_text())
     if "resolution" not in card:  # a hub repo not downloaded yet
-        print(f"registered {args.name} ({card['diffusers']}, not downloaded yet: run `ronan download {args.name}`)"
-              f" -> {path}")
+        print(
+            f"registered {args.name} ({card['diffusers']}, not downloaded yet: run `ronan download {args.name}`)"
+            f" -> {path}"
+        )
         return EXIT_OK
-    print(f"registered {args.name}: {card['resolution']}x{card['resolution']}x{card['channels']}, reference "
-          f"{card.get('reference') or 'none'}, weights sha256 {card.get('weights_sha256', '-')[:12]}... -> {path}")
+    print(
+        f"registered {args.name}: {card['resolution']}x{card['resolution']}x{card['channels']}, reference "
+        f"{card.get('reference') or 'none'}, weights sha256 {card.get('weights_sha256', '-')[:12]}... -> {path}"
+    )
     return EXIT_OK
 
 
@@ -296,8 +386,11 @@ def cmd_download(args) -> int:
 
     if args.model in HUB_MODELS:
         m = HUB_MODELS[args.model]
-    elif args.model in CATALOGUE and CATALOGUE[args.model].source == "user" and \
-            model_card(args.model).kind == "diffusers":
+    elif (
+        args.model in CATALOGUE
+        and CATALOGUE[args.model].source == "user"
+        and model_card(args.model).kind == "diffusers"
+    ):
         m = hub_entry(model_card(args.model))
     elif args.model in CATALOGUE:
         raise RonanError(f"{args.model} is a {CATALOGUE[args.model].source} model: nothing to download")
@@ -322,15 +415,21 @@ def cmd_generate(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(generate_pil(model, args.n, seed)):
         im.save(out / f"{i:06d}.png")
-    manifest = {"model": model.name, "weights_sha256": model.weights_sha256, "n": args.n, "seed": seed,
-                "seed_stream": "generate", "files": [f"{i:06d}.png" for i in range(args.n)]}
+    manifest = {
+        "model": model.name,
+        "weights_sha256": model.weights_sha256,
+        "n": args.n,
+        "seed": seed,
+        "seed_stream": "generate",
+        "files": [f"{i:06d}.png" for i in range(args.n)],
+    }
     (out / "generation.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {args.n} images of {model.name} to {safe(out)}/ (seed {seed})", file=sys.stderr)
     return EXIT_OK
 
 
 def _check_method(args, n_flag: str = "--calibration-n"):
-    """Validate the method options before any work; returns ``(device, settings)``.
+    """Validate the method options before any work; returns ``(device, precision)``.
 
     Seeds in ``[0, 2**63)``, N within ``RONAN_MAX_CALIBRATION_N``, alpha in (0, 1), the device present,
     the inversion settings within their limits; ``--precision`` without effect here is dropped with a note.
@@ -346,12 +445,31 @@ def _check_method(args, n_flag: str = "--calibration-n"):
     dev = resolve_device(args.device)
     precision = limits.effective_precision(args.precision, dev)
     if precision != args.precision and args.precision not in (None, "fp32"):
-        _warn(f"--precision {args.precision} has no effect on {dev.type} (autocast runs on CUDA only): running in fp32",
-              "note")
-    args.precision = precision
-    settings = resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr,
-                                precision=precision)
-    return dev, settings
+        _warn(
+            f"--precision {args.precision} has no effect on {dev.type} (autocast runs on CUDA only): running in fp32",
+            "note",
+        )
+    resolve_settings(args.preset, steps=args.steps, restarts=args.restarts, lr=args.lr, precision=precision)
+    return dev, precision
+
+
+def _prepare(args, dev, precision):
+    """The models and settings of the method options (:func:`ronan.prepare.prepare`: MODEL, the reference
+    vocabulary — ``--no-calibration`` is ``--reference none`` — distance, preset and overrides)."""
+    from .models.registry import model_argument
+    from .prepare import prepare
+
+    return prepare(
+        model_argument(args.model),
+        None if args.no_calibration else args.reference,
+        distance=args.distance,
+        preset=args.preset,
+        steps=args.steps,
+        restarts=args.restarts,
+        lr=args.lr,
+        precision=precision,
+        device=dev,
+    )
 
 
 def _progress(label: str):
@@ -361,6 +479,7 @@ def _progress(label: str):
 
     def show(role, progress) -> None:
         print(f"\r{label} [{role}] step {progress.step}/{progress.steps}", end="", file=sys.stderr, flush=True)
+
     return show
 
 
@@ -369,7 +488,7 @@ def _calibration_cb(show, label: str | None = None):
     event (also when stderr is not a terminal), then ``show``'s updating line on a terminal."""
     if show is None and label is None:
         return None
-    started = []
+    started: list[bool] = []
 
     def callback(role, first, progress) -> None:
         if label is not None and not started:
@@ -377,6 +496,7 @@ def _calibration_cb(show, label: str | None = None):
             _status(label)
         if show is not None:
             show(role, progress)
+
     return callback
 
 
@@ -391,38 +511,52 @@ def _calibration_edit(assume: str):
 
 def cmd_calibrate(args) -> int:
     from .attribution import default_edit_mode
-    from .calibration import check_reference, find_cache, get_distribution
-    from .inversion import resolve_settings
-    from .models.registry import default_reference, load_model, model_argument
+    from .calibration import find_cache, get_distribution
 
     args.calibration_n = args.n
-    dev, settings = _check_method(args, "--n")
-    model = load_model(model_argument(args.model), dev)
-    ref_name = _reference(args)
-    ref_name = default_reference(model) if ref_name == "default" else ref_name
-    ref = load_model(ref_name, dev) if ref_name else None
-    check_reference(model, ref)
-    settings = resolve_settings(args.preset, model=model, distance=args.distance, steps=args.steps,
-                                restarts=args.restarts, lr=args.lr, precision=settings.precision)
+    p = _prepare(args, *_check_method(args, "--n"))
+    model = p.model
     edit = _calibration_edit(args.assume_edit)
-    dist = get_distribution(model, ref, distance=args.distance, settings=settings, n=args.n,
-                            seed=args.calibration_seed, rebuild=args.force, build=not args.no_rebuild, edit=edit,
-                            edit_mode=args.edit_mode or default_edit_mode(edit),
-                            callback=_calibration_cb(_progress(f"calibrating {model.name}"),
-                                                     f"building the belonging distribution of {model.name} "
-                                                     f"(N = {args.n})..."))
+    dist = get_distribution(
+        model,
+        p.reference,
+        distance=p.distance,
+        settings=p.settings,
+        n=args.n,
+        seed=args.calibration_seed,
+        rebuild=args.force,
+        build=not args.no_rebuild,
+        edit=edit,
+        edit_mode=args.edit_mode or default_edit_mode(edit),
+        callback=_calibration_cb(
+            _progress(f"calibrating {model.name}"),
+            f"building the belonging distribution of {model.name} (N = {args.n})...",
+        ),
+    )
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    summary = {"model": dist.model, "reference": dist.reference, "distance": dist.distance, "edit": dist.edit,
-               "n": dist.n,
-               "seed": dist.seed, "mean": dist.mean, "std": dist.std, "min": min(dist.values),
-               "max": max(dist.values), "settings": dist.settings, "seconds": dist.seconds,
-               "file": str(find_cache(dist.key()))}
+    summary = {
+        "model": dist.model,
+        "reference": dist.reference,
+        "distance": dist.distance,
+        "edit": dist.edit,
+        "n": dist.n,
+        "seed": dist.seed,
+        "mean": dist.mean,
+        "std": dist.std,
+        "min": min(dist.values),
+        "max": max(dist.values),
+        "settings": dist.settings,
+        "seconds": dist.seconds,
+        "file": str(find_cache(dist.key())),
+    }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{dist.model} (reference {dist.reference}, {dist.distance}): N={dist.n} mean={dist.mean:.4g} "
-              f"std={dist.std:.4g} min={summary['min']:.4g} max={summary['max']:.4g} -> {safe(summary['file'])}")
+        print(
+            f"{dist.model} (reference {dist.reference}, {dist.distance}): N={dist.n} mean={dist.mean:.4g} "
+            f"std={dist.std:.4g} min={summary['min']:.4g} max={summary['max']:.4g} -> {safe(summary['file'])}"
+        )
     return EXIT_OK
 
 
@@ -431,18 +565,18 @@ def cmd_attribute(args) -> int:
     in memory at a time, each result line printed as soon as its chunk is done."""
     from .attribution import attribute_batch
     from .images import load_image
-    from .models.registry import load_model, model_argument
 
-    dev, settings = _check_method(args)
+    dev, precision = _check_method(args)
     limits.check_images(len(args.images), "images in one call")
-    model = load_model(model_argument(args.model), dev)
-    chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
+    p = _prepare(args, dev, precision)
+    model = p.model
+    chunk = limits.images_per_batch(limits.rows_per_image(p.settings, model))
     budget = limits.PixelBudget()
     status, rows = EXIT_OK, []
     show = _progress("attributing")
     for c in range(0, len(args.images), chunk):
         loaded = []
-        for path in args.images[c:c + chunk]:
+        for path in args.images[c : c + chunk]:
             try:
                 loaded.append(load_image(path, name=path, budget=budget))
             except RonanError as e:
@@ -451,16 +585,23 @@ def cmd_attribute(args) -> int:
         if not loaded:
             continue
         results = attribute_batch(
-            loaded, model, reference=_reference(args), distance=args.distance, alpha=args.alpha,
-            test=args.test, edit=args.assume_edit, edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
-            restarts=args.restarts, lr=args.lr, precision=args.precision, seed=args.seed,
-            n_calibration=args.calibration_n, calibration_seed=args.calibration_seed, device=dev,
+            loaded,
+            p,
+            alpha=args.alpha,
+            test=args.test,
+            edit=args.assume_edit,
+            edit_mode=args.edit_mode,
+            seed=args.seed,
+            n_calibration=args.calibration_n,
+            calibration_seed=args.calibration_seed,
             build_calibration=not args.no_rebuild,
             callback=(lambda e: show(e.role, e.progress)) if show else None,
             calibration_callback=_calibration_cb(
                 _progress(f"calibrating {model.name}"),
                 f"building the belonging distribution of {model.name} (N = {args.calibration_n}, first use of "
-                f"these settings; cached)..."))
+                f"these settings; cached)...",
+            ),
+        )
         if sys.stderr.isatty():
             print(file=sys.stderr)
         if args.json:
@@ -482,30 +623,37 @@ def result_line(r) -> str:
     ref = "None" if r.reference_loss is None else format(r.reference_loss, ".3g")  # as README documents
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
     edit = f"  edit {r.edit} ({r.edit_source})" if r.edit != "none" else ""
-    return (f"{safe(r.image)}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
-            f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {r.calibrated_loss:.3g}{edit}  "
-            f"({r.seconds:.2f} s)")
+    return (
+        f"{safe(r.image)}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
+        f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {r.calibrated_loss:.3g}{edit}  "
+        f"({r.seconds:.2f} s)"
+    )
 
 
 def cmd_evaluate(args) -> int:
     """Confusion table and AUC; says what it does at once (loading, generating, building the belonging
     distribution) and caps every source at ``--n`` images (a seeded choice from larger folders)."""
     from .evaluation import evaluate, load_source, write_csv
-    from .models.registry import load_model, model_argument
 
     limits.check_int("--n", args.n, 1, "max_images")
-    dev, settings = _check_method(args)
+    dev, precision = _check_method(args)
     _status(f"evaluate: loading {args.model}...")
-    model = load_model(model_argument(args.model), dev)
+    p = _prepare(args, dev, precision)
+    model = p.model
     sources = []
     for group, spec in [("belonging", args.belonging)] + [("non-belonging", s) for s in args.non_belonging]:
-        what = (f"generating {args.n} images with {spec.split(':', 1)[1]}" if spec.startswith("generate:") else
-                f"loading up to {args.n} images from {spec}")
+        what = (
+            f"generating {args.n} images with {spec.split(':', 1)[1]}"
+            if spec.startswith("generate:")
+            else f"loading up to {args.n} images from {spec}"
+        )
         _status(f"evaluate: {what} ({group})...")
         src = load_source(spec, args.n, args.seed, dev, edit=args.edit)
         if src.available > args.n:
-            _status(f"evaluate: {spec}: {args.n} of its {src.available} images, chosen at random with seed "
-                    f"{args.seed} (--n caps every source)")
+            _status(
+                f"evaluate: {spec}: {args.n} of its {src.available} images, chosen at random with seed "
+                f"{args.seed} (--n caps every source)"
+            )
         sources.append(src)
     bel, non = sources[0], sources[1:]
     status = EXIT_OK
@@ -516,35 +664,56 @@ def cmd_evaluate(args) -> int:
     total_images = len(bel.images) + sum(len(s.images) for s in non)
     from tqdm import tqdm
 
-    chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
-    calibration = _calibration_cb(None, f"evaluate: building the belonging distribution of {model.name} "
-                                        f"(N = {args.calibration_n}, first use of these settings; cached)...")
-    with tqdm(total=total_images, desc=f"evaluate {args.model}", unit="img", file=sys.stderr,
-              disable=None) as bar:
-        out = evaluate(model, bel, non, progress=bar.update, chunk=chunk, reference=_reference(args),
-                       distance=args.distance, alpha=args.alpha, test=args.test,
-                       edit=args.assume_edit if args.assume_edit != "auto" or not args.edit else args.edit,
-                       edit_mode=args.edit_mode, preset=args.preset, steps=args.steps,
-                       restarts=args.restarts, lr=args.lr, precision=args.precision, seed=args.seed,
-                       n_calibration=args.calibration_n, calibration_seed=args.calibration_seed,
-                       device=dev, build_calibration=not args.no_rebuild, calibration_callback=calibration)
+    chunk = limits.images_per_batch(limits.rows_per_image(p.settings, model))
+    calibration = _calibration_cb(
+        None,
+        f"evaluate: building the belonging distribution of {model.name} "
+        f"(N = {args.calibration_n}, first use of these settings; cached)...",
+    )
+    with tqdm(total=total_images, desc=f"evaluate {args.model}", unit="img", file=sys.stderr, disable=None) as bar:
+        out = evaluate(
+            p,
+            bel,
+            non,
+            progress=bar.update,
+            chunk=chunk,
+            alpha=args.alpha,
+            test=args.test,
+            edit=args.assume_edit if args.assume_edit != "auto" or not args.edit else args.edit,
+            edit_mode=args.edit_mode,
+            seed=args.seed,
+            n_calibration=args.calibration_n,
+            calibration_seed=args.calibration_seed,
+            build_calibration=not args.no_rebuild,
+            calibration_callback=calibration,
+        )
     if args.csv:
         write_csv(out["records"], args.csv)
     if args.json:
         print(json.dumps({k: v for k, v in out.items() if k != "records"}, indent=2))
         return status
     print(f"{args.model}: belonging = {safe(bel.spec)}  ({len(bel.images)} images)")
-    print(f"{'non-belonging source':32s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'TN':>4s} {'Inc':>4s} {'Acc':>7s} "
-          f"{'AUC':>6s}")
+    print(
+        f"{'non-belonging source':32s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'TN':>4s} {'Inc':>4s} {'Acc':>7s} {'AUC':>6s}"
+    )
     for row in out["rows"] + [out | {"source": "total"}]:
         inc = row["inconclusive_belonging"] + row["inconclusive_non_belonging"]
-        print(f"{safe(row['source'])[:32]:32s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} "
-              f"{inc:4d} {100 * row['accuracy']:6.1f}% {row['auc']:6.3f}")
+        print(
+            f"{safe(row['source'])[:32]:32s} {row['tp']:4d} {row['fp']:4d} {row['fn']:4d} {row['tn']:4d} "
+            f"{inc:4d} {100 * row['accuracy']:6.1f}% {row['auc']:6.3f}"
+        )
     return status
 
 
-COMMANDS = {"models": cmd_models, "register": cmd_register, "generate": cmd_generate, "calibrate": cmd_calibrate, "attribute": cmd_attribute,
-            "evaluate": cmd_evaluate, "download": cmd_download}
+COMMANDS = {
+    "models": cmd_models,
+    "register": cmd_register,
+    "generate": cmd_generate,
+    "calibrate": cmd_calibrate,
+    "attribute": cmd_attribute,
+    "evaluate": cmd_evaluate,
+    "download": cmd_download,
+}
 
 
 def _command(argv: list[str]) -> str | None:
@@ -561,8 +730,10 @@ def _set_threads(args) -> None:
     if not 0 <= n <= most:
         raise RonanError(f"--threads must be between 0 (torch's default) and {most} (4 x the CPU count), got {n}")
     if n == 0:
-        _warn("--threads 0 keeps torch's default thread count, about 10x slower than --threads 1 (the default) "
-              "for these small models on a shared CPU")
+        _warn(
+            "--threads 0 keeps torch's default thread count, about 10x slower than --threads 1 (the default) "
+            "for these small models on a shared CPU"
+        )
         return
     import torch
 
@@ -572,7 +743,8 @@ def _set_threads(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(full=_command(argv) not in LIGHT_COMMANDS).parse_args(argv)
+    command = _command(argv)  # None: --version, -h or nothing: the top-level parser needs no torch either
+    args = build_parser(full=command is not None and command not in LIGHT_COMMANDS).parse_args(argv)
     _setup_logging()
     try:
         _set_threads(args)

@@ -31,7 +31,7 @@ class Distance:
         """Distance of each image in ``x`` to the image at the same index in ``y``: ``Tensor[B]``."""
         raise NotImplementedError
 
-    def to(self, device: torch.device | str) -> "Distance":
+    def to(self, device: torch.device | str) -> Distance:
         """Move any weights to ``device``; returns self."""
         return self
 
@@ -91,7 +91,8 @@ class LPIPS(Distance):
         if not path.is_file():
             raise DistanceUnavailable(
                 f"LPIPS needs the AlexNet weights file {path} (missing). Download {ALEXNET_URL} "
-                f"and save it at that path, or choose another distance (mse, mae, ssim).")
+                f"and save it at that path, or choose another distance (mse, mae, ssim)."
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
         backbone = {}

@@ -6,12 +6,15 @@ image judged belonging.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
+
+from .images import IMAGE_SUFFIXES
+from .rows import ROW_FIELDS
+from .rows import write_csv as _write_csv
 
 
 def confusion(belonging_verdicts: Sequence, non_belonging_verdicts: Sequence) -> dict:
@@ -33,12 +36,19 @@ def confusion(belonging_verdicts: Sequence, non_belonging_verdicts: Sequence) ->
     fp, tn = nb.count("belonging"), nb.count("non-belonging")
     inc_b, inc_n = b.count("inconclusive"), nb.count("inconclusive")
     total = len(b) + len(nb)
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "inconclusive_belonging": inc_b, "inconclusive_non_belonging": inc_n,
-            "accuracy": (tp + tn) / total if total else float("nan"),
-            "tpr": tp / len(b) if b else float("nan"),
-            "fpr": fp / len(nb) if nb else float("nan"),
-            "n_belonging": len(b), "n_non_belonging": len(nb)}
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "inconclusive_belonging": inc_b,
+        "inconclusive_non_belonging": inc_n,
+        "accuracy": (tp + tn) / total if total else float("nan"),
+        "tpr": tp / len(b) if b else float("nan"),
+        "fpr": fp / len(nb) if nb else float("nan"),
+        "n_belonging": len(b),
+        "n_non_belonging": len(nb),
+    }
 
 
 def _as_verdict(v) -> str:
@@ -55,6 +65,8 @@ def roc_auc(belonging_scores: Sequence[float], non_belonging_scores: Sequence[fl
     Equals P(score of a belonging image < score of a non-belonging one), ties counting 1/2
     (the Mann-Whitney U statistic); NaN if a group is empty.
     """
+    from scipy.stats import rankdata
+
     b = np.asarray(belonging_scores, dtype=np.float64)
     nb = np.asarray(non_belonging_scores, dtype=np.float64)
     if b.size == 0 or nb.size == 0:
@@ -64,9 +76,9 @@ def roc_auc(belonging_scores: Sequence[float], non_belonging_scores: Sequence[fl
     return float(u / (nb.size * b.size))
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-CSV_FIELDS = ["path", "group", "source", "image_sha256", "loss", "reference_loss", "calibrated_loss", "statistic",
-              "critical_value", "verdict", "correct"]
+CSV_FIELDS = [*ROW_FIELDS, "group", "source", "correct"]
+"""Columns of an evaluation's records and CSV: :data:`ronan.rows.ROW_FIELDS`, then the image's group
+(``belonging`` / ``non-belonging``), its source and whether its verdict was correct."""
 
 
 @dataclass
@@ -115,15 +127,16 @@ def load_source(spec: str, n: int = 100, seed: int = 0, device=None, edit: str |
         raise RonanError(f"{spec}: not a folder (use a folder of images or generate:MODEL)")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise RonanError(f"{spec}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+        raise RonanError(f"{spec}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
     src = Source(spec, [], available=len(files))
     if len(files) > n:
         import random
 
         from .seeding import derive_seed
 
-        files = [files[i] for i in sorted(random.Random(derive_seed(seed, "evaluate-choice")).sample(
-            range(len(files)), n))]
+        files = [
+            files[i] for i in sorted(random.Random(derive_seed(seed, "evaluate-choice")).sample(range(len(files)), n))
+        ]
     budget = PixelBudget()
     for f in files:
         try:
@@ -148,18 +161,27 @@ def _edited(src: Source, edit: str | None, seed: int) -> Source:
     return out
 
 
-def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: int | None = None,
-             progress=None, **attribute_kwargs) -> dict:
+def evaluate(
+    model,
+    belonging: Source,
+    non_belonging: list[Source],
+    *,
+    chunk: int | None = None,
+    progress=None,
+    **attribute_kwargs,
+) -> dict:
     """Attribute every image of the sources to ``model`` and count the decisions.
 
     Args:
-        model (str | Generator): inspected model.
+        model (str | Path | Generator | Prepared): inspected model, or :func:`ronan.prepare.prepare`'s
+            result (then no preparation argument — reference, distance, preset... — is given).
         belonging (Source): images made by ``model``.
         non_belonging (list[Source]): images not made by it (one confusion row each).
         chunk (int | None): images per batch; default 100, fewer when ``images x restarts`` would
             exceed ``RONAN_MAX_BATCH_ROWS`` (:func:`ronan.limits.images_per_batch`).
         progress (callable | None): ``progress(n_images_done)`` after each batch.
-        **attribute_kwargs: as for :func:`ronan.attribution.attribute_batch`.
+        **attribute_kwargs: as for :func:`ronan.attribution.attribute_batch`; the models are
+            prepared once (:func:`ronan.prepare.prepare`) for every batch.
 
     Returns:
         dict with the totals (``tp, fp, fn, tn, accuracy, tpr, fpr, auc, n_belonging,
@@ -167,31 +189,28 @@ def evaluate(model, belonging: Source, non_belonging: list[Source], *, chunk: in
         ``records`` (one CSV-ready dict per image, see ``CSV_FIELDS``).
     """
     from .attribution import attribute_batch
+    from .limits import images_per_batch, rows_per_image
+    from .prepare import PREPARE_ARGS, Prepared, prepare
 
+    kwargs = dict(attribute_kwargs)
+    prepared = (
+        model
+        if isinstance(model, Prepared)
+        else prepare(model, **{k: kwargs.pop(k) for k in PREPARE_ARGS if k in kwargs})
+    )  # models loaded once
     if chunk is None:
-        from .inversion import resolve_settings
-        from .limits import images_per_batch
-
-        from .limits import rows_per_image
-        from .models.base import Generator
-        from .models.registry import load_model
-
-        k = attribute_kwargs
-        settings = resolve_settings(k.get("preset"), steps=k.get("steps"), restarts=k.get("restarts"), lr=k.get("lr"))
-        gen = model if isinstance(model, Generator) else load_model(model, k.get("device"))  # loaded once per process
-        chunk = images_per_batch(rows_per_image(settings, gen))
+        chunk = images_per_batch(rows_per_image(prepared.settings, prepared.model))
 
     def run(source: Source, group: str):
         results = []
         for i in range(0, len(source.images), chunk):
-            results += attribute_batch(source.images[i:i + chunk], model, **attribute_kwargs)
+            results += attribute_batch(source.images[i : i + chunk], prepared, **kwargs)
             if progress is not None:
-                progress(len(source.images[i:i + chunk]))
+                progress(len(source.images[i : i + chunk]))
         expected = group == "belonging"
-        records = [{"path": r.image, "group": group, "source": source.spec, "image_sha256": r.image_sha256,
-                    "loss": r.loss, "reference_loss": r.reference_loss, "calibrated_loss": r.calibrated_loss,
-                    "statistic": r.statistic, "critical_value": r.critical_value, "verdict": r.verdict,
-                    "correct": r.belonging == expected} for r in results]
+        records = [
+            r.to_row() | {"group": group, "source": source.spec, "correct": r.belonging == expected} for r in results
+        ]
         return results, records
 
     bel, records = run(belonging, "belonging")
@@ -212,17 +231,13 @@ def _table(bel, non) -> dict:
 
 
 def write_csv(records: list[dict], path) -> None:
-    """Write one row per image (columns ``CSV_FIELDS``) to ``path``; pandas reads it directly."""
-    import csv
-
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        w.writerows(records)
+    """Write one row per image (columns ``CSV_FIELDS``) to ``path`` (:func:`ronan.rows.write_csv`)."""
+    _write_csv(records, path, CSV_FIELDS)
 
 
-def verdicts(results: list, distribution, *, test: str | None = None, calibrated: bool = True,
-             alpha: float | None = None) -> list[str]:
+def verdicts(
+    results: list, distribution, *, test: str | None = None, calibrated: bool = True, alpha: float | None = None
+) -> list[str]:
     """The verdicts of attributions under another test or without calibration, at no inversion cost.
 
     Re-decides each result from its recorded numbers against ``distribution`` (the belonging

@@ -30,7 +30,7 @@ def generate(model: Generator, n: int, seed: int = 0, *, purpose: str = "generat
     """
     inputs = model.sample_inputs(n, rng(seed, purpose))
     with torch.no_grad():
-        out = [model.generate(inputs[i:i + batch]).float().cpu() for i in range(0, n, batch)]
+        out = [model.generate(inputs[i : i + batch]).float().cpu() for i in range(0, n, batch)]
     return quantize(torch.cat(out))
 
 

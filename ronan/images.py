@@ -17,19 +17,23 @@ below and normalises odd modes, so that the rest of the code only sees 8-bit ``L
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import limits
+from .digests import sha256_bytes, sha256_file  # noqa: F401 (sha256_file: re-exported)
 from .limits import PixelBudget
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 """Largest accepted file (bytes) by default: 50 MiB (``RONAN_MAX_FILE_MB``, :mod:`ronan.limits`)."""
@@ -44,6 +48,28 @@ MIN_SIDE = 8
 """Smallest accepted width or height, in pixels."""
 HEAD_BYTES = 256 * 1024
 """Bytes of a file's start kept with a loaded image for edit detection (headers, not pixels)."""
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".webp",
+        ".bmp",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".tga",
+        ".ico",
+        ".jp2",
+        ".avif",
+        ".heic",
+    }
+)
+"""File suffixes taken as images where files are chosen by name (zip archives, evaluation folders);
+loading decides in the end (SVG, a vector format, is refused and not listed)."""
 
 
 @dataclass
@@ -75,22 +101,9 @@ class LoadedImage:
     head: bytes | None = field(default=None, repr=False)
 
 
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of the file at ``path``, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def load_image(source: str | Path | bytes | Image.Image, name: str | None = None, *,
-               budget: PixelBudget | None = None) -> LoadedImage:
+def load_image(
+    source: str | Path | bytes | Image.Image, name: str | None = None, *, budget: PixelBudget | None = None
+) -> LoadedImage:
     """Load an image from a path, raw bytes or a PIL image, within the limits of :mod:`ronan.limits`.
 
     The declared size is checked from the file's header before any pixel is decoded; an image
@@ -166,8 +179,9 @@ def _check_size(size: tuple[int, int], label: str, lim: limits.Limits) -> None:
         raise ImageError(f"{label}: image is {w}x{h} pixels; the limit is {lim.max_image_megapixels} megapixels")
 
 
-def _open_and_decode(data: bytes, label: str, lim: limits.Limits,
-                     budget: PixelBudget | None) -> tuple[Image.Image, list[str], tuple]:
+def _open_and_decode(
+    data: bytes, label: str, lim: limits.Limits, budget: PixelBudget | None
+) -> tuple[Image.Image, list[str], tuple]:
     """Open ``data``, check the header's size, decode (reduced past ``max_side``) under the
     process-wide decode budget; returns the image, the notes of what was done and the file's
     ``(format, mode, size)``."""
@@ -222,19 +236,35 @@ def decode(img: Image.Image, max_side: int = MAX_SIDE, draft: bool = True) -> tu
     img.load()
     if max(img.size) > max_side:
         if img.mode not in REDUCIBLE_MODES:
-            img = img.convert("I" if img.mode.startswith("I;16") else
-                              "RGBA" if img.mode == "P" and "transparency" in img.info else
-                              "RGB" if img.mode == "P" else "L" if img.mode == "1" else "RGB")
+            img = img.convert(
+                "I"
+                if img.mode.startswith("I;16")
+                else "RGBA"
+                if img.mode == "P" and "transparency" in img.info
+                else "RGB"
+                if img.mode == "P"
+                else "L"
+                if img.mode == "1"
+                else "RGB"
+            )
         img = img.reduce(math.ceil(max(img.size) / max_side))
     if img.size != size:
-        notes.append(f"image of {size[0]}x{size[1]} reduced to {img.size[0]}x{img.size[1]} on load (larger than "
-                     f"{max_side} pixels, the most kept: RONAN_MAX_SIDE)")
+        notes.append(
+            f"image of {size[0]}x{size[1]} reduced to {img.size[0]}x{img.size[1]} on load (larger than "
+            f"{max_side} pixels, the most kept: RONAN_MAX_SIDE)"
+        )
     return _orient(img, orientation, notes), notes
 
 
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _orientation(img: Image.Image, notes: list[str]) -> int:
@@ -254,8 +284,16 @@ def _orient(img: Image.Image, orientation: int, notes: list[str]) -> Image.Image
     return img.transpose(method)
 
 
-def _normalise(img: Image.Image, label: str, digest: str, notes: list[str], mode: str, size: tuple[int, int],
-               fmt: str | None = None, head: bytes | None = None) -> LoadedImage:
+def _normalise(
+    img: Image.Image,
+    label: str,
+    digest: str,
+    notes: list[str],
+    mode: str,
+    size: tuple[int, int],
+    fmt: str | None = None,
+    head: bytes | None = None,
+) -> LoadedImage:
     """The :class:`LoadedImage` of a decoded image: converted to 8-bit ``L``/``RGB``; ``mode``,
     ``size`` and ``fmt`` are the file's (before any reduction or conversion)."""
     from .errors import ImageError
@@ -264,7 +302,7 @@ def _normalise(img: Image.Image, label: str, digest: str, notes: list[str], mode
         out = _to_8bit(img, notes, mode)
     except (OSError, ValueError) as e:
         raise ImageError(f"{label}: cannot convert image mode {mode} ({e})") from None
-    return LoadedImage(out, label, digest, mode, tuple(size), notes, fmt, head)
+    return LoadedImage(out, label, digest, mode, (size[0], size[1]), notes, fmt, head)
 
 
 def _to_8bit(img: Image.Image, notes: list[str], file_mode: str | None = None) -> Image.Image:
@@ -306,8 +344,10 @@ def _rescale(img: Image.Image, notes: list[str], file_mode: str) -> Image.Image:
     bad = int(arr.size - np.count_nonzero(finite))
     lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if bad < arr.size else (0.0, 0.0)
     if bad:
-        notes.append(f"{bad} pixel value{'s' if bad != 1 else ''} not finite (NaN or infinite): NaN and -inf set "
-                     f"to the darkest value, +inf to the brightest")
+        notes.append(
+            f"{bad} pixel value{'s' if bad != 1 else ''} not finite (NaN or infinite): NaN and -inf set "
+            f"to the darkest value, +inf to the brightest"
+        )
         with np.errstate(invalid="ignore"):
             arr = np.where(np.isnan(arr), lo, np.clip(arr, lo, hi))
     if mode == "F" and lo >= 0.0 and hi <= 1.0:

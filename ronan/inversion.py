@@ -327,26 +327,21 @@ def invert_stream(
     Yields:
         InversionProgress events, and finally one InversionResult.
     """
-    settings = settings or resolve_settings(model=generator, distance=getattr(distance, "name", distance))
+    # 1. check inputs
+    settings = settings or resolve_settings(model=generator, distance=getattr(distance, "name", str(distance)))
     device = generator.device
     dist = get_distance(distance, device)
     if images.dim() != 4 or images.shape[1:] != (generator.channels, generator.image_size, generator.image_size):
         raise ValueError(f"images must be [B, {generator.channels}, {generator.image_size}, {generator.image_size}], "
                          f"got {list(images.shape)}")
+    # 2. prepare: the starting points of every row (image x restart x candidate) and the optimiser
     t0 = time.perf_counter()
     images = images.to(device=device, dtype=torch.float32)
     n_img = images.shape[0]
     rows = generator.expand_restarts(settings.restarts * settings.candidates)
     keep_rows = generator.expand_restarts(settings.restarts)  # rows per image kept after the warm-up
     n_rows = n_img * rows
-    start = generator.initial_inputs(images, settings.restarts * settings.candidates, rng(seed, "inversion")).to(device)
-    if start.shape[0] != n_rows:
-        raise RuntimeError(f"{generator.name}: initial_inputs gave {start.shape[0]} rows, expected {n_rows}")
-    if settings.learned_start:
-        from .starts import learned_inputs, supports
-
-        if supports(generator):
-            start[::rows] = learned_inputs(generator, images).to(start.dtype)
+    start = _starting_points(generator, images, settings, seed, rows)
     mask = generator.input_gradient_mask()
     # State of the rows still optimised ("active"); stopped rows live in the *_all tensors.
     active = torch.arange(n_rows, device=device)
@@ -355,17 +350,16 @@ def invert_stream(
     targets = images.repeat_interleave(rows, dim=0)
     best = torch.full((n_rows,), float("inf"), device=device)
     best_inputs = start.detach().clone()
-    drops = torch.zeros(n_rows, dtype=torch.long, device=device)  # lr drops so far, per active row
-    since = torch.zeros(n_rows, dtype=torch.long, device=device)  # step of the last drop
+    plateau = PlateauRule(settings, n_rows, device)
     best_all, best_inputs_all = best.clone(), best_inputs.clone()
     last_all = torch.full((n_rows,), float("inf"), device=device)  # latest loss; stopped rows: their best
     recon_all = None
     row_steps = torch.full((n_rows,), settings.steps, dtype=torch.long)
     plateau_stopped = torch.zeros(n_rows, dtype=torch.bool)  # rows ended by the plateau rule
-    snapshots: dict[int, torch.Tensor] = {}  # step -> best_all, for the plateau rule
     history = []
     step = 0
     stopped = False
+    # 3. run: Adam steps until the cap, a stop, or every row stopped by the plateau rule
     while True:
         with _autocast(device, settings.precision):
             recon = generator.generate(params)
@@ -382,30 +376,13 @@ def invert_stream(
                 last_all = last_all.index_copy(0, active, current)
             history.append(last_all.view(n_img, rows).min(1).values)
         ending = None  # rows that stop at this step (bool over active rows), if any
-        if settings.plateau_steps and step % PLATEAU_CHECK_EVERY == 0:
+        if plateau.due(step):
             best_all = best_all.index_copy(0, active, best)
-            w1, w2 = settings.plateau_steps, settings.plateau_steps_after_drop
-            snapshots[step] = best_all
-            snapshots.pop(step - max(w1, w2) - PLATEAU_CHECK_EVERY, None)
-            if step >= min(w1, w2):
-                # window W before any drop, W' after one; a row is judged once its window has passed
-                # (so the snapshot it is compared with exists whenever the row is judged)
-                window = torch.where(drops > 0, w2, w1)
-                past = torch.where(drops > 0, snapshots.get(step - w2, best_all)[active],
-                                   snapshots.get(step - w1, best_all)[active])
-                flat = (best > (1 - settings.plateau_tol) * past) & (since <= step - window)
-                drop = flat & (drops < settings.plateau_lr_drops)
-                if bool(drop.any()):
-                    opt.lr[drop] *= settings.plateau_lr_factor
-                    drops[drop] += 1
-                    since[drop] = step
-                ending = flat & ~drop
+            ending = plateau.check(step, best_all, active, best, opt.lr)
+            if ending is not None:
                 plateau_stopped[active[ending].cpu()] = True
         if keep_rows < rows and step == settings.warmup_steps:  # narrow the candidates: keep the best rows
-            merged = _merge(best_all, active, best).view(n_img, rows)
-            chosen = torch.zeros(n_img, rows, dtype=torch.bool, device=device)
-            chosen.scatter_(1, torch.sort(merged, dim=1, stable=True).indices[:, :keep_rows], True)
-            losing = ~chosen.view(-1)[active]
+            losing = _losing_candidates(_merge(best_all, active, best), active, n_img, rows, keep_rows)
             ending = losing if ending is None else (ending | losing)
         if ending is not None:
             if bool(ending.any()):
@@ -419,7 +396,8 @@ def invert_stream(
         all_end = ending is not None and bool(ending.all())
         last = step == settings.steps or stopped or all_end
         if step % progress_every == 0 or last:
-            event = InversionProgress(step, settings.steps, _merge(best_all, active, best).view(n_img, rows).min(1).values.cpu(),
+            event = InversionProgress(step, settings.steps,
+                                      _merge(best_all, active, best).view(n_img, rows).min(1).values.cpu(),
                                       history[-1].cpu(), time.perf_counter() - t0,
                                       len(active) - (0 if ending is None else int(ending.sum())), last)
             if with_images:
@@ -434,19 +412,20 @@ def invert_stream(
             break
         params.grad = None
         loss.sum().backward()
-        if mask is not None:
+        if mask is not None and params.grad is not None:
             params.grad.mul_(mask)
         opt.step()
         if ending is not None:  # the rows that stopped leave the batch
             go = ~ending
             active, targets, best, best_inputs = active[go], targets[go], best[go], best_inputs[go]
-            drops, since = drops[go], since[go]
+            plateau.keep(go)
             params = params.detach()[go].requires_grad_(True)
             opt.keep(params, go)
         step += 1
         if should_stop is not None and should_stop():
             stopped = True
 
+    # 4. assemble: each image's best row, the Levenberg-Marquardt refinement, whether it settled
     with torch.no_grad():
         best_all = _merge(best_all, active, best)
         best_inputs_all = _merge(best_inputs_all, active, best_inputs)
@@ -477,6 +456,91 @@ def invert_stream(
         image_steps=image_steps, settled=settled,
         extra={"stopped": stopped, "rows_per_image": rows,
                "row_steps": int(row_steps.sum()) + n_rows})
+
+
+def _starting_points(generator: Generator, images: torch.Tensor, settings: InversionSettings, seed: int,
+                     rows: int) -> torch.Tensor:
+    """The first input of every row, ``rows`` per image (seeded: the same for every image); restart 0
+    of each image from the model's learned inverse with ``settings.learned_start`` where it applies."""
+    n_rows = images.shape[0] * rows
+    start = generator.initial_inputs(images, settings.restarts * settings.candidates,
+                                     rng(seed, "inversion")).to(generator.device)
+    if start.shape[0] != n_rows:
+        raise RuntimeError(f"{generator.name}: initial_inputs gave {start.shape[0]} rows, expected {n_rows}")
+    if settings.learned_start:
+        from .starts import learned_inputs, supports
+
+        if supports(generator):
+            start[::rows] = learned_inputs(generator, images).to(start.dtype)
+    return start
+
+
+class PlateauRule:
+    """The early-stopping rule of :class:`InversionSettings`, row by row.
+
+    Every ``PLATEAU_CHECK_EVERY`` (10) steps, a row whose best loss fell by less than
+    ``plateau_tol`` over its window — ``plateau_steps`` (W) before any drop of its learning rate,
+    ``plateau_steps_after_drop`` (W') after one, counted from the drop — is on a plateau: while it
+    has had fewer than ``plateau_lr_drops`` drops its learning rate is multiplied by
+    ``plateau_lr_factor``, otherwise it stops. A row is judged only once its window has passed.
+
+    Args:
+        settings (InversionSettings): the rule's parameters (``plateau_steps`` > 0).
+        n_rows (int): rows at the start; :meth:`keep` follows the rows that stay.
+        device (torch.device): where the per-row state lives.
+    """
+
+    def __init__(self, settings: InversionSettings, n_rows: int, device: torch.device):
+        self.settings = settings
+        self.drops = torch.zeros(n_rows, dtype=torch.long, device=device)  # lr drops so far, per active row
+        self.since = torch.zeros(n_rows, dtype=torch.long, device=device)  # step of the last drop
+        self.snapshots: dict[int, torch.Tensor] = {}  # step -> best loss of every row, for the windows
+
+    def due(self, step: int) -> bool:
+        """Whether the rule is checked at ``step`` (never when ``plateau_steps`` is 0)."""
+        return bool(self.settings.plateau_steps) and step % PLATEAU_CHECK_EVERY == 0
+
+    def check(self, step: int, best_all: torch.Tensor, active: torch.Tensor, best: torch.Tensor,
+              lr: torch.Tensor) -> torch.Tensor | None:
+        """Judge the active rows at ``step``; returns the rows that stop now (bool over the active rows),
+        None before the first window has passed. Drops the learning rate (``lr``, one per active row,
+        changed in place) of the rows that continue at a lower one.
+
+        Args:
+            best_all (Tensor[n_rows]): best loss so far of every row (stopped rows: their final best).
+            active (Tensor[A]): indices of the rows still optimised; best (Tensor[A]): their best loss.
+        """
+        s = self.settings
+        w1, w2 = s.plateau_steps, s.plateau_steps_after_drop
+        self.snapshots[step] = best_all
+        self.snapshots.pop(step - max(w1, w2) - PLATEAU_CHECK_EVERY, None)
+        if step < min(w1, w2):
+            return None
+        # window W before any drop, W' after one; a row is judged once its window has passed
+        # (so the snapshot it is compared with exists whenever the row is judged)
+        window = torch.where(self.drops > 0, w2, w1)
+        past = torch.where(self.drops > 0, self.snapshots.get(step - w2, best_all)[active],
+                           self.snapshots.get(step - w1, best_all)[active])
+        flat = (best > (1 - s.plateau_tol) * past) & (self.since <= step - window)
+        drop = flat & (self.drops < s.plateau_lr_drops)
+        if bool(drop.any()):
+            lr[drop] *= s.plateau_lr_factor
+            self.drops[drop] += 1
+            self.since[drop] = step
+        return flat & ~drop
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Continue with the active rows ``rows`` (bool over the active rows) only."""
+        self.drops, self.since = self.drops[rows], self.since[rows]
+
+
+def _losing_candidates(best_all: torch.Tensor, active: torch.Tensor, n_img: int, rows: int,
+                       keep_rows: int) -> torch.Tensor:
+    """After the warm-up: the active rows that are not among the ``keep_rows`` best of their image
+    (by best loss so far, ``best_all`` over every row; ties keep the earlier row)."""
+    chosen = torch.zeros(n_img, rows, dtype=torch.bool, device=best_all.device)
+    chosen.scatter_(1, torch.sort(best_all.view(n_img, rows), dim=1, stable=True).indices[:, :keep_rows], True)
+    return ~chosen.view(-1)[active]
 
 
 def _refinable(generator: Generator, mask, distance: str) -> bool:

@@ -42,6 +42,7 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from typing import Any
 
 from .errors import RonanError
 
@@ -95,7 +96,7 @@ def current() -> Limits:
     Raises:
         RonanError: a variable is set to something other than a positive number.
     """
-    values = {}
+    values: dict[str, Any] = {}  # each value of its field's type (kind below)
     for f in fields(Limits):
         raw = os.environ.get(ENV[f.name], "").strip()
         if not raw:
@@ -117,8 +118,11 @@ def _refuse(what: str, value, limit, name: str) -> LimitExceeded:
 
 def _as_int(value, what: str) -> int:
     """``value`` as an int: an int, or a float with an integral value (not a bool, not a string)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
+    ):
         raise LimitExceeded(f"{what} must be an integer, got {value!r}")
     return int(value)
 
@@ -189,11 +193,13 @@ def check_batch(n_images: int, rows: int) -> None:
     """Refuse one inversion batch of ``n_images x rows`` rows above ``max_batch_rows`` (callers chunk)."""
     limit = current().max_batch_rows
     if n_images > 1 and n_images * rows > limit:
-        raise _refuse(f"one inversion batch of {n_images} images x {rows} rows =", n_images * rows, limit,
-                      "max_batch_rows")
+        raise _refuse(
+            f"one inversion batch of {n_images} images x {rows} rows =", n_images * rows, limit, "max_batch_rows"
+        )
 
 
 # ---------------------------------------------------------------- decoded pixels
+
 
 class PixelBudget:
     """Declared pixels one request may decode (``max_request_megapixels``); charge each image once.
@@ -209,9 +215,11 @@ class PixelBudget:
     def charge(self, pixels: int, label: str) -> None:
         """Count ``pixels`` (width x height as declared); raise :class:`LimitExceeded` past the budget."""
         if self.used + pixels > self.limit:
-            raise LimitExceeded(f"{label}: the images of this request exceed {self.limit // 1_000_000} megapixels "
-                                f"in all (set by the operator: {ENV['max_request_megapixels']}); send fewer or "
-                                f"smaller images")
+            raise LimitExceeded(
+                f"{label}: the images of this request exceed {self.limit // 1_000_000} megapixels "
+                f"in all (set by the operator: {ENV['max_request_megapixels']}); send fewer or "
+                f"smaller images"
+            )
         self.used += pixels
 
 
@@ -262,10 +270,11 @@ def release_memory() -> None:
         _libc.malloc_trim(0)
 
 
-_libc = None
+_libc: Any = None  # the C library once loaded (False where it cannot be)
 
 
 # ---------------------------------------------------------------- parameters without effect
+
 
 def effective_precision(precision: str | None, device) -> str | None:
     """``precision`` where it has an effect, else None (fp32): bf16/fp16 autocast runs on CUDA only,

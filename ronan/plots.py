@@ -10,8 +10,9 @@ Shared conventions (the app, the reports and the README use the same ones):
 
 * wording: :data:`VERDICT_LABELS` (``BELONGING`` / ``NOT BELONGING`` / ``INCONCLUSIVE``; the
   library's ``"non-belonging"`` stays a data value), Grubbs' *statistic* (never "score");
-* colours: :data:`VERDICT_COLORS`; the inspected model M is always :data:`MODEL_COLOR`, the
-  reference model M_r :data:`REFERENCE_COLOR`, with legend names from :func:`curve_label`;
+* colours: :data:`VERDICT_COLORS` (:data:`GREY` where there is no verdict); the inspected model M
+  is always :data:`MODEL_COLOR`, the reference model M_r :data:`REFERENCE_COLOR`, with legend
+  names from :func:`curve_label`;
 * readability: figures are about 5 inches wide with 12-13 pt text (:data:`FONT`), so that they
   stay legible on a phone (shown ~370 px wide) and when projected; legends sit outside the
   data (below the axes); log axes label whole decades only.
@@ -20,31 +21,35 @@ Shared conventions (the app, the reports and the README use the same ones):
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import torch
+from PIL import Image
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import PowerNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import (FixedLocator, FuncFormatter, LogFormatterSciNotation, LogLocator,  # noqa: E402
-                               MaxNLocator, NullFormatter, NullLocator)
-from PIL import Image  # noqa: E402
+from .images import to_pil
 
-from .images import to_pil  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BELONGING_COLOR = "#1a7f37"
 NON_BELONGING_COLOR = "#cf222e"
 INCONCLUSIVE_COLOR = "#9a6700"
-VERDICT_COLORS = {"belonging": BELONGING_COLOR, "non-belonging": NON_BELONGING_COLOR,
-                  "inconclusive": INCONCLUSIVE_COLOR}
+VERDICT_COLORS = {
+    "belonging": BELONGING_COLOR,
+    "non-belonging": NON_BELONGING_COLOR,
+    "inconclusive": INCONCLUSIVE_COLOR,
+}
 VERDICT_LABELS = {"belonging": "BELONGING", "non-belonging": "NOT BELONGING", "inconclusive": "INCONCLUSIVE"}
 """The one wording of verdicts for humans (the data values are the keys)."""
+GREY = "#57606a"
+"""Neutral colour: no verdict (a message, a which-model answer naming no model), secondary text."""
 MODEL_COLOR = "#0969da"
 REFERENCE_COLOR = "#8250df"
 SAMPLES_COLOR = "#8c959f"
@@ -59,6 +64,20 @@ DIFF_TICKS = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)
 """Labelled values of the difference map's colour scale."""
 
 
+@functools.cache
+def mpl() -> ModuleType:
+    """matplotlib with the Agg backend and the submodules used here, imported on first use (a quarter
+    of a second: the app's page does not wait for it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.colors
+    import matplotlib.figure
+    import matplotlib.ticker
+
+    return matplotlib
+
+
 def verdict_label(verdict: str) -> str:
     """``"BELONGING"``, ``"NOT BELONGING"`` or ``"INCONCLUSIVE"`` for a verdict value."""
     return VERDICT_LABELS.get(verdict, verdict.upper())
@@ -70,6 +89,7 @@ def curve_label(role: str, name: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------- images
+
 
 def pixelate(image: Image.Image | torch.Tensor, size: int = DISPLAY_SIZE) -> Image.Image:
     """Upscale a small image by an integer factor with nearest-neighbour (crisp pixel art).
@@ -109,17 +129,17 @@ def difference_map(image: torch.Tensor, reconstruction: torch.Tensor, size: int 
     describes it for a colour bar.
     """
     diff = (image.detach().float().cpu() - reconstruction.detach().float().cpu()).abs().mean(0).clamp(0, 1).numpy()
-    cmap = matplotlib.colormaps["inferno"]
-    rgb = (cmap(diff ** DIFF_GAMMA)[..., :3] * 255).round().astype(np.uint8)
+    cmap = mpl().colormaps["inferno"]
+    rgb = (cmap(diff**DIFF_GAMMA)[..., :3] * 255).round().astype(np.uint8)
     return pixelate(Image.fromarray(rgb, "RGB"), size)
 
 
 def diff_colorbar_stops(n: int = 9) -> tuple[list[str], list[tuple[float, str]]]:
     """The difference map's colour scale for HTML: ``(css colours bottom to top, [(position in [0, 1],
     label)])`` for the values in :data:`DIFF_TICKS`."""
-    cmap = matplotlib.colormaps["inferno"]
-    colours = [matplotlib.colors.to_hex(cmap(i / (n - 1))) for i in range(n)]
-    ticks = [(v ** DIFF_GAMMA, f"{v:g}") for v in DIFF_TICKS]
+    cmap = mpl().colormaps["inferno"]
+    colours = [mpl().colors.to_hex(cmap(i / (n - 1))) for i in range(n)]
+    ticks = [(v**DIFF_GAMMA, f"{v:g}") for v in DIFF_TICKS]
     return colours, ticks
 
 
@@ -146,8 +166,9 @@ def fig_to_png(fig: Figure, dpi: int = 100) -> bytes:
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    return mpl().figure.Figure(figsize=(width, height), layout="constrained")
 
 
 def _style(ax, *, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None) -> None:
@@ -170,11 +191,12 @@ def _log_axis(axis, lo: float, hi: float) -> tuple[float, float]:
     if hi_d - lo_d < 1:
         hi_d = lo_d + 1
     if hi_d - lo_d <= 2:
-        lo, hi = 10.0 ** lo_d, 10.0 ** hi_d
-    axis.set_major_locator(LogLocator(base=10, numticks=7))
-    axis.set_major_formatter(LogFormatterSciNotation(base=10, labelOnlyBase=True))
-    axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10), numticks=12))
-    axis.set_minor_formatter(NullFormatter())
+        lo, hi = 10.0**lo_d, 10.0**hi_d
+    ticker = mpl().ticker
+    axis.set_major_locator(ticker.LogLocator(base=10, numticks=7))
+    axis.set_major_formatter(ticker.LogFormatterSciNotation(base=10, labelOnlyBase=True))
+    axis.set_minor_locator(ticker.LogLocator(base=10, subs=list(range(2, 10)), numticks=12))
+    axis.set_minor_formatter(ticker.NullFormatter())
     return lo, hi
 
 
@@ -182,8 +204,9 @@ def _legend_below(ax, ncols: int = 1) -> None:
     """Legend under the axes and their labels (a figure legend: the layout makes room for it)."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.figure.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False,
-                         fontsize=FONT["small"])
+        ax.figure.legend(
+            handles, labels, loc="outside lower center", ncols=ncols, frameon=False, fontsize=FONT["small"]
+        )
 
 
 def legend_texts(fig: Figure) -> list[str]:
@@ -206,20 +229,22 @@ def legend_outside_data(fig: Figure) -> bool:
     canvas.draw()
     renderer = canvas.get_renderer()
     fig_box = fig.bbox
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    legends = [leg for ax in fig.axes if (leg := ax.get_legend()) is not None] + list(fig.legends)
     for leg in legends:
         lb = leg.get_window_extent(renderer)
         for ax in fig.axes:
             ab = ax.get_window_extent(renderer)
             if lb.x0 < ab.x1 and lb.x1 > ab.x0 and lb.y0 < ab.y1 and lb.y1 > ab.y0:
                 return False
-        if not (lb.x0 >= fig_box.x0 - 1 and lb.x1 <= fig_box.x1 + 1 and lb.y0 >= fig_box.y0 - 1 and
-                lb.y1 <= fig_box.y1 + 1):
+        if not (
+            lb.x0 >= fig_box.x0 - 1 and lb.x1 <= fig_box.x1 + 1 and lb.y0 >= fig_box.y0 - 1 and lb.y1 <= fig_box.y1 + 1
+        ):
             return False
     return True
 
 
 # ----------------------------------------------------------------------------- figures
+
 
 def threshold_value(mean: float, std: float, critical_value: float) -> float:
     """The calibrated loss at which Grubbs' statistic equals its critical value.
@@ -233,14 +258,29 @@ def threshold_value(mean: float, std: float, critical_value: float) -> float:
 
 def loss_axis_label(calibrated: bool = True) -> str:
     """x-axis name of belonging-distribution histograms."""
-    return "calibrated loss A'(M, x) = A(M, x) / A(M_r, x)" if calibrated else \
-        "reconstruction loss A(M, x) (no reference: raw loss)"
+    return (
+        "calibrated loss A'(M, x) = A(M, x) / A(M_r, x)"
+        if calibrated
+        else "reconstruction loss A(M, x) (no reference: raw loss)"
+    )
 
 
-def histogram_figure(values: Sequence[float], *, mean: float, std: float, critical_value: float,
-                     value: float | None = None, verdict: str | None = None, model: str = "",
-                     alpha: float = 0.05, log: bool | None = None, threshold: float | None = None,
-                     removed: Sequence[int] = (), calibrated: bool = True, domain: str | None = None) -> Figure:
+def histogram_figure(
+    values: Sequence[float],
+    *,
+    mean: float,
+    std: float,
+    critical_value: float,
+    value: float | None = None,
+    verdict: str | None = None,
+    model: str = "",
+    alpha: float = 0.05,
+    log: bool | None = None,
+    threshold: float | None = None,
+    removed: Sequence[int] = (),
+    calibrated: bool = True,
+    domain: str | None = None,
+) -> Figure:
     """Histogram of a belonging distribution with the Grubbs threshold and the examined image.
 
     Args:
@@ -272,8 +312,11 @@ def histogram_figure(values: Sequence[float], *, mean: float, std: float, critic
     base = [float(v) for v in vals] + ([thr] if thr is not None and math.isfinite(thr) else [])
     positive = [p for p in base if p > 0]
     if log is None:
-        log = domain == "log" if domain is not None else \
-            bool(positive) and len(positive) == len(base) and max(positive) / min(positive) > 20
+        log = (
+            domain == "log"
+            if domain is not None
+            else bool(positive) and len(positive) == len(base) and max(positive) / min(positive) > 20
+        )
     log = bool(log) and bool(positive)
     fig = _figure(4.8, 3.9)
     ax = fig.add_subplot()
@@ -283,17 +326,19 @@ def histogram_figure(values: Sequence[float], *, mean: float, std: float, critic
         lo, hi = (1e-6, 1.0) if log else (0.0, 1.0)
     if not log and hi - lo <= 0:
         lo, hi = lo - 0.5 * abs(lo or 1), hi + 0.5 * abs(hi or 1)
-    marker = value is not None and math.isfinite(value) and (value > 0 or not log)
+    v = math.nan if value is None else value  # this image's value (NaN: none to mark)
+    marker = math.isfinite(v) and (v > 0 or not log)
     off_scale = None
     if marker:
         if log:
-            near = lo / 1000 <= value <= hi * 1000
+            near = lo / 1000 <= v <= hi * 1000
         else:
-            near = lo - 3 * (hi - lo) <= value <= hi + 3 * (hi - lo)
+            near = lo - 3 * (hi - lo) <= v <= hi + 3 * (hi - lo)
         if near:
-            lo, hi = min(lo, value), max(hi, value)
+            lo, hi = min(lo, v), max(hi, v)
         else:
-            off_scale = "right" if value > hi else "left"
+            off_scale = "right" if v > hi else "left"
+    bins: Any  # the histogram's bin edges (an array)
     if log:
         lo, hi = lo / 1.3, hi * 1.3
         bins = np.geomspace(lo, hi, 36)
@@ -308,40 +353,75 @@ def histogram_figure(values: Sequence[float], *, mean: float, std: float, critic
     out[idx] = True
     n_kept = int((~out).sum())
     if vals.size:
-        ax.hist(vals[~out], bins=bins, color=SAMPLES_COLOR, edgecolor="white",
-                label=f"{model + ' ' if model else ''}samples used (N = {n_kept})")
+        ax.hist(
+            vals[~out],
+            bins=bins,
+            color=SAMPLES_COLOR,
+            edgecolor="white",
+            label=f"{model + ' ' if model else ''}samples used (N = {n_kept})",
+        )
         if out.any():
-            ax.hist(vals[out], bins=bins, color=REMOVED_COLOR, edgecolor="white",
-                    label=f"removed as failed inversions ({int(out.sum())})")
+            ax.hist(
+                vals[out],
+                bins=bins,
+                color=REMOVED_COLOR,
+                edgecolor="white",
+                label=f"removed as failed inversions ({int(out.sum())})",
+            )
     if thr is not None and math.isfinite(thr):
-        ax.axvline(thr, color="black", linestyle="--", linewidth=1.8,
-                   label=f"threshold (Grubbs, alpha = {alpha:g}): belonging to its left")
+        ax.axvline(
+            thr,
+            color="black",
+            linestyle="--",
+            linewidth=1.8,
+            label=f"threshold (Grubbs, alpha = {alpha:g}): belonging to its left",
+        )
     if marker:
         color = VERDICT_COLORS.get(verdict or "", NON_BELONGING_COLOR)
         label = f"this image ({verdict_label(verdict)})" if verdict else "this image"
         if off_scale is None:
-            ax.axvline(value, color=color, linewidth=3, label=label)
+            ax.axvline(v, color=color, linewidth=3, label=label)
         else:
             x = 0.97 if off_scale == "right" else 0.03
-            ax.annotate(f"this image: {value:.3g}\n(off scale)", xy=(x, 0.55), xycoords="axes fraction",
-                        ha="right" if off_scale == "right" else "left", fontsize=FONT["small"], color=color,
-                        fontweight="bold")
-            ax.annotate("", xy=(x + (0.025 if off_scale == "right" else -0.025), 0.45), xycoords="axes fraction",
-                        xytext=(x - (0.12 if off_scale == "right" else -0.12), 0.45),
-                        arrowprops={"arrowstyle": "-|>", "color": color, "linewidth": 3})
+            ax.annotate(
+                f"this image: {v:.3g}\n(off scale)",
+                xy=(x, 0.55),
+                xycoords="axes fraction",
+                ha="right" if off_scale == "right" else "left",
+                fontsize=FONT["small"],
+                color=color,
+                fontweight="bold",
+            )
+            ax.annotate(
+                "",
+                xy=(x + (0.025 if off_scale == "right" else -0.025), 0.45),
+                xycoords="axes fraction",
+                xytext=(x - (0.12 if off_scale == "right" else -0.12), 0.45),
+                arrowprops={"arrowstyle": "-|>", "color": color, "linewidth": 3},
+            )
             ax.plot([], [], color=color, linewidth=3, label=label + ", off scale")
     ax.set_xlim(lo, hi)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-    _style(ax, title=f"Belonging distribution of {model}" if model else "Belonging distribution",
-           xlabel=loss_axis_label(calibrated), ylabel="samples")
+    ax.yaxis.set_major_locator(mpl().ticker.MaxNLocator(integer=True, nbins=5))
+    _style(
+        ax,
+        title=f"Belonging distribution of {model}" if model else "Belonging distribution",
+        xlabel=loss_axis_label(calibrated),
+        ylabel="samples",
+    )
     _legend_below(ax)
     return fig
 
 
-def loss_curves_figure(history: Sequence[float] | None, reference_history: Sequence[float] | None = None, *,
-                       model: str = "model", reference: str | None = None, steps: int | None = None,
-                       history_steps: Sequence[int] | None = None,
-                       reference_steps: Sequence[int] | None = None) -> Figure:
+def loss_curves_figure(
+    history: Sequence[float] | None,
+    reference_history: Sequence[float] | None = None,
+    *,
+    model: str = "model",
+    reference: str | None = None,
+    steps: int | None = None,
+    history_steps: Sequence[int] | None = None,
+    reference_steps: Sequence[int] | None = None,
+) -> Figure:
     """Best-so-far reconstruction loss per step for the inspected and the reference model.
 
     Args:
@@ -357,8 +437,10 @@ def loss_curves_figure(history: Sequence[float] | None, reference_history: Seque
     fig = _figure(4.8, 3.7)
     ax = fig.add_subplot()
     ys = []
-    for hist, xs, role, name, color in ((history, history_steps, "model", model, MODEL_COLOR),
-                                        (reference_history, reference_steps, "reference", reference, REFERENCE_COLOR)):
+    for hist, xs, role, name, color in (
+        (history, history_steps, "model", model, MODEL_COLOR),
+        (reference_history, reference_steps, "reference", reference, REFERENCE_COLOR),
+    ):
         if hist is None or len(hist) == 0 or (role == "reference" and reference is None):
             continue
         h = np.clip(np.asarray(hist, dtype=np.float64), 1e-12, None)
@@ -370,10 +452,9 @@ def loss_curves_figure(history: Sequence[float] | None, reference_history: Seque
         ax.set_ylim(*_log_axis(ax.yaxis, min(ys), max(ys)))
     if steps:
         ax.set_xlim(0, steps)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_locator(mpl().ticker.MaxNLocator(nbins=5, integer=True, steps=[1, 2, 2.5, 5, 10]))
     ax.grid(alpha=0.3)
-    _style(ax, title="Reverse-engineering (Eq. 1)", xlabel="inversion step",
-           ylabel="best loss so far (lower = better)")
+    _style(ax, title="Reverse-engineering (Eq. 1)", xlabel="inversion step", ylabel="best loss so far (lower = better)")
     _legend_below(ax)
     return fig
 
@@ -381,10 +462,16 @@ def loss_curves_figure(history: Sequence[float] | None, reference_history: Seque
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def loss_curves_svg(history: Sequence[float] | None, reference_history: Sequence[float] | None = None, *,
-                    model: str = "model", reference: str | None = None,
-                    history_steps: Sequence[int] | None = None, reference_steps: Sequence[int] | None = None,
-                    steps: int | None = None) -> str:
+def loss_curves_svg(
+    history: Sequence[float] | None,
+    reference_history: Sequence[float] | None = None,
+    *,
+    model: str = "model",
+    reference: str | None = None,
+    history_steps: Sequence[int] | None = None,
+    reference_steps: Sequence[int] | None = None,
+    steps: int | None = None,
+) -> str:
     """The loss curves as a small responsive SVG (cheap enough to redraw several times a second).
 
     Same conventions as :func:`loss_curves_figure`: log y axis labelled at decades, curves
@@ -393,8 +480,10 @@ def loss_curves_svg(history: Sequence[float] | None, reference_history: Sequence
     """
     W, H, L, R, T, B = 440, 290, 58, 14, 66, 40
     curves = []
-    for hist, xs, role, name, color in ((history, history_steps, "model", model, MODEL_COLOR),
-                                        (reference_history, reference_steps, "reference", reference, REFERENCE_COLOR)):
+    for hist, xs, role, name, color in (
+        (history, history_steps, "model", model, MODEL_COLOR),
+        (reference_history, reference_steps, "reference", reference, REFERENCE_COLOR),
+    ):
         if role == "reference" and reference is None:
             continue
         h = np.clip(np.asarray(hist if hist is not None else [], dtype=np.float64), 1e-12, None)
@@ -419,15 +508,19 @@ def loss_curves_svg(history: Sequence[float] | None, reference_history: Sequence
         return T + ph * (1 - (v - y0) / (y1 - y0))
 
     e = html.escape
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {W} {H}' role='img' class='ronan-svg' "
-           f"aria-label='Loss curves: {e(', '.join(curve_label(c[0], c[1]) for c in curves))}' "
-           f"font-family='inherit' font-size='15'>"]
+    out = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {W} {H}' role='img' class='ronan-svg' "
+        f"aria-label='Loss curves: {e(', '.join(curve_label(c[0], c[1]) for c in curves))}' "
+        f"font-family='inherit' font-size='15'>"
+    ]
     step = max(1, math.ceil((y1 - y0) / 5))
     for d in range(y0, y1 + 1, step):
         y = py(d)
         out.append(f"<line x1='{L}' x2='{W - R}' y1='{y:.1f}' y2='{y:.1f}' stroke='#d0d7de' stroke-width='1'/>")
-        out.append(f"<text x='{L - 6}' y='{y + 5:.1f}' text-anchor='end' fill='currentColor'>10"
-                   f"{str(d).translate(_SUPERSCRIPT)}</text>")
+        out.append(
+            f"<text x='{L - 6}' y='{y + 5:.1f}' text-anchor='end' fill='currentColor'>10"
+            f"{str(d).translate(_SUPERSCRIPT)}</text>"
+        )
     nice = _nice_step(xmax)
     v = 0.0
     while v <= xmax + 1e-9:
@@ -439,13 +532,16 @@ def loss_curves_svg(history: Sequence[float] | None, reference_history: Sequence
     for i, (role, name, color, xs_, ys_) in enumerate(curves):
         if xs_.size:
             pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xs_, ys_))
-            out.append(f"<polyline points='{pts}' fill='none' stroke='{color}' stroke-width='2.5' "
-                       f"stroke-linejoin='round'/>")
+            out.append(
+                f"<polyline points='{pts}' fill='none' stroke='{color}' stroke-width='2.5' stroke-linejoin='round'/>"
+            )
         last = f": {10 ** float(ys_[-1]):.3g}" if ys_.size else ""
         y = 18 + 22 * i
-        out.append(f"<g class='ronan-legend-entry'><line x1='4' x2='26' y1='{y - 5}' y2='{y - 5}' stroke='{color}' "
-                   f"stroke-width='4'/><text x='32' y='{y}' fill='currentColor'>{e(curve_label(role, name))}"
-                   f"{e(last)}</text></g>")
+        out.append(
+            f"<g class='ronan-legend-entry'><line x1='4' x2='26' y1='{y - 5}' y2='{y - 5}' stroke='{color}' "
+            f"stroke-width='4'/><text x='32' y='{y}' fill='currentColor'>{e(curve_label(role, name))}"
+            f"{e(last)}</text></g>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -480,28 +576,43 @@ def which_model_figure(rows: Sequence[dict]) -> Figure:
     ax.barh(y, stats, color=colors, height=0.6)
     for i in range(len(rows)):
         if math.isfinite(crits[i]):
-            ax.vlines(crits[i], i - 0.4, i + 0.4, color="black", linewidth=2.5,
-                      label="threshold (belonging: left)" if i == 0 else None)
+            ax.vlines(
+                crits[i],
+                i - 0.4,
+                i + 0.4,
+                color="black",
+                linewidth=2.5,
+                label="threshold (belonging: left)" if i == 0 else None,  # type: ignore[arg-type]
+            )
     ax.set_xscale("symlog", linthresh=1.0)
     finite = [abs(s) for s in stats + [c for c in crits if math.isfinite(c)]] or [1.0]
     top_d = max(1, math.ceil(math.log10(max(finite) + 1)) + 1)  # room for the value labels
     low = min(stats + [0.0])
     low_d = max(1, math.ceil(math.log10(abs(low) + 1))) if low < 0 else 0
-    ax.set_xlim(-(10.0 ** low_d) if low_d else -1.5, 10.0 ** top_d)
+    ax.set_xlim(-(10.0**low_d) if low_d else -1.5, 10.0**top_d)
     every = max(1, math.ceil((top_d + low_d) / 5))
-    ticks = [-(10.0 ** d) for d in range(low_d, 0, -every)] + [0.0] + [10.0 ** d for d in range(0, top_d + 1, every)]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(_symlog_label))
-    ax.xaxis.set_minor_locator(NullLocator())
+    ticks = [-(10.0**d) for d in range(low_d, 0, -every)] + [0.0] + [10.0**d for d in range(0, top_d + 1, every)]
+    ticker = mpl().ticker
+    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(_symlog_label))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
     for i, s in enumerate(stats):
-        ax.annotate(f"{s:.3g}", (s, i), xytext=(4 if s >= 0 else -4, 0), textcoords="offset points",
-                    ha="left" if s >= 0 else "right", va="center", fontsize=FONT["small"])
+        ax.annotate(
+            f"{s:.3g}",
+            (s, i),
+            xytext=(4 if s >= 0 else -4, 0),
+            textcoords="offset points",
+            ha="left" if s >= 0 else "right",
+            va="center",
+            fontsize=FONT["small"],
+        )
     ax.axvline(0, color=SAMPLES_COLOR, linewidth=0.8)
     ax.set_yticks(y, names, fontsize=FONT["small"])
     ax.invert_yaxis()
     for verdict in dict.fromkeys(r["verdict"] for r in rows):
-        ax.barh([np.nan], [np.nan], color=VERDICT_COLORS.get(verdict, NON_BELONGING_COLOR),
-                label=verdict_label(verdict))
+        ax.barh(
+            [np.nan], [np.nan], color=VERDICT_COLORS.get(verdict, NON_BELONGING_COLOR), label=verdict_label(verdict)
+        )
     _style(ax, title="Grubbs statistic per model", xlabel="statistic (symmetric log scale)")
     ax.tick_params(axis="y", labelsize=FONT["small"])
     _legend_below(ax, ncols=2)
@@ -515,9 +626,15 @@ def _symlog_label(v: float, _pos=None) -> str:
     return ("-" if v < 0 else "") + ("1" if d == 0 else "10" if d == 1 else f"$10^{{{d}}}$")
 
 
-def images_figure(image: torch.Tensor, reconstruction: torch.Tensor | None,
-                  reference_reconstruction: torch.Tensor | None = None, *, model: str = "model",
-                  reference: str | None = None, upload: Image.Image | None = None) -> Figure:
+def images_figure(
+    image: torch.Tensor,
+    reconstruction: torch.Tensor | None,
+    reference_reconstruction: torch.Tensor | None = None,
+    *,
+    model: str = "model",
+    reference: str | None = None,
+    upload: Image.Image | None = None,
+) -> Figure:
     """Panels for reports: the upload, what M saw, M's reconstruction, the difference (with its
     colour bar) and M_r's reconstruction."""
     panels: list[tuple[str, np.ndarray, str | None]] = []
@@ -538,7 +655,9 @@ def images_figure(image: torch.Tensor, reconstruction: torch.Tensor | None,
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, arr, cmap) in zip(axes, panels):
         if cmap == "diff":
-            im = ax.imshow(arr, cmap="inferno", norm=PowerNorm(DIFF_GAMMA, vmin=0, vmax=1), interpolation="nearest")
+            im = ax.imshow(
+                arr, cmap="inferno", norm=mpl().colors.PowerNorm(DIFF_GAMMA, vmin=0, vmax=1), interpolation="nearest"
+            )
             bar = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03, ticks=[0, 0.05, 0.2, 0.5, 1])
             bar.ax.tick_params(labelsize=FONT["small"] - 2)
         else:

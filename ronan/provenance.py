@@ -10,7 +10,7 @@ def library_versions() -> dict:
     """Versions of Python, RONAN and the libraries that affect its numbers."""
     from . import __version__
 
-    out = {"python": platform.python_version(), "ronan": __version__}
+    out: dict[str, str | None] = {"python": platform.python_version(), "ronan": __version__}
     for pkg in ("torch", "numpy", "scipy", "pillow", "safetensors"):
         try:
             out[pkg] = metadata.version(pkg)
@@ -43,11 +43,14 @@ def environment(device=None) -> dict:
     """
     import torch
 
-    out = {"machine": platform.machine(), "cpu": _cpu_model(),
-           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-           "torch_threads": torch.get_num_threads(),
-           "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-           "device": str(device) if device is not None else "cpu"}
+    out = {
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "device": str(device) if device is not None else "cpu",
+    }
     if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(torch.device(device))
         out["cuda"] = torch.version.cuda

@@ -16,8 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as _st
-
 
 def grubbs_critical_value(n: int, alpha: float = 0.05) -> float:
     """One-sided Grubbs critical value for ``n`` samples at significance ``alpha``.
@@ -42,7 +40,9 @@ def _t_ratio(p: float, df: int) -> float:
     """``t^2 / (df + t^2)`` for ``t = t_{p, df}`` (upper critical value), written ``1 / (1 + df / t^2)`` so
     that it stays exact where ``t`` overflows: a ``p`` so small that ``t`` is infinite (or ``p``
     underflows to 0) gives the limit 1, never NaN."""
-    t = float(_st.t.isf(p, df)) if p > 0 else math.inf
+    from scipy import stats  # here, not at import: scipy takes most of a second to import
+
+    t = float(stats.t.isf(p, df)) if p > 0 else math.inf
     if math.isnan(t) or math.isinf(t):
         return 1.0
     return 1.0 / (1.0 + df / (t * t))

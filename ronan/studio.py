@@ -9,12 +9,16 @@ here onto them. Everything here works from a script or a notebook too:
   :class:`~ronan.attribution.Attribution`, its distribution, what the model saw and the
   assumptions the result rests on);
 * :func:`run_calibration` — build or rebuild a distribution, streamed;
-* :func:`example_images` — real samples and generated images of the selected model's tier
-  (its resolution and channels: 28x28 grayscale, 64x64 colour...), for the gallery;
-* :func:`collect_batch` — images from many files or zip archives, labels from folder names;
+* :func:`run_batch` — many images (files or zip archives, :mod:`ronan.batch`), one row each;
+* :func:`run_which_model` — one image against every model of its kind (:mod:`ronan.which_model`);
 * :class:`JobLine` — heavy jobs one at a time, with queue positions, monotone ETAs
   (:class:`Eta`) and cancellation of waiting jobs;
 * :class:`RunFolders` — report folders of the last runs, older ones removed.
+
+Every run starts with :func:`ronan.prepare.prepare` (the models and settings, checked before any
+work) and reports one overall fraction that never goes back (:class:`Progress`, :func:`span`).
+The gallery's examples live in :mod:`ronan.gallery`, the batch intake in :mod:`ronan.batch`;
+their names stay importable from here.
 
 Operator settings (environment): ``RONAN_ALLOW_BUILDS=1`` lets visitors build missing belonging
 distributions (minutes of CPU each; off by default so that one visitor cannot hold a shared
@@ -23,38 +27,32 @@ server), see :func:`builds_allowed`.
 
 from __future__ import annotations
 
-import csv
-import functools
 import os
 import queue
 import shutil
 import threading
 import time
-import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
 from . import limits
 from .attribution import Attribution, attribute_stream, default_edit_mode
-from .batch import IMAGE_SUFFIXES, BatchItem, collect_batch, iter_loaded, load_batch  # noqa: F401 (re-exported)
-from .calibration import (BelongingDistribution, cache_path, check_reference, distribution_key, find_cache,
-                          get_distribution)
+from .batch import BatchItem, collect_batch, iter_loaded, load_batch, skipped_members  # noqa: F401 (re-exported)
+from .calibration import BelongingDistribution, cache_path, distribution_key, find_cache, get_distribution
 from .edits.policy import NONE as NO_EDIT
 from .edits.policy import EditAssumption, resolve_edit
-from .errors import CalibrationError, Cancelled, ModelUnavailable, RonanError
-from .generation import generate_pil
+from .errors import CalibrationError, Cancelled, RonanError
+from .gallery import SAMPLES_DIR, Example, example_images, generate_example, real_samples, require_model, samples_folder  # noqa: F401
 from .images import LoadedImage, load_image
-from .inversion import PRESETS, resolve_settings
+from .inversion import PRESETS
 from .models.base import Generator
-from .models.registry import CATALOGUE, availability, default_reference, list_models, load_model, resolve_device
-from .paths import samples_dir
-from .which_model import is_reference_only
+from .models.registry import CATALOGUE, list_models
+from .prepare import NO_REFERENCE, Prepared, prepare  # noqa: F401 (NO_REFERENCE: re-exported)
+from .which_model import WhichModelResult, which_model_stream
 
-SAMPLES_DIR = samples_dir()
-NO_REFERENCE = "none"
 N_CALIBRATION = 100
 
 
@@ -76,6 +74,7 @@ class QueueFull(RonanError):
 
 
 # ----------------------------------------------------------------------------- models
+
 
 @dataclass
 class ModelChoice:
@@ -99,10 +98,18 @@ class ModelChoice:
     domain: str = ""
 
 
-_DATASET_WORDS = (("fashion", "Fashion-MNIST clothing items"), ("emoji", "colour emoji and clip-art"),
-                  ("clip", "colour emoji and clip-art"), ("photo", "natural-photo crops"),
-                  ("wallpaper", "natural-photo crops"), ("imagenet", "ImageNet objects"), ("cifar", "CIFAR-10 objects"),
-                  ("bedroom", "LSUN bedrooms"), ("cat", "LSUN cats"), ("laion", "text-to-image pictures"))
+_DATASET_WORDS = (
+    ("fashion", "Fashion-MNIST clothing items"),
+    ("emoji", "colour emoji and clip-art"),
+    ("clip", "colour emoji and clip-art"),
+    ("photo", "natural-photo crops"),
+    ("wallpaper", "natural-photo crops"),
+    ("imagenet", "ImageNet objects"),
+    ("cifar", "CIFAR-10 objects"),
+    ("bedroom", "LSUN bedrooms"),
+    ("cat", "LSUN cats"),
+    ("laion", "text-to-image pictures"),
+)
 
 
 def domain_text(resolution: int | None, channels: int | None, data: str = "") -> str:
@@ -125,8 +132,22 @@ def model_choices() -> list[ModelChoice]:
         label = m.name + (" (your model)" if m.source == "user" else "") + ("" if m.available else " (unavailable)")
         description = m.description or ("a model registered on this machine" if m.source == "user" else "")
         data = cat[m.name].data if m.name in cat else ""
-        out.append(ModelChoice(m.name, label, m.available, m.reason, description, m.resolution, m.reference,
-                               m.channels, m.role, m.source, m.state, domain_text(m.resolution, m.channels, data)))
+        out.append(
+            ModelChoice(
+                m.name,
+                label,
+                m.available,
+                m.reason,
+                description,
+                m.resolution,
+                m.reference,
+                m.channels,
+                m.role,
+                m.source,
+                m.state,
+                domain_text(m.resolution, m.channels, data),
+            )
+        )
     return out
 
 
@@ -139,33 +160,16 @@ def unavailable_reason(choice: ModelChoice) -> str:
     return "cannot be loaded on this server"
 
 
-def require_model(name: str) -> None:
-    """Raise :class:`ModelUnavailable` with the registry's reason if ``name`` cannot load."""
-    ok, reason = availability(name)
-    if not ok:
-        raise ModelUnavailable(reason or f"{name} is unavailable")
-
-
-def _reference(name: str, reference: str | None) -> str | None:
-    if reference in (None, "", "default"):
-        return default_reference(name)
-    if str(reference).lower() == NO_REFERENCE:
-        return None
-    return reference
-
-
 def distance_choices() -> list[tuple[str, bool, str | None]]:
     """``(name, usable here, reason if not)`` for each distance of :mod:`ronan.distances`."""
+    import importlib.util
+
     from .distances import DISTANCES, alexnet_weights_path
 
     out = []
     for name in DISTANCES:
-        if name == "lpips":
-            try:
-                import lpips  # noqa: F401
-                ok = alexnet_weights_path().is_file()
-            except ImportError:
-                ok = False
+        if name == "lpips":  # the package is looked up, not imported (seconds: torchvision)
+            ok = importlib.util.find_spec("lpips") is not None and alexnet_weights_path().is_file()
             out.append((name, ok, None if ok else "LPIPS needs AlexNet weights that are not installed on this server"))
         else:
             out.append((name, True, None))
@@ -174,8 +178,8 @@ def distance_choices() -> list[tuple[str, bool, str | None]]:
 
 # ----------------------------------------------------------------------------- threads
 
-def _stream_callback(fn: Callable[[Callable], object], should_stop: Callable[[], bool] | None
-                     ) -> Iterator[tuple]:
+
+def _stream_callback(fn: Callable[[Callable], object], should_stop: Callable[[], bool] | None) -> Iterator[tuple]:
     """Run ``fn(callback)`` in a thread; yield each ``callback(*args)``; return fn's result.
 
     ``should_stop()`` (and closing this generator) makes the next callback raise
@@ -211,6 +215,7 @@ def _stream_callback(fn: Callable[[Callable], object], should_stop: Callable[[],
 
 
 # ----------------------------------------------------------------------------- progress and ETA
+
 
 class Progress:
     """Overall progress of a job made of weighted phases; never goes backwards.
@@ -284,6 +289,13 @@ class Eta:
     @property
     def elapsed(self) -> float:
         return self.clock() - self.start
+
+
+def span(done: float, size: float, total: float, fraction: float) -> float:
+    """Overall fraction of a job of ``total`` units when ``done`` units are finished and the part of
+    ``size`` units now running is at ``fraction``: ``(done + fraction * size) / total`` (``total``
+    taken as at least 1). E.g. images 33-64 of 100 at half way: ``span(32, 32, 100, 0.5) = 0.48``."""
+    return (done + fraction * size) / max(total, 1)
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -399,7 +411,7 @@ class JobLine:
             live = [x for x in self._live() if not (x.stopped and x.started is None)]
             if t not in live:
                 return 0, 0.0
-            before = live[:live.index(t)]
+            before = live[: live.index(t)]
             now = time.monotonic()
             wait = 0.0
             for x in before:
@@ -442,6 +454,7 @@ class JobLine:
 
 
 # ----------------------------------------------------------------------------- report folders
+
 
 class RunFolders:
     """Folders for the files of the last runs (reports, CSVs), under ``root``; older ones removed.
@@ -489,22 +502,27 @@ def prune_files(folder: str | Path, keep: int = 64) -> None:
 
 # ----------------------------------------------------------------------------- runs
 
+
 @dataclass
 class RunProgress:
     """One update of a running job.
 
     Attributes:
-        phase (str): ``"calibration"``, ``"model"`` or ``"reference"``.
+        phase (str): ``"calibration"`` (building a belonging distribution), ``"model"`` or
+            ``"reference"`` (the inversion on M or M_r).
         step (int), steps (int): progress inside the phase.
         fraction (float): overall progress of the job in [0, 1]; it never decreases.
         elapsed (float): seconds since the job started; ``eta`` seconds left (None: unknown),
             a countdown that does not jump up (see :class:`Eta`).
         message (str): one line for humans.
-        reconstruction (Tensor[C, H, W] | None): current reconstruction (inversion phases).
+        reconstruction (Tensor[C, H, W] | None): current reconstruction (inversion phases of
+            :func:`run_attribution`).
+        history_steps (list[int]), history (list[float]): the reported steps of the inversion on
+            M so far and the best loss at each (:func:`run_attribution`).
+        reference_history_steps (list[int]), reference_history (list[float]): the same on M_r.
+        model (str): the model being worked on; reference (str | None): its reference model
+            (:func:`run_attribution`).
         target (Tensor[C, H, W] | None): the image in the inspected model's domain.
-        history (list[float]): best loss per reported step of the inspected model so far.
-        reference_history (list[float]): same for the reference model.
-        model (str), label (str): model being worked on, and an optional label (which-model).
         final (bool): last update of an inversion phase (early stopping may end it before
             ``steps``).
     """
@@ -548,83 +566,105 @@ class RunOutcome:
     edit_detected: dict | None = None
 
 
-def prepare(model: str, reference: str | None = "default", *, distance: str = "mse", preset: str | None = None,
-            steps: int | None = None, restarts: int | None = None, lr: float | None = None, device=None):
-    """Load M and M_r and resolve settings: ``(gen, ref, settings)`` (raises RonanError/ValueError).
-
-    Settings (and their limits, :mod:`ronan.limits`) and the reference are checked before any work."""
-    settings = resolve_settings(preset, steps=steps, restarts=restarts, lr=lr)
-    require_model(model)
-    dev = resolve_device(device)
-    gen = load_model(model, dev)
-    ref_name = _reference(model, reference)
-    if ref_name is not None:
-        require_model(ref_name)
-    ref = load_model(ref_name, dev) if ref_name is not None else None
-    check_reference(gen, ref)
-    settings = resolve_settings(preset, model=gen, distance=distance, steps=steps, restarts=restarts, lr=lr)
-    return gen, ref, settings
-
-
-def has_distribution(gen: Generator, ref: Generator | None, distance: str, settings, n: int = N_CALIBRATION,
-                     seed: int = 0, edit: EditAssumption | None = None, edit_mode: str = "samples") -> bool:
-    """True when a cached belonging distribution exists for these arguments."""
+def has_distribution(
+    p: Prepared, n: int = N_CALIBRATION, seed: int = 0, edit: EditAssumption | None = None, edit_mode: str = "samples"
+) -> bool:
+    """True when a cached belonging distribution exists for the prepared models and settings ``p``,
+    N ``n`` (default 100), seed ``seed`` (default 0) and the edit ``edit`` (default none) in
+    ``edit_mode`` (``"samples"`` by default)."""
     edit = edit or NO_EDIT
-    return find_cache(distribution_key(gen, ref, distance, settings, n, seed, edit.key(edit_mode))).exists()
+    key = distribution_key(p.model, p.reference, p.distance, p.settings, n, seed, edit.key(edit_mode))
+    return find_cache(key).exists()
 
 
 def _settings_text(distance: str, settings) -> str:
     s = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
-    return (f"distance {distance}, {s.get('steps')} steps, {s.get('restarts')} restart(s), lr {s.get('lr')}"
-            + ("" if s.get("plateau_steps") else ", no early stopping"))
+    return f"distance {distance}, {s.get('steps')} steps, {s.get('restarts')} restart(s), lr {s.get('lr')}" + (
+        "" if s.get("plateau_steps") else ", no early stopping"
+    )
 
 
-def missing_message(model: str, distance: str, settings, edit: EditAssumption | None = None,
-                    reference: str | None = "default") -> str:
+def missing_message(
+    model: str, distance: str, settings, edit: EditAssumption | None = None, reference: str | None = "default"
+) -> str:
     """Why a run cannot go on when its belonging distribution is not built (for web visitors)."""
     ref = "no reference model, " if reference is None else ""
     what = f"{model} has no belonging distribution for these settings ({ref}{_settings_text(distance, settings)})"
     if edit is not None and not edit.is_none:
-        what = (f"{model} has no belonging distribution for images edited like this one ({edit.spec}: "
-                f"{edit.description})")
-    return (f"{what} on this server. Building one means inverting {N_CALIBRATION} of the model's own images "
-            f"(minutes on a CPU), which this server does not do for visitors. The default settings use a "
-            f"distribution that is ready.")
+        what = (
+            f"{model} has no belonging distribution for images edited like this one ({edit.spec}: {edit.description})"
+        )
+    return (
+        f"{what} on this server. Building one means inverting {N_CALIBRATION} of the model's own images "
+        f"(minutes on a CPU), which this server does not do for visitors. The default settings use a "
+        f"distribution that is ready."
+    )
 
 
-def _calibration_stream(gen, ref, *, distance, settings, n, seed, rebuild, build, should_stop, t0, progress=None,
-                        eta=None, weight=1.0, edit=None, edit_mode="samples"):
-    """Yield RunProgress while getting (building) the distribution; return it.
+def _calibration_stream(
+    p: Prepared, *, n, seed, rebuild, build, should_stop, t0, progress=None, eta=None, edit=None, edit_mode="samples"
+):
+    """Yield RunProgress while getting (building) the distribution of ``p``; return it.
 
     ``progress`` (:class:`Progress`) and ``eta`` (:class:`Eta`) place the build inside a larger
-    job; by default the build is the whole job (``weight`` is kept for older callers).
+    job; by default the build is the whole job.
     """
+    gen, ref, distance, settings = p.model, p.reference, p.distance, p.settings
     edit = edit or NO_EDIT
     progress = progress or _plan(ref, True)
     eta = eta or Eta()
     if not rebuild:
         try:
-            return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, build=False,
-                                    edit=edit, edit_mode=edit_mode)
+            return get_distribution(
+                gen,
+                ref,
+                distance=distance,
+                settings=settings,
+                n=n,
+                seed=seed,
+                build=False,
+                edit=edit,
+                edit_mode=edit_mode,
+            )
         except CalibrationError:  # missing or invalid cache: build below, if allowed
             if not build:
-                raise DistributionMissing(missing_message(gen.name, distance, settings, edit,
-                                                          ref.name if ref is not None else None)) from None
+                raise DistributionMissing(
+                    missing_message(gen.name, distance, settings, edit, ref.name if ref is not None else None)
+                ) from None
 
     def fn(cb):
-        return get_distribution(gen, ref, distance=distance, settings=settings, n=n, seed=seed, rebuild=rebuild,
-                                edit=edit, edit_mode=edit_mode, callback=cb, should_stop=should_stop)
+        return get_distribution(
+            gen,
+            ref,
+            distance=distance,
+            settings=settings,
+            n=n,
+            seed=seed,
+            rebuild=rebuild,
+            edit=edit,
+            edit_mode=edit_mode,
+            callback=cb,
+            should_stop=should_stop,
+        )
 
     stream = _stream_callback(fn, should_stop)
     while True:
         try:
-            role, first, p = next(stream)
+            role, first, ev = next(stream)
         except StopIteration as stop:
             return stop.value
-        frac = progress.update(f"calibration-{role}", (first + p.fraction * min(100, n - first)) / n)
-        yield RunProgress("calibration", p.step, p.steps, frac, time.perf_counter() - t0, eta.update(frac),
-                          f"Building the belonging distribution of {gen.name} (N = {n}, once per settings): "
-                          f"{role} inversion, step {p.step}/{p.steps}", model=gen.name)
+        frac = progress.update(f"calibration-{role}", span(first, min(100, n - first), n, ev.fraction))
+        yield RunProgress(
+            "calibration",
+            ev.step,
+            ev.steps,
+            frac,
+            time.perf_counter() - t0,
+            eta.update(frac),
+            f"Building the belonging distribution of {gen.name} (N = {n}, once per settings): "
+            f"{role} inversion, step {ev.step}/{ev.steps}",
+            model=gen.name,
+        )
 
 
 def preprocessing_steps(loaded: LoadedImage, gen: Generator) -> list[str]:
@@ -649,8 +689,13 @@ def preprocessing_steps(loaded: LoadedImage, gen: Generator) -> list[str]:
     if (iw, ih) != (s, s):
         side = max(iw, ih) if fit == "pad" else min(iw, ih)
         if iw != ih:
-            steps.append({"crop": f"centre-cropped to {side}x{side}", "pad": f"padded with black to {side}x{side}",
-                          "stretch": "stretched to a square"}.get(fit, fit))
+            steps.append(
+                {
+                    "crop": f"centre-cropped to {side}x{side}",
+                    "pad": f"padded with black to {side}x{side}",
+                    "stretch": "stretched to a square",
+                }.get(fit, fit)
+            )
         if side != s or fit == "stretch":
             how = "reduced" if side > s else "enlarged"
             steps.append(f"{how} {side}x{side} -> {s}x{s} ({resample.capitalize()})")
@@ -663,45 +708,74 @@ def preprocessing_steps(loaded: LoadedImage, gen: Generator) -> list[str]:
     return steps
 
 
-def distribution_status(model: str, reference: str | None = "default", *, distance: str = "mse",
-                        preset: str | None = None, steps: int | None = None, restarts: int | None = None,
-                        lr: float | None = None) -> tuple[bool, str]:
+def distribution_status(
+    model: str,
+    reference: str | None = "default",
+    *,
+    distance: str = "mse",
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+) -> tuple[bool, str]:
     """``(ready, one line)``: whether the belonging distribution of these settings is built here
-    (unedited images; an edit detected in a file may need another)."""
+    (unedited images; an edit detected in a file may need another). Arguments as for :func:`prepare`."""
     try:
-        gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps,
-                                     restarts=restarts, lr=lr)
+        p = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr)
     except (RonanError, ValueError) as e:
         return False, str(e)
-    if has_distribution(gen, ref, distance, settings):
-        return True, f"The belonging distribution for these settings is ready ({gen.name}, reference " \
-                     f"{ref.name if ref is not None else 'none'})."
-    how = "it will be built on the first run (minutes)" if builds_allowed() else \
-        "this server does not build one for visitors, so Run would stop with a message"
+    if has_distribution(p):
+        return (
+            True,
+            f"The belonging distribution for these settings is ready ({p.model.name}, reference "
+            f"{p.reference.name if p.reference is not None else 'none'}).",
+        )
+    how = (
+        "it will be built on the first run (minutes)"
+        if builds_allowed()
+        else "this server does not build one for visitors, so Run would stop with a message"
+    )
     return False, f"No belonging distribution for these settings yet: {how}."
 
 
 def _plan(ref: Generator | None, building: bool) -> Progress:
     weights = {"model": 1.0, "reference": 1.0} if ref is not None else {"model": 1.0}
     if building:  # N = 100 samples in one batch cost roughly 20 queries
-        cal = {"calibration-model": 10.0, "calibration-reference": 10.0} if ref is not None else \
-            {"calibration-model": 10.0}
+        cal = (
+            {"calibration-model": 10.0, "calibration-reference": 10.0}
+            if ref is not None
+            else {"calibration-model": 10.0}
+        )
         weights.update(cal)
     return Progress(weights)
 
 
-def run_attribution(image, model: str, *, reference: str | None = "default", distance: str = "mse",
-                    alpha: float = 0.05, preset: str | None = None, steps: int | None = None,
-                    restarts: int | None = None, lr: float | None = None, seed: int = 0, device=None,
-                    edit: str = "auto", test: str = "robust", build_calibration: bool = True,
-                    should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
-                    eta_prior: float | None = None) -> Iterator[RunProgress | RunOutcome]:
+def run_attribution(
+    image,
+    model: str,
+    *,
+    reference: str | None = "default",
+    distance: str = "mse",
+    alpha: float = 0.05,
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device=None,
+    edit: str = "auto",
+    test: str = "robust",
+    build_calibration: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    progress_every: int = 10,
+    eta_prior: float | None = None,
+) -> Iterator[RunProgress | RunOutcome]:
     """Attribute one image to ``model``, streaming progress (see :class:`RunProgress`).
 
     Args:
         image: path, bytes, PIL image or :class:`LoadedImage`.
         model (str): inspected model. reference (str | None): ``"default"``, a name, or
-            ``"none"`` (no calibration).
+            ``"none"``/None (no calibration); see :func:`ronan.prepare.reference_name`.
         edit (str): the edit to assume (``"auto"``: detected from the file; see
             :mod:`ronan.edits.policy`). When the distribution of a *detected* edit is missing and
             ``build_calibration`` is False, the image is tested as if unedited and the outcome's
@@ -720,203 +794,133 @@ def run_attribution(image, model: str, *, reference: str | None = "default", dis
     """
     t0 = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
-    gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts,
-                                 lr=lr, device=device)
+    p = prepare(
+        model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr, device=device
+    )
+    gen, ref = p.model, p.reference
     if should_stop is not None and should_stop():
         raise Cancelled("stopped by the user")
     assumption = resolve_edit(loaded, gen.image_size, gen.channels, edit)
     mode = default_edit_mode(assumption)
     caveats, detected = [], None
-    if not build_calibration and not assumption.is_none and not has_distribution(
-            gen, ref, distance, settings, edit=assumption, edit_mode=mode):
+    if not build_calibration and not assumption.is_none and not has_distribution(p, edit=assumption, edit_mode=mode):
         if assumption.source != "detected":
-            raise DistributionMissing(missing_message(gen.name, distance, settings, assumption))
+            raise DistributionMissing(missing_message(gen.name, distance, p.settings, assumption))
         detected = assumption.detection
-        caveats.append(f"The file shows signs of an edit ({assumption.description}), but {gen.name}'s belonging "
-                       f"distribution for that edit is not built on this server, so the image was tested as if "
-                       f"unedited. An edit alone (a JPEG re-save, a resize) can make a generated image look not "
-                       f"belonging: a 'not belonging' here is weak evidence.")
+        caveats.append(
+            f"The file shows signs of an edit ({assumption.description}), but {gen.name}'s belonging "
+            f"distribution for that edit is not built on this server, so the image was tested as if "
+            f"unedited. An edit alone (a JPEG re-save, a resize) can make a generated image look not "
+            f"belonging: a 'not belonging' here is weak evidence."
+        )
         edit, assumption = "none", NO_EDIT
-    building = not has_distribution(gen, ref, distance, settings, edit=assumption, edit_mode=mode)
+    building = not has_distribution(p, edit=assumption, edit_mode=mode)
     # a build takes minutes: the prior of a plain attribution would be wrong
     progress, eta = _plan(ref, building and build_calibration), Eta(None if building else eta_prior)
-    dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=N_CALIBRATION, seed=0,
-                                          rebuild=False, build=build_calibration, should_stop=should_stop,
-                                          progress=progress, eta=eta, t0=t0, edit=assumption, edit_mode=mode)
+    dist = yield from _calibration_stream(
+        p,
+        n=N_CALIBRATION,
+        seed=0,
+        rebuild=False,
+        build=build_calibration,
+        should_stop=should_stop,
+        progress=progress,
+        eta=eta,
+        t0=t0,
+        edit=assumption,
+        edit_mode=mode,
+    )
     target = gen.preprocess(loaded.image)
     hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
-    for ev in attribute_stream([loaded], gen, reference=ref, distance=distance, alpha=alpha, test=test, edit=edit,
-                               distribution=dist, seed=seed, device=device, progress_every=progress_every,
-                               with_images=True, should_stop=should_stop, **_settings_kwargs(preset, steps,
-                                                                                             restarts, lr)):
+    for ev in attribute_stream(
+        [loaded],
+        p,
+        alpha=alpha,
+        test=test,
+        edit=edit,
+        distribution=dist,
+        seed=seed,
+        progress_every=progress_every,
+        with_images=True,
+        should_stop=should_stop,
+    ):
         if isinstance(ev, list):
             progress.update("model", 1.0), progress.update("reference", 1.0)
             yield RunOutcome(ev[0], dist, loaded, preprocessing_steps(loaded, gen), caveats, detected)
             return
-        p = ev.progress
+        inv = ev.progress
         xs, ys = hist[ev.role]
-        xs.append(p.step)
-        ys.append(float(p.best_loss[0]))
-        frac = progress.update(ev.role, p.fraction)
-        name = gen.name if ev.role == "model" else ref.name
-        yield RunProgress(ev.role, p.step, p.steps, frac, time.perf_counter() - t0, eta.update(frac),
-                          f"Reverse-engineering on {name} ({'inspected' if ev.role == 'model' else 'reference'} "
-                          f"model): step {p.step}/{p.steps}, best loss {float(p.best_loss[0]):.4g}",
-                          reconstruction=p.reconstructions[0] if p.reconstructions is not None else None,
-                          history_steps=list(hist["model"][0]), history=list(hist["model"][1]),
-                          reference_history_steps=list(hist["reference"][0]),
-                          reference_history=list(hist["reference"][1]), model=gen.name,
-                          reference=ref.name if ref is not None else None, target=target, final=p.done)
+        xs.append(inv.step)
+        ys.append(float(inv.best_loss[0]))
+        frac = progress.update(ev.role, inv.fraction)
+        name = gen.name if ev.role == "model" or ref is None else ref.name
+        yield RunProgress(
+            ev.role,
+            inv.step,
+            inv.steps,
+            frac,
+            time.perf_counter() - t0,
+            eta.update(frac),
+            f"Reverse-engineering on {name} ({'inspected' if ev.role == 'model' else 'reference'} "
+            f"model): step {inv.step}/{inv.steps}, best loss {float(inv.best_loss[0]):.4g}",
+            reconstruction=inv.reconstructions[0] if inv.reconstructions is not None else None,
+            history_steps=list(hist["model"][0]),
+            history=list(hist["model"][1]),
+            reference_history_steps=list(hist["reference"][0]),
+            reference_history=list(hist["reference"][1]),
+            model=gen.name,
+            reference=ref.name if ref is not None else None,
+            target=target,
+            final=inv.done,
+        )
     raise Cancelled("attribution ended without a result")  # pragma: no cover
 
 
-def _settings_kwargs(preset, steps, restarts, lr) -> dict:
-    return {"preset": preset, "steps": steps, "restarts": restarts, "lr": lr}
-
-
-def _eta(elapsed: float, fraction: float) -> float | None:
-    return elapsed / fraction * (1 - fraction) if fraction > 0.02 else None
-
-
-def run_calibration(model: str, reference: str | None = "default", *, distance: str = "mse",
-                    preset: str | None = None, steps: int | None = None, restarts: int | None = None,
-                    lr: float | None = None, n: int = N_CALIBRATION, seed: int = 0, rebuild: bool = False,
-                    build: bool = True, device=None, should_stop: Callable[[], bool] | None = None
-                    ) -> Iterator[RunProgress | BelongingDistribution]:
+def run_calibration(
+    model: str,
+    reference: str | None = "default",
+    *,
+    distance: str = "mse",
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+    n: int = N_CALIBRATION,
+    seed: int = 0,
+    rebuild: bool = False,
+    build: bool = True,
+    device=None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[RunProgress | BelongingDistribution]:
     """Get (build, or rebuild with ``rebuild=True``) a belonging distribution, streaming progress.
 
     With ``build=False`` a missing distribution raises :class:`DistributionMissing` (and
-    ``rebuild`` is refused with it too).
+    ``rebuild`` is refused with it too). Arguments as for :func:`ronan.prepare.prepare`; ``n`` is
+    N (default 100), ``seed`` its seed (default 0).
     """
     t0 = time.perf_counter()
-    gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts,
-                                 lr=lr, device=device)
+    p = prepare(
+        model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr, device=device
+    )
     if rebuild and not build:
         raise DistributionMissing("rebuilding a belonging distribution is switched off on this server")
-    dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=n, seed=seed,
-                                          rebuild=rebuild, build=build, should_stop=should_stop,
-                                          progress=_plan(ref, True), eta=Eta(), t0=t0)
+    dist = yield from _calibration_stream(
+        p,
+        n=n,
+        seed=seed,
+        rebuild=rebuild,
+        build=build,
+        should_stop=should_stop,
+        progress=_plan(p.reference, True),
+        eta=Eta(),
+        t0=t0,
+    )
     yield dist
 
 
 def distribution_file(dist: BelongingDistribution) -> str:
     """File name of a distribution in the calibration cache."""
     return cache_path(dist.key()).name
-
-
-# ----------------------------------------------------------------------------- examples
-
-@dataclass
-class Example:
-    """A gallery item: file path, caption, what it is (``real``/``this``/``other``) and its source
-    (the model that made it, or the real image's class or collection)."""
-
-    path: str
-    caption: str
-    kind: str
-    model: str | None = None
-
-
-@functools.lru_cache(maxsize=32)
-def _folder_tier(folder: Path) -> tuple[int, int] | None:
-    first = next(iter(sorted(folder.glob("*.png"))), None)
-    if first is None:
-        return None
-    from PIL import Image
-
-    with Image.open(first) as im:
-        return im.size[0], 1 if im.mode in ("L", "1", "LA", "I;16") else 3
-
-
-def samples_folder(resolution: int | None = 28, channels: int | None = 1) -> Path | None:
-    """The committed real-image folder of a tier: held-out (``*-test``) first, e.g.
-    ``fmnist-test`` for 28x28 grayscale, ``clipart-test`` for 64x64 colour; None if none matches."""
-    if not SAMPLES_DIR.is_dir():
-        return None
-    folders = sorted((p for p in SAMPLES_DIR.iterdir() if p.is_dir()), key=lambda p: (not p.name.endswith("-test"),
-                                                                                       p.name))
-    for p in folders:
-        tier = _folder_tier(p)
-        if tier is not None and (resolution is None or tier[0] == resolution) and \
-                (channels is None or tier[1] == channels):
-            return p
-    return None
-
-
-def _sample_captions(folder: Path) -> dict[str, str]:
-    path = folder / "labels.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    # fmnist: the class ("Trouser"); clipart: the collection ("emoji/u1F999" -> "emoji")
-    return {r.get("file", ""): r.get("class") or (r.get("picture") or "").split("/")[0] for r in rows}
-
-
-def real_samples(n: int = 4, split: str | None = None, *, resolution: int | None = 28,
-                 channels: int | None = 1) -> list[Path]:
-    """First ``n`` committed real images (sorted by file name) of ``split`` (a folder of
-    ``assets/samples``), or of the tier ``resolution`` x ``channels``."""
-    folder = SAMPLES_DIR / split if split else samples_folder(resolution, channels)
-    return sorted(folder.glob("*.png"))[:n] if folder is not None and folder.is_dir() else []
-
-
-def generate_example(model: str, seed: int, folder: str | Path) -> Path:
-    """Generate one image with ``model`` (seed ``seed``), save it as 8-bit PNG, return its path.
-
-    The file is written atomically (two requests may generate the same example at once).
-    """
-    require_model(model)
-    gen = load_model(model, resolve_device(None))
-    img = generate_pil(gen, 1, seed)[0]
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"generated-{model}-seed{seed}.png"
-    tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
-
-
-def _tier(name: str | None) -> tuple[int | None, int | None]:
-    for c in model_choices():
-        if c.name == name:
-            return c.resolution, c.channels
-    return 28, 1
-
-
-def example_images(model: str | None, folder: str | Path, per_kind: int = 2, seed: int = 1000) -> list[Example]:
-    """Gallery for the paper's three cases: real images, ``model``'s images, other models' images.
-
-    Everything is of ``model``'s tier (resolution and channels): real images from the matching
-    committed samples folder (:func:`samples_folder`), other models of the same tier. Generated
-    images use seeds ``seed, seed+1, ...`` (the ``"generate"`` stream, never the calibration
-    samples) and are cached as files in ``folder``.
-    """
-    res, ch = _tier(model)
-    real_folder = samples_folder(res, ch)
-    captions = _sample_captions(real_folder) if real_folder is not None else {}
-    out = [Example(str(p), "real", "real", captions.get(p.name) or p.stem)
-           for p in (sorted(real_folder.glob("*.png"))[:per_kind] if real_folder is not None else [])]
-    choices = [c for c in model_choices() if c.available and not is_reference_only(c.name) and c.source != "hub"]
-    avail = [c.name for c in choices]
-    if model in avail:
-        for k in range(per_kind):
-            p = Path(folder) / f"generated-{model}-seed{seed + k}.png"
-            if not p.exists():
-                p = generate_example(model, seed + k, folder)
-            out.append(Example(str(p), "this model", "this", model))
-    others = [c.name for c in choices if c.name != model and (c.resolution, c.channels) == (res, ch)]
-    for k in range(per_kind):
-        if not others:
-            break
-        other = others[k % len(others)]
-        s = seed + 100 + k
-        p = Path(folder) / f"generated-{other}-seed{s}.png"
-        if not p.exists():
-            p = generate_example(other, s, folder)
-        out.append(Example(str(p), "other model", "other", other))
-    return out
 
 
 # ----------------------------------------------------------------------------- batches
@@ -936,10 +940,24 @@ class BatchOutcome:
     per_label: dict[str, dict]
 
 
-def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "default", distance: str = "mse",
-              alpha: float = 0.05, preset: str | None = None, steps: int | None = None, restarts: int | None = None,
-              lr: float | None = None, seed: int = 0, device=None, chunk: int = 32, build_calibration: bool = False,
-              should_stop: Callable[[], bool] | None = None) -> Iterator[RunProgress | BatchOutcome]:
+def run_batch(
+    items: list[BatchItem],
+    model: str,
+    *,
+    reference: str | None = "default",
+    distance: str = "mse",
+    alpha: float = 0.05,
+    preset: str | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device=None,
+    chunk: int = 32,
+    build_calibration: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    eta_prior: float | None = None,
+) -> Iterator[RunProgress | BatchOutcome]:
     """Attribute many images to ``model`` in batches of ``chunk``; bad files become error rows.
 
     Images are decoded chunk by chunk (:func:`ronan.batch.iter_loaded`): one chunk of decoded images
@@ -950,59 +968,78 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
 
     Labels (folder names, see :func:`collect_batch`) give ground truth through
     :func:`is_belonging_label`; when both groups are present the outcome has the paper's
-    confusion table (:func:`ronan.evaluation.confusion`).
+    confusion table (:func:`ronan.evaluation.confusion`). Rows are
+    :meth:`~ronan.attribution.Attribution.to_row` with the item's ``label`` after ``image`` and its
+    ``error`` last (:func:`ronan.rows.empty_row` for an image without a result).
+
+    Args:
+        eta_prior (float | None): expected seconds (the ETA before the first progress).
+        Other arguments as for :func:`run_attribution`.
     """
     from .evaluation import confusion
+    from .rows import empty_row
 
     t0 = time.perf_counter()
     limits.check_images(len(items), "images in one batch")
-    gen, ref, settings = prepare(model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts,
-                                 lr=lr, device=device)
-    dist = yield from _calibration_stream(gen, ref, distance=distance, settings=settings, n=100, seed=0,
-                                          rebuild=False, build=build_calibration, should_stop=should_stop, t0=t0,
-                                          weight=1.0)
-    chunk = limits.images_per_batch(limits.rows_per_image(settings, gen), chunk)
+    p = prepare(
+        model, reference, distance=distance, preset=preset, steps=steps, restarts=restarts, lr=lr, device=device
+    )
+    dist = yield from _calibration_stream(
+        p, n=100, seed=0, rebuild=False, build=build_calibration, should_stop=should_stop, t0=t0
+    )
+    chunk = limits.images_per_batch(limits.rows_per_image(p.settings, p.model), chunk)
     by_item: dict[int, Attribution] = {}
     loaded: list[tuple[BatchItem, bool]] = []
-    roles = 2 if ref is not None else 1
+    roles = 2 if p.reference is not None else 1
+    progress, eta = Progress({"batch": 1.0}), Eta(eta_prior)  # chunks of M and M_r inversions interleave
     for c, part in enumerate(iter_loaded(items, chunk)):  # one chunk of decoded images at a time
         loaded += [(it, li is not None) for it, li in part]
         good = [(it, li) for it, li in part if li is not None]
-        for group, given in _edit_split(good, gen, dist):
+        for group, given in _edit_split(good, p.model, dist):
             try:
-                for ev in attribute_stream([li for _, li in group], gen, reference=ref, distance=distance,
-                                           alpha=alpha, distribution=given, build_calibration=build_calibration,
-                                           seed=seed, device=device, should_stop=should_stop,
-                                           **_settings_kwargs(preset, steps, restarts, lr)):
+                for ev in attribute_stream(
+                    [li for _, li in group],
+                    p,
+                    alpha=alpha,
+                    distribution=given,
+                    build_calibration=build_calibration,
+                    seed=seed,
+                    should_stop=should_stop,
+                ):
                     if isinstance(ev, list):
-                        for (it, _), res in zip(group, ev):
-                            by_item[id(it)] = res
+                        for (it, _), result in zip(group, ev):
+                            by_item[id(it)] = result
                         continue
-                    p = ev.progress
-                    inner = ((0 if ev.role == "model" else 1) + p.fraction) / roles
-                    frac = (c * chunk + inner * len(part)) / max(len(items), 1)
-                    el = time.perf_counter() - t0
-                    yield RunProgress(ev.role, p.step, p.steps, frac, el, _eta(el, frac),
-                                      f"Images {c * chunk + 1}-{c * chunk + len(part)} of {len(items)}: {ev.role} "
-                                      f"inversion, step {p.step}/{p.steps}", model=gen.name)
+                    inv = ev.progress
+                    inner = span(0 if ev.role == "model" else 1, 1, roles, inv.fraction)
+                    frac = progress.update("batch", span(c * chunk, len(part), len(items), inner))
+                    yield RunProgress(
+                        ev.role,
+                        inv.step,
+                        inv.steps,
+                        frac,
+                        time.perf_counter() - t0,
+                        eta.update(frac),
+                        f"Images {c * chunk + 1}-{c * chunk + len(part)} of {len(items)}: {ev.role} "
+                        f"inversion, step {inv.step}/{inv.steps}",
+                        model=p.model.name,
+                    )
             except CalibrationError as e:  # an edited group without its belonging distribution
                 for it, _ in group:
                     it.error = str(e)
-    rows, results = [], []
-    bel, non = [], []
+    rows: list[dict] = []
+    results: list[Attribution] = []
+    bel: list[str] = []
+    non: list[str] = []
     per_label: dict[str, dict] = {}
     for it, ok in loaded:
         res = by_item.get(id(it)) if ok else None
-        row = {"image": it.name, "label": it.label or "", "verdict": res.verdict if res else "error",
-               "statistic": res.statistic if res else None, "critical_value": res.critical_value if res else None,
-               "calibrated_loss": res.calibrated_loss if res else None, "loss": res.loss if res else None,
-               "reference_loss": res.reference_loss if res else None,
-               "sha256": res.image_sha256 if res else "", "error": it.error or ""}
-        rows.append(row)
+        row = res.to_row() if res is not None else empty_row(it.name)
+        rows.append({"image": it.name, "label": it.label or ""} | row | {"error": it.error or ""})
         if res is None:
             continue
         results.append(res)
-        truth = is_belonging_label(it.label, gen.name)
+        truth = is_belonging_label(it.label, p.model.name)
         if truth is not None:
             (bel if truth else non).append(res.verdict)
         if it.label is not None:
@@ -1012,54 +1049,29 @@ def run_batch(items: list[BatchItem], model: str, *, reference: str | None = "de
     yield BatchOutcome(rows, results, conf, per_label)
 
 
-def _edit_split(good: list, gen: Generator, dist: BelongingDistribution) -> list[tuple[list, object]]:
+def _edit_split(
+    good: list, gen: Generator, dist: BelongingDistribution
+) -> list[tuple[list, BelongingDistribution | None]]:
     """Split loaded batch items into pristine ones (tested against ``dist``) and those whose file
     reveals an edit (their own edit-aware distribution, from the cache or built when allowed)."""
-    from .edits.policy import resolve_edit
-
-    pristine, edited = [], []
+    pristine: list = []
+    edited: list = []
     for it, li in good:
         (pristine if resolve_edit(li, gen.image_size, gen.channels).is_none else edited).append((it, li))
     return [(g, d) for g, d in ((pristine, dist), (edited, None)) if g]
 
 
-def skipped_members(paths: list[str | Path]) -> list[str]:
-    """Members of the zip archives among ``paths`` that a batch does not use: non-image files
-    (``notes.txt``) by name; hidden files and ``__MACOSX`` entries as one count. Reads the archives'
-    directories only (no data). For honest batch summaries (:func:`batch_summary`)."""
-    out, hidden = [], 0
-    for p in paths:
-        p = Path(p)
-        if not (p.suffix.lower() == ".zip" or (p.is_file() and zipfile.is_zipfile(p) and
-                                               p.suffix.lower() not in IMAGE_SUFFIXES)):
-            continue
-        try:
-            with zipfile.ZipFile(p) as zf:
-                infos = zf.infolist()
-        except (zipfile.BadZipFile, OSError):
-            continue
-        for info in infos:
-            parts = [s for s in info.filename.replace("\\", "/").split("/") if s]
-            if info.is_dir() or not parts:
-                continue
-            if any(s.startswith(".") or s == "__MACOSX" for s in parts):
-                hidden += 1
-            elif Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
-                out.append(info.filename)
-    if hidden:
-        out.append(f"{hidden} hidden or system file(s)")
-    return out
-
-
-def batch_summary(rows: list[dict], model: str, skipped: list[str] = ()) -> str:
+def batch_summary(rows: list[dict], model: str, skipped: Sequence[str] = ()) -> str:
     """One honest line about a batch: ``"Done: 4 of 5 images; 2 judged belonging to M, 2 not belonging;
     1 unreadable: broken.png; skipped: notes.txt"``."""
     done = [r for r in rows if r["verdict"] != "error"]
     bad = [r["image"] for r in rows if r["verdict"] == "error"]
     counts = {v: sum(r["verdict"] == v for r in done) for v in ("belonging", "non-belonging", "inconclusive")}
-    parts = [f"Done: {len(done)} of {len(rows)} images",
-             f"{counts['belonging']} judged belonging to {model}, {counts['non-belonging']} not belonging"
-             + (f", {counts['inconclusive']} inconclusive" if counts["inconclusive"] else "")]
+    parts = [
+        f"Done: {len(done)} of {len(rows)} images",
+        f"{counts['belonging']} judged belonging to {model}, {counts['non-belonging']} not belonging"
+        + (f", {counts['inconclusive']} inconclusive" if counts["inconclusive"] else ""),
+    ]
     if bad:
         parts.append(f"{len(bad)} unreadable: {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
     if skipped:
@@ -1075,6 +1087,54 @@ def is_belonging_label(label: str | None, model: str) -> bool | None:
     return label.strip().lower() in (model.lower(), "belonging", "generated-" + model.lower())
 
 
+# ----------------------------------------------------------------------------- which model?
+
+
+def run_which_model(
+    image,
+    *,
+    preset: str | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    build_calibration: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    eta_prior: float | None = None,
+) -> Iterator[RunProgress | WhichModelResult]:
+    """Test ``image`` against every available model of its kind, streaming progress.
+
+    :func:`ronan.which_model.which_model_stream` with one overall fraction over every model's
+    inversions on M and M_r (:class:`Progress`) and an :class:`Eta` (``eta_prior``: the expected
+    seconds, the ETA before the first progress). Each model uses its default reference.
+
+    Yields:
+        RunProgress updates (``model`` the model being tested), then one WhichModelResult.
+    """
+    t0 = time.perf_counter()
+    progress: Progress | None = None
+    eta = Eta(eta_prior)
+    for ev in which_model_stream(
+        image, preset=preset, alpha=alpha, seed=seed, build_calibration=build_calibration, should_stop=should_stop
+    ):
+        if isinstance(ev, WhichModelResult):
+            yield ev
+            return
+        if progress is None:
+            progress = Progress({f"{i}-{role}": 1.0 for i in range(ev.total) for role in ("model", "reference")})
+        inv = ev.event.progress
+        frac = progress.update(f"{ev.index}-{ev.event.role}", inv.fraction)
+        yield RunProgress(
+            ev.event.role,
+            inv.step,
+            inv.steps,
+            frac,
+            time.perf_counter() - t0,
+            eta.update(frac),
+            f"Model {ev.index + 1} of {ev.total} ({ev.model}): {ev.event.role} inversion, step {inv.step}/{inv.steps}",
+            model=ev.model,
+        )
+    raise Cancelled("which-model ended without a result")  # pragma: no cover
+
+
 def presets() -> list[str]:
     """Names of the inversion presets, default first."""
     from .inversion import DEFAULT_PRESET
@@ -1082,8 +1142,47 @@ def presets() -> list[str]:
     return [DEFAULT_PRESET] + [p for p in PRESETS if p != DEFAULT_PRESET]
 
 
-__all__ = ["ModelChoice", "model_choices", "require_model", "run_attribution", "run_calibration", "RunProgress",
-           "RunOutcome", "Example", "example_images", "generate_example", "collect_batch", "load_batch",
-           "BatchItem", "is_belonging_label", "fmt_seconds", "fmt_eta", "JobLine", "Ticket", "Eta", "Progress",
-           "RunFolders", "builds_allowed", "DistributionMissing", "QueueFull", "preprocessing_steps",
-           "skipped_members", "batch_summary", "samples_folder", "distance_choices"]
+__all__ = [
+    "ModelChoice",
+    "model_choices",
+    "require_model",
+    "run_attribution",
+    "run_calibration",
+    "run_batch",
+    "run_which_model",
+    "RunProgress",
+    "RunOutcome",
+    "BatchOutcome",
+    "Example",
+    "example_images",
+    "generate_example",
+    "real_samples",
+    "collect_batch",
+    "load_batch",
+    "BatchItem",
+    "is_belonging_label",
+    "fmt_seconds",
+    "fmt_eta",
+    "span",
+    "JobLine",
+    "Ticket",
+    "Eta",
+    "Progress",
+    "RunFolders",
+    "prune_files",
+    "builds_allowed",
+    "DistributionMissing",
+    "QueueFull",
+    "preprocessing_steps",
+    "skipped_members",
+    "batch_summary",
+    "samples_folder",
+    "distance_choices",
+    "domain_text",
+    "unavailable_reason",
+    "has_distribution",
+    "distribution_status",
+    "distribution_file",
+    "missing_message",
+    "presets",
+]

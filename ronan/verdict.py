@@ -146,20 +146,35 @@ def summarize(values, test: DecisionSettings | None = None) -> SampleSummary:
     problems = []
     if test.mode == "robust":
         if len(removed) > test.max_removed_fraction * x.size:
-            problems.append(f"{len(removed)} of the {x.size} belonging samples did not invert like the others "
-                            f"(more than {test.max_removed_fraction:.0%}): this model's inversions are unreliable "
-                            f"at these settings; use more restarts")
+            problems.append(
+                f"{len(removed)} of the {x.size} belonging samples did not invert like the others "
+                f"(more than {test.max_removed_fraction:.0%}): this model's inversions are unreliable "
+                f"at these settings; use more restarts"
+            )
         if n_kept < test.min_kept or not std > 0:
-            problems.append(f"the belonging sample is degenerate ({n_kept} values, spread {std:.3g}): "
-                            f"it cannot support a test")
+            problems.append(
+                f"the belonging sample is degenerate ({n_kept} values, spread {std:.3g}): it cannot support a test"
+            )
     crit = grubbs_critical_value(max(n_kept, 3), test.alpha)
     if std > 0:
         edge = mean + crit * std
         threshold = math.exp(edge) if domain == "log" else edge
     else:
         threshold = math.nan
-    return SampleSummary(test.mode, domain, int(x.size), n_kept, [int(i) for i in removed],
-                         [float(raw[i]) for i in removed], mean, std, crit, threshold, test.alpha, problems)
+    return SampleSummary(
+        test.mode,
+        domain,
+        int(x.size),
+        n_kept,
+        [int(i) for i in removed],
+        [float(raw[i]) for i in removed],
+        mean,
+        std,
+        crit,
+        threshold,
+        test.alpha,
+        problems,
+    )
 
 
 @dataclass(frozen=True)
@@ -195,7 +210,9 @@ def decide(value: float, summary: SampleSummary, *, settled: bool = True) -> Ver
     if math.isnan(value):
         reasons.append("the reconstruction loss is not a number")
     if not test_belonging and not settled:
-        reasons.append("the inversion was still improving when it ended (more than 10% over its last 100 steps): "
-                       "more steps might reach the belonging range")
+        reasons.append(
+            "the inversion was still improving when it ended (more than 10% over its last 100 steps): "
+            "more steps might reach the belonging range"
+        )
     verdict = INCONCLUSIVE if reasons else (BELONGING if test_belonging else NON_BELONGING)
     return Verdict(verdict, g, crit, test_belonging, tuple(reasons))

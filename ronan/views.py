@@ -14,33 +14,41 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from string import Template
 
 from PIL import Image
 
 from .attribution import SSIM_RESTARTS
-from .plots import (INCONCLUSIVE_COLOR, MODEL_COLOR, NON_BELONGING_COLOR, VERDICT_COLORS, data_uri,
-                    diff_colorbar_stops, verdict_label)
+from .plots import (
+    GREY,
+    INCONCLUSIVE_COLOR,
+    MODEL_COLOR,
+    NON_BELONGING_COLOR,
+    SAMPLES_COLOR,
+    VERDICT_COLORS,
+    data_uri,
+    diff_colorbar_stops,
+    verdict_label,
+)
 
-GREY = "#57606a"
-
-CSS = """
-.ronan-card { border-radius: 10px; padding: 12px 16px; border: 3px solid #57606a; margin: 0; }
+CSS = Template("""
+.ronan-card { border-radius: 10px; padding: 12px 16px; border: 3px solid $grey; margin: 0; }
 .ronan-card h2 { margin: 0 0 4px 0; font-size: 1.7em; font-weight: 700; letter-spacing: .02em; line-height: 1.15; }
 .ronan-card p { margin: 4px 0; }
-.ronan-card .ronan-sub { color: #57606a; font-size: .95em; }
+.ronan-card .ronan-sub { color: $grey; font-size: .95em; }
 .ronan-card ul { margin: 4px 0 4px 1.2em; padding: 0; }
 .ronan-card table { font-size: .92em; border-collapse: collapse; width: 100%; margin-top: 6px; }
 .ronan-card td, .ronan-card th { padding: 2px 8px 2px 0; text-align: left; vertical-align: top; font-weight: normal; }
-.ronan-card th { color: #57606a; white-space: nowrap; }
+.ronan-card th { color: $grey; white-space: nowrap; }
 .ronan-card.ronan-stale { opacity: .55; }
-.ronan-caveat { border-left: 5px solid #9a6700; background: rgba(212, 167, 44, .14); padding: 6px 10px; margin: 8px 0;
+.ronan-caveat { border-left: 5px solid $inconclusive; background: rgba(212, 167, 44, .14); padding: 6px 10px; margin: 8px 0;
                 border-radius: 4px; }
-.ronan-caveat b { color: #9a6700; }
+.ronan-caveat b { color: $inconclusive; }
 .ronan-saw { font-size: .92em; margin: 6px 0; }
 .ronan-progress { height: 12px; background: rgba(128, 128, 128, .18); border-radius: 6px; overflow: hidden; }
-.ronan-progress > div { height: 100%; background: #0969da; transition: width .2s; }
+.ronan-progress > div { height: 100%; background: $model; transition: width .2s; }
 .ronan-panels { display: flex; flex-wrap: wrap; gap: 10px; }
 .ronan-panels figure { margin: 0; flex: 1 1 130px; max-width: 200px; min-width: 110px; }
 .ronan-panels figure img { width: 100%; aspect-ratio: 1 / 1; object-fit: contain; background: #000; border-radius: 4px;
@@ -56,8 +64,9 @@ CSS = """
 .ronan-cbar .ticks span { position: absolute; left: 0; transform: translateY(50%); line-height: 1; }
 .ronan-figure img { width: 100%; max-width: 520px; height: auto; display: block; }
 .ronan-figure svg { width: 100%; max-width: 520px; height: auto; display: block; }
-"""
-"""Styles of the fragments (the app adds them to its page, the reports inline them)."""
+""").substitute(grey=GREY, inconclusive=INCONCLUSIVE_COLOR, model=MODEL_COLOR)  # noqa: E501
+"""Styles of the fragments (the app adds them to its page, the reports inline them); colours from
+:mod:`ronan.plots`."""
 
 
 def esc(x) -> str:
@@ -73,28 +82,42 @@ def num(x, fmt: str = ".4g") -> str:
 
 # ----------------------------------------------------------------------------- progress and messages
 
+
 def status_html(fraction: float | None, text: str) -> str:
     """A progress bar (omitted when ``fraction`` is None) with one line of text (``#ronan-status``)."""
     bar = ""
     if fraction is not None:
         pct = max(0.0, min(1.0, fraction)) * 100
-        bar = (f"<div class='ronan-progress' role='progressbar' aria-valuenow='{pct:.0f}' aria-valuemin='0' "
-               f"aria-valuemax='100'><div style='width:{pct:.1f}%'></div></div>")
+        bar = (
+            f"<div class='ronan-progress' role='progressbar' aria-valuenow='{pct:.0f}' aria-valuemin='0' "
+            f"aria-valuemax='100'><div style='width:{pct:.1f}%'></div></div>"
+        )
     return f"{bar}<div class='ronan-status-text' style='margin-top:3px'>{esc(text)}</div>"
 
 
-KINDS = {"info": GREY, "running": MODEL_COLOR, "stopped": GREY, "error": NON_BELONGING_COLOR, "queued": MODEL_COLOR,
-         "caveat": INCONCLUSIVE_COLOR}
+KINDS = {
+    "info": GREY,
+    "running": MODEL_COLOR,
+    "stopped": GREY,
+    "error": NON_BELONGING_COLOR,
+    "queued": MODEL_COLOR,
+    "caveat": INCONCLUSIVE_COLOR,
+}
 
 
-def message_card(title: str, text: str = "", kind: str = "info", *, elem_id: str = "ronan-verdict",
-                 details: Sequence[str] = ()) -> str:
+def message_card(
+    title: str, text: str = "", kind: str = "info", *, elem_id: str = "ronan-verdict", details: Sequence[str] = ()
+) -> str:
     """A card with a title (e.g. ``"Error"``, ``"Stopped"``, ``"Running"``) and a plain message."""
     color = KINDS.get(kind, GREY)
     items = "".join(f"<li>{esc(d)}</li>" for d in details)
-    return (f"<div class='ronan-card ronan-{esc(kind)}' id='{esc(elem_id)}' data-state='{esc(kind)}' "
-            f"style='border-color:{color}'><h2 style='color:{color}'>{esc(title)}</h2>"
-            + (f"<p>{esc(text)}</p>" if text else "") + (f"<ul>{items}</ul>" if items else "") + "</div>")
+    return (
+        f"<div class='ronan-card ronan-{esc(kind)}' id='{esc(elem_id)}' data-state='{esc(kind)}' "
+        f"style='border-color:{color}'><h2 style='color:{color}'>{esc(title)}</h2>"
+        + (f"<p>{esc(text)}</p>" if text else "")
+        + (f"<ul>{items}</ul>" if items else "")
+        + "</div>"
+    )
 
 
 def error_card(message: str, *, elem_id: str = "ronan-verdict") -> str:
@@ -103,6 +126,7 @@ def error_card(message: str, *, elem_id: str = "ronan-verdict") -> str:
 
 
 # ----------------------------------------------------------------------------- assumptions
+
 
 def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
     """What ``result`` (an :class:`~ronan.attribution.Attribution`) rests on beyond the method.
@@ -113,62 +137,96 @@ def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
     """
     out = list(caveats)
     if result.edit_source in ("detected", "declared"):
-        out.append(f"Edit assumed ({result.edit_source}): {result.edit_description}. The belonging samples went "
-                   f"through the same edit ({result.edit}, mode {result.edit_mode}).")
+        out.append(
+            f"Edit assumed ({result.edit_source}): {result.edit_description}. The belonging samples went "
+            f"through the same edit ({result.edit}, mode {result.edit_mode})."
+        )
     elif result.edit_source == "robust":
-        out.append(f"Unknown edits assumed: {result.edit_description}. A wider belonging distribution: weaker "
-                   f"evidence either way.")
+        out.append(
+            f"Unknown edits assumed: {result.edit_description}. A wider belonging distribution: weaker "
+            f"evidence either way."
+        )
     if result.reference is None:
-        out.append("No reference model: the raw loss A(M, x) is tested (no calibration by Eq. 2); image complexity "
-                   "is not accounted for.")
+        out.append(
+            "No reference model: the raw loss A(M, x) is tested (no calibration by Eq. 2); image complexity "
+            "is not accounted for."
+        )
     restarts = (result.settings or {}).get("restarts", 1)
     if result.distance == "ssim" and restarts < SSIM_RESTARTS:
-        out.append(f"SSIM distance with {restarts} restart(s): some inversions get stuck, which widens the "
-                   f"belonging distribution until real images pass (measured: 56.5% accuracy; with "
-                   f"{SSIM_RESTARTS} restarts 97.5%). Use {SSIM_RESTARTS} restarts.")
+        out.append(
+            f"SSIM distance with {restarts} restart(s): some inversions get stuck, which widens the "
+            f"belonging distribution until real images pass (measured: 56.5% accuracy; with "
+            f"{SSIM_RESTARTS} restarts 97.5%). Use {SSIM_RESTARTS} restarts."
+        )
     if result.test == "paper":
-        out.append("The paper's test (Eq. 3 on all N raw values): a single failed inversion among the belonging "
-                   "samples can widen the threshold.")
+        out.append(
+            "The paper's test (Eq. 3 on all N raw values): a single failed inversion among the belonging "
+            "samples can widen the threshold."
+        )
     return out
 
 
 # ----------------------------------------------------------------------------- verdict card
 
-def verdict_card(result, *, preprocessing: Sequence[str] = (), caveats: Sequence[str] = (),
-                 elem_id: str = "ronan-verdict", report: bool = False) -> str:
+
+def verdict_card(
+    result,
+    *,
+    preprocessing: Sequence[str] = (),
+    caveats: Sequence[str] = (),
+    elem_id: str = "ronan-verdict",
+    report: bool = False,
+) -> str:
     """The verdict card of an attribution: verdict, one sentence, reasons (inconclusive), the
     assumptions it rests on, what the model saw, and the numbers behind it."""
     r = result
     color = VERDICT_COLORS.get(r.verdict, GREY)
     title = verdict_label(r.verdict)
     weak = assumptions(r, caveats)
-    parts = [f"<div class='ronan-card' id='{esc(elem_id)}' data-verdict='{esc(r.verdict)}' "
-             f"style='border-color:{color}'>",
-             f"<h2 style='color:{color}'>{title}</h2>",
-             f"<p class='ronan-sub'>{esc(r.image)} vs <b>{esc(r.model)}</b></p>",
-             f"<p>{esc(r.explanation())}</p>"]
+    parts = [
+        f"<div class='ronan-card' id='{esc(elem_id)}' data-verdict='{esc(r.verdict)}' style='border-color:{color}'>",
+        f"<h2 style='color:{color}'>{title}</h2>",
+        f"<p class='ronan-sub'>{esc(r.image)} vs <b>{esc(r.model)}</b></p>",
+        f"<p>{esc(r.explanation())}</p>",
+    ]
     if r.reasons:
-        parts.append("<p><b>Why no verdict:</b></p><ul>" + "".join(f"<li>{esc(x)}</li>" for x in r.reasons)
-                     + "</ul>")
+        parts.append("<p><b>Why no verdict:</b></p><ul>" + "".join(f"<li>{esc(x)}</li>" for x in r.reasons) + "</ul>")
     if weak:
-        parts.append("<div class='ronan-caveat'><b>This result rests on:</b><ul>"
-                     + "".join(f"<li>{esc(x)}</li>" for x in weak) + "</ul></div>")
+        parts.append(
+            "<div class='ronan-caveat'><b>This result rests on:</b><ul>"
+            + "".join(f"<li>{esc(x)}</li>" for x in weak)
+            + "</ul></div>"
+        )
     if preprocessing:
         parts.append(f"<p class='ronan-saw'><b>What the model saw:</b> {esc(' → '.join(preprocessing))}</p>")
     of = "log A'" if r.domain == "log" else "A'"
     a_name = "A'(M, x)" if r.reference is not None else "A(M, x) (raw: no reference)"
     rows = [
-        ("Grubbs statistic", f"{num(r.statistic, '.3f')} vs critical value {num(r.critical_value, '.3f')} "
-                             f"(({of} − μ) / σ; belonging below)"),
-        (f"Calibrated loss {a_name}" if r.reference is not None else a_name,
-         f"{num(r.calibrated_loss)} vs threshold {num(r.threshold)}"),
+        (
+            "Grubbs statistic",
+            f"{num(r.statistic, '.3f')} vs critical value {num(r.critical_value, '.3f')} "
+            f"(({of} − μ) / σ; belonging below)",
+        ),
+        (
+            f"Calibrated loss {a_name}" if r.reference is not None else a_name,
+            f"{num(r.calibrated_loss)} vs threshold {num(r.threshold)}",
+        ),
         ("Loss on M, A(M, x)", f"{num(r.loss)} ({esc(r.model)})"),
-        ("Loss on M_r, A(M_r, x)", f"{num(r.reference_loss)} ({esc(r.reference)})" if r.reference is not None
-         else "none: no reference model"),
-        ("Belonging samples", f"{r.n_kept} of {r.n_calibration} used; {r.n_removed} removed as failed inversions"
-                              if r.test == "robust" else f"all {r.n_calibration} (paper's test)"),
-        ("Test", f"{esc(r.test)} ({'log domain' if r.domain == 'log' else 'linear'}), α = {r.alpha:g}; "
-                 f"μ = {num(r.mean)}, σ = {num(r.std)} of {of}"),
+        (
+            "Loss on M_r, A(M_r, x)",
+            f"{num(r.reference_loss)} ({esc(r.reference)})" if r.reference is not None else "none: no reference model",
+        ),
+        (
+            "Belonging samples",
+            f"{r.n_kept} of {r.n_calibration} used; {r.n_removed} removed as failed inversions"
+            if r.test == "robust"
+            else f"all {r.n_calibration} (paper's test)",
+        ),
+        (
+            "Test",
+            f"{esc(r.test)} ({'log domain' if r.domain == 'log' else 'linear'}), α = {r.alpha:g}; "
+            f"μ = {num(r.mean)}, σ = {num(r.std)} of {of}",
+        ),
         ("Edit assumed", f"{esc(r.edit)} ({esc(r.edit_source)})"),
         ("Distance, preset, seed", f"{esc(r.distance)}, {esc(r.preset)}, {r.seed}"),
         ("Steps run (M, M_r)", f"{r.steps_run}, {num(r.reference_steps_run)}"),
@@ -181,6 +239,7 @@ def verdict_card(result, *, preprocessing: Sequence[str] = (), caveats: Sequence
 
 
 # ----------------------------------------------------------------------------- image panels
+
 
 @dataclass
 class Panel:
@@ -199,9 +258,11 @@ def colorbar_html() -> str:
     colours, ticks = diff_colorbar_stops()
     grad = ", ".join(colours[::-1])
     labels = "".join(f"<span style='bottom:{p * 100:.0f}%'>{esc(t)}</span>" for p, t in ticks)
-    return (f"<div class='ronan-cbar' title='|x − M(i)| per pixel, 0 to 1'>"
-            f"<div class='bar' style='background:linear-gradient({grad})'></div>"
-            f"<div class='ticks'>{labels}</div></div>")
+    return (
+        f"<div class='ronan-cbar' title='|x − M(i)| per pixel, 0 to 1'>"
+        f"<div class='bar' style='background:linear-gradient({grad})'></div>"
+        f"<div class='ticks'>{labels}</div></div>"
+    )
 
 
 def panels_html(panels: Sequence[Panel], *, elem_id: str = "ronan-images") -> str:
@@ -209,9 +270,9 @@ def panels_html(panels: Sequence[Panel], *, elem_id: str = "ronan-images") -> st
     out = [f"<div class='ronan-panels' id='{esc(elem_id)}'>"]
     for p in panels:
         if p.image is None:
-            img = "<div style='aspect-ratio:1/1;border:1px dashed #8c959f;border-radius:4px'></div>"
+            img = f"<div style='aspect-ratio:1/1;border:1px dashed {SAMPLES_COLOR};border-radius:4px'></div>"
         else:
-            img = (f"<img class='{'pixel' if p.pixel else ''}' alt='{esc(p.title)}' src='{data_uri(p.image)}'>")
+            img = f"<img class='{'pixel' if p.pixel else ''}' alt='{esc(p.title)}' src='{data_uri(p.image)}'>"
         if p.colorbar and p.image is not None:
             img = f"<div class='ronan-diff'>{img}{colorbar_html()}</div>"
         out.append(f"<figure>{img}<figcaption><b>{esc(p.title)}</b>{esc(p.caption)}</figcaption></figure>")

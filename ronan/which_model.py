@@ -10,8 +10,8 @@ or comes from a model outside the set.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 
@@ -29,8 +29,9 @@ def is_reference_only(name: str) -> bool:
     return spec is not None and spec.role == "reference"
 
 
-def candidate_models(resolution: int | None = None, channels: int | None = None,
-                     include_hub: bool | None = None) -> list[str]:
+def candidate_models(
+    resolution: int | None = None, channels: int | None = None, include_hub: bool | None = None
+) -> list[str]:
     """Available suspect models, those of ``resolution``/``channels`` first if any match.
 
     Args:
@@ -42,23 +43,34 @@ def candidate_models(resolution: int | None = None, channels: int | None = None,
     """
     if include_hub is None:
         include_hub = torch.cuda.is_available()
-    models = [m for m in list_models() if m.available and not is_reference_only(m.name)
-              and (include_hub or m.source != "hub")]
-    exact = [m for m in models if (resolution is None or m.resolution == resolution)
-             and (channels is None or m.channels == channels)]
+    models = [
+        m for m in list_models() if m.available and not is_reference_only(m.name) and (include_hub or m.source != "hub")
+    ]
+    exact = [
+        m
+        for m in models
+        if (resolution is None or m.resolution == resolution) and (channels is None or m.channels == channels)
+    ]
     return [m.name for m in (exact or models)]
 
 
-def failed_candidates(resolution: int | None = None, channels: int | None = None,
-                      include_hub: bool | None = None) -> dict[str, str]:
+def failed_candidates(
+    resolution: int | None = None, channels: int | None = None, include_hub: bool | None = None
+) -> dict[str, str]:
     """Suspect models that are installed but cannot run (weights failing their hash, a broken card),
     with the reason: :func:`which_model_stream` lists them in ``errors`` instead of dropping them.
     Models merely not installed (hub models not downloaded, bundled models without a card) are not
     listed. Same resolution rule as :func:`candidate_models`."""
     if include_hub is None:
         include_hub = torch.cuda.is_available()
-    failed = [m for m in list_models() if not m.available and m.card is not None and not is_reference_only(m.name)
-              and (include_hub or m.source != "hub")]
+    failed = [
+        m
+        for m in list_models()
+        if not m.available
+        and m.card is not None
+        and not is_reference_only(m.name)
+        and (include_hub or m.source != "hub")
+    ]
     if candidate_models(resolution, channels, include_hub) and (resolution is not None or channels is not None):
         failed = [m for m in failed if m.resolution in (None, resolution) and m.channels in (None, channels)]
     return {m.name: m.reason or "unavailable" for m in failed}
@@ -103,16 +115,20 @@ class WhichModelResult:
         return self.accepted[0] if self.accepted else None
 
     def rows(self) -> list[dict]:
-        """One dict per tested model (model, verdict, statistic, critical_value, losses)."""
-        return [{"model": a.model, "verdict": a.verdict, "statistic": a.statistic,
-                 "critical_value": a.critical_value, "calibrated_loss": a.calibrated_loss, "loss": a.loss,
-                 "reference_loss": a.reference_loss, "reference": a.reference, "n_calibration": a.n_calibration,
-                 "seconds": a.seconds} for a in self.attributions]
+        """One row per tested model: :meth:`~ronan.attribution.Attribution.to_row` (model, verdict,
+        statistic, critical value, losses...)."""
+        return [a.to_row() for a in self.attributions]
 
     def to_dict(self) -> dict:
-        return {"image": self.image, "answer": self.answer, "best": self.best, "accepted": self.accepted,
-                "errors": self.errors, "caveats": self.caveats,
-                "results": [a.to_dict(history=False) for a in self.attributions]}
+        return {
+            "image": self.image,
+            "answer": self.answer,
+            "best": self.best,
+            "accepted": self.accepted,
+            "errors": self.errors,
+            "caveats": self.caveats,
+            "results": [a.to_dict(history=False) for a in self.attributions],
+        }
 
 
 def decide(image: str, attributions: list[Attribution], errors: dict[str, str] | None = None) -> WhichModelResult:
@@ -127,9 +143,9 @@ def decide(image: str, attributions: list[Attribution], errors: dict[str, str] |
     return WhichModelResult(image, attributions, dict(errors or {}), accepted, answer)
 
 
-def which_model_stream(image, models: list[str] | None = None, *,
-                       should_stop: Callable[[], bool] | None = None, **kwargs
-                       ) -> Iterator[WhichModelEvent | WhichModelResult]:
+def which_model_stream(
+    image, models: list[str] | None = None, *, should_stop: Callable[[], bool] | None = None, **kwargs
+) -> Iterator[WhichModelEvent | WhichModelResult]:
     """Attribute ``image`` to every model in ``models`` (default: :func:`candidate_models`).
 
     Yields :class:`WhichModelEvent` progress, then one :class:`WhichModelResult`. A model that
@@ -180,9 +196,11 @@ def which_model_stream(image, models: list[str] | None = None, *,
     out = decide(loaded.name, results, errors)
     out.error_kinds = kinds
     if untested_edits:
-        out.caveats.append(f"The file shows signs of an edit, but the belonging distributions for it are not built "
-                           f"for {', '.join(untested_edits)}: the image was tested as if unedited there. An edit "
-                           f"alone can make a generated image look not belonging.")
+        out.caveats.append(
+            f"The file shows signs of an edit, but the belonging distributions for it are not built "
+            f"for {', '.join(untested_edits)}: the image was tested as if unedited there. An edit "
+            f"alone can make a generated image look not belonging."
+        )
     yield out
 
 

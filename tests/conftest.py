@@ -13,17 +13,18 @@ SAMPLES = REPO / "assets" / "samples"
 torch.set_num_threads(1)  # as the CLI and app: inversions run side by side on CPU
 # the developer's own registered models stay out of the suite (tests that register use models_tmp)
 os.environ["RONAN_MODELS_DIR"] = tempfile.mkdtemp(prefix="ronan-test-models-")
-# caches the tests build go to a temporary folder (the committed ones are still read), never into the repo
+# caches the tests build go to a temporary folder (the committed ones are still read), not into the repo;
+# a RONAN_CACHE_DIR set by the caller is kept
 os.environ.setdefault("RONAN_CACHE_DIR", tempfile.mkdtemp(prefix="ronan-test-cache-"))
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test, skipped unless --runslow")
-    config.addinivalue_line("markers", "gpu: needs CUDA, skipped unless --runslow on a GPU machine")
+    config.addinivalue_line("markers", "gpu: needs CUDA, skipped where CUDA is absent (runs wherever it is present)")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow/gpu")
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
 
 
 def pytest_collection_modifyitems(config, items):

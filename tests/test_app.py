@@ -129,9 +129,10 @@ def test_unavailable_model_and_bad_settings_are_messages(client):
 
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(handle_file(str(REAL[0])), "no-such-model", *DEFAULTS, api_name="/attribute")
-    for m in [m for m in list_models() if not m.available][:1]:  # e.g. a hub model not downloaded here: not offered
-        with pytest.raises(AppError, match="not in the list of choices"):
-            client.predict(handle_file(str(REAL[0])), m.name, *DEFAULTS, api_name="/attribute")
+    unavailable = [m for m in list_models() if not m.available]  # e.g. the hub models, never downloaded in tests
+    assert unavailable, "expected a model that is not available here (a hub model not downloaded)"
+    with pytest.raises(AppError, match="not in the list of choices"):  # not offered
+        client.predict(handle_file(str(REAL[0])), unavailable[0].name, *DEFAULTS, api_name="/attribute")
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(handle_file(str(REAL[0])), MODEL, "default", "mse", "bogus", None, None, None, 0.05, 0, False,
                        "auto", "robust", api_name="/attribute")
@@ -220,20 +221,31 @@ def test_batch_zip_with_folder_labels(client, tmp_path):
 
 def test_calibrate_shows_cached_distribution(client):
     from ronan import studio
-    from ronan.inversion import resolve_settings
+    from ronan.prepare import prepare
 
-    gen, ref, settings = studio.prepare(MODEL, "default")
-    if not studio.has_distribution(gen, ref, "mse", resolve_settings("fast")):
+    if not studio.has_distribution(prepare(MODEL, "default", preset="fast")):
         pytest.fail(f"the committed calibration cache of {MODEL} is missing or stale (it would be rebuilt: minutes)")
     out = client.predict(MODEL, "default", "mse", "fast", None, None, None, False, 0.05, api_name="/calibrate")
     assert "N = 100" in out[1]
     assert out[3]["n"] == 100 and len(out[3]["values"]) == 100
 
 
-def test_queue_is_bounded():
+def test_queue_is_bounded(monkeypatch):
+    """The job line and gradio's queue are bounded (seen through gradio's public ``Blocks.queue``)."""
     import app
 
-    assert app.LINE.max_waiting == app.QUEUE_SIZE > 0 and app.demo._queue.max_size >= app.QUEUE_SIZE
+    calls = []
+    queue = gr.Blocks.queue
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return queue(self, *args, **kwargs)
+
+    monkeypatch.setattr(gr.Blocks, "queue", spy)
+    app.build_demo()
+    sizes = [c["max_size"] for c in calls if "max_size" in c]  # gradio also calls queue() itself, without it
+    assert len(sizes) == 1 and app.QUEUE_SIZE <= sizes[0] < 1000
+    assert app.LINE.max_waiting == app.QUEUE_SIZE > 0
 
 
 @pytest.mark.parametrize("kind", ["cmyk", "i16", "animated", "huge"])

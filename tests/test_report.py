@@ -14,6 +14,7 @@ from ronan import plots, report, studio
 from ronan.attribution import attribute
 from ronan.calibration import build_distribution
 from ronan.inversion import resolve_settings
+from ronan.rows import ROW_FIELDS
 from ronan.which_model import NONE_ANSWER, decide
 
 
@@ -143,7 +144,12 @@ def test_which_model_decision(tiny_result):
     out = decide("x.png", [a, b, c])
     assert out.best == "b" and out.answer == "made by b (also consistent with a)"
     assert decide("x.png", [c]).answer == NONE_ANSWER
-    assert json.dumps(out.to_dict())
+    d = json.loads(json.dumps(out.to_dict()))  # JSON-ready: the answer, the models accepted, one result each
+    assert d["answer"] == "made by b (also consistent with a)" and d["best"] == "b" and d["accepted"] == ["b", "a"]
+    assert [r["model"] for r in d["results"]] == ["a", "b", "c"]
+    assert [r["verdict"] for r in d["results"]] == ["belonging", "belonging", "non-belonging"]
+    assert d["results"][1]["statistic"] == -0.2 and "history" not in d["results"][0]
+    assert [r["model"] for r in out.rows()] == ["a", "b", "c"] and set(out.rows()[0]) == set(ROW_FIELDS)
 
 
 def test_collect_batch_zip(tmp_path):

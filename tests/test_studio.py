@@ -9,8 +9,9 @@ import zipfile
 import pytest
 from PIL import Image
 
-from ronan import studio
+from ronan import gallery, studio
 from ronan.images import load_image
+from ronan.models.registry import ModelInfo
 
 
 class Clock:
@@ -105,10 +106,9 @@ def test_examples_follow_the_model_tier(monkeypatch, tmp_path):
     assert all(Image.open(e.path).size == (28, 28) for e in ex)
     assert {e.model for e in ex if e.kind == "other"} <= {"dcgan-fmnist-seed1", "cgan-fmnist", "vae-fmnist"}
     # a colour model (as the 64x64 tier will be): real examples from the colour sample, no grayscale models
-    colour = studio.ModelChoice("colour64", "colour64", True, None, "", 64, None, 3, domain="64x64 colour")
-    monkeypatch.setattr(studio, "model_choices", lambda: [colour])
-    monkeypatch.setattr(studio, "generate_example", lambda m, s, f: pytest.fail("no model of this tier to run"))
-    monkeypatch.setattr(studio, "is_reference_only", lambda name: True)
+    colour = ModelInfo("colour64", "dcgan64", 64, 3, True, None, None, "", role="reference")
+    monkeypatch.setattr(gallery, "list_models", lambda: [colour])
+    monkeypatch.setattr(gallery, "generate_example", lambda m, s, f: pytest.fail("no model of this tier to run"))
     ex = studio.example_images("colour64", tmp_path)
     assert [e.kind for e in ex] == ["real", "real"] and all(Image.open(e.path).size == (64, 64) for e in ex)
     assert studio.domain_text(64, 3, "emoji + clip-art train split") == "64x64 colour emoji and clip-art"

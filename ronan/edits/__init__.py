@@ -14,8 +14,19 @@ Three views of one edit, all from a spec string such as ``"resize:0.75+jpeg:75"`
 
 from ..errors import EditError
 from .detect import Detection, detect, suggested_edit
-from .spec import (EDITS_VERSION, FILTERS, GRAMMAR, ROBUST_FAMILY, Edit, apply_batch, family_edit,
-                   parse_edit)
+from .spec import EDITS_VERSION, FILTERS, GRAMMAR, ROBUST_FAMILY, Edit, apply_batch, family_edit, parse_edit
 
-__all__ = ["Edit", "EditError", "parse_edit", "apply_batch", "Detection", "detect", "suggested_edit",
-           "ROBUST_FAMILY", "family_edit", "FILTERS", "GRAMMAR", "EDITS_VERSION"]
+__all__ = [
+    "Edit",
+    "EditError",
+    "parse_edit",
+    "apply_batch",
+    "Detection",
+    "detect",
+    "suggested_edit",
+    "ROBUST_FAMILY",
+    "family_edit",
+    "FILTERS",
+    "GRAMMAR",
+    "EDITS_VERSION",
+]

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -117,7 +119,7 @@ def _webp_lossless(data: bytes) -> bool | None:
         return None
     pos = 12
     while pos + 8 <= len(data):
-        tag, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        tag, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         if tag == b"VP8L":
             return True
         if tag == b"VP8 ":
@@ -153,6 +155,7 @@ def detect(data: bytes | str | Path | Image.Image, model_size: int, model_channe
     fmt = img.format
     w, h = img.size
     det = Detection(fmt, w, h, model_size, model_channels)
+    exif: Mapping[int, Any]
     try:
         exif = img.getexif()
     except Exception:  # noqa: BLE001 - broken EXIF must not stop detection

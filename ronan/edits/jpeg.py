@@ -30,14 +30,113 @@ from .resample import ste_round
 
 # IJG (ITU-T T.81 Annex K) base tables, natural (row-major) order, as Pillow's
 # ``Image.quantization`` lists them.
-LUMA_BASE = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.int64)
-CHROMA_BASE = np.array([
-    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32, dtype=np.int64)
+LUMA_BASE = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=np.int64,
+)
+CHROMA_BASE = np.array(
+    [
+        17,
+        18,
+        24,
+        47,
+        99,
+        99,
+        99,
+        99,
+        18,
+        21,
+        26,
+        66,
+        99,
+        99,
+        99,
+        99,
+        24,
+        26,
+        56,
+        99,
+        99,
+        99,
+        99,
+        99,
+        47,
+        66,
+        99,
+        99,
+        99,
+        99,
+        99,
+        99,
+    ]
+    + [99] * 32,
+    dtype=np.int64,
+)
 
 SUBSAMPLING = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
 """Luma sampling factors (horizontal, vertical) per subsampling mode; chroma is 1x1."""
@@ -53,7 +152,8 @@ def ijg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
         quality (int): 1..100.
     """
     scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return tuple(np.clip((base * scale + 50) // 100, 1, 255) for base in (LUMA_BASE, CHROMA_BASE))
+    luma, chroma = (np.clip((base * scale + 50) // 100, 1, 255) for base in (LUMA_BASE, CHROMA_BASE))
+    return luma, chroma
 
 
 def estimate_quality(tables: dict[int, list[int]]) -> tuple[int, float]:
@@ -139,8 +239,20 @@ def _upsample(c: torch.Tensor, fh: int, fv: int, width: int, height: int, quanti
 # ------------------------------------------------------- libjpeg-turbo's integer arithmetic
 C_BITS, P_BITS = 13, 2
 """Fixed-point bits of the islow DCT constants, and extra bits kept between its two passes."""
-_K = dict(c0298=2446, c0390=3196, c0541=4433, c0765=6270, c0899=7373, c1175=9633, c1501=12299,
-          c1847=15137, c1961=16069, c2053=16819, c2562=20995, c3072=25172)  # round(c * 2**13)
+_K = dict(
+    c0298=2446,
+    c0390=3196,
+    c0541=4433,
+    c0765=6270,
+    c0899=7373,
+    c1175=9633,
+    c1501=12299,
+    c1847=15137,
+    c1961=16069,
+    c2053=16819,
+    c2562=20995,
+    c3072=25172,
+)  # round(c * 2**13)
 
 
 def _descale(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -262,14 +374,24 @@ def _exact_jpeg(v: torch.Tensor, luma_t, chroma_t, subsampling: str) -> torch.Te
             coded = _exact_upsample(coded, fh, fv)[:, :h, :w]
         chroma.append(coded - 128)
     cb, cr = chroma
-    rgb = torch.stack((y + ((91881 * cr + half) >> 16),
-                       y + ((-22554 * cb - 46802 * cr + half) >> 16),
-                       y + ((116130 * cb + half) >> 16)), dim=1)
+    rgb = torch.stack(
+        (
+            y + ((91881 * cr + half) >> 16),
+            y + ((-22554 * cb - 46802 * cr + half) >> 16),
+            y + ((116130 * cb + half) >> 16),
+        ),
+        dim=1,
+    )
     return rgb.clamp(0, 255)
 
 
-def jpeg_roundtrip(v: torch.Tensor, quality: int, subsampling: str = "4:2:0", quantize: bool = True,
-                   tables: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
+def jpeg_roundtrip(
+    v: torch.Tensor,
+    quality: int,
+    subsampling: str = "4:2:0",
+    quantize: bool = True,
+    tables: tuple[np.ndarray, np.ndarray] | None = None,
+) -> torch.Tensor:
     """Differentiable JPEG save-and-reload of 8-bit levels, as Pillow (libjpeg-turbo) does it.
 
     Args:
@@ -299,8 +421,9 @@ def jpeg_roundtrip(v: torch.Tensor, quality: int, subsampling: str = "4:2:0", qu
     return soft + (exact - soft).detach()
 
 
-def _float_jpeg(v: torch.Tensor, luma_t: np.ndarray, chroma_t: np.ndarray, subsampling: str,
-                quantize: bool) -> torch.Tensor:
+def _float_jpeg(
+    v: torch.Tensor, luma_t: np.ndarray, chroma_t: np.ndarray, subsampling: str, quantize: bool
+) -> torch.Tensor:
     """The codec in float arithmetic (orthonormal DCT); rounding straight-through when ``quantize``."""
     b, c, h, w = v.shape
     if c == 1:

@@ -89,8 +89,11 @@ def resolve_edit(loaded, model_size: int, model_channels: int, assume: str = "au
     if assume == "none":
         return NONE
     if assume == "robust":
-        return EditAssumption(None, "robust", "unknown edits assumed: the belonging samples pass through "
-                                              f"{', '.join(ROBUST_FAMILY)} (one each, in turn)")
+        return EditAssumption(
+            None,
+            "robust",
+            f"unknown edits assumed: the belonging samples pass through {', '.join(ROBUST_FAMILY)} (one each, in turn)",
+        )
     if assume != "auto":
         edit = parse_edit(assume)
         return EditAssumption(edit, "declared" if not edit.is_none else "none", f"declared edit: {edit.spec}")

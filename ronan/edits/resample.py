@@ -66,7 +66,9 @@ FILTERS = {"bilinear": (_bilinear, 1.0), "bicubic": (_bicubic, 2.0), "lanczos": 
 
 
 @lru_cache(maxsize=256)
-def resample_matrix(in_size: int, out_size: int, filter: str, box0: float = 0.0, box1: float | None = None) -> torch.Tensor:
+def resample_matrix(
+    in_size: int, out_size: int, filter: str, box0: float = 0.0, box1: float | None = None
+) -> torch.Tensor:
     """Weights of one Pillow resampling pass as ``Tensor[out_size, in_size]`` (float64, 22-bit fixed point).
 
     Follows ``precompute_coeffs`` of Pillow's ``Resample.c`` line by line: ``scale =
@@ -99,8 +101,13 @@ def resample_matrix(in_size: int, out_size: int, filter: str, box0: float = 0.0,
     return torch.sign(m) * torch.floor(m.abs() * 2**22 + 0.5) / 2**22
 
 
-def pil_resize(v: torch.Tensor, size: tuple[int, int], filter: str,
-               box: tuple[float, float, float, float] | None = None, quantize: bool = True) -> torch.Tensor:
+def pil_resize(
+    v: torch.Tensor,
+    size: tuple[int, int],
+    filter: str,
+    box: tuple[float, float, float, float] | None = None,
+    quantize: bool = True,
+) -> torch.Tensor:
     """Differentiable ``Image.resize(size, filter, box)`` on 8-bit levels.
 
     Args:
@@ -116,7 +123,9 @@ def pil_resize(v: torch.Tensor, size: tuple[int, int], filter: str,
     """
     _, _, h_in, w_in = v.shape
     w_out, h_out = size
-    box = (0.0, 0.0, float(w_in), float(h_in)) if box is None else tuple(float(b) for b in box)
+    if box is None:
+        box = (0.0, 0.0, float(w_in), float(h_in))
+    box = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
     if (w_out, h_out) == (w_in, h_in) and box == (0.0, 0.0, float(w_in), float(h_in)):
         return v  # Image.resize returns a copy
     # Pillow's ImagingResampleInner: a pass runs when its size or box differs from the input.

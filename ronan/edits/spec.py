@@ -43,17 +43,19 @@ EDITS_VERSION = 1
 
 FILTERS = {
     "contrast": "brightness x1.1 then contrast x1.2 around the mean gray level "
-                "(PIL.ImageEnhance.Brightness(1.1), then ImageEnhance.Contrast(1.2))",
+    "(PIL.ImageEnhance.Brightness(1.1), then ImageEnhance.Contrast(1.2))",
     "warm": "colour balance: red x1.1, green x1.0, blue x0.9, rounded half up and clipped "
-            "(grayscale images: converted to RGB, balanced, converted back to L)",
+    "(grayscale images: converted to RGB, balanced, converted back to L)",
     "blur": "Gaussian blur, radius (standard deviation) 0.5 px (PIL.ImageFilter.GaussianBlur(0.5): "
-            "three extended box blurs per axis)",
+    "three extended box blurs per axis)",
     "sharpen": "PIL.ImageFilter.SHARPEN: 3x3 kernel [-2 x8, 32 centre] / 16; border pixels unchanged",
 }
 """The Instagram-style filters of ``filter:NAME`` and their exact definitions."""
 
-GRAMMAR = ("none, jpeg:Q[:420|422|444] (Q 1..100), resize:F (0<F<=4), crop:F (0.3<F<=1), "
-           "noise:S (0<=S<=0.5), filter:" + "|".join(FILTERS) + ", or a chain such as resize:0.5+jpeg:75")
+GRAMMAR = (
+    "none, jpeg:Q[:420|422|444] (Q 1..100), resize:F (0<F<=4), crop:F (0.3<F<=1), "
+    "noise:S (0<=S<=0.5), filter:" + "|".join(FILTERS) + ", or a chain such as resize:0.5+jpeg:75"
+)
 
 ROBUST_FAMILY = ("jpeg:90", "jpeg:75", "noise:0.01", "filter:contrast", "filter:blur")
 """Edits of the robust mode: calibration sample ``k`` passes through ``ROBUST_FAMILY[k % 5]``."""
@@ -122,7 +124,8 @@ class Jpeg(Step):
 
 
 def _scaled(size: tuple[int, int], factor: float) -> tuple[int, int]:
-    return tuple(max(1, math.floor(s * factor + 0.5)) for s in size)
+    w, h = (max(1, math.floor(s * factor + 0.5)) for s in size)
+    return w, h
 
 
 class _OneNumber(Step):
@@ -206,7 +209,7 @@ def _blur_kernel(radius: float, dtype, device) -> torch.Tensor:
     box = whole + frac
     # Pillow's 24-bit fixed-point weights (BoxBlur.c): inner ww each, the two ends fw each
     ww = math.floor(2**24 / (2 * box + 1))
-    fw = ((2**24 - (2 * whole + 1) * ww) // 2)
+    fw = (2**24 - (2 * whole + 1) * ww) // 2
     k = torch.full((2 * whole + 3,), ww / 2**24, dtype=dtype, device=device)
     k[0] = k[-1] = fw / 2**24
     return k
@@ -262,8 +265,9 @@ def _filter_sharpen(v, quantize):
     k[1, 1] = 32.0 / 16
     inner = F.conv2d(v.reshape(b * c, 1, h, w), k.view(1, 1, 3, 3)).reshape(b, c, h - 2, w - 2)
     inner = ste_round(inner, quantize).clamp(0.0, 255.0)
-    return torch.cat([v[..., :1, :], torch.cat([v[..., 1:-1, :1], inner, v[..., 1:-1, -1:]], dim=-1),
-                      v[..., -1:, :]], dim=-2)
+    return torch.cat(
+        [v[..., :1, :], torch.cat([v[..., 1:-1, :1], inner, v[..., 1:-1, -1:]], dim=-1), v[..., -1:, :]], dim=-2
+    )
 
 
 def _pil_warm(image: Image.Image) -> Image.Image:
@@ -375,10 +379,11 @@ class Edit:
         Runs 8-bit quantization, each step, then the default model preprocessing
         (:func:`ronan.images.to_model_tensor`: centre square, Lanczos to ``out_size``) with
         the same formulas as Pillow, in float64 (float32 cannot reproduce Pillow's integer
-        rounding: a blur is then off by one level on ~10% of pixels). Rounding is straight-through: the forward pass follows
-        the exact path (see the measured differences in ``tests/test_edits.py``), gradients
-        pass rounding unchanged and stop only where a value is clipped. Noise is the
-        identity (it cannot be inverted; see :attr:`fully_differentiable`).
+        rounding: a blur is then off by one level on ~10% of pixels). Rounding is
+        straight-through: the forward pass follows the exact path (see the measured differences
+        in ``tests/test_edits.py``), gradients pass rounding unchanged and stop only where a
+        value is clipped. Noise is the identity (it cannot be inverted; see
+        :attr:`fully_differentiable`).
 
         Args:
             x (Tensor[B, C, H, W]): images in [0, 1], C = 1 or 3 (the model's channels).
@@ -429,8 +434,11 @@ def _parse_step(spec: str, part: str) -> Step | None:
         if len(args) != 1 or args[0] not in FILTERS:
             raise _bad(spec, f"unknown filter in {part!r}")
         return Filter(args[0])
-    limits = {"resize": ("factor", 0.0, 4.0, False), "crop": ("fraction", 0.3, 1.0, False),
-              "noise": ("sigma", 0.0, 0.5, True)}
+    limits = {
+        "resize": ("factor", 0.0, 4.0, False),
+        "crop": ("fraction", 0.3, 1.0, False),
+        "noise": ("sigma", 0.0, 0.5, True),
+    }
     if op not in limits:
         raise _bad(spec, f"unknown edit {op!r}")
     what, lo, hi, lo_closed = limits[op]

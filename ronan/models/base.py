@@ -36,13 +36,13 @@ class Generator(torch.nn.Module):
     weights_sha256: str | None = None
     default_reference: str | None = None
 
-    def freeze(self) -> "Generator":
+    def freeze(self) -> Generator:
         """Put the model in eval mode and stop gradients to its parameters. Returns self."""
         self.eval()
         self.requires_grad_(False)
         return self
 
-    def train(self, mode: bool = True) -> "Generator":
+    def train(self, mode: bool = True) -> Generator:
         """Adapters stay in eval mode: RONAN's generator is the eval-mode function."""
         return super().train(False)
 

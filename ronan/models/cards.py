@@ -65,10 +65,11 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from ..errors import CardError
 from ..paths import make_shareable
-from .hub import FAMILY_COMPONENTS
+from .hub import HUB_FAMILIES as _HUB_FAMILY_TABLE
 
 CARD_VERSION = 1
 """Version of the card format this RONAN reads and writes."""
@@ -76,21 +77,48 @@ CARD_FILE = "card.json"
 MAX_CARD_BYTES = 1 << 20
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 RESERVED_NAMES = frozenset({"default", "none"})
-NAME_RULE = ("1-64 characters from a-z 0-9 . _ -, starting with a letter or digit, without '..' "
-             "(and not 'default' or 'none')")
+NAME_RULE = (
+    "1-64 characters from a-z 0-9 . _ -, starting with a letter or digit, without '..' (and not 'default' or 'none')"
+)
 FACTORY_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 OUTPUT_RANGES = ((-1.0, 1.0), (0.0, 1.0))
 FITS = ("crop", "pad", "stretch")
 RESAMPLERS = ("lanczos", "bicubic", "bilinear", "nearest")
-HUB_FAMILIES = tuple(FAMILY_COMPONENTS)
-INFO_FIELDS = frozenset({"architecture", "parameters", "training_command", "training", "versions", "license",
-                         "notes", "created", "source"})
-FIELDS = frozenset({"card_version", "name", "description", "data", "role", "reference", "family", "config",
-                    "factory", "factory_path", "diffusers", "weights_file", "weights_sha256", "weights_key",
-                    "weights_prefix", "input_shape", "input_distribution", "output_range", "resolution", "channels",
-                    "preprocessing", "conditioning"}) | INFO_FIELDS
+HUB_FAMILIES = tuple(_HUB_FAMILY_TABLE)
+INFO_FIELDS = frozenset(
+    {"architecture", "parameters", "training_command", "training", "versions", "license", "notes", "created", "source"}
+)
+FIELDS = (
+    frozenset(
+        {
+            "card_version",
+            "name",
+            "description",
+            "data",
+            "role",
+            "reference",
+            "family",
+            "config",
+            "factory",
+            "factory_path",
+            "diffusers",
+            "weights_file",
+            "weights_sha256",
+            "weights_key",
+            "weights_prefix",
+            "input_shape",
+            "input_distribution",
+            "output_range",
+            "resolution",
+            "channels",
+            "preprocessing",
+            "conditioning",
+        }
+    )
+    | INFO_FIELDS
+)
 
 
 def is_safe_name(name) -> bool:
@@ -117,8 +145,11 @@ class InputDistribution:
     def to_json(self):
         if self.type == "normal":
             return "normal" if self.std == 1.0 else {"type": "normal", "std": self.std}
-        return "uniform" if (self.low, self.high) == (-1.0, 1.0) else {"type": "uniform", "low": self.low,
-                                                                        "high": self.high}
+        return (
+            "uniform"
+            if (self.low, self.high) == (-1.0, 1.0)
+            else {"type": "uniform", "low": self.low, "high": self.high}
+        )
 
 
 @dataclass(frozen=True)
@@ -182,7 +213,7 @@ class _Fields:
     def __init__(self, data: dict, source: str):
         self.d, self.source = data, source
 
-    def fail(self, key: str, msg: str):
+    def fail(self, key: str, msg: str) -> NoReturn:
         raise CardError(f"{self.source}: {key}: {msg}")
 
     def get(self, key, types, default=None, required=False):
@@ -226,8 +257,10 @@ def _input_distribution(f: _Fields) -> InputDistribution:
     if v == "uniform":
         return InputDistribution("uniform")
     if not isinstance(v, dict) or v.get("type") not in ("normal", "uniform"):
-        f.fail("input_distribution", f"must be 'normal', 'uniform' or {{\"type\": \"normal\"|\"uniform\", ...}}, "
-                                     f"got {json.dumps(v)[:60]}")
+        f.fail(
+            "input_distribution",
+            f'must be \'normal\', \'uniform\' or {{"type": "normal"|"uniform", ...}}, got {json.dumps(v)[:60]}',
+        )
     extra = set(v) - ({"type", "std"} if v["type"] == "normal" else {"type", "low", "high"})
     if extra:
         f.fail("input_distribution", f"unknown key {sorted(extra)[0]!r} for a {v['type']} distribution")
@@ -247,7 +280,7 @@ def _preprocessing(f: _Fields) -> Preprocessing:
     if v is None or isinstance(v, str):  # legacy free text: the default rules
         return Preprocessing()
     if not isinstance(v, dict):
-        f.fail("preprocessing", f"must be a string or an object {{\"fit\", \"resample\"}}, got {json.dumps(v)[:60]}")
+        f.fail("preprocessing", f'must be a string or an object {{"fit", "resample"}}, got {json.dumps(v)[:60]}')
     extra = set(v) - {"fit", "resample", "note"}
     if extra:
         f.fail("preprocessing", f"unknown key {sorted(extra)[0]!r} (known: fit, resample, note)")
@@ -264,7 +297,7 @@ def _conditioning(f: _Fields) -> Conditioning | None:
     if v is None:
         return None
     if not isinstance(v, dict) or v.get("type") != "class":
-        f.fail("conditioning", f"must be null or {{\"type\": \"class\", \"classes\": K}}, got {json.dumps(v)[:60]}")
+        f.fail("conditioning", f'must be null or {{"type": "class", "classes": K}}, got {json.dumps(v)[:60]}')
     extra = set(v) - {"type", "classes", "label"}
     if extra:
         f.fail("conditioning", f"unknown key {sorted(extra)[0]!r} (known: type, classes, label)")
@@ -295,8 +328,11 @@ def parse_card(data: dict, source: str = "model card", folder: Path | None = Non
         f.fail(unknown[0], "unknown field (see the card format in README, 'Check images against your own model')")
     version = f.get("card_version", int, CARD_VERSION)
     if version != CARD_VERSION:
-        f.fail("card_version", f"this RONAN reads version {CARD_VERSION}, the card is version {version}"
-                               + ("; upgrade ronan" if version > CARD_VERSION else ""))
+        f.fail(
+            "card_version",
+            f"this RONAN reads version {CARD_VERSION}, the card is version {version}"
+            + ("; upgrade ronan" if version > CARD_VERSION else ""),
+        )
     name = f.get("name", str, required=True)
     if not is_safe_name(name):
         f.fail("name", f"invalid model name {name!r}: use {NAME_RULE}")
@@ -315,8 +351,18 @@ def parse_card(data: dict, source: str = "model card", folder: Path | None = Non
 
     if factory is not None and diffusers is not None:
         f.fail("factory", "give one of 'factory', 'diffusers' or a bundled 'family', not several")
-    card = ModelCard(name=name, kind="family", family=family or "", config=config, description=description,
-                     data=data_field, role=role, reference=reference, card_version=version, raw=data)
+    card = ModelCard(
+        name=name,
+        kind="family",
+        family=family or "",
+        config=config,
+        description=description,
+        data=data_field,
+        role=role,
+        reference=reference,
+        card_version=version,
+        raw=data,
+    )
     card.weights_key = f.get("weights_key", str)
     card.weights_prefix = f.get("weights_prefix", str)
     card.weights_sha256 = f.get("weights_sha256", str)
@@ -335,15 +381,19 @@ def parse_card(data: dict, source: str = "model card", folder: Path | None = Non
         card.input_shape = tuple(shape)
     rng = f.get("output_range", list)
     if rng is not None:
-        if tuple(float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in rng) \
-                not in OUTPUT_RANGES:
+        if (
+            tuple(float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in rng)
+            not in OUTPUT_RANGES
+        ):
             f.fail("output_range", f"must be [-1, 1] or [0, 1], got {json.dumps(rng)[:60]}")
         card.output_range = (float(rng[0]), float(rng[1]))
     card.preprocessing = _preprocessing(f)
     weights = f.path("weights_file", folder)
     if weights is not None and not weights.name.endswith(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES):
-        f.fail("weights_file", f"{weights.name}: use a .safetensors file or a PyTorch state-dict archive "
-                               f"({', '.join(TORCH_SUFFIXES)})")
+        f.fail(
+            "weights_file",
+            f"{weights.name}: use a .safetensors file or a PyTorch state-dict archive ({', '.join(TORCH_SUFFIXES)})",
+        )
 
     if factory is not None:
         card.kind, card.factory, card.family = "factory", factory, family or "custom"
@@ -380,13 +430,21 @@ def parse_card(data: dict, source: str = "model card", folder: Path | None = Non
             from .families import FAMILIES
 
             if family is None:
-                f.fail("family", "required: a bundled family (" + ", ".join(FAMILIES)
-                                 + "), or give 'factory' (your own code) or 'diffusers' (a diffusers folder)")
+                f.fail(
+                    "family",
+                    "required: a bundled family ("
+                    + ", ".join(FAMILIES)
+                    + "), or give 'factory' (your own code) or 'diffusers' (a diffusers folder)",
+                )
             if family not in FAMILIES:
-                f.fail("family", f"unknown family {family!r}; bundled families: {', '.join(FAMILIES)} "
-                                 "(use 'factory' for your own code)")
-            card.weights_file = weights if "weights_file" in data else (
-                folder / "model.safetensors" if folder is not None else None)
+                f.fail(
+                    "family",
+                    f"unknown family {family!r}; bundled families: {', '.join(FAMILIES)} "
+                    "(use 'factory' for your own code)",
+                )
+            card.weights_file = (
+                weights if "weights_file" in data else (folder / "model.safetensors" if folder is not None else None)
+            )
     if card.weights_file is not None and card.weights_sha256 is None:
         f.fail("weights_sha256", "required with weights_file (ronan register computes it)")
     return card

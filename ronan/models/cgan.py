@@ -38,8 +38,15 @@ class ConditionalGAN(Generator):
 
     family = "cgan"
 
-    def __init__(self, latent_dim: int = 32, n_classes: int = 10, base: int = 32, channels: int = 1,
-                 image_size: int = 28, class_search: str = "all"):
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        n_classes: int = 10,
+        base: int = 32,
+        channels: int = 1,
+        image_size: int = 28,
+        class_search: str = "all",
+    ):
         super().__init__()
         if class_search not in ("all", "relaxed"):
             raise ValueError(f"class_search must be 'all' or 'relaxed', not {class_search!r}")
@@ -81,9 +88,9 @@ class ConditionalGAN(Generator):
         if self.class_search == "relaxed":
             return None
         mask = torch.ones(self.input_shape, device=self.device)
-        mask[self.latent_dim:] = 0
+        mask[self.latent_dim :] = 0
         return mask
 
     def generate(self, inputs: torch.Tensor) -> torch.Tensor:
-        z, logits = inputs[:, : self.latent_dim], inputs[:, self.latent_dim:]
+        z, logits = inputs[:, : self.latent_dim], inputs[:, self.latent_dim :]
         return self.net(torch.cat([z, logits.softmax(dim=1)], dim=1))

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from .base import Generator
+from .snapshot import component_path, diffusers_kwargs
 
 LABEL_SCALE = 50.0
 """Logit of the chosen class in a sampled input: softmax gives the others < 1e-21 in total."""
@@ -63,6 +64,11 @@ class ConsistencyModel(Generator):
         class_label (int | None): fixed class of the inverted images (user-given), or None.
     """
 
+    sigma: torch.Tensor  # buffers (registered in __init__)
+    timestep: torch.Tensor
+    c_skip: torch.Tensor
+    c_out: torch.Tensor
+
     family = "consistency"
 
     def __init__(self, unet, scheduler, class_search: str = "relaxed", class_label: int | None = None):
@@ -85,7 +91,7 @@ class ConsistencyModel(Generator):
         if self.relaxed:
             unet.class_embedding = SoftClassEmbedding(unet.class_embedding)
         self.z_shape = (self.channels, self.image_size, self.image_size)
-        self.z_numel = self.channels * self.image_size ** 2
+        self.z_numel = self.channels * self.image_size**2
         self.input_shape = (self.z_numel + self.n_classes,) if self.relaxed else self.z_shape
         # the pipeline's one-step schedule, from the scheduler's own functions
         scheduler.set_timesteps(1)
@@ -100,15 +106,15 @@ class ConsistencyModel(Generator):
         self.clip_denoised = bool(scheduler.config.clip_denoised)
 
     @classmethod
-    def from_folder(cls, root: Path, **options) -> "ConsistencyModel":
+    def from_folder(cls, root: Path, **options) -> ConsistencyModel:
         """Load UNet (safetensors only) and scheduler from a diffusers folder."""
         from diffusers import CMStochasticIterativeScheduler, UNet2DModel
 
-        from .hub import component_dir, diffusers_kwargs
-        unet_dir, sched_dir = component_dir(root, "unet"), component_dir(root, "scheduler")
+        unet_dir, sched_dir = component_path(root, "unet"), component_path(root, "scheduler")
         unet = UNet2DModel.from_pretrained(str(unet_dir), **diffusers_kwargs())
         scheduler = CMStochasticIterativeScheduler.from_config(
-            json.loads((sched_dir / "scheduler_config.json").read_text()))
+            json.loads((sched_dir / "scheduler_config.json").read_text())
+        )
         return cls(unet, scheduler, **options)
 
     # ----------------------------------------------------------------- inputs
@@ -116,6 +122,7 @@ class ConsistencyModel(Generator):
         """Inputs for noise ``z[B, C, H, W]`` and integer ``labels[B]`` (relaxed mode only)."""
         if not self.relaxed:
             return z
+        assert labels is not None, "relaxed inputs need class labels"
         logits = torch.nn.functional.one_hot(labels.long(), self.n_classes).to(z) * LABEL_SCALE
         return torch.cat([z.flatten(1), logits], dim=1)
 
@@ -137,16 +144,20 @@ class ConsistencyModel(Generator):
     # ------------------------------------------------------------- generation
     def generate(self, inputs: torch.Tensor) -> torch.Tensor:
         b = inputs.shape[0]
+        labels: torch.Tensor | None
         if self.relaxed:
             z = inputs[:, : self.z_numel].reshape(b, *self.z_shape)
-            labels = inputs[:, self.z_numel:].float().softmax(dim=1)
+            labels = inputs[:, self.z_numel :].float().softmax(dim=1)
         else:
             z = inputs
-            labels = (torch.full((b,), self.class_label, dtype=torch.long, device=inputs.device)
-                      if self.class_label is not None else None)
+            labels = (
+                torch.full((b,), self.class_label, dtype=torch.long, device=inputs.device)
+                if self.class_label is not None
+                else None
+            )
         dtype = self.unet.dtype
         sample = z.to(dtype) * self.init_noise_sigma
-        scaled = sample / ((self.sigma ** 2 + self.sigma_data ** 2) ** 0.5)
+        scaled = sample / ((self.sigma**2 + self.sigma_data**2) ** 0.5)
         out = self.unet(scaled, self.timestep, class_labels=labels, return_dict=False)[0]
         denoised = self.c_out * out + self.c_skip * sample
         if self.clip_denoised:

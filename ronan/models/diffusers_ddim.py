@@ -18,6 +18,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .base import Generator
+from .snapshot import component_path, diffusers_kwargs
 
 
 class DDIMGenerator(Generator):
@@ -50,11 +51,10 @@ class DDIMGenerator(Generator):
         self.input_shape = (self.channels, self.image_size, self.image_size)
 
     @classmethod
-    def from_folder(cls, root: Path, **options) -> "DDIMGenerator":
+    def from_folder(cls, root: Path, **options) -> DDIMGenerator:
         from diffusers import UNet2DModel
 
-        from .hub import component_dir, diffusers_kwargs
-        unet_dir, sched_dir = component_dir(root, "unet"), component_dir(root, "scheduler")
+        unet_dir, sched_dir = component_path(root, "unet"), component_path(root, "scheduler")
         unet = UNet2DModel.from_pretrained(str(unet_dir), **diffusers_kwargs())
         return cls(unet, json.loads((sched_dir / "scheduler_config.json").read_text()), **options)
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
 from .base import Generator
+from .snapshot import component_path, diffusers_kwargs
 
 
 class StableDiffusionGenerator(Generator):
@@ -44,8 +46,18 @@ class StableDiffusionGenerator(Generator):
 
     family = "sd"
 
-    def __init__(self, vae, unet=None, text_encoder=None, tokenizer=None, scheduler_config: dict | None = None,
-                 mode: str = "latent", prompt: str = "", guidance_scale: float = 7.5, ddim_steps: int = 10):
+    def __init__(
+        self,
+        vae,
+        unet=None,
+        text_encoder=None,
+        tokenizer=None,
+        scheduler_config: dict | None = None,
+        mode: str = "latent",
+        prompt: str = "",
+        guidance_scale: float = 7.5,
+        ddim_steps: int = 10,
+    ):
         super().__init__()
         if mode not in ("latent", "noise"):
             raise ValueError(f"mode option must be 'latent' or 'noise', not {mode!r}")
@@ -66,7 +78,7 @@ class StableDiffusionGenerator(Generator):
             self.latent_size = int(vae.config.sample_size) // factor
         self.image_size = self.latent_size * factor
         self.input_shape = (self.latent_channels, self.latent_size, self.latent_size)
-        self.scheduler = None
+        self.scheduler: Any = None  # a diffusers DDIMScheduler (noise mode)
         if unet is not None and scheduler_config is not None:
             from diffusers import DDIMScheduler
 
@@ -79,18 +91,18 @@ class StableDiffusionGenerator(Generator):
         self._embeds: torch.Tensor | None = None
 
     @classmethod
-    def from_folder(cls, root: Path, **options) -> "StableDiffusionGenerator":
+    def from_folder(cls, root: Path, **options) -> StableDiffusionGenerator:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from .hub import component_dir, diffusers_kwargs
         kw = diffusers_kwargs()
-        vae = AutoencoderKL.from_pretrained(str(component_dir(root, "vae")), **kw)
-        unet = UNet2DConditionModel.from_pretrained(str(component_dir(root, "unet")), **kw)
-        text_encoder = CLIPTextModel.from_pretrained(str(component_dir(root, "text_encoder")), use_safetensors=True,
-                                                     local_files_only=True)
-        tokenizer = CLIPTokenizer.from_pretrained(str(component_dir(root, "tokenizer")), local_files_only=True)
-        sched = json.loads((component_dir(root, "scheduler") / "scheduler_config.json").read_text())
+        vae = AutoencoderKL.from_pretrained(str(component_path(root, "vae")), **kw)
+        unet = UNet2DConditionModel.from_pretrained(str(component_path(root, "unet")), **kw)
+        text_encoder = CLIPTextModel.from_pretrained(
+            str(component_path(root, "text_encoder")), use_safetensors=True, local_files_only=True
+        )
+        tokenizer = CLIPTokenizer.from_pretrained(str(component_path(root, "tokenizer")), local_files_only=True)
+        sched = json.loads((component_path(root, "scheduler") / "scheduler_config.json").read_text())
         return cls(vae, unet, text_encoder, tokenizer, sched, **options)
 
     def inversion_options(self) -> dict:
@@ -107,8 +119,9 @@ class StableDiffusionGenerator(Generator):
         if self._embeds is None or self._embeds.device != self.device:
             tok = self.tokenizer
             texts = ["", self.prompt] if self.guidance_scale > 1 else [self.prompt]
-            ids = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt").input_ids.to(self.device)
+            ids = tok(
+                texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+            ).input_ids.to(self.device)
             with torch.no_grad():
                 self._embeds = self.text_encoder(ids)[0].to(self.unet.dtype)
         return self._embeds

@@ -1,7 +1,7 @@
 """The bundled architecture families: card ``family`` -> Generator class.
 
 A card with ``"family": "dcgan"`` and ``"config": {...}`` builds ``DCGAN(**config)``; the
-hub (diffusers) families are listed in :data:`ronan.models.hub.HUB_FAMILIES`.
+hub (diffusers) families are the table :data:`ronan.models.hub.HUB_FAMILIES`.
 
 :data:`FAMILIES` is a read-only mapping whose classes are imported on first lookup: reading and
 validating cards (``ronan models``) needs only the names, and no torch.
@@ -12,9 +12,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
-_CLASSES = {"dcgan": ("dcgan", "DCGAN"), "cgan": ("cgan", "ConditionalGAN"), "vae": ("vae", "VAE"),
-            "dcgan64": ("gan64", "DCGAN64"), "upgan64": ("gan64", "UpsampleGAN64"),
-            "resgan64": ("gan64", "ResGAN64"), "vae64": ("gan64", "VAE64")}
+_CLASSES = {
+    "dcgan": ("dcgan", "DCGAN"),
+    "cgan": ("cgan", "ConditionalGAN"),
+    "vae": ("vae", "VAE"),
+    "dcgan64": ("gan64", "DCGAN64"),
+    "upgan64": ("gan64", "UpsampleGAN64"),
+    "resgan64": ("gan64", "ResGAN64"),
+    "vae64": ("gan64", "VAE64"),
+}
 
 
 class _Families(Mapping):

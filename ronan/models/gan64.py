@@ -23,11 +23,20 @@ def dcgan64_decoder(latent_dim: int, base: int, channels: int) -> nn.Sequential:
     """DCGAN-64 decoder ``Tensor[B, latent_dim, 1, 1] -> Tensor[B, channels, 64, 64]`` in [-1, 1]."""
     b = base
     return nn.Sequential(
-        nn.ConvTranspose2d(latent_dim, 8 * b, 4, 1, 0, bias=False), nn.BatchNorm2d(8 * b), nn.ReLU(True),
-        nn.ConvTranspose2d(8 * b, 4 * b, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * b), nn.ReLU(True),
-        nn.ConvTranspose2d(4 * b, 2 * b, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * b), nn.ReLU(True),
-        nn.ConvTranspose2d(2 * b, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True),
-        nn.ConvTranspose2d(b, channels, 4, 2, 1, bias=False), nn.Tanh(),
+        nn.ConvTranspose2d(latent_dim, 8 * b, 4, 1, 0, bias=False),
+        nn.BatchNorm2d(8 * b),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(8 * b, 4 * b, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(4 * b),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(4 * b, 2 * b, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(2 * b),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(2 * b, b, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(b),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(b, channels, 4, 2, 1, bias=False),
+        nn.Tanh(),
     )
 
 
@@ -88,11 +97,19 @@ class UpsampleGAN64(_Tanh01):
         self._init(latent_dim, base, channels, image_size)
         b = base
         widths = [8 * b, 4 * b, 2 * b, b, b]
-        layers: list[nn.Module] = [nn.Linear(latent_dim, widths[0] * 16), nn.Unflatten(1, (widths[0], 4, 4)),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        layers: list[nn.Module] = [
+            nn.Linear(latent_dim, widths[0] * 16),
+            nn.Unflatten(1, (widths[0], 4, 4)),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
         for cin, cout in zip(widths[:-1], widths[1:]):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
-                       nn.BatchNorm2d(cout), nn.ReLU(True)]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(True),
+            ]
         layers += [nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
@@ -106,9 +123,14 @@ class _UpBlock(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.main = nn.Sequential(
-            nn.BatchNorm2d(cin), nn.ReLU(True), nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
-            nn.Conv2d(cout, cout, 3, 1, 1))
+            nn.BatchNorm2d(cin),
+            nn.ReLU(True),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(True),
+            nn.Conv2d(cout, cout, 3, 1, 1),
+        )
         self.skip = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,9 +155,14 @@ class ResGAN64(_Tanh01):
         b = base
         widths = [8 * b, 4 * b, 2 * b, b, b]
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, widths[0] * 16), nn.Unflatten(1, (widths[0], 4, 4)),
+            nn.Linear(latent_dim, widths[0] * 16),
+            nn.Unflatten(1, (widths[0], 4, 4)),
             *[_UpBlock(cin, cout) for cin, cout in zip(widths[:-1], widths[1:])],
-            nn.BatchNorm2d(widths[-1]), nn.ReLU(True), nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh())
+            nn.BatchNorm2d(widths[-1]),
+            nn.ReLU(True),
+            nn.Conv2d(widths[-1], channels, 3, 1, 1),
+            nn.Tanh(),
+        )
 
     def raw(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -148,11 +175,19 @@ class Encoder64(nn.Module):
         super().__init__()
         b = base
         self.features = nn.Sequential(
-            nn.Conv2d(channels, b, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(b, 2 * b, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * b), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(2 * b, 4 * b, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * b), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(4 * b, 8 * b, 4, 2, 1, bias=False), nn.BatchNorm2d(8 * b), nn.LeakyReLU(0.2, True),
-            nn.Flatten())
+            nn.Conv2d(channels, b, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(b, 2 * b, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * b),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(2 * b, 4 * b, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(4 * b),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(4 * b, 8 * b, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(8 * b),
+            nn.LeakyReLU(0.2, True),
+            nn.Flatten(),
+        )
         self.mu = nn.Linear(8 * b * 16, latent_dim)
         self.logvar = nn.Linear(8 * b * 16, latent_dim)
 

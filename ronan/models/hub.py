@@ -21,14 +21,20 @@ tests build tiny random-weight pipelines that way and load them through this sam
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
+import importlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from ..digests import file_sha256
 from ..errors import ModelUnavailable
+from .snapshot import NO_WEIGHTS, WEIGHT_FILES, component_dir, weights_file
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("ronan")
 
@@ -62,38 +68,126 @@ class HubModel:
     size_gb: float = 0.0
 
 
-FAMILY_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "consistency": ("unet", "scheduler"), "ddim": ("unet", "scheduler"),
-    "sd-latent": ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
-    "sd-noise": ("vae", "unet", "text_encoder", "tokenizer", "scheduler")}
-"""Adapter families of diffusers models and the sub-folders each loads (model cards use them too)."""
+@dataclass(frozen=True)
+class HubFamily:
+    """An adapter family of diffusers models: the adapter class (module of this package, class
+    name; imported on first load), the sub-folders it loads and its fixed options."""
+
+    module: str
+    cls: str
+    components: tuple[str, ...]
+    options: dict = field(default_factory=dict)
+
+    def adapter(self) -> Any:
+        """The adapter class, a :class:`~ronan.models.base.Generator` with a ``from_folder(root, **options)``
+        constructor (imports diffusers)."""
+        return getattr(importlib.import_module(f".{self.module}", __package__), self.cls)
+
+
+_SD_COMPONENTS = ("vae", "unet", "text_encoder", "tokenizer", "scheduler")
+HUB_FAMILIES: dict[str, HubFamily] = {
+    "consistency": HubFamily("diffusers_consistency", "ConsistencyModel", ("unet", "scheduler")),
+    "ddim": HubFamily("diffusers_ddim", "DDIMGenerator", ("unet", "scheduler")),
+    "sd-latent": HubFamily("diffusers_sd", "StableDiffusionGenerator", _SD_COMPONENTS, {"mode": "latent"}),
+    "sd-noise": HubFamily("diffusers_sd", "StableDiffusionGenerator", _SD_COMPONENTS, {"mode": "noise"}),
+}
+"""Adapter families of diffusers models (model cards use the same names): loading dispatches here."""
 SD2 = "stabilityai/stable-diffusion-2-base"
-HUB_MODELS: dict[str, HubModel] = {m.name: m for m in [
-    HubModel("cm-imagenet64-l2", "consistency", "openai/diffusers-cd_imagenet64_l2", ("unet", "scheduler"),
-             "OpenAI consistency model (distilled, L2), class-conditional ImageNet 64x64, one step",
-             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
-    HubModel("cm-imagenet64-lpips", "consistency", "openai/diffusers-cd_imagenet64_lpips", ("unet", "scheduler"),
-             "OpenAI consistency model (distilled, LPIPS), class-conditional ImageNet 64x64, one step",
-             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
-    HubModel("cm-ct-imagenet64", "consistency", "openai/diffusers-ct_imagenet64", ("unet", "scheduler"),
-             "OpenAI consistency model (consistency training), class-conditional ImageNet 64x64, one step",
-             "ImageNet 64x64", "ddpm-cifar10", 64, size_gb=1.2),
-    HubModel("cm-bedroom256", "consistency", "openai/diffusers-cd_bedroom256_l2", ("unet", "scheduler"),
-             "OpenAI consistency model (distilled, L2), LSUN bedroom 256x256, one step",
-             "LSUN bedroom", "cm-imagenet64-l2", 256, size_gb=1.6),
-    HubModel("cm-cat256", "consistency", "openai/diffusers-cd_cat256_l2", ("unet", "scheduler"),
-             "OpenAI consistency model (distilled, L2), LSUN cat 256x256, one step",
-             "LSUN cat", "cm-imagenet64-l2", 256, size_gb=1.6),
-    HubModel("ddpm-cifar10", "ddim", "google/ddpm-cifar10-32", ("unet", "scheduler"),
-             "DDPM on CIFAR-10 32x32 sampled by a 10-step deterministic DDIM (eta 0)",
-             "CIFAR-10 train", "cm-imagenet64-l2", 32, options={"ddim_steps": 10}, size_gb=0.15),
-    HubModel("sd2-latent", "sd-latent", SD2, ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
-             "Stable Diffusion 2 base 512x512: inverts the VAE-decoder latent from the encoder's estimate (fast)",
-             "LAION-5B subset", "cm-imagenet64-l2", 512, size_gb=2.6),
-    HubModel("sd2-noise", "sd-noise", SD2, ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
-             "Stable Diffusion 2 base 512x512: paper-faithful inversion of the initial noise through a "
-             "few-step DDIM sampler (slow; GPU)", "LAION-5B subset", "cm-imagenet64-l2", 512, size_gb=2.6),
-]}
+HUB_MODELS: dict[str, HubModel] = {
+    m.name: m
+    for m in [
+        HubModel(
+            "cm-imagenet64-l2",
+            "consistency",
+            "openai/diffusers-cd_imagenet64_l2",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (distilled, L2), class-conditional ImageNet 64x64, one step",
+            "ImageNet 64x64",
+            "ddpm-cifar10",
+            64,
+            size_gb=1.2,
+        ),
+        HubModel(
+            "cm-imagenet64-lpips",
+            "consistency",
+            "openai/diffusers-cd_imagenet64_lpips",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (distilled, LPIPS), class-conditional ImageNet 64x64, one step",
+            "ImageNet 64x64",
+            "ddpm-cifar10",
+            64,
+            size_gb=1.2,
+        ),
+        HubModel(
+            "cm-ct-imagenet64",
+            "consistency",
+            "openai/diffusers-ct_imagenet64",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (consistency training), class-conditional ImageNet 64x64, one step",
+            "ImageNet 64x64",
+            "ddpm-cifar10",
+            64,
+            size_gb=1.2,
+        ),
+        HubModel(
+            "cm-bedroom256",
+            "consistency",
+            "openai/diffusers-cd_bedroom256_l2",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (distilled, L2), LSUN bedroom 256x256, one step",
+            "LSUN bedroom",
+            "cm-imagenet64-l2",
+            256,
+            size_gb=1.6,
+        ),
+        HubModel(
+            "cm-cat256",
+            "consistency",
+            "openai/diffusers-cd_cat256_l2",
+            ("unet", "scheduler"),
+            "OpenAI consistency model (distilled, L2), LSUN cat 256x256, one step",
+            "LSUN cat",
+            "cm-imagenet64-l2",
+            256,
+            size_gb=1.6,
+        ),
+        HubModel(
+            "ddpm-cifar10",
+            "ddim",
+            "google/ddpm-cifar10-32",
+            ("unet", "scheduler"),
+            "DDPM on CIFAR-10 32x32 sampled by a 10-step deterministic DDIM (eta 0)",
+            "CIFAR-10 train",
+            "cm-imagenet64-l2",
+            32,
+            options={"ddim_steps": 10},
+            size_gb=0.15,
+        ),
+        HubModel(
+            "sd2-latent",
+            "sd-latent",
+            SD2,
+            ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
+            "Stable Diffusion 2 base 512x512: inverts the VAE-decoder latent from the encoder's estimate (fast)",
+            "LAION-5B subset",
+            "cm-imagenet64-l2",
+            512,
+            size_gb=2.6,
+        ),
+        HubModel(
+            "sd2-noise",
+            "sd-noise",
+            SD2,
+            ("vae", "unet", "text_encoder", "tokenizer", "scheduler"),
+            "Stable Diffusion 2 base 512x512: paper-faithful inversion of the initial noise through a "
+            "few-step DDIM sampler (slow; GPU)",
+            "LAION-5B subset",
+            "cm-imagenet64-l2",
+            512,
+            size_gb=2.6,
+        ),
+    ]
+}
 
 
 # ------------------------------------------------------------------ files
@@ -103,8 +197,8 @@ def _patterns(m: HubModel) -> list[str]:
     for c in m.components:
         pre = f"{c}/" if c else ""
         pats += [f"{pre}*.json", f"{pre}*.txt"]
-        if c not in ("scheduler", "tokenizer"):
-            pats += [f"{pre}diffusion_pytorch_model.safetensors", f"{pre}model.safetensors"]
+        if c not in NO_WEIGHTS:
+            pats += [f"{pre}{f}" for f in WEIGHT_FILES]
     if "unet" in m.components:  # flat repos (google/ddpm-*) keep the UNet at the root
         pats += ["config.json", "scheduler_config.json", "diffusion_pytorch_model.safetensors"]
     return pats
@@ -117,26 +211,10 @@ def is_offline() -> bool:
         return True
     try:
         from huggingface_hub import constants
+
         return bool(constants.HF_HUB_OFFLINE)
     except Exception:  # pragma: no cover
         return False
-
-
-def component_dir(root: Path, component: str) -> Path | None:
-    """Folder of ``component`` inside a snapshot (``unet`` may sit at the root); None if absent."""
-    if component == "scheduler":
-        for d in (root / "scheduler", root):
-            if (d / "scheduler_config.json").is_file():
-                return d
-        return None
-    d = root / component if component else root
-    if component == "tokenizer":
-        return d if (d / "tokenizer_config.json").is_file() or (d / "vocab.json").is_file() else None
-    if (d / "config.json").is_file():
-        return d
-    if component == "unet" and (root / "config.json").is_file():  # flat repo: the UNet at the root
-        return root
-    return None
 
 
 def _missing(root: Path, m: HubModel) -> list[str]:
@@ -145,8 +223,7 @@ def _missing(root: Path, m: HubModel) -> list[str]:
         d = component_dir(root, c)
         if d is None:
             out.append(f"{c}/config")
-        elif c not in ("scheduler", "tokenizer") and not any(
-                (d / f).is_file() for f in ("diffusion_pytorch_model.safetensors", "model.safetensors")):
+        elif c not in NO_WEIGHTS and weights_file(d) is None:
             out.append(f"{c}/*.safetensors")
     return out
 
@@ -158,6 +235,7 @@ def local_snapshot(m: HubModel) -> Path | None:
         return None if _missing(root, m) else root
     try:
         from huggingface_hub import snapshot_download
+
         root = Path(snapshot_download(m.repo, local_files_only=True, allow_patterns=_patterns(m)))
     except Exception:  # LocalEntryNotFoundError and kin: not cached
         return None
@@ -178,17 +256,21 @@ def state_of(m: HubModel) -> tuple[str, str | None]:
         return "unavailable", f"{name}: local folder {m.repo} lacks the files of {', '.join(m.components)}"
     size = f"~{m.size_gb:g} GB" if m.size_gb else "size unknown"
     if is_offline():
-        return "unavailable", (f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
-                               f"on a machine with internet run `python -m ronan download {name}` "
-                               f"({size}) and copy the cache ({cache_folder()})")
-    return "downloadable", (f"{name} is not downloaded yet; run `python -m ronan download {name}` "
-                            f"({size} from {m.repo})")
+        return "unavailable", (
+            f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
+            f"on a machine with internet run `python -m ronan download {name}` "
+            f"({size}) and copy the cache ({cache_folder()})"
+        )
+    return "downloadable", (
+        f"{name} is not downloaded yet; run `python -m ronan download {name}` ({size} from {m.repo})"
+    )
 
 
 def cache_folder() -> str:
     """The Hugging Face hub cache folder in use."""
     try:
         from huggingface_hub import constants
+
         return str(constants.HF_HUB_CACHE)
     except Exception:  # pragma: no cover
         return "~/.cache/huggingface/hub"
@@ -223,6 +305,7 @@ def download_model(m: HubModel, timeout: float | None = None) -> Path:
     if is_offline():
         raise ModelUnavailable(f"cannot download {name}: HF_HUB_OFFLINE is set (unset it on a machine with internet)")
     from huggingface_hub import snapshot_download
+
     try:
         with _timeouts(timeout):
             root = Path(snapshot_download(m.repo, allow_patterns=_patterns(m), etag_timeout=timeout))
@@ -233,8 +316,9 @@ def download_model(m: HubModel, timeout: float | None = None) -> Path:
         raise ModelUnavailable(f"cannot download {name} from {m.repo}: {type(e).__name__}: {first}") from None
     missing = _missing(root, m)
     if missing:
-        raise ModelUnavailable(f"{name}: {m.repo} has no safetensors/config for {', '.join(missing)}; "
-                               "RONAN loads only safetensors weights")
+        raise ModelUnavailable(
+            f"{name}: {m.repo} has no safetensors/config for {', '.join(missing)}; RONAN loads only safetensors weights"
+        )
     return root
 
 
@@ -259,8 +343,9 @@ def _timeouts(seconds: float):
 
         def handle_request(self, request):
             given = request.extensions.get("timeout") or {}
-            request.extensions["timeout"] = {k: seconds if given.get(k) is None else given[k]
-                                             for k in ("connect", "read", "write", "pool")}
+            request.extensions["timeout"] = {
+                k: seconds if given.get(k) is None else given[k] for k in ("connect", "read", "write", "pool")
+            }
             return self.inner.handle_request(request)
 
         def close(self):
@@ -274,7 +359,7 @@ def _timeouts(seconds: float):
 
     saved = constants.HF_HUB_DOWNLOAD_TIMEOUT
     huggingface_hub.set_client_factory(factory)
-    constants.HF_HUB_DOWNLOAD_TIMEOUT = seconds
+    constants.HF_HUB_DOWNLOAD_TIMEOUT = seconds  # type: ignore[assignment]  # declared int; a float works
     try:
         yield
     finally:
@@ -283,15 +368,6 @@ def _timeouts(seconds: float):
 
 
 # ---------------------------------------------------------------- loading
-@functools.lru_cache(maxsize=None)
-def _file_sha256(path: str, mtime: float) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weights_digest(root: Path, components: tuple[str, ...]) -> str:
     """SHA-256 identifying the weights: of the file for one component, of the hashes for several.
 
@@ -301,17 +377,13 @@ def weights_digest(root: Path, components: tuple[str, ...]) -> str:
     digests = []
     for c in components:
         d = component_dir(root, c)
-        if d is None or c in ("scheduler", "tokenizer"):
+        p = weights_file(d) if d is not None and c not in NO_WEIGHTS else None
+        if p is None:
             continue
-        for f in ("diffusion_pytorch_model.safetensors", "model.safetensors"):
-            p = d / f
-            if p.is_file():
-                blob = p.resolve().name
-                if len(blob) == 64 and all(ch in "0123456789abcdef" for ch in blob):
-                    digests.append(blob)
-                else:
-                    digests.append(_file_sha256(str(p.resolve()), p.stat().st_mtime))
-                break
+        blob = p.resolve().name
+        digests.append(
+            blob if len(blob) == 64 and all(ch in "0123456789abcdef" for ch in blob) else file_sha256(p.resolve())
+        )
     if len(digests) == 1:
         return digests[0]
     return hashlib.sha256("".join(digests).encode()).hexdigest()
@@ -335,47 +407,26 @@ def load_hub(m: HubModel, device: torch.device, **options):
     """:func:`load_hub_model` of a catalogue entry or of a model card's diffusers model."""
     name = m.name
     root = require_snapshot(m)
-    opts = {**m.options, **options}
+    family = HUB_FAMILIES.get(m.family)
+    if family is None:  # pragma: no cover - cards and the catalogue name known families only
+        raise ModelUnavailable(f"{name}: unknown hub family {m.family!r}")
+    opts = {**family.options, **m.options, **options}
     try:
-        if m.family == "consistency":
-            from .diffusers_consistency import ConsistencyModel as cls
-        elif m.family == "ddim":
-            from .diffusers_ddim import DDIMGenerator as cls
-        elif m.family in ("sd-latent", "sd-noise"):
-            from .diffusers_sd import StableDiffusionGenerator as cls
-            opts.setdefault("mode", "latent" if m.family == "sd-latent" else "noise")
-        else:  # pragma: no cover
-            raise ModelUnavailable(f"{name}: unknown hub family {m.family!r}")
+        cls = family.adapter()
     except ImportError as e:
-        raise ModelUnavailable(f"{name} needs the diffusers package ({e}); pip install -r requirements.txt "
-                               "(or pip install '.[hub]' from a clone)") from None
+        raise ModelUnavailable(
+            f"{name} needs the diffusers package ({e}); pip install -r requirements.txt "
+            "(or pip install '.[hub]' from a clone)"
+        ) from None
     try:
         model = cls.from_folder(root, **opts)
     except (OSError, RuntimeError) as e:  # missing/damaged files, weights that do not fit the config
-        raise ModelUnavailable(f"{name}: cannot load {root} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-                               ) from None
+        raise ModelUnavailable(
+            f"{name}: cannot load {root} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
     model.name = name
     model.weights_sha256 = weights_digest(root, m.components)
     if device.type == "cpu":
         slow = "slow" if m.resolution <= 64 else "very slow (minutes to hours per image; use a GPU)"
         log.warning("%s runs on the CPU: attribution is %s; see README 'Hub models' for timings", name, slow)
     return model.to(device).freeze()
-
-
-def diffusers_kwargs() -> dict:
-    """``from_pretrained`` arguments of every diffusers model: safetensors only, no network.
-
-    Without the optional ``accelerate`` package, ``low_cpu_mem_usage=False`` is passed
-    explicitly (diffusers would otherwise print a multi-line notice at every load).
-    """
-    import importlib.util
-
-    kw = {"use_safetensors": True, "local_files_only": True}
-    if importlib.util.find_spec("accelerate") is None:
-        kw["low_cpu_mem_usage"] = False
-    return kw
-
-
-def model_options(name: str) -> dict:
-    """Default adapter options of ``name``."""
-    return dict(HUB_MODELS[name].options)

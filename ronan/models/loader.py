@@ -9,22 +9,22 @@ only passes names, which the registry resolves to cards already on disk.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..digests import file_sha256
 from ..errors import CardError, ModelUnavailable
-from ..images import sha256_file
 from .cards import SAFETENSORS_SUFFIXES, ModelCard
 
+if TYPE_CHECKING:
+    import torch
+
+    from .base import Generator
+
 _IMPORT_LOCK = threading.Lock()
-
-
-@functools.lru_cache(maxsize=None)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    return sha256_file(path)
 
 
 def verified_weights(card: ModelCard) -> tuple[Path, str]:
@@ -39,11 +39,13 @@ def verified_weights(card: ModelCard) -> tuple[Path, str]:
     if not path.is_file():
         hint = "retrain it (see README, 'Retraining the zoo')" if card.kind == "family" else "check the card"
         raise ModelUnavailable(f"{card.name}: weights file {path} is missing; {hint}")
-    st = path.stat()
-    digest = _file_digest(str(path), st.st_mtime_ns, st.st_size)
+    digest = file_sha256(path)
     if digest != card.weights_sha256:
-        raise ModelUnavailable(f"{card.name}: weights file {path} does not match the SHA-256 in its model card "
-                               f"({digest[:12]}... != {card.weights_sha256[:12]}...); it may be damaged or replaced")
+        raise ModelUnavailable(
+            f"{card.name}: weights file {path} does not match the SHA-256 in its model card "
+            f"({digest[:12]}... != {str(card.weights_sha256)[:12]}...); it may be damaged or "
+            "replaced"
+        )
     return path, digest
 
 
@@ -69,24 +71,28 @@ def read_state_dict(path: Path, key: str | None = None, prefix: str | None = Non
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise CardError(f"{who}{path.name} is not a readable safetensors file ({str(e).splitlines()[0][:160]})"
-                            ) from None
+            raise CardError(
+                f"{who}{path.name} is not a readable safetensors file ({str(e).splitlines()[0][:160]})"
+            ) from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - UnpicklingError and kin: one line
-            raise CardError(f"{who}{path.name}: torch.load(weights_only=True) refused it "
-                            f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); save "
-                            "torch.save(model.state_dict(), f) or safetensors instead of a pickled object") from None
+            raise CardError(
+                f"{who}{path.name}: torch.load(weights_only=True) refused it "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); save "
+                "torch.save(model.state_dict(), f) or safetensors instead of a pickled object"
+            ) from None
     if key is not None:
         if not isinstance(state, dict) or key not in state:
             raise CardError(f"{who}{path.name} has no entry {key!r} (weights_key)")
-        state = state[key]
+        state = state[key]  # type: ignore[assignment]  # checked to be a dict just below
     if not isinstance(state, dict):
-        raise CardError(f"{who}{path.name} does not hold a state dict (got {type(state).__name__}); "
-                        "set weights_key if it is nested")
+        raise CardError(
+            f"{who}{path.name} does not hold a state dict (got {type(state).__name__}); set weights_key if it is nested"
+        )
     if prefix is not None:
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if not state:
             raise CardError(f"{who}{path.name} has no keys starting with {prefix!r} (weights_prefix)")
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
@@ -113,15 +119,19 @@ def import_factory(spec: str, code_dir: Path | None, name: str = ""):
         try:
             module = importlib.import_module(mod_name)
         except Exception as e:  # noqa: BLE001 - any error in user code: one line
-            raise CardError(f"{who}factory {spec}: cannot import {mod_name} ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+            raise CardError(
+                f"{who}factory {spec}: cannot import {mod_name} ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160] if str(e) else ''})"
+            ) from None
         finally:
             if entry is not None and entry in sys.path:
                 sys.path.remove(entry)
     where = getattr(module, "__file__", None)
     if entry is not None and where and not Path(where).resolve().is_relative_to(Path(entry).resolve()):
-        raise CardError(f"{who}factory {spec}: a module {mod_name!r} is already imported from {where}; "
-                        "give your module a distinct name")
+        raise CardError(
+            f"{who}factory {spec}: a module {mod_name!r} is already imported from {where}; "
+            "give your module a distinct name"
+        )
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -135,8 +145,11 @@ def import_factory(spec: str, code_dir: Path | None, name: str = ""):
 def _check_shape(card: ModelCard, gen: Generator) -> None:
     """The card's resolution, channels and input shape (where given) against the built model."""
     shape = getattr(gen, "z_shape", gen.input_shape)  # a wrapped module: the shape before conditioning
-    checks = (("resolution", card.resolution, gen.image_size), ("channels", card.channels, gen.channels),
-              ("input_shape", list(card.input_shape) if card.input_shape else None, list(shape)))
+    checks = (
+        ("resolution", card.resolution, gen.image_size),
+        ("channels", card.channels, gen.channels),
+        ("input_shape", list(card.input_shape) if card.input_shape else None, list(shape)),
+    )
     for field, want, got in checks:
         if want is not None and want != got:
             raise CardError(f"{card.path or card.name}: {field}: the card says {want}, the model has {got}")
@@ -174,34 +187,48 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
         except (TypeError, ValueError) as e:
             raise CardError(f"{card.path or card.name}: config: does not fit family {card.family!r} ({e})") from None
     else:
-        factory = import_factory(card.factory, card.factory_path, card.name)
+        factory = import_factory(str(card.factory), card.factory_path, card.name)  # a factory card (kind)
         try:
             module = factory(**card.config, **options)
         except Exception as e:  # noqa: BLE001 - user code: one line
-            raise CardError(f"{card.name}: factory {card.factory} failed ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+            raise CardError(
+                f"{card.name}: factory {card.factory} failed ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160] if str(e) else ''})"
+            ) from None
         if not isinstance(module, torch.nn.Module):
-            raise CardError(f"{card.name}: factory {card.factory} returned {type(module).__name__}, "
-                            "not a torch.nn.Module")
+            raise CardError(
+                f"{card.name}: factory {card.factory} returned {type(module).__name__}, not a torch.nn.Module"
+            )
     if state is not None:
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            raise CardError(f"{card.name}: weights do not fit the architecture in its card "
-                            f"({' '.join(str(e).split())[:200]})") from None
+            raise CardError(
+                f"{card.name}: weights do not fit the architecture in its card ({' '.join(str(e).split())[:200]})"
+            ) from None
     if isinstance(module, Generator):
         gen = module
         if card.kind == "factory" and card.output_range != (0.0, 1.0):
-            raise CardError(f"{card.path or card.name}: output_range: the factory returns a ronan Generator, "
-                            "whose images are in [0, 1] by contract")
+            raise CardError(
+                f"{card.path or card.name}: output_range: the factory returns a ronan Generator, "
+                "whose images are in [0, 1] by contract"
+            )
         gen.freeze()
     else:
         from .wrap import wrap_generator
 
-        gen = wrap_generator(module.to(device), input_shape=card.input_shape, output_range=card.output_range,
-                             name=card.name, input_distribution=card.input_distribution,
-                             preprocessing=card.preprocessing, conditioning=card.conditioning,
-                             reference=card.reference, weights_sha256=digest, family=card.family)
+        gen = wrap_generator(
+            module.to(device),
+            input_shape=card.input_shape,
+            output_range=card.output_range,
+            name=card.name,
+            input_distribution=card.input_distribution,
+            preprocessing=card.preprocessing,
+            conditioning=card.conditioning,
+            reference=card.reference,
+            weights_sha256=digest,
+            family=card.family,
+        )
     gen.name = card.name
     gen.default_reference = card.reference
     if digest is None:
@@ -215,11 +242,20 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
 
 def hub_entry(card: ModelCard):
     """The :class:`~ronan.models.hub.HubModel` of a diffusers card."""
-    from .hub import FAMILY_COMPONENTS, HubModel
+    from .hub import HUB_FAMILIES, HubModel
 
-    return HubModel(card.name, card.family, card.diffusers, FAMILY_COMPONENTS[card.family], card.description,
-                    str(card.data or ""), card.reference, card.resolution or 0, card.channels or 3,
-                    options=dict(card.config))
+    return HubModel(
+        card.name,
+        card.family,
+        str(card.diffusers),
+        HUB_FAMILIES[card.family].components,
+        card.description,
+        str(card.data or ""),
+        card.reference,
+        card.resolution or 0,
+        card.channels or 3,
+        options=dict(card.config),
+    )
 
 
 def _build_diffusers(card: ModelCard, device: torch.device, **options) -> Generator:
@@ -227,8 +263,10 @@ def _build_diffusers(card: ModelCard, device: torch.device, **options) -> Genera
 
     gen = load_hub(hub_entry(card), device, **options)
     if card.weights_sha256 is not None and gen.weights_sha256 != card.weights_sha256:
-        raise ModelUnavailable(f"{card.name}: the weights in {card.diffusers} do not match the SHA-256 in its card "
-                               f"({gen.weights_sha256[:12]}... != {card.weights_sha256[:12]}...)")
+        raise ModelUnavailable(
+            f"{card.name}: the weights in {card.diffusers} do not match the SHA-256 in its card "
+            f"({gen.weights_sha256[:12]}... != {card.weights_sha256[:12]}...)"
+        )
     gen.default_reference = card.reference
     _check_shape(card, gen)
     return gen

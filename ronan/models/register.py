@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from .. import __version__, paths
+from ..digests import sha256_file
 from ..errors import CardError
-from ..images import sha256_file
 from . import cards
 
 _FILE_FACTORY = re.compile(r"^(?P<file>.+\.py):(?P<attr>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$")
@@ -55,8 +55,10 @@ def resolve_factory(factory: str, code_dir: str | os.PathLike | None = None) -> 
     if (cwd / f"{top}.py").is_file() or (cwd / top / "__init__.py").is_file():
         return factory, cwd
     if importlib.util.find_spec(top) is None:
-        raise CardError(f"factory {factory}: cannot find module {top!r}; run from its folder, give --code-dir, "
-                        "or write path/to/file.py:callable")
+        raise CardError(
+            f"factory {factory}: cannot find module {top!r}; run from its folder, give --code-dir, "
+            "or write path/to/file.py:callable"
+        )
     return factory, None
 
 
@@ -155,19 +157,32 @@ def register_model(
         if reference not in catalogue():
             raise CardError(f"{name}: unknown reference model {reference!r}; known models: {', '.join(catalogue())}")
 
-    card: dict = {"card_version": cards.CARD_VERSION, "name": name, "description": description, "role": role,
-                  "reference": reference, "data": data}
+    card: dict = {
+        "card_version": cards.CARD_VERSION,
+        "name": name,
+        "description": description,
+        "role": role,
+        "reference": reference,
+        "data": data,
+    }
     if factory is not None:
         spec, folder = resolve_factory(factory, code_dir)
-        card.update(factory=spec, factory_path=str(folder) if folder else None, family=family, config=config or {},
-                    input_shape=list(input_shape) if isinstance(input_shape, (list, tuple)) else input_shape,
-                    input_distribution=input_distribution,
-                    output_range=list(output_range) if isinstance(output_range, (list, tuple)) else output_range,
-                    preprocessing=preprocessing, conditioning=conditioning)
+        card.update(
+            factory=spec,
+            factory_path=str(folder) if folder else None,
+            family=family,
+            config=config or {},
+            input_shape=list(input_shape) if isinstance(input_shape, (list, tuple)) else input_shape,
+            input_distribution=input_distribution,
+            output_range=list(output_range) if isinstance(output_range, (list, tuple)) else output_range,
+            preprocessing=preprocessing,
+            conditioning=conditioning,
+        )
     elif diffusers is not None:
         local = Path(diffusers).expanduser()
-        card.update(diffusers=str(local.resolve()) if local.is_dir() else str(diffusers), family=family,
-                    config=config or {})
+        card.update(
+            diffusers=str(local.resolve()) if local.is_dir() else str(diffusers), family=family, config=config or {}
+        )
         if weights is not None:
             raise CardError(f"{name}: --weights is not used with --diffusers (the weights are in the folder)")
     else:
@@ -188,8 +203,10 @@ def register_model(
                 raise CardError(f"{name}: weights file {src} not found")
             suffix = next((s for s in cards.SAFETENSORS_SUFFIXES + cards.TORCH_SUFFIXES if src.name.endswith(s)), None)
             if suffix is None:
-                raise CardError(f"{name}: {src.name}: use a .safetensors file or a PyTorch state-dict archive "
-                                f"({', '.join(cards.TORCH_SUFFIXES)})")
+                raise CardError(
+                    f"{name}: {src.name}: use a .safetensors file or a PyTorch state-dict archive "
+                    f"({', '.join(cards.TORCH_SUFFIXES)})"
+                )
             card["weights_sha256"] = sha256_file(src)
             if copy_weights:
                 shutil.copyfile(src, tmp / f"model{suffix}")
@@ -199,12 +216,17 @@ def register_model(
         card = {k: v for k, v in card.items() if v is not None}
         cards.write_card(card, tmp)
         parsed = cards.read_card_file(tmp / cards.CARD_FILE)
-        card.update(created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    versions={"ronan": __version__, "python": platform.python_version()})
+        card.update(
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            versions={"ronan": __version__, "python": platform.python_version()},
+        )
         if not _needs_download(parsed):  # build it once: imports, loads, runs; fails here, not later
             gen = build(parsed)
-            card.update(resolution=gen.image_size, channels=gen.channels,
-                        parameters=int(sum(p.numel() for p in gen.parameters())))
+            card.update(
+                resolution=gen.image_size,
+                channels=gen.channels,
+                parameters=int(sum(p.numel() for p in gen.parameters())),
+            )
             if "diffusers" in card:
                 card["weights_sha256"] = gen.weights_sha256
             if "factory" not in card and "diffusers" not in card:

@@ -42,14 +42,29 @@ def __getattr__(name: str):
     """``FAMILIES`` on first use: listing models imports no torch (``ronan models`` starts fast)."""
     if name == "FAMILIES":
         from .families import FAMILIES
+
         return FAMILIES
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 REPO_ROOT = paths.data_root()
 """Folder holding ``assets/`` and ``calibration_cache/`` (a clone's root; kept for old imports)."""
 DEFAULT_MODEL = "dcgan-fmnist"
-__all__ = ["FAMILIES", "CATALOGUE", "ModelSpec", "ModelInfo", "load_model", "list_models", "availability",
-           "default_reference", "read_card", "weights_path", "model_card", "problems", "model_argument"]
+__all__ = [
+    "FAMILIES",  # noqa: F822 (provided by __getattr__, on first use)
+    "CATALOGUE",
+    "ModelSpec",
+    "ModelInfo",
+    "load_model",
+    "list_models",
+    "availability",
+    "default_reference",
+    "read_card",
+    "weights_path",
+    "model_card",
+    "problems",
+    "model_argument",
+]
 
 
 def assets_dir() -> Path:
@@ -84,28 +99,91 @@ class ModelSpec:
     problem: str | None = None
 
 
-EXPECTED_BUNDLED: dict[str, ModelSpec] = {s.name: s for s in [
-    ModelSpec("dcgan-fmnist", "dcgan", "DCGAN on Fashion-MNIST (seed 0), 28x28 grayscale", "ref-photos", "Fashion-MNIST train"),
-    ModelSpec("dcgan-fmnist-seed1", "dcgan", "same recipe as dcgan-fmnist, training seed 1", "ref-photos", "Fashion-MNIST train"),
-    ModelSpec("cgan-fmnist", "cgan", "class-conditional GAN on Fashion-MNIST (10 classes)", "ref-photos", "Fashion-MNIST train"),
-    ModelSpec("vae-fmnist", "vae", "convolutional VAE on Fashion-MNIST (decoder = generator)", "ref-photos", "Fashion-MNIST train"),
-    ModelSpec("ref-photos", "vae", "reference model: VAE on grayscale natural-photo crops", "vae-fmnist", "Debian wallpaper photos",
-              role="reference"),
-    # 64x64 RGB colour tier (emoji + clip-art; ronan/train/gan64.py)
-    ModelSpec("dcgan64-clipart", "dcgan64", "DCGAN-64 on colour emoji and clip-art (seed 0), 64x64 RGB", "ref-photos64",
-              "emoji + clip-art train split"),
-    ModelSpec("dcgan64-clipart-seed1", "dcgan64", "same recipe as dcgan64-clipart, training seed 1", "ref-photos64",
-              "emoji + clip-art train split"),
-    ModelSpec("dcgan64-clipart-ft", "dcgan64", "dcgan64-clipart fine-tuned for a few hundred steps (a derivative)",
-              "ref-photos64", "emoji + clip-art train split"),
-    ModelSpec("upgan64-clipart", "upgan64", "upsample+conv GAN on colour emoji and clip-art, 64x64 RGB (trained after "
-              "the inversion settings were fixed)", "ref-photos64",
-              "emoji + clip-art train split"),
-    ModelSpec("resgan64-clipart", "resgan64", "residual GAN on colour emoji and clip-art, 64x64 RGB", "ref-photos64",
-              "emoji + clip-art train split"),
-    ModelSpec("ref-photos64", "vae64", "reference model: VAE on 64x64 RGB natural-photo crops", "dcgan64-clipart",
-              "Debian wallpaper photos", role="reference"),
-]}
+EXPECTED_BUNDLED: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        ModelSpec(
+            "dcgan-fmnist",
+            "dcgan",
+            "DCGAN on Fashion-MNIST (seed 0), 28x28 grayscale",
+            "ref-photos",
+            "Fashion-MNIST train",
+        ),
+        ModelSpec(
+            "dcgan-fmnist-seed1",
+            "dcgan",
+            "same recipe as dcgan-fmnist, training seed 1",
+            "ref-photos",
+            "Fashion-MNIST train",
+        ),
+        ModelSpec(
+            "cgan-fmnist",
+            "cgan",
+            "class-conditional GAN on Fashion-MNIST (10 classes)",
+            "ref-photos",
+            "Fashion-MNIST train",
+        ),
+        ModelSpec(
+            "vae-fmnist",
+            "vae",
+            "convolutional VAE on Fashion-MNIST (decoder = generator)",
+            "ref-photos",
+            "Fashion-MNIST train",
+        ),
+        ModelSpec(
+            "ref-photos",
+            "vae",
+            "reference model: VAE on grayscale natural-photo crops",
+            "vae-fmnist",
+            "Debian wallpaper photos",
+            role="reference",
+        ),
+        # 64x64 RGB colour tier (emoji + clip-art; ronan/train/gan64.py)
+        ModelSpec(
+            "dcgan64-clipart",
+            "dcgan64",
+            "DCGAN-64 on colour emoji and clip-art (seed 0), 64x64 RGB",
+            "ref-photos64",
+            "emoji + clip-art train split",
+        ),
+        ModelSpec(
+            "dcgan64-clipart-seed1",
+            "dcgan64",
+            "same recipe as dcgan64-clipart, training seed 1",
+            "ref-photos64",
+            "emoji + clip-art train split",
+        ),
+        ModelSpec(
+            "dcgan64-clipart-ft",
+            "dcgan64",
+            "dcgan64-clipart fine-tuned for a few hundred steps (a derivative)",
+            "ref-photos64",
+            "emoji + clip-art train split",
+        ),
+        ModelSpec(
+            "upgan64-clipart",
+            "upgan64",
+            "upsample+conv GAN on colour emoji and clip-art, 64x64 RGB (trained after the inversion settings were fixed)",
+            "ref-photos64",
+            "emoji + clip-art train split",
+        ),
+        ModelSpec(
+            "resgan64-clipart",
+            "resgan64",
+            "residual GAN on colour emoji and clip-art, 64x64 RGB",
+            "ref-photos64",
+            "emoji + clip-art train split",
+        ),
+        ModelSpec(
+            "ref-photos64",
+            "vae64",
+            "reference model: VAE on 64x64 RGB natural-photo crops",
+            "dcgan64-clipart",
+            "Debian wallpaper photos",
+            role="reference",
+        ),
+    ]
+}
 """The bundled models this project trains: what their cards carry (a card's fields win). Listed as
 unavailable, with how to get them, while their card folder is missing."""
 
@@ -125,10 +203,16 @@ def _spec_from_card(name: str, entry, source: str, fallback: ModelSpec | None = 
         return replace(base, source=source, problem=str(entry))
     raw = entry.raw
     fb = fallback or ModelSpec(name, entry.family, "", None, "")
-    return ModelSpec(name, entry.family or fb.family, raw.get("description") or fb.description,
-                     entry.reference if "reference" in raw else fb.reference,
-                     _data_text(raw.get("data")) if fallback is None else fb.data,
-                     raw.get("role") or fb.role, source=source, card=entry.path)
+    return ModelSpec(
+        name,
+        entry.family or fb.family,
+        raw.get("description") or fb.description,
+        entry.reference if "reference" in raw else fb.reference,
+        _data_text(raw.get("data")) if fallback is None else fb.data,
+        raw.get("role") or fb.role,
+        source=source,
+        card=entry.path,
+    )
 
 
 def catalogue() -> dict[str, ModelSpec]:
@@ -144,8 +228,10 @@ def catalogue() -> dict[str, ModelSpec]:
     problems_now = []
     for name, entry in cards.scan(paths.user_models_dir()).items():
         if name in out:
-            problems_now.append(f"user model {name!r} ({paths.user_models_dir() / name}) is ignored: the name "
-                                f"belongs to a {out[name].source} model")
+            problems_now.append(
+                f"user model {name!r} ({paths.user_models_dir() / name}) is ignored: the name "
+                f"belongs to a {out[name].source} model"
+            )
             continue
         out[name] = _spec_from_card(name, entry, "user")
     _PROBLEMS[:] = problems_now
@@ -219,14 +305,21 @@ def get_spec(name: str) -> ModelSpec:
 
 def model_card(name: str) -> cards.ModelCard:
     """The validated card of bundled or user model ``name`` (raises ModelUnavailable / CardError)."""
-    spec = get_spec(name)
+    return _card_of(get_spec(name))
+
+
+def _card_of(spec: ModelSpec) -> cards.ModelCard:
+    """:func:`model_card` of a catalogue entry (one reading of the catalogue serves a whole listing)."""
+    name = spec.name
     if spec.source == "hub":
         raise ModelUnavailable(f"{name} is a hub model: it has no model card")
     if spec.problem:
         raise CardError(spec.problem)
     if spec.card is None:
-        raise ModelUnavailable(f"{name}: model card {assets_dir() / name / cards.CARD_FILE} is missing; "
-                               "retrain it (see README, 'Retraining the zoo')")
+        raise ModelUnavailable(
+            f"{name}: model card {assets_dir() / name / cards.CARD_FILE} is missing; "
+            "retrain it (see README, 'Retraining the zoo')"
+        )
     return cards.read_card_file(spec.card)
 
 
@@ -259,12 +352,13 @@ def _card_availability(card: cards.ModelCard) -> tuple[str, str | None]:
     return "ready", None
 
 
-def _state(name: str) -> tuple[str, str | None]:
-    spec = get_spec(name)
+def _state(name: str, spec: ModelSpec | None = None) -> tuple[str, str | None]:
+    """``(state, reason)`` of ``name``; ``spec``: its catalogue entry, when the caller has read the catalogue."""
+    spec = spec or get_spec(name)
     if spec.source == "hub":
         return hub_state(name)
     try:
-        state, reason = _card_availability(model_card(name))
+        state, reason = _card_availability(_card_of(spec))
     except ModelUnavailable as e:
         return "unavailable", str(e)
     if state == "ready" and spec.source == "bundled":
@@ -283,21 +377,34 @@ def list_models() -> list[ModelInfo]:
     unavailable, with the reason and how to get them; user models: ready or unavailable)."""
     out = []
     for spec in catalogue().values():
-        state, reason = _state(spec.name)
+        state, reason = _state(spec.name, spec)
         ok = state in ("bundled", "ready", "cached")
         if spec.source == "hub":
             m = HUB_MODELS[spec.name]
-            res, ch = m.resolution, m.channels
+            res, ch = m.resolution, m.channels  # type: int | None, int | None
         else:
-            raw = {}
+            raw: dict = {}
             if spec.card is not None and not spec.problem:
                 raw = cards.read_card_file(spec.card).raw
             res, ch = raw.get("resolution"), raw.get("channels")
             if spec.source == "bundled" and not raw:
                 res, ch = None, None
-        out.append(ModelInfo(spec.name, spec.family, res, ch, ok, reason, spec.reference, spec.description,
-                             spec.role, source=spec.source, state=state,
-                             card=str(spec.card) if spec.card is not None else None))
+        out.append(
+            ModelInfo(
+                spec.name,
+                spec.family,
+                res,
+                ch,
+                ok,
+                reason,
+                spec.reference,
+                spec.description,
+                spec.role,
+                source=spec.source,
+                state=state,
+                card=str(spec.card) if spec.card is not None else None,
+            )
+        )
     return out
 
 
@@ -337,10 +444,12 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise DeviceUnavailable(f"unknown device {str(device)!r}; use cpu, cuda, mps or auto") from None
     if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise DeviceUnavailable(f"device {device} is not available here (no CUDA GPU with a working driver); "
-                                "use cpu or auto")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
-                                  and torch.backends.mps.is_available()):
+        raise DeviceUnavailable(
+            f"device {device} is not available here (no CUDA GPU with a working driver); use cpu or auto"
+        )
+    if dev.type == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
         raise DeviceUnavailable(f"device {device} is not available here (no Apple MPS); use cpu or auto")
     if dev.type not in ("cpu", "cuda", "mps"):
         raise DeviceUnavailable(f"device {device} is not supported; use cpu, cuda, mps or auto")
@@ -365,7 +474,7 @@ _LOCK = threading.Lock()
 _LOADED: dict[tuple, Generator] = {}
 
 
-def load_card(path: str | os.PathLike, device: str | torch.device = "cpu", **options) -> Generator:
+def load_card(path: str | os.PathLike, device: str | torch.device | None = "cpu", **options) -> Generator:
     """Load the model a card file (or a folder holding ``card.json``) describes, on ``device``.
 
     The card's name must not be a bundled or hub model's. Raises ModelUnavailable / CardError.
@@ -405,9 +514,11 @@ def load_model(name: str | os.PathLike, device: str | torch.device | None = "cpu
     if isinstance(name, os.PathLike):
         return load_card(name, device, **options)
     if isinstance(name, torch.nn.Module):
-        raise ModelUnavailable(f"a plain torch.nn.Module ({type(name).__name__}) needs its input shape and output "
-                               "range: wrap it with ronan.wrap_generator(module, input_shape=(...), "
-                               "output_range=(-1, 1))")
+        raise ModelUnavailable(
+            f"a plain torch.nn.Module ({type(name).__name__}) needs its input shape and output "
+            "range: wrap it with ronan.wrap_generator(module, input_shape=(...), "
+            "output_range=(-1, 1))"
+        )
     device = resolve_device(device)
     spec = get_spec(name)
     if spec.source == "hub":

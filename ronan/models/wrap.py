@@ -21,8 +21,12 @@ from .cards import Conditioning, InputDistribution, Preprocessing, validate_name
 
 LABEL_SCALE = 20.0
 """Logit of the chosen class in a conditional input (as :mod:`ronan.models.cgan`)."""
-_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC,
-             "bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
+_RESAMPLE = {
+    "lanczos": Image.Resampling.LANCZOS,
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+}
 
 
 def state_dict_sha256(module: torch.nn.Module) -> str:
@@ -67,9 +71,16 @@ class WrappedGenerator(Generator):
 
     family = "custom"
 
-    def __init__(self, module: torch.nn.Module, *, input_shape: tuple[int, ...], output_range: tuple[float, float],
-                 input_distribution: InputDistribution, preprocessing: Preprocessing,
-                 conditioning: Conditioning | None):
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        *,
+        input_shape: tuple[int, ...],
+        output_range: tuple[float, float],
+        input_distribution: InputDistribution,
+        preprocessing: Preprocessing,
+        conditioning: Conditioning | None,
+    ):
         super().__init__()
         self.module = module
         self.z_shape = tuple(int(s) for s in input_shape)
@@ -88,6 +99,7 @@ class WrappedGenerator(Generator):
         return torch.randn((n, *self.z_shape), generator=generator) * d.std
 
     def _with_labels(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        assert self.conditioning is not None, "labels need a class-conditional module"
         logits = torch.nn.functional.one_hot(labels.long(), self.conditioning.classes).to(z) * LABEL_SCALE
         return torch.cat([z.reshape(z.shape[0], -1), logits], dim=1)
 
@@ -96,8 +108,9 @@ class WrappedGenerator(Generator):
         if self.conditioning is None:
             return z.to(self.device)
         c = self.conditioning
-        labels = (torch.full((n,), c.label) if c.label is not None
-                  else torch.randint(0, c.classes, (n,), generator=generator))
+        labels = (
+            torch.full((n,), c.label) if c.label is not None else torch.randint(0, c.classes, (n,), generator=generator)
+        )
         return self._with_labels(z, labels).to(self.device)
 
     def expand_restarts(self, restarts: int) -> int:
@@ -112,15 +125,18 @@ class WrappedGenerator(Generator):
             return super().initial_inputs(images, restarts, generator)
         rows = self.expand_restarts(restarts)
         z = self._z(rows, generator)
-        labels = (torch.full((rows,), c.label) if c.label is not None
-                  else torch.arange(c.classes).repeat_interleave(rows // c.classes))
+        labels = (
+            torch.full((rows,), c.label)
+            if c.label is not None
+            else torch.arange(c.classes).repeat_interleave(rows // c.classes)
+        )
         return self._with_labels(z, labels).repeat(images.shape[0], 1).to(self.device)
 
     def input_gradient_mask(self) -> torch.Tensor | None:
         if self.conditioning is None:
             return None
         mask = torch.ones(self.input_shape, device=self.device)
-        mask[self.z_size:] = 0  # the class stays fixed during one inversion
+        mask[self.z_size :] = 0  # the class stays fixed during one inversion
         return mask
 
     def inversion_options(self) -> dict:
@@ -135,7 +151,7 @@ class WrappedGenerator(Generator):
         if self.conditioning is None:
             return self.module(inputs)
         z = inputs[:, : self.z_size].reshape(inputs.shape[0], *self.z_shape)
-        return self.module(z, inputs[:, self.z_size:].argmax(dim=1))
+        return self.module(z, inputs[:, self.z_size :].argmax(dim=1))
 
     def generate(self, inputs: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] (from ``output_range``; values outside are not clipped, so gradients flow)."""
@@ -223,9 +239,14 @@ def wrap_generator(
         preprocessing = Preprocessing(**preprocessing)
     if isinstance(conditioning, dict):
         conditioning = Conditioning(int(conditioning["classes"]), conditioning.get("label"))
-    gen = WrappedGenerator(module, input_shape=shape, output_range=rng,
-                           input_distribution=_as_distribution(input_distribution),
-                           preprocessing=preprocessing or Preprocessing(), conditioning=conditioning)
+    gen = WrappedGenerator(
+        module,
+        input_shape=shape,
+        output_range=rng,
+        input_distribution=_as_distribution(input_distribution),
+        preprocessing=preprocessing or Preprocessing(),
+        conditioning=conditioning,
+    )
     gen.name, gen.family, gen.default_reference = name, family, reference
     gen.freeze()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
@@ -234,16 +255,20 @@ def wrap_generator(
         with torch.no_grad():
             out = gen.generate(gen.sample_inputs(2, torch.Generator().manual_seed(0)))
     except Exception as e:  # noqa: BLE001 - user code: one line
-        raise CardError(f"{name}: the module fails on inputs of shape [2, {', '.join(map(str, shape))}] "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+        raise CardError(
+            f"{name}: the module fails on inputs of shape [2, {', '.join(map(str, shape))}] "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
+        ) from None
     if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[1] not in (1, 3) or out.shape[2] != out.shape[3]:
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise CardError(f"{name}: the module must return images [B, 1 or 3, H, H]; got {got}")
     measured_c, measured_s = int(out.shape[1]), int(out.shape[2])
     if channels is not None and channels != measured_c or image_size is not None and image_size != measured_s:
-        raise CardError(f"{name}: the module makes {measured_c}x{measured_s}x{measured_s} images, "
-                        f"not {channels or measured_c}x{image_size or measured_s}x{image_size or measured_s} "
-                        "as declared")
+        raise CardError(
+            f"{name}: the module makes {measured_c}x{measured_s}x{measured_s} images, "
+            f"not {channels or measured_c}x{image_size or measured_s}x{image_size or measured_s} "
+            "as declared"
+        )
     gen.channels, gen.image_size = measured_c, measured_s
     gen.weights_sha256 = weights_sha256 or state_dict_sha256(module)
     return gen

@@ -25,14 +25,24 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from ..images import sha256_file
-from ..paths import bundled_models_dir
 from ..models.base import Generator
+from ..paths import bundled_models_dir
 
 FMNIST_DIR = Path(os.environ.get("RONAN_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 PHOTO_DIRS = [Path("/usr/share/backgrounds")]
 ASSETS = bundled_models_dir()
-FMNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FMNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -49,7 +59,7 @@ def _read_idx(path: Path) -> np.ndarray:
         data = f.read()
     magic = int.from_bytes(data[:4], "big")
     ndim = magic & 0xFF
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -71,8 +81,9 @@ def load_fashion_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor
 
 def photo_files() -> list[Path]:
     """Sorted photo files of the wallpaper packages (largest variant of each picture)."""
-    files = sorted(p for d in PHOTO_DIRS if d.exists() for p in d.rglob("*")
-                   if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = sorted(
+        p for d in PHOTO_DIRS if d.exists() for p in d.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    )
     if not files:
         sys.exit("No photos found: run `apt-get install -y mate-backgrounds ukui-wallpapers`")
     return files
@@ -99,7 +110,7 @@ def load_photo_crops(n: int, size: int = 28, seed: int = 0) -> torch.Tensor:
         arr = pyramids[rng.integers(len(pyramids))]
         y = rng.integers(arr.shape[0] - size + 1)
         x = rng.integers(arr.shape[1] - size + 1)
-        crop = arr[y:y + size, x:x + size]
+        crop = arr[y : y + size, x : x + size]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         if rng.random() < 0.5:
@@ -108,9 +119,16 @@ def load_photo_crops(n: int, size: int = 28, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(out.astype(np.float32) / 255.0).unsqueeze(1)
 
 
-def save_model(model: Generator, name: str, *, config: dict, data: dict, extra: dict,
-               preprocessing: str = "centre-crop to square, Lanczos resize to 28x28, grayscale (ITU-R 601-2 luma), "
-                                    "values in [0, 1]") -> Path:
+def save_model(
+    model: Generator,
+    name: str,
+    *,
+    config: dict,
+    data: dict,
+    extra: dict,
+    preprocessing: str = "centre-crop to square, Lanczos resize to 28x28, grayscale (ITU-R 601-2 luma), "
+    "values in [0, 1]",
+) -> Path:
     """Save ``model``'s generator weights as safetensors with a JSON model card.
 
     Writes ``assets/models/<name>/model.safetensors`` and ``card.json`` (architecture and
@@ -148,7 +166,7 @@ def save_model(model: Generator, name: str, *, config: dict, data: dict, extra: 
         "weights_sha256": sha256_file(weights),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"saved {weights} ({card['parameters']} parameters, sha256 {card['weights_sha256'][:12]}...)")
+    print(f"saved {weights} ({card['parameters']} parameters, sha256 {str(card['weights_sha256'])[:12]}...)")
     return out
 
 

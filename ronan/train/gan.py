@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     gen = seed_everything(args.seed)
     x, y = load_fashion_mnist("train")
     config = {"latent_dim": args.latent_dim, "base": args.base, "channels": 1, "image_size": 28}
+    g: ConditionalGAN | DCGAN
     if args.conditional:
         config["n_classes"] = 10
         g = ConditionalGAN(**config)
@@ -52,18 +53,19 @@ def main(argv: list[str] | None = None) -> None:
         perm = torch.randperm(len(x), generator=gen)
         net.train()
         for i in range(0, len(x) - args.batch + 1, args.batch):
-            idx = perm[i:i + args.batch]
+            idx = perm[i : i + args.batch]
             real, labels = x[idx], y[idx]
             z = torch.randn(args.batch, args.latent_dim, generator=gen)
             if args.conditional:
                 fake_labels = torch.randint(0, 10, (args.batch,), generator=gen)
                 inp = torch.cat([z, F.one_hot(fake_labels, 10).float()], 1)
             else:
-                fake_labels, labels = None, None
+                fake_labels, labels = None, None  # type: ignore[assignment]  # unconditional: no labels
                 inp = z
             fake = net(inp)
-            loss_d = (F.binary_cross_entropy_with_logits(d(real, labels), ones)
-                      + F.binary_cross_entropy_with_logits(d(fake.detach(), fake_labels), 0 * ones))
+            loss_d = F.binary_cross_entropy_with_logits(d(real, labels), ones) + F.binary_cross_entropy_with_logits(
+                d(fake.detach(), fake_labels), 0 * ones
+            )
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
@@ -71,14 +73,25 @@ def main(argv: list[str] | None = None) -> None:
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
-        print(f"epoch {epoch + 1}/{args.epochs}: loss_d {loss_d.item():.3f} loss_g {loss_g.item():.3f} "
-              f"({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"epoch {epoch + 1}/{args.epochs}: loss_d {loss_d.item():.3f} loss_g {loss_g.item():.3f} "
+            f"({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     g.freeze()
-    data = {"dataset": "Fashion-MNIST (Debian package dataset-fashion-mnist, MIT licence)",
-            "split": "train (60,000 images)", "classes": FMNIST_CLASSES if args.conditional else None}
-    extra = {"seed": args.seed, "epochs": args.epochs, "batch": args.batch, "optimizer": "Adam lr 2e-4 betas (0.5, 0.999)",
-             "loss": "non-saturating GAN" + (" with projection discriminator" if args.conditional else ""),
-             "seconds": round(time.time() - t0, 1)}
+    data = {
+        "dataset": "Fashion-MNIST (Debian package dataset-fashion-mnist, MIT licence)",
+        "split": "train (60,000 images)",
+        "classes": FMNIST_CLASSES if args.conditional else None,
+    }
+    extra = {
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "optimizer": "Adam lr 2e-4 betas (0.5, 0.999)",
+        "loss": "non-saturating GAN" + (" with projection discriminator" if args.conditional else ""),
+        "seconds": round(time.time() - t0, 1),
+    }
     save_model(g, args.name, config=config, data=data, extra=extra)
 
 

@@ -28,9 +28,11 @@ from .common import ASSETS, save_model, seed_everything
 from .rgb_data import augment, clipart_dataset
 
 ARCHS = {"dcgan64": DCGAN64, "upgan64": UpsampleGAN64, "resgan64": ResGAN64}
-DATA = {"dataset": "colour emoji (Debian fonts-noto-color-emoji, CBDT bitmaps, SIL OFL) and clip-art stamps "
-                   "(Debian tuxpaint-stamps-default, GPL), composited over white, fitted into 64x64",
-        "split": "train: the ~90% of pictures whose name hash is not in the test split (ronan/train/rgb_data.py)"}
+DATA = {
+    "dataset": "colour emoji (Debian fonts-noto-color-emoji, CBDT bitmaps, SIL OFL) and clip-art stamps "
+    "(Debian tuxpaint-stamps-default, GPL), composited over white, fitted into 64x64",
+    "split": "train: the ~90% of pictures whose name hash is not in the test split (ronan/train/rgb_data.py)",
+}
 
 
 class Discriminator64(nn.Module):
@@ -40,11 +42,19 @@ class Discriminator64(nn.Module):
         super().__init__()
         b = base
         self.net = nn.Sequential(
-            nn.Conv2d(channels, b, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(b, 2 * b, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * b), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(2 * b, 4 * b, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * b), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(4 * b, 8 * b, 4, 2, 1, bias=False), nn.BatchNorm2d(8 * b), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(8 * b, 1, 4, 1, 0))
+            nn.Conv2d(channels, b, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(b, 2 * b, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * b),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(2 * b, 4 * b, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(4 * b),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(4 * b, 8 * b, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(8 * b),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(8 * b, 1, 4, 1, 0),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).view(-1)
@@ -84,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     config = {k: v for k, v in {"latent_dim": args.latent_dim, "base": args.base}.items() if v is not None}
     g = ARCHS[args.arch](**config)
     config = {"latent_dim": g.latent_dim, "base": g.base, "channels": 3, "image_size": 64}
-    net = g.net
+    net: nn.Module = g.net  # type: ignore[assignment]  # every architecture's network is a module
     d = Discriminator64()
     net.apply(_init_weights)
     d.apply(_init_weights)
@@ -102,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         z = torch.randn(args.batch, g.latent_dim, generator=gen)
         net.train(it >= warm)
         fake = g.raw(z)
-        loss_d = (F.binary_cross_entropy_with_logits(d(real), ones)
-                  + F.binary_cross_entropy_with_logits(d(fake.detach()), zeros))
+        loss_d = F.binary_cross_entropy_with_logits(d(real), ones) + F.binary_cross_entropy_with_logits(
+            d(fake.detach()), zeros
+        )
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -113,17 +124,33 @@ def main(argv: list[str] | None = None) -> None:
             loss_g.backward()
             opt_g.step()
         if (it + 1) % 250 == 0:
-            print(f"step {it + 1}/{warm + args.iters}: loss_d {loss_d.item():.3f} "
-                  f"loss_g {loss_g.item() if it >= warm else float('nan'):.3f} ({time.time() - t0:.0f} s)", flush=True)
+            print(
+                f"step {it + 1}/{warm + args.iters}: loss_d {loss_d.item():.3f} "
+                f"loss_g {loss_g.item() if it >= warm else float('nan'):.3f} ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
         if args.preview and (it + 1) % 1000 == 0:
             _preview(g, args.preview, it + 1)
     g.freeze()
-    extra = {"seed": args.seed, "iterations": args.iters, "batch": args.batch,
-             "optimizer": f"Adam lr {args.lr:g} betas (0.5, 0.999)", "loss": "non-saturating GAN",
-             "augmentation": "random horizontal flips, shifts up to 4 px", "seconds": round(time.time() - t0, 1),
-             "init_from": args.init_from, "discriminator_warmup": warm or None}
-    save_model(g, args.name, config=config, data=DATA, extra=extra,
-               preprocessing="centre-crop to square, Lanczos resize to 64x64, RGB, values in [0, 1]")
+    extra = {
+        "seed": args.seed,
+        "iterations": args.iters,
+        "batch": args.batch,
+        "optimizer": f"Adam lr {args.lr:g} betas (0.5, 0.999)",
+        "loss": "non-saturating GAN",
+        "augmentation": "random horizontal flips, shifts up to 4 px",
+        "seconds": round(time.time() - t0, 1),
+        "init_from": args.init_from,
+        "discriminator_warmup": warm or None,
+    }
+    save_model(
+        g,
+        args.name,
+        config=config,
+        data=DATA,
+        extra=extra,
+        preprocessing="centre-crop to square, Lanczos resize to 64x64, RGB, values in [0, 1]",
+    )
 
 
 def _preview(g, folder: str, step: int) -> None:

@@ -62,7 +62,7 @@ def emoji_pictures() -> list[tuple[str, Image.Image]]:
     if not EMOJI_FONT.exists():
         sys.exit(f"{EMOJI_FONT} not found: run `apt-get install -y fonts-noto-color-emoji`")
     font = ttLib.TTFont(str(EMOJI_FONT))
-    out = []
+    out: list[tuple[str, Image.Image]] = []
     for strike in font["CBDT"].strikeData:
         for glyph, bitmap in sorted(strike.items()):
             data = getattr(bitmap, "imageData", None)
@@ -114,16 +114,23 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
     s = x.shape[-1]
-    return torch.stack([padded[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(b)])
+    return torch.stack([padded[i, :, dy[i] : dy[i] + s, dx[i] : dx[i] + s] for i in range(b)])
 
 
 def wallpaper_files() -> list[Path]:
     """Sorted wallpaper photos (JPEG/PNG) of the Debian background packages."""
-    files = sorted(p for d in WALLPAPER_DIRS if d.exists() for p in d.rglob("*")
-                   if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.is_file())
+    files = sorted(
+        p
+        for d in WALLPAPER_DIRS
+        if d.exists()
+        for p in d.rglob("*")
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.is_file()
+    )
     if not files:
-        sys.exit("no wallpapers found: run `apt-get install -y mate-backgrounds ukui-wallpapers gnome-backgrounds "
-                 "plasma-workspace-wallpapers`")
+        sys.exit(
+            "no wallpapers found: run `apt-get install -y mate-backgrounds ukui-wallpapers gnome-backgrounds "
+            "plasma-workspace-wallpapers`"
+        )
     return files
 
 
@@ -154,7 +161,7 @@ def photo_crops_rgb(n: int, size: int = SIZE, seed: int = 0) -> torch.Tensor:
         arr = pyramids[rng.integers(len(pyramids))]
         y = rng.integers(arr.shape[0] - size + 1)
         x = rng.integers(arr.shape[1] - size + 1)
-        crop = arr[y:y + size, x:x + size]
+        crop = arr[y : y + size, x : x + size]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         out[i] = crop

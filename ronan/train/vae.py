@@ -38,15 +38,20 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     gen = seed_everything(args.seed)
+    data: dict[str, str | list[str]]
     if args.data == "fmnist":
         x, _ = load_fashion_mnist("train")
-        data = {"dataset": "Fashion-MNIST (Debian package dataset-fashion-mnist, MIT licence)",
-                "split": "train (60,000 images)"}
+        data = {
+            "dataset": "Fashion-MNIST (Debian package dataset-fashion-mnist, MIT licence)",
+            "split": "train (60,000 images)",
+        }
     else:
         x = load_photo_crops(args.crops, seed=args.seed)
-        data = {"dataset": "grayscale 28x28 crops of natural photos (Debian packages mate-backgrounds, ukui-wallpapers)",
-                "split": f"{args.crops} random crops at 4 scales, random flips, half intensity-inverted",
-                "photos": [p.name for p in photo_files()]}
+        data = {
+            "dataset": "grayscale 28x28 crops of natural photos (Debian packages mate-backgrounds, ukui-wallpapers)",
+            "split": f"{args.crops} random crops at 4 scales, random flips, half intensity-inverted",
+            "photos": [p.name for p in photo_files()],
+        }
     config = {"latent_dim": args.latent_dim, "base": args.base, "channels": 1, "image_size": 28}
     vae = VAE(**config)
     nets = torch.nn.ModuleList([vae.encoder, vae.decoder])
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         perm = torch.randperm(len(x), generator=gen)
         total = 0.0
         for i in range(0, len(x) - args.batch + 1, args.batch):
-            real = x[perm[i:i + args.batch]]
+            real = x[perm[i : i + args.batch]]
             mu, logvar = vae.encoder(real)
             z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
             recon = vae.decoder(z)
@@ -70,8 +75,14 @@ def main(argv: list[str] | None = None) -> None:
             total += loss.item() * len(real)
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / len(x):.2f} ({time.time() - t0:.0f} s)", flush=True)
     vae.freeze()
-    extra = {"seed": args.seed, "epochs": args.epochs, "batch": args.batch, "optimizer": "Adam lr 1e-3",
-             "loss": f"BCE reconstruction + {args.beta} x KL", "seconds": round(time.time() - t0, 1)}
+    extra = {
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "optimizer": "Adam lr 1e-3",
+        "loss": f"BCE reconstruction + {args.beta} x KL",
+        "seconds": round(time.time() - t0, 1),
+    }
     save_model(vae, args.name, config=config, data=data, extra=extra)
 
 

@@ -53,18 +53,35 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         opt.step()
         if (it + 1) % 250 == 0:
-            print(f"step {it + 1}/{args.iters}: loss {loss.item():.1f} rec {rec.item():.1f} kl {kl.item():.1f} "
-                  f"({time.time() - t0:.0f} s)", flush=True)
+            print(
+                f"step {it + 1}/{args.iters}: loss {loss.item():.1f} rec {rec.item():.1f} kl {kl.item():.1f} "
+                f"({time.time() - t0:.0f} s)",
+                flush=True,
+            )
     vae.freeze()
-    data = {"dataset": "64x64 RGB crops of natural photos (Debian packages mate-backgrounds, ukui-wallpapers, "
-                       "gnome-backgrounds, plasma-workspace-wallpapers)",
-            "split": f"{args.crops} random crops at 4 scales, random flips",
-            "photos": [f.name for f in wallpaper_files()]}
-    extra = {"seed": args.seed, "iterations": args.iters, "batch": args.batch, "optimizer": "Adam lr 1e-3",
-             "loss": f"squared error x 50 + {args.beta} x KL", "seconds": round(time.time() - t0, 1)}
+    data = {
+        "dataset": "64x64 RGB crops of natural photos (Debian packages mate-backgrounds, ukui-wallpapers, "
+        "gnome-backgrounds, plasma-workspace-wallpapers)",
+        "split": f"{args.crops} random crops at 4 scales, random flips",
+        "photos": [f.name for f in wallpaper_files()],
+    }
+    extra = {
+        "seed": args.seed,
+        "iterations": args.iters,
+        "batch": args.batch,
+        "optimizer": "Adam lr 1e-3",
+        "loss": f"squared error x 50 + {args.beta} x KL",
+        "seconds": round(time.time() - t0, 1),
+    }
     config = {"latent_dim": args.latent_dim, "base": args.base, "channels": 3, "image_size": 64}
-    save_model(vae, args.name, config=config, data=data, extra=extra,
-               preprocessing="centre-crop to square, Lanczos resize to 64x64, RGB, values in [0, 1]")
+    save_model(
+        vae,
+        args.name,
+        config=config,
+        data=data,
+        extra=extra,
+        preprocessing="centre-crop to square, Lanczos resize to 64x64, RGB, values in [0, 1]",
+    )
 
 
 if __name__ == "__main__":
