@@ -163,7 +163,8 @@ EXPECTED_BUNDLED: dict[str, ModelSpec] = {
         ModelSpec(
             "upgan64-clipart",
             "upgan64",
-            "upsample+conv GAN on colour emoji and clip-art, 64x64 RGB (trained after the inversion settings were fixed)",
+            "upsample+conv GAN on colour emoji and clip-art, 64x64 RGB "
+            "(trained after the inversion settings were fixed)",
             "ref-photos64",
             "emoji + clip-art train split",
         ),
