@@ -270,3 +270,12 @@ def test_detect_webp_lossless_or_lossy():
         det = detect(buf.getvalue(), 32, 3)
         assert (det.format, det.lossy, det.suggested) == ("WEBP", lossy, "none")
         assert any("WebP" in n for n in det.notes) == lossy
+
+
+def test_default_edit_mode_follows_the_measurement():
+    """Crop decides better inverted through the edit; JPEG, noise, filters with edited samples (RESULTS.md)."""
+    from ronan.attribution import default_edit_mode
+    from ronan.edits.policy import resolve_edit
+
+    modes = {e: default_edit_mode(resolve_edit(None, 28, 1, e)) for e in ["crop:0.9", "jpeg:75", "noise:0.01", "none"]}
+    assert modes == {"crop:0.9": "through", "jpeg:75": "samples", "noise:0.01": "samples", "none": "samples"}
