@@ -1,6 +1,7 @@
 """Seconds for one image attributed end to end (both inversions + test), warm models.
 
     python benchmarks/single_image.py --model dcgan-fmnist --repeats 10 --threads 1
+    python benchmarks/single_image.py --model dcgan64-clipart --repeats 4 --threads 1
 
 Loads the models and the belonging distribution once (warm-up attribution, not timed),
 then times ``attribute()`` on real test images, generated images of the model, and prints
@@ -24,7 +25,7 @@ from ronan.generation import generate_pil  # noqa: E402
 from ronan.images import load_image  # noqa: E402
 from ronan.models.registry import load_model  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples" / "fmnist-test"
+SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
 
 
 def main() -> None:
@@ -35,7 +36,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    files = sorted(SAMPLES.glob("*.png"))[: args.repeats // 2 + 1]
+    model = load_model(args.model)
+    folder = SAMPLES / ("fmnist-test" if model.image_size == 28 else "clipart-test")  # real images of its tier
+    files = sorted(folder.glob("*.png"))[: args.repeats // 2 + 1]
     images = [load_image(f) for f in files] + generate_pil(load_model(args.model), args.repeats // 2 + 1, seed=77)
     attribute(images[0], args.model, preset=args.preset)  # warm-up: models, calibration cache
     times, verdicts = [], []
