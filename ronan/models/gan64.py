@@ -168,26 +168,32 @@ class ResGAN64(_Tanh01):
         return self.net(z)
 
 
+def dcgan64_encoder_layers(channels: int, base: int) -> list[nn.Module]:
+    """DCGAN-64's discriminator trunk: 64x64 -> 4x4 with ``8 * base`` channels (4 strided 4x4 convolutions,
+    BatchNorm after the first, LeakyReLU 0.2). Shared by :class:`Encoder64` and the GAN trainer's discriminator."""
+    b = base
+    return [
+        nn.Conv2d(channels, b, 4, 2, 1),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(b, 2 * b, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(2 * b),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(2 * b, 4 * b, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(4 * b),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(4 * b, 8 * b, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(8 * b),
+        nn.LeakyReLU(0.2, True),
+    ]
+
+
 class Encoder64(nn.Module):
     """64x64 image -> (mu, logvar): four stride-2 convolutions, then two linear heads."""
 
     def __init__(self, latent_dim: int, base: int, channels: int):
         super().__init__()
         b = base
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, b, 4, 2, 1),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(b, 2 * b, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(2 * b),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(2 * b, 4 * b, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(4 * b),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(4 * b, 8 * b, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(8 * b),
-            nn.LeakyReLU(0.2, True),
-            nn.Flatten(),
-        )
+        self.features = nn.Sequential(*dcgan64_encoder_layers(channels, b), nn.Flatten())
         self.mu = nn.Linear(8 * b * 16, latent_dim)
         self.logvar = nn.Linear(8 * b * 16, latent_dim)
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from ..models.gan64 import DCGAN64, ResGAN64, UpsampleGAN64
+from ..models.gan64 import DCGAN64, ResGAN64, UpsampleGAN64, dcgan64_encoder_layers
 from .common import ASSETS, save_model, seed_everything
 from .rgb_data import augment, clipart_dataset
 
@@ -41,20 +41,7 @@ class Discriminator64(nn.Module):
     def __init__(self, base: int = 32, channels: int = 3):
         super().__init__()
         b = base
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, b, 4, 2, 1),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(b, 2 * b, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(2 * b),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(2 * b, 4 * b, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(4 * b),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(4 * b, 8 * b, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(8 * b),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(8 * b, 1, 4, 1, 0),
-        )
+        self.net = nn.Sequential(*dcgan64_encoder_layers(channels, b), nn.Conv2d(8 * b, 1, 4, 1, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).view(-1)
