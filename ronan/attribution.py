@@ -360,7 +360,7 @@ def attribute_stream(
             with_images=with_images,
             should_stop=should_stop,
         )
-        summary = summarize(dist.values, run.decision)
+        summary = summarize(dist.values, run.decision, settled=dist.sample_settled)
         for j, i in enumerate(idx):
             by_index[i] = _assemble(run, i, j, results, x, dist, summary, assumption, mode, seed=seed)
     out = [by_index[i] for i in range(len(loaded))]

@@ -259,7 +259,9 @@ def verdicts(
     for r in results:
         key = (test or r.test, alpha or r.alpha)
         if key not in summaries:
-            summaries[key] = summarize(values, DecisionSettings(mode=key[0], alpha=key[1]))
+            summaries[key] = summarize(
+                values, DecisionSettings(mode=key[0], alpha=key[1]), settled=distribution.sample_settled
+            )
         out.append(decide(r.calibrated_loss if calibrated else r.loss, summaries[key], settled=r.settled).verdict)
     return out
 

@@ -120,7 +120,9 @@ def _removed(result: Attribution, distribution: BelongingDistribution | None) ->
         return []
     from .verdict import DecisionSettings, summarize
 
-    return summarize(distribution.values, DecisionSettings(mode=result.test, alpha=result.alpha)).removed
+    return summarize(
+        distribution.values, DecisionSettings(mode=result.test, alpha=result.alpha), settled=distribution.sample_settled
+    ).removed
 
 
 def _removed_values(result: Attribution, distribution: BelongingDistribution | None) -> list[float]:

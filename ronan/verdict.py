@@ -125,12 +125,17 @@ def _to_domain(value: float, domain: str) -> float:
     return math.log(max(value, LOG_FLOOR)) if domain == "log" else value
 
 
-def summarize(values, test: DecisionSettings | None = None) -> SampleSummary:
+def summarize(values, test: DecisionSettings | None = None, settled=None) -> SampleSummary:
     """Prepare the belonging values (calibrated losses A') for the test of ``test``.
 
     Args:
         values (sequence of float): the N belonging calibrated losses (finite, >= 0).
         test (DecisionSettings | None): default ``DecisionSettings()`` (robust mode).
+        settled (sequence of bool | None): per sample, whether its inversion on M had settled
+            (``BelongingDistribution.sample_settled``); None when unknown. In robust mode, more than
+            ``max_removed_fraction`` (10%) unsettled samples make every verdict inconclusive: when
+            many belonging inversions were still improving, failed inversions are the bulk of the
+            sample rather than outliers, and no test on it can be trusted.
     """
     test = test or DecisionSettings()
     raw = np.asarray(values, dtype=np.float64)
@@ -150,6 +155,13 @@ def summarize(values, test: DecisionSettings | None = None) -> SampleSummary:
                 f"{len(removed)} of the {x.size} belonging samples did not invert like the others "
                 f"(more than {test.max_removed_fraction:.0%}): this model's inversions are unreliable "
                 f"at these settings; use more restarts"
+            )
+        unsettled = 0 if settled is None else sum(not bool(v) for v in settled)
+        if unsettled > test.max_removed_fraction * x.size:
+            problems.append(
+                f"{unsettled} of the {x.size} belonging samples' inversions were still improving when they "
+                f"ended (more than {test.max_removed_fraction:.0%}): the belonging distribution is unreliable "
+                f"for this model at these settings; use more steps or restarts"
             )
         if n_kept < test.min_kept or not std > 0:
             problems.append(
