@@ -34,7 +34,9 @@ CONFIGS: dict[str, InversionSettings] = {
     "paper-lr0.2": InversionSettings(steps=1500, lr=0.2, restarts=1, plateau_steps=0),
     "fast": PRESETS["fast"],            # the default preset (= ls-300-lm16)
     "fast-adam": PRESETS["fast-adam"],  # the default before the 64x64 tier
-    "fast-r4": InversionSettings(restarts=4),
+    "fast-lm48": replace(PRESETS["fast"], refine_steps=48),
+    "fast-r4": replace(PRESETS["fast"], restarts=4),
+    "fast-adam-r4": InversionSettings(restarts=4),
     "fast-lr0.1": InversionSettings(lr=0.1),
     "fast-lr0.05": InversionSettings(lr=0.05),
     "cand4": InversionSettings(candidates=4, warmup_steps=50),
