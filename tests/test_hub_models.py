@@ -269,7 +269,7 @@ def test_attribute_end_to_end_on_tiny_hub_models(monkeypatch, cm_dir, ddpm_dir, 
     # N = 5 belonging samples and 40 steps: the robust test rightly abstains ...
     out = attribute_batch([to_pil(fake), real], "cm-imagenet64-l2", steps=40, restarts=2, lr=0.1,
                           n_calibration=5, device="cpu")
-    assert [o.verdict for o in out] == ["inconclusive"] * 2 and "degenerate" in out[0].reasons[0]
+    assert [o.verdict for o in out] == ["inconclusive"] * 2 and any("degenerate" in r for r in out[0].reasons)
     # ... and the paper's test decides
     out = attribute_batch([to_pil(fake), real], "cm-imagenet64-l2", steps=40, restarts=2, lr=0.1,
                           n_calibration=5, device="cpu", test="paper")
