@@ -36,6 +36,9 @@ CONFIGS: dict[str, InversionSettings] = {
     "fast-adam": PRESETS["fast-adam"],  # the default before the 64x64 tier
     "fast-lm48": replace(PRESETS["fast"], refine_steps=48),
     "fast-r4": replace(PRESETS["fast"], restarts=4),
+    # fewer Adam steps, Levenberg-Marquardt with Broyden updates between fresh Jacobians (issue 15)
+    "ls-100-lm32-b4": replace(PRESETS["fast"], steps=100, refine_steps=32, refine_jacobian_every=4),
+    "ls-50-lm32-b4": replace(PRESETS["fast"], steps=50, refine_steps=32, refine_jacobian_every=4),
     "fast-adam-r4": InversionSettings(restarts=4),
     "fast-lr0.1": InversionSettings(lr=0.1),
     "fast-lr0.05": InversionSettings(lr=0.05),

@@ -88,6 +88,10 @@ class InversionSettings:
         refine_steps (int): Levenberg-Marquardt iterations after Adam (:mod:`ronan.refine`) on
             each image's best input, >= 0 (default 0: none). Only with the MSE distance and inputs
             of at most ``refine.MAX_DIM`` optimised entries; ignored otherwise.
+        refine_jacobian_every (int): >= 1; the refinement computes its finite-difference Jacobian
+            afresh every this many iterations of a row (and after a failed step, and before it
+            stops a row as converged) and keeps it up to date by Broyden's update in between,
+            one forward pass per iteration instead of d + 1 (default 1: afresh every iteration).
         learned_start (bool): the first starting point of every image comes from the model's
             inverse network (:mod:`ronan.starts`, trained once per model and cached), the others
             stay random; default False. Ignored for models it does not apply to (a fixed
@@ -108,9 +112,12 @@ class InversionSettings:
     warmup_steps: int = 0
     learned_start: bool = False
     refine_steps: int = 0
+    refine_jacobian_every: int = 1
 
     def __post_init__(self):
         limits.check_inversion(self.steps, self.restarts, self.candidates, self.lr)  # one-line LimitExceeded
+        if self.refine_jacobian_every < 1:
+            raise ValueError(f"refine_jacobian_every must be >= 1, not {self.refine_jacobian_every}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
         if (self.plateau_steps < 0 or self.plateau_steps % PLATEAU_CHECK_EVERY or not 0 < self.plateau_tol < 1
@@ -137,6 +144,8 @@ class InversionSettings:
             restarts += ", the first from the model's learned inverse"
         if self.refine_steps:
             restarts += f", then up to {self.refine_steps} Levenberg-Marquardt iterations on the best"
+            if self.refine_jacobian_every > 1:
+                restarts += f" (Jacobian afresh every {self.refine_jacobian_every}, Broyden between)"
         if not self.plateau_steps:
             return f"Adam lr {self.lr:g}, {self.steps} steps, {restarts}"
         drop = (f"its lr drops to {self.lr * self.plateau_lr_factor:g} once its loss improves by less than "
@@ -161,6 +170,8 @@ class InversionSettings:
             d.pop("learned_start")
         if not self.refine_steps:
             d.pop("refine_steps")
+        if self.refine_jacobian_every == 1:
+            d.pop("refine_jacobian_every")
         return d
 
 
@@ -169,9 +180,11 @@ with limits.presets_unbounded():  # the operator's bounds apply when a request u
         "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
         "fast": InversionSettings(steps=300, plateau_lr_drops=0, learned_start=True, refine_steps=16),
         "fast-adam": InversionSettings(),
+        "fast-b4": InversionSettings(steps=100, plateau_lr_drops=0, learned_start=True, refine_steps=32,
+                                     refine_jacobian_every=4),
     }
 DEFAULT_PRESET = "fast"
-FALLBACK_PRESETS = {"fast": "fast-adam"}
+FALLBACK_PRESETS = {"fast": "fast-adam", "fast-b4": "fast-adam"}
 """Preset used instead where the named one's Levenberg-Marquardt refinement cannot apply
 (a distance other than MSE, or more than ``refine.MAX_DIM`` optimised input entries)."""
 
@@ -567,7 +580,8 @@ def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min
 
     total = settings.steps + settings.refine_steps
     losses = [loss_min.clone()]
-    for it, value in refine(fn, inputs, images, iterations=settings.refine_steps, mask=mask):
+    for it, value in refine(fn, inputs, images, iterations=settings.refine_steps, mask=mask,
+                           jacobian_every=settings.refine_jacobian_every):
         if it < 0:
             break
         improved = value < loss_min.to(value.device)

@@ -12,6 +12,13 @@ is taken only when it lowers the loss, else lambda grows) on each row, with the 
 (edited) reconstruction by forward finite differences: ``d`` batched forward passes per iteration
 for an input of ``d`` optimised entries, no second-order autograd, any generator. Meant for
 inputs of up to a few hundred entries (:data:`MAX_DIM`); larger inputs are left to Adam.
+
+With ``jacobian_every=k > 1`` the finite-difference Jacobian is computed afresh only every ``k``
+iterations of a row, after a rejected step, and before a row may stop as converged; in between it
+is kept up to date by Broyden's rank-one update from the step just tried, so such an iteration
+costs one forward pass instead of ``d + 1`` (Broyden, 1965; the LM-Broyden variant of Madsen,
+Nielsen and Tingleff, "Methods for non-linear least squares problems", 2004, sec. 3.4). Kept
+Jacobians are held in memory up to :data:`JACOBIAN_BUDGET` bytes; rows beyond it recompute.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ EXACT = 1e-12
 """A loss at or below this is an exact reconstruction (float32 noise): the row stops, converged."""
 FD_EPS = 1e-3
 """Finite-difference step on the input (inputs are ~N(0, 1))."""
+JACOBIAN_BUDGET = 512 * 2**20
+"""Bytes of Jacobians kept between iterations when ``jacobian_every > 1`` (rows x entries x pixels
+x 4); the rows beyond it have theirs computed afresh every iteration."""
 
 
 def refinable(n_inputs: int, distance: str) -> bool:
@@ -49,6 +59,7 @@ def refine(
     chunk: int = 256,
     rows_per_jacobian: int = 16,
     tol: float = 1e-3,
+    jacobian_every: int = 1,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Refine ``inputs`` so that ``fn(inputs)`` matches ``targets`` in mean squared error.
 
@@ -60,11 +71,14 @@ def refine(
         iterations (int): most LM iterations, >= 1 (default 8).
         mask (Tensor | None): 1 on the input entries to optimise (a fixed condition has 0).
         chunk (int): images per forward pass (memory bound), default 256.
-        rows_per_jacobian (int): rows whose Jacobians are held at once (memory: rows x pixels
+        rows_per_jacobian (int): rows whose Jacobians are computed at once (memory: rows x pixels
             x entries floats), default 16.
-        tol (float): a row stops once an accepted step improves its loss by less than this
-            fraction (converged), once its loss is at most :data:`EXACT`, or when its damping
-            exceeds 1e8 (no step helps), default 1e-3.
+        tol (float): a row stops once an accepted step taken with a fresh Jacobian improves its
+            loss by less than this fraction (converged), once its loss is at most :data:`EXACT`,
+            or when its damping exceeds 1e8 (no step helps), default 1e-3.
+        jacobian_every (int): >= 1; 1 (default) computes the finite-difference Jacobian at every
+            iteration; ``k`` > 1 keeps it up to date with Broyden's update for ``k - 1``
+            iterations in between (see the module docstring).
 
     Yields:
         ``(iteration, losses)`` after each iteration (losses ``Tensor[B]``, the best so far),
@@ -73,6 +87,8 @@ def refine(
 
     The refined inputs are written into ``inputs`` in place; losses never increase.
     """
+    if jacobian_every < 1:
+        raise ValueError(f"jacobian_every must be >= 1, not {jacobian_every}")
     b = inputs.shape[0]
     shape = inputs.shape[1:]
     flat = inputs.reshape(b, -1)
@@ -80,36 +96,67 @@ def refine(
         torch.nonzero(mask.reshape(-1) > 0).squeeze(1).to(inputs.device)
     d = len(free)
     y = targets.flatten(1)
-    cur = (_forward(fn, inputs, chunk) - y).pow(2).mean(1)
+    out = _forward(fn, inputs, chunk)                         # the reconstruction at each row's input
+    cur = (out - y).pow(2).mean(1)
     lam = torch.full((b,), 1e-2, device=inputs.device)
     running = torch.ones(b, dtype=torch.bool, device=inputs.device)
     settled = torch.zeros(b, dtype=torch.bool, device=inputs.device)
+    age = torch.full((b,), jacobian_every, dtype=torch.long)  # iterations since the row's fresh Jacobian
+    keep_rows = 0 if jacobian_every == 1 else max(0, JACOBIAN_BUDGET // max(1, d * y.shape[1] * 4))
+    kept: dict[int, torch.Tensor] = {}                        # row -> its Jacobian [d, pixels] (Broyden)
     eye = torch.eye(d, device=inputs.device)
     for it in range(iterations):
         rows = torch.nonzero(running).squeeze(1)
         for part in rows.split(rows_per_jacobian):
             p = flat[part]
-            base = _forward(fn, p.view(len(part), *shape), chunk)
-            probe = p.repeat_interleave(d, 0)
-            probe[torch.arange(len(probe)), free.repeat(len(part))] += FD_EPS
-            jac = ((_forward(fn, probe.view(-1, *shape), chunk).view(len(part), d, -1) - base[:, None])
-                   / FD_EPS)                                  # [R, d, pixels]
+            if not keep_rows:  # every iteration from scratch, as before the Broyden option
+                out[part] = _forward(fn, p.view(len(part), *shape), chunk)
+            fresh = [i for i, r in enumerate(part.tolist()) if age[r] >= jacobian_every or r not in kept]
+            jac = torch.empty(len(part), d, y.shape[1], device=inputs.device)
+            for i, r in enumerate(part.tolist()):
+                if i not in fresh:
+                    jac[i] = kept[r]
+            if fresh:
+                f = torch.tensor(fresh, device=inputs.device)
+                probe = p[f].repeat_interleave(d, 0)
+                probe[torch.arange(len(probe)), free.repeat(len(f))] += FD_EPS
+                jac[f] = (_forward(fn, probe.view(-1, *shape), chunk).view(len(f), d, -1) - out[part][f][:, None]) \
+                    / FD_EPS                                  # [R, d, pixels]
+                age[part[f].cpu()] = 0
+            res = out[part] - y[part]
             jtj = jac @ jac.transpose(1, 2)                   # [R, d, d]
-            grad = jac @ (base - y[part]).unsqueeze(2)        # [R, d, 1]
+            grad = jac @ res.unsqueeze(2)                     # [R, d, 1]
             damp = lam[part, None, None] * (torch.diagonal(jtj, dim1=1, dim2=2).unsqueeze(2) * eye + 1e-9 * eye)
             step = torch.linalg.solve(jtj + damp, grad).squeeze(2)
             cand = p.clone()
             cand[:, free] -= step
-            new = (_forward(fn, cand.view(len(part), *shape), chunk) - y[part]).pow(2).mean(1)
-            new = torch.nan_to_num(new, nan=float("inf"))
+            cand_out = _forward(fn, cand.view(len(part), *shape), chunk)
+            new = torch.nan_to_num((cand_out - y[part]).pow(2).mean(1), nan=float("inf"))
             ok = new < cur[part]
             gain = (cur[part] - new) / cur[part].clamp_min(1e-30)
+            was_fresh = age[part.cpu()].to(inputs.device) == 0
+            old_out = out[part]
             flat[part] = torch.where(ok.unsqueeze(1), cand, p)
+            out[part] = torch.where(ok.unsqueeze(1), cand_out, old_out)
             cur[part] = torch.where(ok, new, cur[part])
             lam[part] = torch.where(ok, lam[part] / 3, lam[part] * 4)
-            done = (ok & (gain < tol)) | (lam[part] > 1e8) | (cur[part] <= EXACT)
+            done = (ok & (gain < tol) & was_fresh) | (lam[part] > 1e8) | (cur[part] <= EXACT)
             settled[part] |= done
             running[part] &= ~done
+            if not keep_rows:
+                continue
+            # Broyden's update from the step tried (accepted or not): J += (dr - J s) s^T / (s^T s)
+            moved = -step
+            miss = (cand_out - old_out) - (jac.transpose(1, 2) @ moved.unsqueeze(2)).squeeze(2)
+            jac = jac + moved.unsqueeze(2) * (miss / moved.pow(2).sum(1, keepdim=True).clamp_min(1e-30)).unsqueeze(1)
+            # a stale Jacobian that failed or stalled is computed afresh next time
+            stale = (~was_fresh & (~ok | (gain < tol))).tolist()
+            for i, r in enumerate(part.tolist()):
+                if bool(done[i]):
+                    kept.pop(r, None)
+                elif r in kept or len(kept) < keep_rows:
+                    kept[r] = jac[i]
+                    age[r] = jacobian_every if stale[i] else age[r] + 1
         yield it + 1, cur.clone()
         if not running.any():
             break
