@@ -41,7 +41,7 @@ from ronan.attribution import attribute_batch  # noqa: E402
 from ronan.calibration import calibrate_losses, get_distribution  # noqa: E402
 from ronan.generation import as_uploads, generate_pil  # noqa: E402
 from ronan.images import load_image  # noqa: E402
-from ronan.inversion import invert, resolve_settings  # noqa: E402
+from ronan.inversion import DEFAULT_PRESET, invert, resolve_settings  # noqa: E402
 from ronan.models.registry import default_reference, load_model  # noqa: E402
 from ronan.provenance import environment  # noqa: E402
 from ronan.models.registry import FAMILIES, read_card, weights_path  # noqa: E402
@@ -121,6 +121,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of text")
     p.add_argument("--json-out", help="also write the JSON figures to this file")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--preset", default=None, help="our preset (default: the default preset)")
     p.add_argument("--repeats", type=int, default=3, help="timings of ours repeated; median reported (default 3)")
     p.add_argument("--n-paper", type=int, default=None, help="images through the paper loop (default 20; quick 2)")
     p.add_argument("--n-batch", type=int, default=None, help="images in our batch (default 100; quick 20)")
@@ -137,17 +138,17 @@ def main() -> None:
     images = as_uploads(generate_pil(model, half, 2024), name) + [
         load_image(f) for f in sorted(real_test_folder(model).glob("*.png"))[:half]]
     truth = [True] * half + [False] * half
-    attribute_batch(images[:1], name)  # warm-up: models, caches, allocator
+    attribute_batch(images[:1], name, preset=args.preset)  # warm-up: models, caches, allocator
 
     # (b) ours: one query at a time, then the whole batch
     pick = list(range(n_paper // 2)) + list(range(half, half + n_paper - n_paper // 2))
     singles, batches = [], []
     for _ in range(max(args.repeats, 1)):
         t0 = time.perf_counter()
-        ours_single = [attribute_batch([images[i]], name)[0] for i in pick]
+        ours_single = [attribute_batch([images[i]], name, preset=args.preset)[0] for i in pick]
         singles.append((time.perf_counter() - t0) / len(pick))
         t0 = time.perf_counter()
-        ours_batch = attribute_batch(images, name)
+        ours_batch = attribute_batch(images, name, preset=args.preset)
         batches.append((time.perf_counter() - t0) / len(images))
     ours_s, ours_batch_s = statistics.median(singles), statistics.median(batches)
     differ = [{"image": images[i].name, "single": [s.verdict, s.loss, s.reference_loss],
@@ -181,7 +182,7 @@ def main() -> None:
         breakdown["ours_paper_preset_single_s_per_image"] = (time.perf_counter() - t0) / len(two)
 
     # engine efficiency: the model's inversion of the whole batch vs raw passes on the same rows
-    settings = replace(resolve_settings(model=model), refine_steps=0)
+    settings = replace(resolve_settings(args.preset, model=model), refine_steps=0)
     if model.expand_restarts(settings.restarts) != 1:
         raise SystemExit("the efficiency figure assumes one row per image (e.g. dcgan-fmnist)")
     x = torch.stack([model.preprocess(li.image) for li in images])
@@ -208,7 +209,8 @@ def main() -> None:
         "batch_steps_belonging": sum(r.steps_run for r in ours_batch[:half]) / half,
         "batch_steps_real": sum(r.steps_run for r in ours_batch[half:]) / (len(images) - half),
         "batch_steps_reference": sum(r.reference_steps_run for r in ours_batch) / len(images),
-        "ours_settings": settings.to_dict(), **breakdown,
+        "ours_preset": args.preset or DEFAULT_PRESET, "ours_settings": resolve_settings(args.preset, model=model).to_dict(),
+        **breakdown,
     }
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n")
@@ -217,7 +219,7 @@ def main() -> None:
         return
     env = out["environment"]
     print(f"model {name}, reference {ref_name}, {out['threads']} threads, CPU {env['cpu']} "
-          f"({env['cpu_capability']} kernels); ours: median of {len(singles)} runs")
+          f"({env['cpu_capability']} kernels); ours: preset {out['ours_preset']}, median of {len(singles)} runs")
     print(f"(a) paper loop : {paper_s:7.2f} s/image (one image at a time), accuracy {out['paper_accuracy']:.2f} "
           f"on {len(pick)} images")
     print(f"(b) ours single: {ours_s:7.3f} s/image   -> {out['single_ratio']:.1f}x faster")

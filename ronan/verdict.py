@@ -22,6 +22,11 @@ Inconclusive rules (mode ``"robust"``; each gives a one-line reason):
 * *unreliable sample*: more than ``max_removed_fraction`` (10%) of the belonging samples were
   removed as failed inversions — the model's inversions are unreliable at these settings;
 * *degenerate sample*: fewer than ``min_kept`` (10) values are left, or their spread is 0;
+* *scattered sample*: the kept values' standard deviation in the log domain exceeds
+  ``max_log_spread`` (1.5; the threshold is then more than ~150x their median): the model's own
+  images do not reconstruct consistently at these settings (e.g. inverting through a crop), so
+  any threshold wide enough for them also admits images it did not make (measured: healthy
+  samples 0.13-0.73 on every bundled model, edits included; failing ones 2.1-3.8);
 * *unsettled query*: the test says non-belonging but the query's inversion on M was still
   improving (by more than 10% over its last 100 steps) when it ended — more steps might
   reach the belonging range. A belonging outcome needs no settling: the loss already
@@ -56,6 +61,9 @@ class DecisionSettings:
         max_removed_fraction (float): robust mode: above this fraction of removed samples the
             sample is unreliable and every verdict is inconclusive; default 0.1.
         min_kept (int): robust mode: fewest values left for a verdict; default 10.
+        max_log_spread (float): robust mode: above this standard deviation of the kept log values
+            the sample is too scattered to separate anything and every verdict is inconclusive;
+            default 1.5.
     """
 
     mode: str = DEFAULT_TEST
@@ -63,6 +71,7 @@ class DecisionSettings:
     outlier_alpha: float = 0.05
     max_removed_fraction: float = 0.1
     min_kept: int = 10
+    max_log_spread: float = 1.5
 
     def __post_init__(self):
         if self.mode not in TEST_MODES:
@@ -71,8 +80,8 @@ class DecisionSettings:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < v < 1.0):
                 raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {v!r}")
-        if not 0.0 <= self.max_removed_fraction < 1.0 or self.min_kept < 3:
-            raise ValueError("max_removed_fraction must be in [0, 1) and min_kept >= 3")
+        if not 0.0 <= self.max_removed_fraction < 1.0 or self.min_kept < 3 or not self.max_log_spread > 0:
+            raise ValueError("max_removed_fraction must be in [0, 1), min_kept >= 3 and max_log_spread > 0")
 
     @property
     def log_domain(self) -> bool:
@@ -162,6 +171,12 @@ def summarize(values, test: DecisionSettings | None = None, settled=None) -> Sam
                 f"{unsettled} of the {x.size} belonging samples' inversions were still improving when they "
                 f"ended (more than {test.max_removed_fraction:.0%}): the belonging distribution is unreliable "
                 f"for this model at these settings; use more steps or restarts"
+            )
+        if domain == "log" and std > test.max_log_spread:
+            problems.append(
+                f"the belonging samples' losses are scattered over orders of magnitude (standard deviation "
+                f"{std:.2f} of their logarithms, more than {test.max_log_spread:g}): the model does not reconstruct "
+                f"its own images consistently at these settings, so no threshold separates them from others"
             )
         if n_kept < test.min_kept or not std > 0:
             problems.append(

@@ -96,7 +96,7 @@ def test_nan_is_never_belonging():
 
 
 @pytest.mark.parametrize("bad", [dict(mode="x"), dict(alpha=0), dict(alpha=1.5), dict(outlier_alpha=-1),
-                                 dict(max_removed_fraction=1.0), dict(min_kept=2)])
+                                 dict(max_removed_fraction=1.0), dict(min_kept=2), dict(max_log_spread=0)])
 def test_invalid_test_settings(bad):
     with pytest.raises(ValueError):
         DecisionSettings(**bad)
@@ -113,3 +113,19 @@ def test_a_sample_of_unsettled_inversions_makes_every_verdict_inconclusive():
         d = decide(v, many)
         assert d.verdict == "inconclusive" and "still improving" in d.reasons[0]
     assert decide(1.0, summarize(sample, DecisionSettings(mode="paper"), settled=[False] * 100)).verdict != "inconclusive"
+
+
+def test_a_scattered_sample_makes_every_verdict_inconclusive():
+    """Belonging losses spread over orders of magnitude (inverting through a crop: log standard deviation
+    2.1; healthy samples of every bundled model: 0.13-0.73) put the log-domain threshold hundreds of times
+    above their median, where real images pass: the robust test abstains; the paper's test still decides."""
+    healthy = summarize(belonging_sample(spread=0.7), DecisionSettings())
+    assert not healthy.problems and decide(1.0, healthy).verdict == "non-belonging"
+    scattered = belonging_sample(spread=2.0)
+    s = summarize(scattered, DecisionSettings())
+    assert s.threshold > 100 * np.median(scattered)
+    for v in (np.median(scattered), 50 * np.median(scattered)):
+        d = decide(v, s)
+        assert d.verdict == "inconclusive" and "scattered" in d.reasons[0]
+    assert decide(50 * np.median(scattered), summarize(scattered, DecisionSettings(mode="paper"))).verdict != "inconclusive"
+    assert not summarize(scattered, DecisionSettings(max_log_spread=2.5)).problems
