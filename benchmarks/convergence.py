@@ -32,10 +32,11 @@ from ronan.models.registry import load_model  # noqa: E402
 CONFIGS: dict[str, InversionSettings] = {
     "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
     "paper-lr0.2": InversionSettings(steps=1500, lr=0.2, restarts=1, plateau_steps=0),
-    "fast": PRESETS["fast"],            # the default preset (= ls-300-lm16)
+    "fast": PRESETS["fast"],            # the default preset (= ls-100-lm32-b4)
+    "fast-lm16": PRESETS["fast-lm16"],  # the default before (= ls-300-lm16)
     "fast-adam": PRESETS["fast-adam"],  # the default before the 64x64 tier
-    "fast-lm48": replace(PRESETS["fast"], refine_steps=48),
-    "fast-r4": replace(PRESETS["fast"], restarts=4),
+    "fast-lm48": replace(PRESETS["fast-lm16"], refine_steps=48),
+    "fast-r4": replace(PRESETS["fast-lm16"], restarts=4),
     # fewer Adam steps, Levenberg-Marquardt with Broyden updates between fresh Jacobians (issue 15)
     "ls-100-lm32-b4": replace(PRESETS["fast"], steps=100, refine_steps=32, refine_jacobian_every=4),
     "ls-50-lm32-b4": replace(PRESETS["fast"], steps=50, refine_steps=32, refine_jacobian_every=4),

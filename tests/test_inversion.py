@@ -337,9 +337,9 @@ def test_broyden_refinement_reaches_the_floor_with_fewer_forward_passes(tiny_dcg
 
 
 def test_the_broyden_setting_keys_only_when_used():
-    plain = resolve_settings("fast")
+    plain = resolve_settings("fast-lm16")                       # the default before the Broyden option
     assert "refine_jacobian_every" not in plain.to_dict()       # caches built before it keep their keys
-    broyden = replace(plain, refine_jacobian_every=4)
+    broyden = resolve_settings("fast")
     assert broyden.to_dict()["refine_jacobian_every"] == 4 and "Broyden" in broyden.describe()
     with pytest.raises(ValueError, match="refine_jacobian_every"):
         replace(plain, refine_jacobian_every=0)
