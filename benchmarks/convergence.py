@@ -40,6 +40,13 @@ CONFIGS: dict[str, InversionSettings] = {
     # fewer Adam steps, Levenberg-Marquardt with Broyden updates between fresh Jacobians (issue 15)
     "ls-100-lm32-b4": replace(PRESETS["fast"], steps=100, refine_steps=32, refine_jacobian_every=4),
     "ls-50-lm32-b4": replace(PRESETS["fast"], steps=50, refine_steps=32, refine_jacobian_every=4),
+    "ls-300-adam": replace(PRESETS["fast-lm16"], refine_steps=0),
+    "ls-100-lm16": replace(PRESETS["fast-lm16"], steps=100),
+    "ls-50-lm16": replace(PRESETS["fast-lm16"], steps=50),
+    "ls-20-lm16": replace(PRESETS["fast-lm16"], steps=20),
+    "ls-100-lm16-b4": replace(PRESETS["fast-lm16"], steps=100, refine_jacobian_every=4),
+    "ls-100-lm16-b8": replace(PRESETS["fast-lm16"], steps=100, refine_jacobian_every=8),
+    "ls-100-lm32-b8": replace(PRESETS["fast"], refine_jacobian_every=8),
     "fast-adam-r4": InversionSettings(restarts=4),
     "fast-lr0.1": InversionSettings(lr=0.1),
     "fast-lr0.05": InversionSettings(lr=0.05),

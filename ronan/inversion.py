@@ -186,11 +186,9 @@ with limits.presets_unbounded():  # the operator's bounds apply when a request u
                                   refine_jacobian_every=4),
         "fast-lm16": InversionSettings(steps=300, plateau_lr_drops=0, learned_start=True, refine_steps=16),
         "fast-adam": InversionSettings(),
-        "fast-b4": InversionSettings(steps=100, plateau_lr_drops=0, learned_start=True, refine_steps=32,
-                                     refine_jacobian_every=4),  # TEMPORARY alias while caches rebuild
     }
 DEFAULT_PRESET = "fast"
-FALLBACK_PRESETS = {"fast": "fast-adam", "fast-lm16": "fast-adam", "fast-b4": "fast-adam"}
+FALLBACK_PRESETS = {"fast": "fast-adam", "fast-lm16": "fast-adam"}
 """Preset used instead where the named one's Levenberg-Marquardt refinement cannot apply
 (a distance other than MSE, or more than ``refine.MAX_DIM`` optimised input entries)."""
 
