@@ -93,8 +93,8 @@ class InversionSettings:
             each image's best input, >= 0 (default 0: none). Only with the MSE distance and inputs
             of at most ``refine.MAX_DIM`` optimised entries; ignored otherwise.
         refine_jacobian_every (int): >= 1; the refinement computes its finite-difference Jacobian
-            afresh every this many iterations of a row (and after a failed step, and before it
-            stops a row as converged) and keeps it up to date by Broyden's update in between,
+            afresh every this many iterations of a row (and after a step that failed or stalled
+            with an updated Jacobian, and before it stops a row as converged) and keeps it up to date by Broyden's update in between,
             one forward pass per iteration instead of d + 1 (default 1: afresh every iteration).
         learned_start (bool): the first starting point of every image comes from the model's
             inverse network (:mod:`ronan.starts`, trained once per model and cached), the others

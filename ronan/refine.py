@@ -14,8 +14,9 @@ for an input of ``d`` optimised entries, no second-order autograd, any generator
 inputs of up to a few hundred entries (:data:`MAX_DIM`); larger inputs are left to Adam.
 
 With ``jacobian_every=k > 1`` the finite-difference Jacobian is computed afresh only every ``k``
-iterations of a row, after a rejected step, and before a row may stop as converged; in between it
-is kept up to date by Broyden's rank-one update from the step just tried, so such an iteration
+iterations of a row, after a step that failed or stalled with an updated (not fresh) Jacobian, and
+before a row may stop as converged; in between it is kept up to date by Broyden's rank-one update
+from the step just tried, so such an iteration
 costs one forward pass instead of ``d + 1`` (Broyden, 1965; the LM-Broyden variant of Madsen,
 Nielsen and Tingleff, "Methods for non-linear least squares problems", 2004, sec. 3.4). Kept
 Jacobians are held in memory up to :data:`JACOBIAN_BUDGET` bytes; rows beyond it recompute.
@@ -111,10 +112,12 @@ def refine(
             p = flat[part]
             if not keep_rows:  # every iteration from scratch, as before the Broyden option
                 out[part] = _forward(fn, p.view(len(part), *shape), chunk)
-            fresh = [i for i, r in enumerate(part.tolist()) if age[r] >= jacobian_every or r not in kept]
             jac = torch.empty(len(part), d, y.shape[1], device=inputs.device)
+            fresh = []
             for i, r in enumerate(part.tolist()):
-                if i not in fresh:
+                if age[r] >= jacobian_every or r not in kept:
+                    fresh.append(i)
+                else:
                     jac[i] = kept[r]
             if fresh:
                 f = torch.tensor(fresh, device=inputs.device)
