@@ -44,6 +44,7 @@ from ronan.evaluation import confusion, roc_auc, verdicts  # noqa: E402
 from ronan.generation import as_uploads, generate_pil  # noqa: E402
 from ronan.images import load_image  # noqa: E402
 from ronan.inversion import resolve_settings  # noqa: E402
+from ronan.limits import effective_precision  # noqa: E402
 from ronan.models.registry import default_reference, load_model  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
@@ -113,17 +114,24 @@ def main() -> None:
     p.add_argument("--tests", nargs="*", default=["robust", "paper"])
     p.add_argument("--no-raw", action="store_true", help="skip the rows without calibration")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
+                   help="autocast of the generator on CUDA (default: the preset's, fp32)")
     p.add_argument("--json-out", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    model = load_model(args.model, args.device)
     ref = default_reference(model) if args.reference == "default" else (None if args.reference == "none"
                                                                         else args.reference)
-    kw = dict(reference=ref, preset=args.preset, edit_mode=args.edit_mode)
+    kw = dict(reference=ref, preset=args.preset, edit_mode=args.edit_mode, device=args.device,
+              precision=args.precision)
+    precision = effective_precision(args.precision, model.device)  # autocast on CUDA only, as prepare() does
+    overrides = {} if precision is None else {"precision": precision}
     calibrations = [True] if args.no_raw else [True, False]
     bel_pristine = as_uploads(generate_pil(model, args.n, 1000), args.model)
     others = {s: source_images(s, model, args.n) for s in args.others}
-    out = {"model": args.model, "reference": ref, "n": args.n, "preset": args.preset, "rows": [], "timings": {}}
+    out = {"model": args.model, "reference": ref, "n": args.n, "preset": args.preset, "device": args.device,
+           "precision": args.precision or "fp32", "rows": [], "timings": {}}
     for edit in [None] + list(args.edits):
         assume = args.assume or ("auto" if edit is None or edit.split(":")[0] in DETECTABLE else edit)
         t0 = time.perf_counter()
@@ -131,7 +139,8 @@ def main() -> None:
         t_bel = time.perf_counter() - t0
         r0 = bel[0]
         assumption = resolve_edit(None, model.image_size, model.channels, r0.edit if r0.edit != "none" else "none")
-        dist = get_distribution(model, load_model(ref) if ref else None, settings=resolve_settings(args.preset, model=model),
+        settings = resolve_settings(args.preset, model=model, **overrides)
+        dist = get_distribution(model, load_model(ref) if ref else None, settings=settings,
                                 build=False, edit=assumption, edit_mode=r0.edit_mode or "samples")
         label = "" if edit is None else f" [{edit}; assumed {r0.edit} ({r0.edit_source}, mode {r0.edit_mode})]"
         print(f"\n{args.model}{label}: belonging distribution {dist.n} samples, removed "

@@ -9,6 +9,7 @@ from PIL import Image
 
 from .images import LoadedImage, load_image, to_pil
 from .models.base import Generator
+from .precision import autocast
 from .seeding import rng
 
 
@@ -29,7 +30,7 @@ def generate(model: Generator, n: int, seed: int = 0, *, purpose: str = "generat
         batch (int): images per forward pass (memory bound), default 256.
     """
     inputs = model.sample_inputs(n, rng(seed, purpose))
-    with torch.no_grad():
+    with torch.no_grad(), autocast(model.device, "fp32"):  # exact fp32 on CUDA too (no TF32)
         out = [model.generate(inputs[i : i + batch]).float().cpu() for i in range(0, n, batch)]
     return quantize(torch.cat(out))
 

@@ -32,7 +32,6 @@ learning rate per row.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -44,6 +43,7 @@ from . import limits
 from .distances import Distance, get_distance
 from .errors import Cancelled
 from .models.base import Generator
+from .precision import autocast
 from .seeding import rng
 
 
@@ -66,7 +66,9 @@ class InversionSettings:
             multiply them (see ``Generator.expand_restarts``).
         betas (tuple[float, float]): Adam betas (default (0.9, 0.999), torch's default).
         precision (str): ``"fp32"`` (default), or ``"bf16"``/``"fp16"`` autocast of the
-            generator on CUDA (ignored elsewhere; losses are always computed in fp32).
+            generator's Adam steps on CUDA (ignored elsewhere). Losses, the Levenberg-Marquardt
+            refinement and the final reconstruction are always fp32, and fp32 on CUDA means
+            IEEE fp32 (TF32 off while an inversion runs, see :func:`ronan.precision.exact_fp32`).
         plateau_steps (int): early stopping window W in steps, a multiple of
             ``PLATEAU_CHECK_EVERY`` (10), default 100; 0 runs every row for ``steps`` steps,
             as the paper does. With W > 0, every 10 steps each row (image x restart) whose best
@@ -303,13 +305,6 @@ def settled_curve(curve: torch.Tensor, window: int = SETTLE_WINDOW, tol: float =
     return bool(best[-1] >= (1.0 - tol) * best[-1 - window])
 
 
-def _autocast(device: torch.device, precision: str):
-    if device.type == "cuda" and precision in ("bf16", "fp16"):
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
-
-
 def invert_stream(
     generator: Generator,
     images: torch.Tensor,
@@ -378,7 +373,7 @@ def invert_stream(
     stopped = False
     # 3. run: Adam steps until the cap, a stop, or every row stopped by the plateau rule
     while True:
-        with _autocast(device, settings.precision):
+        with autocast(device, settings.precision):
             recon = generator.generate(params)
         loss = dist(recon.float() if transform is None else transform(recon.float()), targets)
         with torch.no_grad():
@@ -457,7 +452,7 @@ def invert_stream(
     if settings.refine_steps and not stopped and _refinable(generator, mask, dist.name):
         lm_settled = yield from _refine_phase(generator, inputs, images, mask, transform, settings, loss_min,
                                               history, image_steps, step, t0, should_stop)
-    with torch.no_grad(), _autocast(device, settings.precision):
+    with torch.no_grad(), autocast(device, "fp32"):
         recons = generator.generate(inputs).float()
     history_t = torch.stack(history).cpu()
     if lm_settled is not None:
@@ -577,8 +572,8 @@ def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min
     """
     from .refine import refine
 
-    def fn(p):
-        with _autocast(generator.device, settings.precision):
+    def fn(p):  # always fp32: finite differences of bf16/fp16 outputs are rounding noise
+        with autocast(generator.device, "fp32"):
             out = generator.generate(p).float()
         return out if transform is None else transform(out)
 
