@@ -90,6 +90,12 @@ def rows_for(source: str, bel: list, non: list, dist, tests: list[str], calibrat
     return rows
 
 
+def per_image(results: list) -> list[dict]:
+    """The numbers behind each verdict (for re-deciding with other rules offline)."""
+    return [{"loss": r.loss, "reference_loss": r.reference_loss, "calibrated_loss": r.calibrated_loss,
+             "settled": r.settled, "verdict": r.verdict} for r in results]
+
+
 def print_rows(rows: list[dict]) -> None:
     print(f"| {'non-belonging source':38s} | test, calibration      |  TP |  FN |  TN |  FP | Inc |    Acc |   FPR |   AUC |")
     print(f"|{'-' * 40}|{'-' * 24}|-----|-----|-----|-----|-----|--------|-------|-------|")
@@ -108,6 +114,7 @@ def main() -> None:
     p.add_argument("--assume", default=None, help="edit assumption for edit rows (default: auto where "
                                                   "detectable, else the edit itself)")
     p.add_argument("--edit-mode", default=None, choices=["samples", "through"])
+    p.add_argument("--skip-pristine", action="store_true", help="only the edit rows (the unedited row runs first otherwise)")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--preset", default=None)
     p.add_argument("--reference", default="default")
@@ -131,8 +138,8 @@ def main() -> None:
     bel_pristine = as_uploads(generate_pil(model, args.n, 1000), args.model)
     others = {s: source_images(s, model, args.n) for s in args.others}
     out = {"model": args.model, "reference": ref, "n": args.n, "preset": args.preset, "device": args.device,
-           "precision": args.precision or "fp32", "rows": [], "timings": {}}
-    for edit in [None] + list(args.edits):
+           "precision": args.precision or "fp32", "rows": [], "timings": {}, "images": {}}
+    for edit in ([] if args.skip_pristine else [None]) + list(args.edits):
         assume = args.assume or ("auto" if edit is None or edit.split(":")[0] in DETECTABLE else edit)
         t0 = time.perf_counter()
         bel = attribute_batch(edited(bel_pristine, edit), model, edit=assume, **kw)
@@ -147,15 +154,17 @@ def main() -> None:
               f"{r0.n_removed}; threshold A' < {r0.threshold:.3g}; belonging: {args.n} images, "
               f"{t_bel / args.n:.2f} s/image", flush=True)
         rows = []
+        out["images"][f"belonging{label}"] = per_image(bel)
         for src, images in others.items():
             t0 = time.perf_counter()
             non = attribute_batch(edited(images, edit), model, edit=assume, **kw)
             out["timings"][f"{src}{label}"] = round((time.perf_counter() - t0) / len(images), 3)
+            out["images"][f"{src}{label}"] = per_image(non)
             rows += rows_for(src + label, bel, non, dist, args.tests, calibrations)
         print_rows(rows)
         out["rows"] += rows
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(out, indent=1) + "\n")
+        if args.json_out:  # after every row: a long run stopped early keeps what it measured
+            Path(args.json_out).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
