@@ -96,8 +96,9 @@ class InversionSettings:
             of at most ``refine.MAX_DIM`` optimised entries; ignored otherwise.
         refine_jacobian_every (int): >= 1; the refinement computes its finite-difference Jacobian
             afresh every this many iterations of a row (and after a step that failed or stalled
-            with an updated Jacobian, and before it stops a row as converged) and keeps it up to date by Broyden's update in between,
-            one forward pass per iteration instead of d + 1 (default 1: afresh every iteration).
+            with an updated Jacobian, and before it stops a row as converged) and keeps it up to
+            date by Broyden's update in between, one forward pass per iteration instead of d + 1
+            (default 1: afresh every iteration).
         learned_start (bool): the first starting point of every image comes from the model's
             inverse network (:mod:`ronan.starts`, trained once per model and cached), the others
             stay random; default False. Ignored for models it does not apply to (a fixed

@@ -16,9 +16,9 @@ inputs of up to a few hundred entries (:data:`MAX_DIM`); larger inputs are left 
 With ``jacobian_every=k > 1`` the finite-difference Jacobian is computed afresh only every ``k``
 iterations of a row, after a step that failed or stalled with an updated (not fresh) Jacobian, and
 before a row may stop as converged; in between it is kept up to date by Broyden's rank-one update
-from the step just tried, so such an iteration
-costs one forward pass instead of ``d + 1`` (Broyden, 1965; the LM-Broyden variant of Madsen,
-Nielsen and Tingleff, "Methods for non-linear least squares problems", 2004, sec. 3.4). Kept
+from the step just tried, so such an iteration costs one forward pass instead of ``d + 1``
+(Broyden, 1965; the LM-Broyden variant of Madsen, Nielsen and Tingleff, "Methods for non-linear
+least squares problems", 2004, sec. 3.4). Kept
 Jacobians are held in memory up to :data:`JACOBIAN_BUDGET` bytes; rows beyond it recompute.
 """
 
