@@ -18,6 +18,10 @@ With ``--edits``, each edit is applied to every image of *both* groups exactly a
 detected from the file (``auto``) where it can be (JPEG, resize), declared otherwise (crop, noise,
 filter) — or as ``--assume`` says (e.g. ``robust``).
 
+The contrast check (``--contrast``, default ``auto``: edited rows; :mod:`ronan.contrast`) uses
+files 100-199 of the tier's held-out folder; ``real-test`` queries are its first ``--n`` (<= 100)
+files, so no picture is both.
+
 Columns: TP FN (belonging judged belonging / not), TN FP, Inc (inconclusive, belonging +
 non-belonging; counted as errors in Acc), Acc, FPR = FP / non-belonging, AUC of the (calibrated)
 loss. Timing: seconds per image of the batch runs (1 torch thread, inversions on M and M_r side by
@@ -38,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ronan.attribution import attribute_batch  # noqa: E402
 from ronan.calibration import get_distribution  # noqa: E402
+from ronan.contrast import FIRST_FILE, bundled_set  # noqa: E402
 from ronan.edits import parse_edit  # noqa: E402
 from ronan.edits.policy import resolve_edit  # noqa: E402
 from ronan.evaluation import confusion, roc_auc, verdicts  # noqa: E402
@@ -74,14 +79,15 @@ def edited(images: list, spec: str | None) -> list:
     return out
 
 
-def rows_for(source: str, bel: list, non: list, dist, tests: list[str], calibrations: list[bool]) -> list[dict]:
+def rows_for(source: str, bel: list, non: list, dist, tests: list[str], calibrations: list[bool],
+             contrast=None) -> list[dict]:
     rows = []
     for calibrated in calibrations:
         if calibrated and bel[0].reference is None:
             continue
         for test in tests:
-            vb = verdicts(bel, dist, test=test, calibrated=calibrated)
-            vn = verdicts(non, dist, test=test, calibrated=calibrated)
+            vb = verdicts(bel, dist, test=test, calibrated=calibrated, contrast_distribution=contrast)
+            vn = verdicts(non, dist, test=test, calibrated=calibrated, contrast_distribution=contrast)
             row = confusion(vb, vn)
             key = "calibrated_loss" if calibrated else "loss"
             row["auc"] = roc_auc([getattr(r, key) for r in bel], [getattr(r, key) for r in non])
@@ -93,7 +99,8 @@ def rows_for(source: str, bel: list, non: list, dist, tests: list[str], calibrat
 def per_image(results: list) -> list[dict]:
     """The numbers behind each verdict (for re-deciding with other rules offline)."""
     return [{"loss": r.loss, "reference_loss": r.reference_loss, "calibrated_loss": r.calibrated_loss,
-             "settled": r.settled, "verdict": r.verdict} for r in results]
+             "settled": r.settled, "verdict": r.verdict, "test_verdict": r.test_verdict,
+             "contrast": r.contrast} for r in results]
 
 
 def print_rows(rows: list[dict]) -> None:
@@ -114,6 +121,8 @@ def main() -> None:
     p.add_argument("--assume", default=None, help="edit assumption for edit rows (default: auto where "
                                                   "detectable, else the edit itself)")
     p.add_argument("--edit-mode", default=None, choices=["samples", "through"])
+    p.add_argument("--contrast", default="auto", choices=["auto", "on", "off"],
+                   help="the contrast check (ronan.contrast): auto (default: edited rows), on, off")
     p.add_argument("--skip-pristine", action="store_true", help="only the edit rows (the unedited row runs first otherwise)")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--preset", default=None)
@@ -126,12 +135,14 @@ def main() -> None:
                    help="autocast of the generator on CUDA (default: the preset's, fp32)")
     p.add_argument("--json-out", default=None)
     args = p.parse_args()
+    if "real-test" in args.others and args.n > FIRST_FILE:
+        p.error(f"--n {args.n}: real-test queries must stay below file {FIRST_FILE} (the contrast set's first)")
     torch.set_num_threads(args.threads)
     model = load_model(args.model, args.device)
     ref = default_reference(model) if args.reference == "default" else (None if args.reference == "none"
                                                                         else args.reference)
     kw = dict(reference=ref, preset=args.preset, edit_mode=args.edit_mode, device=args.device,
-              precision=args.precision)
+              precision=args.precision, contrast=args.contrast)
     precision = effective_precision(args.precision, model.device)  # autocast on CUDA only, as prepare() does
     overrides = {} if precision is None else {"precision": precision}
     calibrations = [True] if args.no_raw else [True, False]
@@ -147,12 +158,21 @@ def main() -> None:
         r0 = bel[0]
         assumption = resolve_edit(None, model.image_size, model.channels, r0.edit if r0.edit != "none" else "none")
         settings = resolve_settings(args.preset, model=model, **overrides)
-        dist = get_distribution(model, load_model(ref) if ref else None, settings=settings,
+        ref_model = load_model(ref, args.device) if ref else None
+        dist = get_distribution(model, ref_model, settings=settings,
                                 build=False, edit=assumption, edit_mode=r0.edit_mode or "samples")
+        contrast = None
+        if r0.contrast and r0.contrast["n"]:
+            pictures = bundled_set(model)
+            contrast = get_distribution(model, ref_model, settings=settings, n=len(pictures), build=False,
+                                        edit=assumption, edit_mode=r0.edit_mode or "samples", pictures=pictures)
         label = "" if edit is None else f" [{edit}; assumed {r0.edit} ({r0.edit_source}, mode {r0.edit_mode})]"
         print(f"\n{args.model}{label}: belonging distribution {dist.n} samples, removed "
               f"{r0.n_removed}; threshold A' < {r0.threshold:.3g}; belonging: {args.n} images, "
               f"{t_bel / args.n:.2f} s/image", flush=True)
+        if contrast is not None:
+            print(f"contrast check: {contrast.pictures['set']}, same edit, A' from {min(contrast.values):.3g} "
+                  f"(5% quantile {sorted(contrast.values)[len(contrast.values) // 20]:.3g})", flush=True)
         rows = []
         out["images"][f"belonging{label}"] = per_image(bel)
         for src, images in others.items():
@@ -160,7 +180,7 @@ def main() -> None:
             non = attribute_batch(edited(images, edit), model, edit=assume, **kw)
             out["timings"][f"{src}{label}"] = round((time.perf_counter() - t0) / len(images), 3)
             out["images"][f"{src}{label}"] = per_image(non)
-            rows += rows_for(src + label, bel, non, dist, args.tests, calibrations)
+            rows += rows_for(src + label, bel, non, dist, args.tests, calibrations, contrast)
         print_rows(rows)
         out["rows"] += rows
         if args.json_out:  # after every row: a long run stopped early keeps what it measured

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from . import contrast as contrast_check
 from . import limits
 from .calibration import (
     BelongingDistribution,
@@ -57,10 +58,13 @@ class Attribution:
     ``"none"``), ``edit_mode`` how it entered the method (``"samples"``/``"through"``),
     ``detection`` what the file revealed; ``original_format``/``original_size``/``original_mode``
     describe the file as uploaded; ``environment`` the machine (CPU, instruction set, threads,
-    device: :func:`ronan.provenance.environment`). ``steps_run`` and
-    ``reference_steps_run`` are the optimiser steps each inversion ran (fewer than
-    ``settings["steps"]`` when early stopping ended it); ``history`` and ``reference_history``
-    hold the best loss so far after each of them (``steps_run + 1`` values).
+    device: :func:`ronan.provenance.environment`). ``contrast`` is where the query fell among
+    held-out real pictures passed through the same edit (:meth:`ronan.contrast.ContrastCheck.to_dict`:
+    set, n, at_or_below, p_value, alpha, file), None when no contrast check ran
+    (:mod:`ronan.contrast`). ``steps_run`` and ``reference_steps_run`` are the optimiser steps
+    each inversion ran (fewer than ``settings["steps"]`` when early stopping ended it);
+    ``history`` and ``reference_history`` hold the best loss so far after each of them
+    (``steps_run + 1`` values).
     """
 
     image: str
@@ -106,6 +110,7 @@ class Attribution:
     original_format: str | None = None
     original_size: list[int] | None = None
     original_mode: str | None = None
+    contrast: dict | None = None
     steps_run: int = 0
     reference_steps_run: int | None = None
     history: list[float] = field(default_factory=list)
@@ -182,6 +187,8 @@ class _Run:
     prepared: Prepared
     decision: DecisionSettings
     loaded: list[LoadedImage]
+    contrast: str = "auto"
+    pictures: contrast_check.PictureSet | None = None
 
     @property
     def gen(self) -> Generator:
@@ -196,9 +203,10 @@ class _Run:
         return self.prepared.settings
 
 
-def _check_inputs(images: list, *, edit: str, seed: int, test: str, alpha: float) -> DecisionSettings:
-    """Step 1: the arguments that need no model (edit, seed, test, alpha, how many images)."""
+def _check_inputs(images: list, *, edit: str, seed: int, test: str, alpha: float, contrast: str) -> DecisionSettings:
+    """Step 1: the arguments that need no model (edit, seed, test, alpha, contrast, how many images)."""
     validate_assume(edit)
+    contrast_check.validate_contrast(contrast)
     limits.check_seed(seed)
     decision = DecisionSettings(mode=test, alpha=alpha)
     limits.check_images(len(images))
@@ -256,6 +264,8 @@ def attribute_stream(
     test: str = "robust",
     edit: str = "auto",
     edit_mode: str | None = None,
+    contrast: str = "auto",
+    contrast_pictures: contrast_check.PictureSet | None = None,
     preset: str | None = None,
     steps: int | None = None,
     restarts: int | None = None,
@@ -295,6 +305,14 @@ def attribute_stream(
             through the same edit (on first use; cached).
         edit_mode (str | None): ``"samples"`` or ``"through"`` (also invert through the
             edit); None: the measured default of the edit (:func:`default_edit_mode`).
+        contrast (str): the contrast check (:mod:`ronan.contrast`; robust test only): ``"auto"``
+            (default: for edited images), ``"on"`` (every image) or ``"off"``. A belonging verdict
+            then needs the image set apart from held-out real pictures under the same edit
+            (p <= alpha), else it is inconclusive. The contrast distribution is built on first
+            use and cached.
+        contrast_pictures (PictureSet | None): the real pictures of the check; None: the bundled
+            model's tier set (:func:`ronan.contrast.bundled_set`; other models then have none,
+            and the result notes that the check could not run).
         preset (str | None): inversion preset (default ``"fast"``); ``steps``, ``restarts``,
             ``lr`` and ``precision`` override it.
         seed (int): seed of the query inversions, in ``[0, 2**63)`` (default 0).
@@ -315,7 +333,7 @@ def attribute_stream(
     """
     t0 = time.perf_counter()
     # 1. check inputs (images are loaded here: an unreadable one is an input error)
-    decision = _check_inputs(images, edit=edit, seed=seed, test=test, alpha=alpha)
+    decision = _check_inputs(images, edit=edit, seed=seed, test=test, alpha=alpha, contrast=contrast)
     budget = limits.PixelBudget()
     loaded = [_as_loaded(im, budget) for im in images]
     # 2. prepare: models, settings, device (once; a Prepared model brings them)
@@ -332,7 +350,7 @@ def attribute_stream(
             "device": device,
         },
     )
-    run = _Run(prepared, decision, loaded)
+    run = _Run(prepared, decision, loaded, contrast, contrast_pictures)
     limits.check_batch(len(loaded), limits.rows_per_image(run.settings, run.gen))
     # 3. run, per assumed edit: the belonging distribution, the inversions; 4. assemble the verdicts
     by_index: dict[int, Attribution] = {}
@@ -360,9 +378,14 @@ def attribute_stream(
             with_images=with_images,
             should_stop=should_stop,
         )
+        contrast_dist, pictures = _contrast_distribution(
+            run, assumption, mode, calibration_seed, build_calibration, calibration_callback
+        )
         summary = summarize(dist.values, run.decision, settled=dist.sample_settled)
         for j, i in enumerate(idx):
-            by_index[i] = _assemble(run, i, j, results, x, dist, summary, assumption, mode, seed=seed)
+            by_index[i] = _assemble(
+                run, i, j, results, x, dist, summary, assumption, mode, (contrast_dist, pictures), seed=seed
+            )
     out = [by_index[i] for i in range(len(loaded))]
     per_image = round((time.perf_counter() - t0) / max(len(run.loaded), 1), 4)
     for r in out:
@@ -411,6 +434,36 @@ def _distribution(run: _Run, given, assumption, mode, n, seed, build, callback) 
     return given
 
 
+def _contrast_distribution(run: _Run, assumption, mode, seed, build, callback):
+    """The contrast distribution of one edit group and its picture set: ``(None, None)`` when the
+    check does not apply, ``(None, False)`` when it applies but the model has no picture set,
+    ``(None, pictures)`` when the distribution is missing and ``build`` is False."""
+    if not contrast_check.applies(run.contrast, assumption, run.decision.mode):
+        return None, None
+    pictures = run.pictures or contrast_check.bundled_set(run.gen)
+    if pictures is None:
+        return None, False
+    try:
+        dist = get_distribution(
+            run.gen,
+            run.ref,
+            distance=run.prepared.distance,
+            settings=run.settings,
+            n=len(pictures),
+            seed=seed,
+            build=build,
+            edit=assumption,
+            edit_mode=mode,
+            pictures=pictures,
+            callback=callback,
+        )
+    except CalibrationError:
+        if build:
+            raise
+        return None, pictures  # missing, not to be built here: belonging verdicts become inconclusive
+    return dist, pictures
+
+
 def _assemble(
     run: _Run,
     i: int,
@@ -421,10 +474,12 @@ def _assemble(
     summary,
     assumption: EditAssumption,
     mode: str,
+    contrast: tuple,
     *,
     seed: int,
 ) -> Attribution:
-    """The :class:`Attribution` of image ``i`` (``j``-th of its edit group)."""
+    """The :class:`Attribution` of image ``i`` (``j``-th of its edit group); ``contrast`` is
+    ``(contrast distribution, picture set)`` from :func:`_contrast_distribution`."""
     li, p = run.loaded[i], run.prepared
     distance = p.distance
     res_m, res_r = results["model"], results.get("reference")
@@ -437,10 +492,27 @@ def _assemble(
         )[0]
     )
     settled = bool(res_m.settled[j])
-    decision = decide(calibrated, summary, settled=settled)
+    contrast_dist, pictures = contrast
+    check = None
+    if contrast_dist is None and pictures:
+        check = contrast_check.not_built(pictures.name, assumption.spec, run.decision.alpha)
+    elif contrast_dist is not None:
+        check = contrast_check.check(
+            calibrated,
+            contrast_dist.values,
+            run.decision.alpha,
+            name=pictures.name,
+            file=cache_path(contrast_dist.key()).name,
+        )
+    decision = decide(calibrated, summary, settled=settled, contrast=check, edit=assumption.spec)
     notes = list(li.notes) + _run_notes(distance, run.settings)
     if not assumption.is_none:
         notes.append(f"edit assumed ({assumption.source}): {assumption.spec}, mode {mode}")
+    if pictures is False:
+        notes.append(
+            f"no contrast set for {run.gen.name}: the verdict was not checked against real pictures under "
+            f"the same edit (pass contrast_pictures to check it)"
+        )
     return Attribution(
         image=li.name,
         image_sha256=li.sha256,
@@ -485,6 +557,7 @@ def _assemble(
         original_format=li.original_format,
         original_size=list(li.original_size),
         original_mode=li.original_mode,
+        contrast=check.to_dict() if check is not None else None,
         steps_run=int(res_m.image_steps[j]),
         reference_steps_run=int(res_r.image_steps[j]) if res_r is not None else None,
         history=_curve(res_m, j),

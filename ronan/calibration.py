@@ -77,6 +77,9 @@ class BelongingDistribution:
             (see ``InversionResult.settled``). Both are diagnostics, not part of the key.
         environment (dict | None): CPU, instruction set, threads, device it was built on
             (:func:`ronan.provenance.environment`).
+        pictures (dict | None): None for the model's own samples (Algorithm 1); for a *contrast*
+            distribution, the real pictures that were inverted instead
+            (:meth:`ronan.contrast.PictureSet.key`: set name, count, SHA-256 of the files).
     """
 
     model: str
@@ -101,6 +104,7 @@ class BelongingDistribution:
     sample_steps: list[int] | None = None
     sample_settled: list[bool] | None = None
     environment: dict | None = None
+    pictures: dict | None = None
 
     KEY_FIELDS = (
         "model",
@@ -114,12 +118,19 @@ class BelongingDistribution:
         "seed",
         "edit",
         "method_version",
+        "pictures",
     )
+    OPTIONAL_KEY_FIELDS = ("edit", "pictures")
+    """Key fields present only when set, so that older keys stay what they were."""
 
     def key(self) -> dict:
-        """The fields that identify this distribution (``edit`` only when there is one, so that the
-        keys of pristine distributions are those they had before edits existed)."""
-        return {k: getattr(self, k) for k in self.KEY_FIELDS if k != "edit" or self.edit is not None}
+        """The fields that identify this distribution (``edit`` and ``pictures`` only when set, so
+        that the keys of pristine belonging distributions are those they had before either existed)."""
+        return {
+            k: getattr(self, k)
+            for k in self.KEY_FIELDS
+            if k not in self.OPTIONAL_KEY_FIELDS or getattr(self, k) is not None
+        }
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -202,6 +213,7 @@ _FIELD_TYPES = {
     "sample_steps": ([(int,)], None),
     "sample_settled": ([(bool,)], None),
     "environment": (dict, None),
+    "pictures": (dict, None),
 }
 """Accepted types of each field: a type, None (null), or ``[types]`` (a list of those)."""
 
@@ -259,21 +271,27 @@ def distribution_key(
     n: int,
     seed: int,
     edit: dict | None = None,
+    pictures: dict | None = None,
 ) -> dict:
     """Key of the distribution these arguments produce (see ``BelongingDistribution.key``);
-    ``edit`` is :meth:`ronan.edits.policy.EditAssumption.key` (None: pristine samples)."""
-    return {
-        "model": model.name,
-        "model_sha256": model.weights_sha256,
-        "model_options": model.inversion_options(),
-        "reference": reference.name if reference is not None else None,
-        "reference_sha256": reference.weights_sha256 if reference is not None else None,
-        "distance": distance,
-        "settings": settings.to_dict(),
-        "n": n,
-        "seed": seed,
-        "method_version": METHOD_VERSION,
-    } | ({"edit": edit} if edit is not None else {})
+    ``edit`` is :meth:`ronan.edits.policy.EditAssumption.key` (None: pristine samples), ``pictures``
+    :meth:`ronan.contrast.PictureSet.key` (None: the model's own samples)."""
+    return (
+        {
+            "model": model.name,
+            "model_sha256": model.weights_sha256,
+            "model_options": model.inversion_options(),
+            "reference": reference.name if reference is not None else None,
+            "reference_sha256": reference.weights_sha256 if reference is not None else None,
+            "distance": distance,
+            "settings": settings.to_dict(),
+            "n": n,
+            "seed": seed,
+            "method_version": METHOD_VERSION,
+        }
+        | ({"edit": edit} if edit is not None else {})
+        | ({"pictures": pictures} if pictures is not None else {})
+    )
 
 
 def cache_path(key: dict, folder: Path | None = None) -> Path:
@@ -290,7 +308,8 @@ def cache_path(key: dict, folder: Path | None = None) -> Path:
 
     ref = "none" if key["reference"] is None else part(key["reference"])
     edit = f"__{_edit_tag(key['edit']['spec'])}" if key.get("edit") else ""
-    return (folder or cache_dir()) / f"{part(key['model'])}__{ref}__{part(key['distance'])}{edit}__{digest}.json"
+    real = f"__real-{_tag(key['pictures']['set'])}" if key.get("pictures") else ""
+    return (folder or cache_dir()) / f"{part(key['model'])}__{ref}__{part(key['distance'])}{edit}{real}__{digest}.json"
 
 
 def find_cache(key: dict, folder: Path | None = None) -> Path:
@@ -299,6 +318,11 @@ def find_cache(key: dict, folder: Path | None = None) -> Path:
         if cache_path(key, d).is_file():
             return cache_path(key, d)
     return cache_path(key, folder)
+
+
+def _tag(text: str) -> str:
+    """A file-name-safe form of a picture set's name (``fmnist-test[100:200]`` -> ``fmnist-test-100-200``)."""
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in str(text)).strip("-.")[:48] or "set"
 
 
 def _edit_tag(spec: str) -> str:
@@ -317,10 +341,15 @@ def build_distribution(
     chunk: int = 100,
     edit=None,
     edit_mode: str = "samples",
+    pictures=None,
     callback: Callable[[str, int, InversionProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BelongingDistribution:
     """Algorithm 1: generate ``n`` samples of ``model`` and compute their calibrated losses.
+
+    With ``pictures`` (a :class:`ronan.contrast.PictureSet` of ``n`` real pictures), those
+    pictures take the place of the samples: the result is the *contrast* distribution of
+    :mod:`ronan.contrast` (the same edit, inversions and Eq. 2, on images the model did not make).
 
     Samples are quantized to 8 bits (:func:`ronan.generation.generate`): queries are always
     8-bit files, so the belonging distribution must include that rounding error too. With an
@@ -338,6 +367,7 @@ def build_distribution(
         edit (EditAssumption | None): edit the samples pass through (None: pristine).
         edit_mode (str): ``"samples"`` (default) or ``"through"``: the inversion on M also
             compares the edited reconstruction with the sample (see ``ronan.edits.policy``).
+        pictures (PictureSet | None): real pictures to invert instead of samples (None: samples).
         callback (callable | None): ``callback(role, first_index, progress)`` with role
             ``"model"`` or ``"reference"``.
         should_stop (callable | None): polled every step; True raises :class:`Cancelled`
@@ -351,7 +381,11 @@ def build_distribution(
 
     edit = edit or NONE
     t0 = time.perf_counter()
-    samples = generate(model, n, seed, purpose="calibration", batch=chunk)
+    if pictures is not None and len(pictures) != n:
+        raise ValueError(f"n={n} but the picture set {pictures.name} holds {len(pictures)} pictures")
+    samples = (
+        generate(model, n, seed, purpose="calibration", batch=chunk) if pictures is None else pictures.tensors(model)
+    )
     transform = edit_transform(edit, edit_mode, model)
     losses: list[torch.Tensor] = []
     ref_losses: list[torch.Tensor] = []
@@ -381,7 +415,7 @@ def build_distribution(
     values = calibrate_losses(loss, ref)
     from .provenance import environment, library_versions
 
-    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode))
+    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode), _key_of(pictures))
     return BelongingDistribution(
         **key,
         values=values.tolist(),
@@ -396,6 +430,10 @@ def build_distribution(
         sample_steps=steps,
         sample_settled=settled,
     )
+
+
+def _key_of(pictures) -> dict | None:
+    return None if pictures is None else pictures.key()
 
 
 def edit_transform(edit, edit_mode: str, model: Generator):
@@ -528,6 +566,7 @@ def get_distribution(
     rebuild: bool = False,
     edit=None,
     edit_mode: str = "samples",
+    pictures=None,
     callback: Callable[[str, int, InversionProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BelongingDistribution:
@@ -557,7 +596,7 @@ def get_distribution(
     limits.check_seed(seed, "calibration seed")
     check_reference(model, reference)
     edit = edit or NONE
-    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode))
+    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode), _key_of(pictures))
     damage = None
     for path in _candidates(key, folder) if not rebuild else []:
         try:
@@ -570,8 +609,10 @@ def get_distribution(
             raise damage
         edited = "" if edit.is_none else f" and edit {edit.spec}"
         option = "" if edit.is_none else f" --assume-edit {edit.spec}"
+        what = "belonging" if pictures is None else f"contrast ({pictures.name})"
+        option += "" if pictures is None else " --contrast on"
         raise CalibrationError(
-            f"no belonging distribution for {model.name} with these settings{edited}; run "
+            f"no {what} distribution for {model.name} with these settings{edited}; run "
             f"`python -m ronan calibrate {model.name}{option}` with the same options"
         )
     chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
@@ -584,6 +625,7 @@ def get_distribution(
         seed=seed,
         edit=edit,
         edit_mode=edit_mode,
+        pictures=pictures,
         chunk=chunk,
         callback=callback,
         should_stop=should_stop,

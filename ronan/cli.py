@@ -141,6 +141,14 @@ def _add_method(p: argparse.ArgumentParser) -> None:
         help="how an edit enters the method: samples (belonging samples pass through it) or through "
         "(also invert through its differentiable twin); default: the measured best per edit",
     )
+    p.add_argument(
+        "--contrast",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="the contrast check (robust test): a belonging verdict also needs the image set apart from "
+        "held-out real pictures passed through the same edit, else it is inconclusive; auto (default: "
+        "edited images), on (every image), off. calibrate: on also builds that contrast distribution",
+    )
 
 
 def build_parser(full: bool = True) -> argparse.ArgumentParser:
@@ -533,6 +541,7 @@ def cmd_calibrate(args) -> int:
             f"building the belonging distribution of {model.name} (N = {args.n})...",
         ),
     )
+    contrast = _calibrate_contrast(args, p, edit)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     summary = {
@@ -550,6 +559,14 @@ def cmd_calibrate(args) -> int:
         "seconds": dist.seconds,
         "file": str(find_cache(dist.key())),
     }
+    if contrast is not None:
+        summary["contrast"] = {
+            "set": contrast.pictures["set"],
+            "n": contrast.n,
+            "min": min(contrast.values),
+            "max": max(contrast.values),
+            "file": str(find_cache(contrast.key())),
+        }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -557,7 +574,45 @@ def cmd_calibrate(args) -> int:
             f"{dist.model} (reference {dist.reference}, {dist.distance}): N={dist.n} mean={dist.mean:.4g} "
             f"std={dist.std:.4g} min={summary['min']:.4g} max={summary['max']:.4g} -> {safe(summary['file'])}"
         )
+        if contrast is not None:
+            c = summary["contrast"]
+            print(
+                f"contrast ({safe(c['set'])}, same edit): N={c['n']} min={c['min']:.4g} max={c['max']:.4g} "
+                f"-> {safe(c['file'])}"
+            )
     return EXIT_OK
+
+
+def _calibrate_contrast(args, p, edit):
+    """``calibrate --contrast``: the contrast distribution of the same edit (``on``: always; ``auto``:
+    for an edit; ``off``: never), None when it does not apply or the model has no picture set."""
+    from .attribution import default_edit_mode
+    from .calibration import get_distribution
+    from .contrast import applies, bundled_set
+
+    if not applies(args.contrast, edit, getattr(args, "test", "robust")):
+        return None
+    pictures = bundled_set(p.model)
+    if pictures is None:
+        _err(f"note: {p.model.name} has no contrast set (only bundled models have one); none built")
+        return None
+    return get_distribution(
+        p.model,
+        p.reference,
+        distance=p.distance,
+        settings=p.settings,
+        n=len(pictures),
+        seed=args.calibration_seed,
+        rebuild=args.force,
+        build=not args.no_rebuild,
+        edit=edit,
+        edit_mode=args.edit_mode or default_edit_mode(edit),
+        pictures=pictures,
+        callback=_calibration_cb(
+            _progress(f"contrast {p.model.name}"),
+            f"building the contrast distribution of {p.model.name} ({pictures.name}, same edit)...",
+        ),
+    )
 
 
 def cmd_attribute(args) -> int:
@@ -591,6 +646,7 @@ def cmd_attribute(args) -> int:
             test=args.test,
             edit=args.assume_edit,
             edit_mode=args.edit_mode,
+            contrast=args.contrast,
             seed=args.seed,
             n_calibration=args.calibration_n,
             calibration_seed=args.calibration_seed,
@@ -623,9 +679,13 @@ def result_line(r) -> str:
     ref = "None" if r.reference_loss is None else format(r.reference_loss, ".3g")  # as README documents
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
     edit = f"  edit {r.edit} ({r.edit_source})" if r.edit != "none" else ""
+    c = r.contrast
+    contrast = (
+        "" if not c or not c["n"] else f"  contrast {c['at_or_below']}/{c['n']} real at or below, p={c['p_value']:.2f}"
+    )
     return (
         f"{safe(r.image)}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
-        f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {r.calibrated_loss:.3g}{edit}  "
+        f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {r.calibrated_loss:.3g}{edit}{contrast}  "
         f"({r.seconds:.2f} s)"
     )
 
@@ -681,6 +741,7 @@ def cmd_evaluate(args) -> int:
             test=args.test,
             edit=args.assume_edit if args.assume_edit != "auto" or not args.edit else args.edit,
             edit_mode=args.edit_mode,
+            contrast=args.contrast,
             seed=args.seed,
             n_calibration=args.calibration_n,
             calibration_seed=args.calibration_seed,

@@ -236,14 +236,23 @@ def write_csv(records: list[dict], path) -> None:
 
 
 def verdicts(
-    results: list, distribution, *, test: str | None = None, calibrated: bool = True, alpha: float | None = None
+    results: list,
+    distribution,
+    *,
+    test: str | None = None,
+    calibrated: bool = True,
+    alpha: float | None = None,
+    contrast_distribution=None,
 ) -> list[str]:
     """The verdicts of attributions under another test or without calibration, at no inversion cost.
 
     Re-decides each result from its recorded numbers against ``distribution`` (the belonging
     distribution the results were computed with): with ``calibrated=False`` on the raw losses
     A(M, x) against the raw losses of the same belonging samples (kept in the distribution as
-    ``losses``) — the paper's "without calibration" rows.
+    ``losses``) — the paper's "without calibration" rows. A result that had a contrast check
+    (:mod:`ronan.contrast`) is re-checked under the robust test: against ``contrast_distribution``
+    (its values, or its raw losses without calibration) when given, else from the recorded
+    check (calibrated only; uncalibrated rows then have none).
 
     Args:
         results (list[Attribution]): attributions of one model and distribution.
@@ -251,6 +260,8 @@ def verdicts(
         test (str | None): ``"robust"`` or ``"paper"``; default each result's own.
         calibrated (bool): use A' (default) or the raw loss A.
         alpha (float | None): default each result's own.
+        contrast_distribution (BelongingDistribution | None): the contrast distribution the
+            results were checked against (one edit), or None.
     """
     from .verdict import DecisionSettings, decide, summarize
 
@@ -262,8 +273,27 @@ def verdicts(
             summaries[key] = summarize(
                 values, DecisionSettings(mode=key[0], alpha=key[1]), settled=distribution.sample_settled
             )
-        out.append(decide(r.calibrated_loss if calibrated else r.loss, summaries[key], settled=r.settled).verdict)
+        value = r.calibrated_loss if calibrated else r.loss
+        check = _recheck(r, value, key, calibrated, contrast_distribution)
+        out.append(decide(value, summaries[key], settled=r.settled, contrast=check, edit=r.edit).verdict)
     return out
+
+
+def _recheck(r, value: float, key: tuple, calibrated: bool, contrast_distribution):
+    """The contrast check of result ``r`` under ``key = (test, alpha)``, or None."""
+    from .contrast import ContrastCheck, check
+
+    c = getattr(r, "contrast", None)
+    if c is None or key[0] != "robust":
+        return None
+    if c.get("missing"):
+        return ContrastCheck(**c)
+    if contrast_distribution is not None:
+        pool = contrast_distribution.values if calibrated else contrast_distribution.losses
+        return check(value, pool, key[1], name=c["set"], file=c.get("file", ""))
+    if not calibrated:
+        return None
+    return ContrastCheck(c["set"], c["n"], c["at_or_below"], c["p_value"], key[1], c.get("file", ""))
 
 
 def raw_loss_verdicts(results: list, distribution) -> list[str]:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from . import contrast as contrast_check
 from . import limits
 from .attribution import Attribution, attribute_stream, default_edit_mode
 from .batch import BatchItem, collect_batch, iter_loaded, load_batch, skipped_members  # noqa: F401 (re-exported)
@@ -567,13 +568,29 @@ class RunOutcome:
 
 
 def has_distribution(
-    p: Prepared, n: int = N_CALIBRATION, seed: int = 0, edit: EditAssumption | None = None, edit_mode: str = "samples"
+    p: Prepared,
+    n: int = N_CALIBRATION,
+    seed: int = 0,
+    edit: EditAssumption | None = None,
+    edit_mode: str = "samples",
+    pictures=None,
 ) -> bool:
     """True when a cached belonging distribution exists for the prepared models and settings ``p``,
     N ``n`` (default 100), seed ``seed`` (default 0) and the edit ``edit`` (default none) in
-    ``edit_mode`` (``"samples"`` by default)."""
+    ``edit_mode`` (``"samples"`` by default); with ``pictures`` (a :class:`ronan.contrast.PictureSet`),
+    the contrast distribution of those pictures instead (N is then their count)."""
     edit = edit or NO_EDIT
-    key = distribution_key(p.model, p.reference, p.distance, p.settings, n, seed, edit.key(edit_mode))
+    n = n if pictures is None else len(pictures)
+    key = distribution_key(
+        p.model,
+        p.reference,
+        p.distance,
+        p.settings,
+        n,
+        seed,
+        edit.key(edit_mode),
+        None if pictures is None else pictures.key(),
+    )
     return find_cache(key).exists()
 
 
@@ -602,12 +619,25 @@ def missing_message(
 
 
 def _calibration_stream(
-    p: Prepared, *, n, seed, rebuild, build, should_stop, t0, progress=None, eta=None, edit=None, edit_mode="samples"
+    p: Prepared,
+    *,
+    n,
+    seed,
+    rebuild,
+    build,
+    should_stop,
+    t0,
+    progress=None,
+    eta=None,
+    edit=None,
+    edit_mode="samples",
+    pictures=None,
 ):
     """Yield RunProgress while getting (building) the distribution of ``p``; return it.
 
     ``progress`` (:class:`Progress`) and ``eta`` (:class:`Eta`) place the build inside a larger
-    job; by default the build is the whole job.
+    job; by default the build is the whole job. With ``pictures``, the contrast distribution of
+    those real pictures (:mod:`ronan.contrast`; ``n`` is then their count).
     """
     gen, ref, distance, settings = p.model, p.reference, p.distance, p.settings
     edit = edit or NO_EDIT
@@ -625,6 +655,7 @@ def _calibration_stream(
                 build=False,
                 edit=edit,
                 edit_mode=edit_mode,
+                pictures=pictures,
             )
         except CalibrationError:  # missing or invalid cache: build below, if allowed
             if not build:
@@ -643,6 +674,7 @@ def _calibration_stream(
             rebuild=rebuild,
             edit=edit,
             edit_mode=edit_mode,
+            pictures=pictures,
             callback=cb,
             should_stop=should_stop,
         )
@@ -661,7 +693,8 @@ def _calibration_stream(
             frac,
             time.perf_counter() - t0,
             eta.update(frac),
-            f"Building the belonging distribution of {gen.name} (N = {n}, once per settings): "
+            f"Building the {'belonging' if pictures is None else 'contrast'} distribution of {gen.name} "
+            f"(N = {n}, once per settings{'' if pictures is None else ': real pictures, same edit'}): "
             f"{role} inversion, step {ev.step}/{ev.steps}",
             model=gen.name,
         )
@@ -830,6 +863,24 @@ def run_attribution(
         edit=assumption,
         edit_mode=mode,
     )
+    pictures = contrast_check.bundled_set(gen) if contrast_check.applies("auto", assumption, test) else None
+    if pictures is not None and (
+        build_calibration or has_distribution(p, edit=assumption, edit_mode=mode, pictures=pictures)
+    ):
+        yield from _calibration_stream(
+            p,
+            n=len(pictures),
+            seed=0,
+            rebuild=False,
+            build=build_calibration,
+            should_stop=should_stop,
+            progress=progress,
+            eta=eta,
+            t0=t0,
+            edit=assumption,
+            edit_mode=mode,
+            pictures=pictures,
+        )
     target = gen.preprocess(loaded.image)
     hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
     for ev in attribute_stream(
@@ -839,6 +890,7 @@ def run_attribution(
         test=test,
         edit=edit,
         distribution=dist,
+        build_calibration=build_calibration,
         seed=seed,
         progress_every=progress_every,
         with_images=True,

@@ -31,6 +31,9 @@ Inconclusive rules (mode ``"robust"``; each gives a one-line reason):
   improving (by more than 10% over its last 100 steps) when it ended — more steps might
   reach the belonging range. A belonging outcome needs no settling: the loss already
   reached the belonging range.
+* *not set apart from real pictures* (when a contrast check ran, :mod:`ronan.contrast`): the
+  test says belonging, but more than alpha of held-out real pictures that went through the same
+  edit reconstruct at least as well as the query.
 """
 
 from __future__ import annotations
@@ -219,7 +222,7 @@ class Verdict:
     reasons: tuple[str, ...] = ()
 
 
-def decide(value: float, summary: SampleSummary, *, settled: bool = True) -> Verdict:
+def decide(value: float, summary: SampleSummary, *, settled: bool = True, contrast=None, edit: str = "none") -> Verdict:
     """Test a query's calibrated loss ``value`` against ``summary`` and apply the abstention rules.
 
     Args:
@@ -227,6 +230,9 @@ def decide(value: float, summary: SampleSummary, *, settled: bool = True) -> Ver
         summary (SampleSummary): from :func:`summarize`.
         settled (bool): whether the query's inversion on M had settled when it ended
             (see :func:`ronan.inversion.settled`); default True.
+        contrast (ContrastCheck | None): the query among real pictures under the same edit
+            (:func:`ronan.contrast.check`); None when no contrast check ran. Robust mode only.
+        edit (str): the edit assumed (named in the contrast reason); default ``"none"``.
     """
     g = summary.statistic(value)
     crit = summary.critical_value
@@ -241,5 +247,7 @@ def decide(value: float, summary: SampleSummary, *, settled: bool = True) -> Ver
             "the inversion was still improving when it ended (more than 10% over its last 100 steps): "
             "more steps might reach the belonging range"
         )
+    if test_belonging and contrast is not None and not contrast.apart:
+        reasons.append(contrast.reason(edit))
     verdict = INCONCLUSIVE if reasons else (BELONGING if test_belonging else NON_BELONGING)
     return Verdict(verdict, g, crit, test_belonging, tuple(reasons))

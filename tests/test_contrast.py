@@ -1,0 +1,96 @@
+"""The contrast check (ronan.contrast): belonging also needs the image set apart from real pictures
+under the same edit; otherwise inconclusive, never a confident guess."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ronan import contrast
+from ronan.attribution import attribute_batch
+from ronan.edits.policy import NONE, resolve_edit
+from ronan.generation import generate_pil
+from ronan.verdict import DecisionSettings, decide, summarize
+
+from conftest import SAMPLES
+
+
+def belonging_sample(n=100, seed=0):
+    return np.exp(np.random.default_rng(seed).normal(math.log(1e-4), 0.3, n))
+
+
+def test_p_value_is_the_conformal_rank_among_the_real_pictures():
+    real = np.linspace(1.0, 10.0, 10)
+    assert contrast.check(0.5, real, 0.05, name="r").at_or_below == 0
+    assert math.isclose(contrast.check(0.5, real, 0.05, name="r").p_value, 1 / 11)
+    assert contrast.check(3.0, real, 0.05, name="r").at_or_below == 3  # ties count as at or below
+    assert contrast.check(99.0, real, 0.05, name="r").p_value == 1.0
+    assert contrast.check(math.nan, real, 0.05, name="r").p_value == 1.0
+    many = np.linspace(1.0, 100.0, 100)
+    assert contrast.check(0.5, many, 0.05, name="r").apart            # below every real picture
+    assert contrast.check(4.5, many, 0.05, name="r").apart            # 4 of 100: p = 5/101
+    assert not contrast.check(5.5, many, 0.05, name="r").apart        # 5 of 100: p = 6/101 > 0.05
+
+
+def test_belonging_that_real_pictures_match_is_inconclusive_and_says_why():
+    s = summarize(belonging_sample(), DecisionSettings())
+    v = 1e-4                                                          # well inside the belonging range
+    assert decide(v, s).verdict == "belonging"
+    close = contrast.check(v, np.geomspace(5e-5, 1e-2, 100), 0.05, name="clipart-test[100:200]")
+    d = decide(v, s, contrast=close, edit="jpeg:50")
+    assert d.verdict == "inconclusive" and d.test_belonging
+    assert "real pictures (clipart-test[100:200]) passed through the same edit (jpeg:50)" in d.reasons[0]
+    apart = contrast.check(v, np.geomspace(1e-2, 1.0, 100), 0.05, name="r")
+    assert decide(v, s, contrast=apart).verdict == "belonging"
+    # a non-belonging verdict never changes, and the paper's test ignores the check
+    assert decide(1.0, s, contrast=close).verdict == "non-belonging"
+    paper = summarize(belonging_sample(), DecisionSettings(mode="paper"))
+    assert decide(v, paper, contrast=close).verdict == "belonging"
+    missing = contrast.not_built("fmnist-test[100:200]", "jpeg:75", 0.05)
+    d = decide(v, s, contrast=missing, edit="jpeg:75")
+    assert d.verdict == "inconclusive" and "not built here" in d.reasons[0]
+
+
+def test_when_the_check_applies():
+    jpeg = resolve_edit(None, 28, 1, "jpeg:75")
+    assert contrast.applies("auto", jpeg, "robust") and not contrast.applies("auto", NONE, "robust")
+    assert contrast.applies("on", NONE, "robust")
+    assert not contrast.applies("off", jpeg, "robust") and not contrast.applies("on", jpeg, "paper")
+    with pytest.raises(ValueError, match="contrast must be one of"):
+        contrast.validate_contrast("sometimes")
+
+
+def test_bundled_set_leaves_the_benchmark_queries_out():
+    from ronan.models.registry import load_model
+
+    pictures = contrast.bundled_set(load_model("dcgan-fmnist"))
+    files = sorted((SAMPLES / "fmnist-test").glob("*.png"))
+    assert pictures.name == "fmnist-test[100:200]" and len(pictures) == 100
+    assert set(pictures.files).isdisjoint(files[:100]) and pictures.files[0] == files[100]
+    assert pictures.key()["sha256"] == contrast.PictureSet.from_files("x", files[100:200]).sha256
+    assert contrast.bundled_set(load_model("dcgan64-clipart")).name == "clipart-test[100:200]"
+
+
+def test_a_tiny_model_under_an_edit_end_to_end(tiny_dcgan, cache_tmp):
+    """Own sample: belonging and set apart from 20 real pictures; a real picture: non-belonging; the
+    contrast distribution is cached under its own name; missing and not to be built: inconclusive."""
+    pictures = contrast.PictureSet.from_files("fmnist-test[0:20]", sorted((SAMPLES / "fmnist-test").glob("*.png"))[:20])
+    own = generate_pil(tiny_dcgan, 1, 77)[0]
+    real = SAMPLES / "fmnist-test" / "0150.png"
+    kw = dict(reference=None, steps=150, restarts=1, n_calibration=20, edit="jpeg:90", contrast_pictures=pictures)
+    torch.manual_seed(0)
+    mine, theirs = attribute_batch([own, real], tiny_dcgan, **kw)
+    assert mine.verdict == "belonging", mine.reasons
+    assert mine.contrast["n"] == 20 and mine.contrast["at_or_below"] == 0 and mine.contrast["p_value"] <= 0.05
+    assert theirs.verdict == "non-belonging"
+    files = sorted(p.name for p in cache_tmp.glob("*.json"))
+    assert len(files) == 2 and sum("__jpeg90__real-fmnist-test-0-20__" in f for f in files) == 1
+    # the same query where the contrast distribution is missing and may not be built
+    for f in cache_tmp.glob("*__real-*.json"):
+        f.unlink()
+    (again,) = attribute_batch([own], tiny_dcgan, **kw, build_calibration=False)
+    assert again.verdict == "inconclusive" and "not built here" in again.reasons[0]
+    assert again.test_verdict == "belonging"
+    off = attribute_batch([own], tiny_dcgan, **(kw | {"contrast": "off"}), build_calibration=False)[0]
+    assert off.verdict == "belonging" and off.contrast is None
