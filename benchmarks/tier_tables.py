@@ -123,6 +123,7 @@ def main() -> None:
     p.add_argument("--edit-mode", default=None, choices=["samples", "through"])
     p.add_argument("--contrast", default="auto", choices=["auto", "on", "off"],
                    help="the contrast check (ronan.contrast): auto (default: edited rows), on, off")
+    p.add_argument("--contrast-alpha", type=float, default=0.01, help="level of the contrast check (default 0.01)")
     p.add_argument("--skip-pristine", action="store_true", help="only the edit rows (the unedited row runs first otherwise)")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--preset", default=None)
@@ -142,7 +143,8 @@ def main() -> None:
     ref = default_reference(model) if args.reference == "default" else (None if args.reference == "none"
                                                                         else args.reference)
     kw = dict(reference=ref, preset=args.preset, edit_mode=args.edit_mode, device=args.device,
-              precision=args.precision, contrast=args.contrast)
+              precision=args.precision, contrast=args.contrast,
+              contrast_alpha=args.contrast_alpha)
     precision = effective_precision(args.precision, model.device)  # autocast on CUDA only, as prepare() does
     overrides = {} if precision is None else {"precision": precision}
     calibrations = [True] if args.no_raw else [True, False]

@@ -203,12 +203,14 @@ class _Run:
         return self.prepared.settings
 
 
-def _check_inputs(images: list, *, edit: str, seed: int, test: str, alpha: float, contrast: str) -> DecisionSettings:
+def _check_inputs(
+    images: list, *, edit: str, seed: int, test: str, alpha: float, contrast: str, contrast_alpha: float
+) -> DecisionSettings:
     """Step 1: the arguments that need no model (edit, seed, test, alpha, contrast, how many images)."""
     validate_assume(edit)
     contrast_check.validate_contrast(contrast)
     limits.check_seed(seed)
-    decision = DecisionSettings(mode=test, alpha=alpha)
+    decision = DecisionSettings(mode=test, alpha=alpha, contrast_alpha=contrast_alpha)
     limits.check_images(len(images))
     return decision
 
@@ -265,6 +267,7 @@ def attribute_stream(
     edit: str = "auto",
     edit_mode: str | None = None,
     contrast: str = "auto",
+    contrast_alpha: float = 0.01,
     contrast_pictures: contrast_check.PictureSet | None = None,
     preset: str | None = None,
     steps: int | None = None,
@@ -308,8 +311,9 @@ def attribute_stream(
         contrast (str): the contrast check (:mod:`ronan.contrast`; robust test only): ``"auto"``
             (default: for edited images), ``"on"`` (every image) or ``"off"``. A belonging verdict
             then needs the image set apart from held-out real pictures under the same edit
-            (p <= alpha), else it is inconclusive. The contrast distribution is built on first
-            use and cached.
+            (p <= ``contrast_alpha``), else it is inconclusive. The contrast distribution is built
+            on first use and cached.
+        contrast_alpha (float): level of the contrast check, in (0, 1); default 0.01.
         contrast_pictures (PictureSet | None): the real pictures of the check; None: the bundled
             model's tier set (:func:`ronan.contrast.bundled_set`; other models then have none,
             and the result notes that the check could not run).
@@ -333,7 +337,9 @@ def attribute_stream(
     """
     t0 = time.perf_counter()
     # 1. check inputs (images are loaded here: an unreadable one is an input error)
-    decision = _check_inputs(images, edit=edit, seed=seed, test=test, alpha=alpha, contrast=contrast)
+    decision = _check_inputs(
+        images, edit=edit, seed=seed, test=test, alpha=alpha, contrast=contrast, contrast_alpha=contrast_alpha
+    )
     budget = limits.PixelBudget()
     loaded = [_as_loaded(im, budget) for im in images]
     # 2. prepare: models, settings, device (once; a Prepared model brings them)
@@ -495,12 +501,12 @@ def _assemble(
     contrast_dist, pictures = contrast
     check = None
     if contrast_dist is None and pictures:
-        check = contrast_check.not_built(pictures.name, assumption.spec, run.decision.alpha)
+        check = contrast_check.not_built(pictures.name, assumption.spec, run.decision.contrast_alpha)
     elif contrast_dist is not None:
         check = contrast_check.check(
             calibrated,
             contrast_dist.values,
-            run.decision.alpha,
+            run.decision.contrast_alpha,
             name=pictures.name,
             file=cache_path(contrast_dist.key()).name,
         )

@@ -269,18 +269,19 @@ def verdicts(
     values = distribution.values if calibrated else distribution.losses
     for r in results:
         key = (test or r.test, alpha or r.alpha)
+        contrast_alpha = (r.contrast or {}).get("alpha", DecisionSettings.contrast_alpha)
         if key not in summaries:
             summaries[key] = summarize(
                 values, DecisionSettings(mode=key[0], alpha=key[1]), settled=distribution.sample_settled
             )
         value = r.calibrated_loss if calibrated else r.loss
-        check = _recheck(r, value, key, calibrated, contrast_distribution)
+        check = _recheck(r, value, (key[0], contrast_alpha), calibrated, contrast_distribution)
         out.append(decide(value, summaries[key], settled=r.settled, contrast=check, edit=r.edit).verdict)
     return out
 
 
 def _recheck(r, value: float, key: tuple, calibrated: bool, contrast_distribution):
-    """The contrast check of result ``r`` under ``key = (test, alpha)``, or None."""
+    """The contrast check of result ``r`` under ``key = (test, contrast level)``, or None."""
     from .contrast import ContrastCheck, check
 
     c = getattr(r, "contrast", None)

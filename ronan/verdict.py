@@ -67,6 +67,9 @@ class DecisionSettings:
         max_log_spread (float): robust mode: above this standard deviation of the kept log values
             the sample is too scattered to separate anything and every verdict is inconclusive;
             default 1.5.
+        contrast_alpha (float): robust mode: level of the contrast check (:mod:`ronan.contrast`), in
+            (0, 1); default 0.01 — with the bundled 100 real pictures, a belonging verdict under an
+            edit must beat every one of them (p = 1/101).
     """
 
     mode: str = DEFAULT_TEST
@@ -75,11 +78,12 @@ class DecisionSettings:
     max_removed_fraction: float = 0.1
     min_kept: int = 10
     max_log_spread: float = 1.5
+    contrast_alpha: float = 0.01
 
     def __post_init__(self):
         if self.mode not in TEST_MODES:
             raise ValueError(f"test mode must be one of {', '.join(TEST_MODES)}, not {self.mode!r}")
-        for name in ("alpha", "outlier_alpha"):
+        for name in ("alpha", "outlier_alpha", "contrast_alpha"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < v < 1.0):
                 raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {v!r}")

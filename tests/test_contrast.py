@@ -52,6 +52,16 @@ def test_belonging_that_real_pictures_match_is_inconclusive_and_says_why():
     assert d.verdict == "inconclusive" and "not built here" in d.reasons[0]
 
 
+def test_default_level_needs_the_image_below_every_one_of_100_real_pictures():
+    s = summarize(belonging_sample(), DecisionSettings())
+    real = np.geomspace(2e-4, 1e-2, 100)
+    level = DecisionSettings().contrast_alpha
+    assert level == 0.01
+    assert decide(1e-4, s, contrast=contrast.check(1e-4, real, level, name="r")).verdict == "belonging"
+    one = contrast.check(2.05e-4, real, level, name="r")  # one real picture reconstructs as well
+    assert one.at_or_below == 1 and decide(2.05e-4, s, contrast=one).verdict == "inconclusive"
+
+
 def test_when_the_check_applies():
     jpeg = resolve_edit(None, 28, 1, "jpeg:75")
     assert contrast.applies("auto", jpeg, "robust") and not contrast.applies("auto", NONE, "robust")
@@ -78,7 +88,9 @@ def test_a_tiny_model_under_an_edit_end_to_end(tiny_dcgan, cache_tmp):
     pictures = contrast.PictureSet.from_files("fmnist-test[0:20]", sorted((SAMPLES / "fmnist-test").glob("*.png"))[:20])
     own = generate_pil(tiny_dcgan, 1, 77)[0]
     real = SAMPLES / "fmnist-test" / "0150.png"
-    kw = dict(reference=None, steps=150, restarts=1, n_calibration=20, edit="jpeg:90", contrast_pictures=pictures)
+    # 20 pictures support p >= 1/21: the level must be above that (the default, 0.01, needs 100)
+    kw = dict(reference=None, steps=150, restarts=1, n_calibration=20, edit="jpeg:90", contrast_pictures=pictures,
+              contrast_alpha=0.05)
     torch.manual_seed(0)
     mine, theirs = attribute_batch([own, real], tiny_dcgan, **kw)
     assert mine.verdict == "belonging", mine.reasons
