@@ -186,6 +186,26 @@ def not_built(name: str, edit: str, alpha: float) -> ContrastCheck:
     )
 
 
+def recorded_values(recorded: dict | None) -> list[float] | None:
+    """The calibrated losses of the contrast distribution a result was checked against (its
+    ``contrast`` dict names the cache file), read from the cache folders; None when there was no
+    check or the file is gone. Only a plain file name this package wrote is looked up."""
+    from .calibration import CalibrationError, load_distribution
+    from .paths import cache_read_dirs
+
+    name = (recorded or {}).get("file") or ""
+    if not name or Path(name).name != name or not name.endswith(".json") or "__real-" not in name:
+        return None
+    for folder in cache_read_dirs():
+        path = Path(folder) / name
+        if path.is_file():
+            try:
+                return list(load_distribution(path).values)
+            except CalibrationError:
+                return None
+    return None
+
+
 def check(value: float, contrast_values, alpha: float, *, name: str, file: str = "") -> ContrastCheck:
     """The :class:`ContrastCheck` of calibrated loss ``value`` against ``contrast_values`` (a NaN
     value counts every picture as at or below it)."""

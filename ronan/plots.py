@@ -54,6 +54,7 @@ MODEL_COLOR = "#0969da"
 REFERENCE_COLOR = "#8250df"
 SAMPLES_COLOR = "#8c959f"
 REMOVED_COLOR = "#e3b341"
+CONTRAST_COLOR = "#0550ae"
 DISPLAY_SIZE = 280
 """Side in pixels of the images shown in the app (28x28 is upscaled 10x, nearest neighbour)."""
 FONT = {"base": 12, "small": 11, "title": 13}
@@ -280,6 +281,8 @@ def histogram_figure(
     removed: Sequence[int] = (),
     calibrated: bool = True,
     domain: str | None = None,
+    contrast_values: Sequence[float] = (),
+    contrast_label: str = "real pictures",
 ) -> Figure:
     """Histogram of a belonging distribution with the Grubbs threshold and the examined image.
 
@@ -301,6 +304,9 @@ def histogram_figure(
             inversions (drawn apart, in the legend with their count).
         calibrated (bool): False when no reference model was used (the axis is the raw loss).
         domain (str | None): ``"log"`` or ``"linear"``, the test's domain.
+        contrast_values (sequence of float): calibrated losses of the contrast check's real
+            pictures (:mod:`ronan.contrast`), drawn as an outline histogram; default none.
+        contrast_label (str): their legend entry.
 
     The x range covers the samples and the threshold; the examined image widens it when it lies
     within a factor of 1000 (log) or three ranges (linear), else it is drawn as an arrow at the
@@ -308,8 +314,11 @@ def histogram_figure(
     """
     vals = np.asarray(values, dtype=np.float64)
     vals = vals[np.isfinite(vals)] if vals.size else vals
+    real = np.asarray(contrast_values, dtype=np.float64)
+    real = real[np.isfinite(real)] if real.size else real
     thr = threshold_value(mean, std, critical_value) if threshold is None else threshold
     base = [float(v) for v in vals] + ([thr] if thr is not None and math.isfinite(thr) else [])
+    base += [float(v) for v in real]
     positive = [p for p in base if p > 0]
     if log is None:
         log = (
@@ -368,6 +377,15 @@ def histogram_figure(
                 edgecolor="white",
                 label=f"removed as failed inversions ({int(out.sum())})",
             )
+    if real.size:
+        ax.hist(
+            real[real > 0] if log else real,
+            bins=bins,
+            histtype="step",
+            color=CONTRAST_COLOR,
+            linewidth=2,
+            label=contrast_label,
+        )
     if thr is not None and math.isfinite(thr):
         ax.axvline(
             thr,
@@ -406,7 +424,7 @@ def histogram_figure(
         ax,
         title=f"Belonging distribution of {model}" if model else "Belonging distribution",
         xlabel=loss_axis_label(calibrated),
-        ylabel="samples",
+        ylabel="images" if real.size else "samples",
     )
     _legend_below(ax)
     return fig

@@ -29,8 +29,9 @@ from .attribution import Attribution
 from .calibration import BelongingDistribution
 from .rows import json_ready
 
-REPORT_FORMAT = 2
-"""2: adds ``upload``, ``preprocessing``, ``assumptions``, ``edit`` and ``test`` (format 1 had
+REPORT_FORMAT = 3
+"""3: adds ``test.contrast`` (the contrast check, :mod:`ronan.contrast`; also in ``attribution``).
+2: adds ``upload``, ``preprocessing``, ``assumptions``, ``edit`` and ``test`` (format 1 had
 ``attribution`` and ``belonging_distribution`` only; both are unchanged)."""
 
 
@@ -93,6 +94,7 @@ def report_dict(
             "n_kept": result.n_kept,
             "n_removed": result.n_removed,
             "removed_values": _removed_values(result, distribution),
+            "contrast": result.contrast,
         },
         "attribution": result.to_dict(history=True),
     }
@@ -156,6 +158,7 @@ def figures(
 
 def histogram_figure_of(result: Attribution, distribution: BelongingDistribution | None):
     """The belonging-distribution histogram of ``result`` (its test's scale, threshold, removed samples)."""
+    from .contrast import recorded_values
     from .plots import histogram_figure
 
     values = distribution.values if distribution is not None else []
@@ -172,6 +175,8 @@ def histogram_figure_of(result: Attribution, distribution: BelongingDistribution
         removed=_removed(result, distribution),
         calibrated=result.reference is not None,
         domain=result.domain,
+        contrast_values=recorded_values(result.contrast) or (),
+        contrast_label=f"held-out real pictures, same edit (N = {result.contrast['n']})" if result.contrast else "",
     )
 
 
@@ -230,7 +235,7 @@ def report_html(
 ) -> str:
     """A self-contained HTML report (figures embedded as base64 PNG, the JSON embedded too)."""
     from .plots import data_uri
-    from .views import esc, num, verdict_card
+    from .views import contrast_text, esc, num, verdict_card
 
     figs = figures(result, distribution, upload=upload) if figs is None else figs
     data = report_dict(result, distribution, preprocessing=preprocessing, caveats=caveats, edit_detected=edit_detected)
@@ -268,6 +273,7 @@ def report_html(
             f"inversions {esc([num(v) for v in data['test']['removed_values']])}",
         ),
         ("mu, sigma (test domain)", f"{num(result.mean)}, {num(result.std)}"),
+        ("Contrast check", contrast_text(result.contrast) if result.contrast else "not applied"),
         ("Reasons (inconclusive)", esc("; ".join(result.reasons)) or "none"),
         ("Inversion settings", f"<code>{esc(json.dumps(result.settings))}</code> (preset {esc(str(result.preset))})"),
         ("Seed", num(result.seed)),

@@ -128,6 +128,16 @@ def error_card(message: str, *, elem_id: str = "ronan-verdict") -> str:
 # ----------------------------------------------------------------------------- assumptions
 
 
+def contrast_text(c: dict) -> str:
+    """One line (HTML-escaped) for a result's contrast check (:mod:`ronan.contrast`)."""
+    if c.get("missing"):
+        return f"not built on this server ({esc(c['set'])}): a belonging verdict cannot be confirmed"
+    return (
+        f"{c['at_or_below']} of {c['n']} held-out real pictures ({esc(c['set'])}, same edit) reconstruct at "
+        f"least as well; p = {c['p_value']:.3f} vs level {c['alpha']:g}"
+    )
+
+
 def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
     """What ``result`` (an :class:`~ronan.attribution.Attribution`) rests on beyond the method.
 
@@ -228,6 +238,7 @@ def verdict_card(
             f"μ = {num(r.mean)}, σ = {num(r.std)} of {of}",
         ),
         ("Edit assumed", f"{esc(r.edit)} ({esc(r.edit_source)})"),
+        *([("Contrast check", contrast_text(r.contrast))] if r.contrast else []),
         ("Distance, preset, seed", f"{esc(r.distance)}, {esc(r.preset)}, {r.seed}"),
         ("Steps run (M, M_r)", f"{r.steps_run}, {num(r.reference_steps_run)}"),
         ("Time, device", f"{r.seconds:.2f} s, {esc(r.device)}"),
