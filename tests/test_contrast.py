@@ -96,6 +96,15 @@ def test_a_tiny_model_under_an_edit_end_to_end(tiny_dcgan, cache_tmp):
     assert mine.verdict == "belonging", mine.reasons
     assert mine.contrast["n"] == 20 and mine.contrast["at_or_below"] == 0 and mine.contrast["p_value"] <= 0.05
     assert theirs.verdict == "non-belonging"
+    # every place a result is shown says what the check found
+    from ronan import plots, report, views
+    from ronan.cli import result_line
+
+    assert "contrast 0/20 real at or below, p=0.05" in result_line(mine)
+    assert report.report_dict(mine, None)["test"]["contrast"]["n"] == 20
+    assert "Contrast check" in views.verdict_card(mine) and "0 of 20 held-out real pictures" in views.verdict_card(mine)
+    fig = report.histogram_figure_of(mine, None)
+    assert "held-out real pictures, same edit (N = 20)" in plots.legend_texts(fig)
     files = sorted(p.name for p in cache_tmp.glob("*.json"))
     assert len(files) == 2 and sum("__jpeg90__real-fmnist-test-0-20__" in f for f in files) == 1
     # the same query where the contrast distribution is missing and may not be built
