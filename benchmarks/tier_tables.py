@@ -100,7 +100,7 @@ def per_image(results: list) -> list[dict]:
     """The numbers behind each verdict (for re-deciding with other rules offline)."""
     return [{"loss": r.loss, "reference_loss": r.reference_loss, "calibrated_loss": r.calibrated_loss,
              "settled": r.settled, "verdict": r.verdict, "test_verdict": r.test_verdict,
-             "contrast": r.contrast} for r in results]
+             "contrast": r.contrast, "robust_edit": r.robust_edit} for r in results]
 
 
 def print_rows(rows: list[dict]) -> None:
@@ -161,20 +161,24 @@ def main() -> None:
         assumption = resolve_edit(None, model.image_size, model.channels, r0.edit if r0.edit != "none" else "none")
         settings = resolve_settings(args.preset, model=model, **overrides)
         ref_model = load_model(ref, args.device) if ref else None
-        dist = get_distribution(model, ref_model, settings=settings,
-                                build=False, edit=assumption, edit_mode=r0.edit_mode or "samples")
-        contrast = None
+        mode = r0.edit_mode or "samples"
+        members = assumption.members()
+        dists = [get_distribution(model, ref_model, settings=settings, build=False, edit=m, edit_mode=mode)
+                 for m in members]
+        contrasts = None
         if r0.contrast and r0.contrast["n"]:
             pictures = bundled_set(model)
-            contrast = get_distribution(model, ref_model, settings=settings, n=len(pictures), build=False,
-                                        edit=assumption, edit_mode=r0.edit_mode or "samples", pictures=pictures)
+            contrasts = [get_distribution(model, ref_model, settings=settings, n=len(pictures), build=False,
+                                          edit=m, edit_mode=mode, pictures=pictures) for m in members]
+        dist = dists if assumption.is_robust else dists[0]
+        contrast = contrasts if (contrasts is None or assumption.is_robust) else contrasts[0]
         label = "" if edit is None else f" [{edit}; assumed {r0.edit} ({r0.edit_source}, mode {r0.edit_mode})]"
-        print(f"\n{args.model}{label}: belonging distribution {dist.n} samples, removed "
+        print(f"\n{args.model}{label}: belonging distribution {dists[0].n} samples (x {len(dists)}), removed "
               f"{r0.n_removed}; threshold A' < {r0.threshold:.3g}; belonging: {args.n} images, "
               f"{t_bel / args.n:.2f} s/image", flush=True)
-        if contrast is not None:
-            print(f"contrast check: {contrast.pictures['set']}, same edit, A' from {min(contrast.values):.3g} "
-                  f"(5% quantile {sorted(contrast.values)[len(contrast.values) // 20]:.3g})", flush=True)
+        for c in contrasts or []:
+            print(f"contrast check: {c.pictures['set']}, edit {c.edit['spec'] if c.edit else 'none'}, A' from "
+                  f"{min(c.values):.3g} (5% quantile {sorted(c.values)[len(c.values) // 20]:.3g})", flush=True)
         rows = []
         out["images"][f"belonging{label}"] = per_image(bel)
         for src, images in others.items():

@@ -35,7 +35,7 @@ from .models.base import Generator
 from .prepare import PREPARE_ARGS, Prepared, prepare
 from .provenance import environment, library_versions
 from .rows import ROW_FIELDS, json_ready
-from .verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, DecisionSettings, decide, summarize
+from .verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, DecisionSettings, decide, pick, summarize
 
 SSIM_RESTARTS = 4  # restarts that 1-SSIM needs on the bundled zoo (benchmarks/RESULTS.md, Table 5)
 
@@ -56,7 +56,9 @@ class Attribution:
     settled when it ended. ``edit`` is the edit assumed (``"none"``, ``"robust"`` or a spec such
     as ``"jpeg:75"``), ``edit_source`` how (``"detected"``, ``"declared"``, ``"robust"``,
     ``"none"``), ``edit_mode`` how it entered the method (``"samples"``/``"through"``),
-    ``detection`` what the file revealed; ``original_format``/``original_size``/``original_mode``
+    ``detection`` what the file revealed, ``robust_edit`` (robust assumption only) the edit of the
+    family whose belonging distribution decided (the closest fit, :func:`ronan.verdict.pick`);
+    ``original_format``/``original_size``/``original_mode``
     describe the file as uploaded; ``environment`` the machine (CPU, instruction set, threads,
     device: :func:`ronan.provenance.environment`). ``contrast`` is where the query fell among
     held-out real pictures passed through the same edit (:meth:`ronan.contrast.ContrastCheck.to_dict`:
@@ -110,6 +112,7 @@ class Attribution:
     original_format: str | None = None
     original_size: list[int] | None = None
     original_mode: str | None = None
+    robust_edit: str | None = None
     contrast: dict | None = None
     steps_run: int = 0
     reference_steps_run: int | None = None
@@ -361,18 +364,18 @@ def attribute_stream(
     # 3. run, per assumed edit: the belonging distribution, the inversions; 4. assemble the verdicts
     by_index: dict[int, Attribution] = {}
     for assumption, idx in _edit_groups(run, edit):
-        mode = edit_mode or default_edit_mode(assumption)
-        dist = _distribution(
-            run,
-            distribution,
-            assumption,
-            mode,
-            n_calibration,
-            calibration_seed,
-            build_calibration,
-            calibration_callback,
-        )
-        transform = edit_transform(assumption, mode, run.gen)
+        mode = _edit_mode(edit_mode, assumption)
+        if distribution is not None and assumption.is_robust:
+            raise CalibrationError(
+                "a given belonging distribution cannot serve the robust edit assumption (one per edit of its family)"
+            )
+        evidence = [
+            _evidence(
+                run, distribution, m, mode, n_calibration, calibration_seed, build_calibration, calibration_callback
+            )
+            for m in assumption.members()
+        ]
+        transform = edit_transform(assumption.members()[0], mode, run.gen)
         results, x = yield from _invert_group(
             run,
             idx,
@@ -384,14 +387,8 @@ def attribute_stream(
             with_images=with_images,
             should_stop=should_stop,
         )
-        contrast_dist, pictures = _contrast_distribution(
-            run, assumption, mode, calibration_seed, build_calibration, calibration_callback
-        )
-        summary = summarize(dist.values, run.decision, settled=dist.sample_settled)
         for j, i in enumerate(idx):
-            by_index[i] = _assemble(
-                run, i, j, results, x, dist, summary, assumption, mode, (contrast_dist, pictures), seed=seed
-            )
+            by_index[i] = _assemble(run, i, j, results, x, evidence, assumption, mode, seed=seed)
     out = [by_index[i] for i in range(len(loaded))]
     per_image = round((time.perf_counter() - t0) / max(len(run.loaded), 1), 4)
     for r in out:
@@ -413,6 +410,36 @@ def default_edit_mode(assumption: EditAssumption) -> str:
     if edit is not None and edit.fully_differentiable and any(step.op in THROUGH_OPS for step in edit.steps):
         return "through"
     return "samples"
+
+
+def _edit_mode(edit_mode: str | None, assumption: EditAssumption) -> str:
+    """The mode of an edit group: ``edit_mode``, else the edit's measured default; the robust
+    assumption's family edits all invert in mode ``"samples"``."""
+    if not assumption.is_robust:
+        return edit_mode or default_edit_mode(assumption)
+    if edit_mode not in (None, "samples"):
+        raise ValueError("the robust edit assumption compares edited samples (mode samples), not --edit-mode through")
+    return "samples"
+
+
+@dataclass
+class _Evidence:
+    """What one belonging distribution contributes to an edit group's verdicts: the edit it assumes,
+    the distribution and its test summary, and its contrast distribution and picture set (see
+    :func:`_contrast_distribution`)."""
+
+    assumption: EditAssumption
+    dist: BelongingDistribution
+    summary: object
+    contrast_dist: BelongingDistribution | None
+    pictures: object
+
+
+def _evidence(run: _Run, given, assumption, mode, n, seed, build, callback) -> _Evidence:
+    dist = _distribution(run, given, assumption, mode, n, seed, build, callback)
+    contrast_dist, pictures = _contrast_distribution(run, assumption, mode, seed, build, callback)
+    summary = summarize(dist.values, run.decision, settled=dist.sample_settled)
+    return _Evidence(assumption, dist, summary, contrast_dist, pictures)
 
 
 def _distribution(run: _Run, given, assumption, mode, n, seed, build, callback) -> BelongingDistribution:
@@ -476,16 +503,15 @@ def _assemble(
     j: int,
     results: dict,
     x: torch.Tensor,
-    dist: BelongingDistribution,
-    summary,
+    evidence: list[_Evidence],
     assumption: EditAssumption,
     mode: str,
-    contrast: tuple,
     *,
     seed: int,
 ) -> Attribution:
-    """The :class:`Attribution` of image ``i`` (``j``-th of its edit group); ``contrast`` is
-    ``(contrast distribution, picture set)`` from :func:`_contrast_distribution`."""
+    """The :class:`Attribution` of image ``i`` (``j``-th of its edit group), decided against each
+    :class:`_Evidence` (one; one per family edit under the robust assumption) and
+    reported with the one that decides (:func:`ronan.verdict.pick`)."""
     li, p = run.loaded[i], run.prepared
     distance = p.distance
     res_m, res_r = results["model"], results.get("reference")
@@ -498,21 +524,22 @@ def _assemble(
         )[0]
     )
     settled = bool(res_m.settled[j])
-    contrast_dist, pictures = contrast
-    check = None
-    if contrast_dist is None and pictures:
-        check = contrast_check.not_built(pictures.name, assumption.spec, run.decision.contrast_alpha)
-    elif contrast_dist is not None:
-        check = contrast_check.check(
-            calibrated,
-            contrast_dist.values,
-            run.decision.contrast_alpha,
-            name=pictures.name,
-            file=cache_path(contrast_dist.key()).name,
-        )
-    decision = decide(calibrated, summary, settled=settled, contrast=check, edit=assumption.spec)
+    checks = [_contrast_of(run, e, calibrated) for e in evidence]
+    decisions = [
+        decide(calibrated, e.summary, settled=settled, contrast=c, edit=e.assumption.spec)
+        for e, c in zip(evidence, checks)
+    ]
+    k = pick(decisions)
+    chosen, decision, check = evidence[k], decisions[k], checks[k]
+    dist, summary, pictures = chosen.dist, chosen.summary, chosen.pictures
     notes = list(li.notes) + _run_notes(distance, run.settings)
-    if not assumption.is_none:
+    if assumption.is_robust:
+        fits = ", ".join(f"{e.assumption.spec} {d.verdict} ({_fmt(d.statistic)})" for e, d in zip(evidence, decisions))
+        notes.append(
+            f"edit assumed (robust): tested against each edit of the family: {fits}; "
+            f"decided by {chosen.assumption.spec}"
+        )
+    elif not assumption.is_none:
         notes.append(f"edit assumed ({assumption.source}): {assumption.spec}, mode {mode}")
     if pictures is False:
         notes.append(
@@ -563,6 +590,7 @@ def _assemble(
         original_format=li.original_format,
         original_size=list(li.original_size),
         original_mode=li.original_mode,
+        robust_edit=chosen.assumption.spec if assumption.is_robust else None,
         contrast=check.to_dict() if check is not None else None,
         steps_run=int(res_m.image_steps[j]),
         reference_steps_run=int(res_r.image_steps[j]) if res_r is not None else None,
@@ -571,6 +599,21 @@ def _assemble(
         image_tensor=x[j],
         reconstruction=res_m.reconstructions[j],
         reference_reconstruction=res_r.reconstructions[j] if res_r is not None else None,
+    )
+
+
+def _contrast_of(run: _Run, e: _Evidence, calibrated: float):
+    """The contrast check of a calibrated loss against one evidence's contrast distribution, or None."""
+    if e.contrast_dist is None and e.pictures:
+        return contrast_check.not_built(e.pictures.name, e.assumption.spec, run.decision.contrast_alpha)
+    if e.contrast_dist is None:
+        return None
+    return contrast_check.check(
+        calibrated,
+        e.contrast_dist.values,
+        run.decision.contrast_alpha,
+        name=e.pictures.name,
+        file=cache_path(e.contrast_dist.key()).name,
     )
 
 

@@ -458,7 +458,7 @@ def _edited(
     from .seeding import derive_seed
 
     base = derive_seed(seed, "calibration-edit") % (2**31)
-    pils = [edit.sample_edit(first + k).apply(to_pil(im), seed=base + first + k) for k, im in enumerate(batch)]
+    pils = [edit.edit.apply(to_pil(im), seed=base + first + k) for k, im in enumerate(batch)]
     x = torch.stack([model.preprocess(p) for p in pils])
     xr = torch.stack([reference.preprocess(p) for p in pils]) if reference is not None else None
     return x, xr

@@ -524,13 +524,24 @@ def _calibration_edit(assume: str):
 
 
 def cmd_calibrate(args) -> int:
+    """Build (or check) the belonging distribution of the assumed edit — of each edit of the family
+    for ``--assume-edit robust`` (``--json``: then a list, one object per edit) — and, with the contrast
+    check, its contrast distribution."""
+    args.calibration_n = args.n
+    p = _prepare(args, *_check_method(args, "--n"))
+    edit = _calibration_edit(args.assume_edit)
+    summaries = [_calibrate_one(args, p, member) for member in edit.members()]
+    if args.json:
+        print(json.dumps(summaries if edit.is_robust else summaries[0], indent=2))
+    return EXIT_OK
+
+
+def _calibrate_one(args, p, edit) -> dict:
+    """``calibrate`` for one edit: build or check, print its line (not with ``--json``), return its summary."""
     from .attribution import default_edit_mode
     from .calibration import find_cache, get_distribution
 
-    args.calibration_n = args.n
-    p = _prepare(args, *_check_method(args, "--n"))
     model = p.model
-    edit = _calibration_edit(args.assume_edit)
     dist = get_distribution(
         model,
         p.reference,
@@ -573,9 +584,7 @@ def cmd_calibrate(args) -> int:
             "max": max(contrast.values),
             "file": str(find_cache(contrast.key())),
         }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
+    if not args.json:
         print(
             f"{dist.model} (reference {dist.reference}, {dist.distance}): N={dist.n} mean={dist.mean:.4g} "
             f"std={dist.std:.4g} min={summary['min']:.4g} max={summary['max']:.4g} -> {safe(summary['file'])}"
@@ -586,7 +595,7 @@ def cmd_calibrate(args) -> int:
                 f"contrast ({safe(c['set'])}, same edit): N={c['n']} min={c['min']:.4g} max={c['max']:.4g} "
                 f"-> {safe(c['file'])}"
             )
-    return EXIT_OK
+    return summary
 
 
 def _calibrate_contrast(args, p, edit):
@@ -685,7 +694,8 @@ def result_line(r) -> str:
     """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time."""
     ref = "None" if r.reference_loss is None else format(r.reference_loss, ".3g")  # as README documents
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
-    edit = f"  edit {r.edit} ({r.edit_source})" if r.edit != "none" else ""
+    matched = f": {r.robust_edit}" if r.robust_edit else ""
+    edit = f"  edit {r.edit}{matched} ({r.edit_source})" if r.edit != "none" else ""
     c = r.contrast
     contrast = (
         "" if not c or not c["n"] else f"  contrast {c['at_or_below']}/{c['n']} real at or below, p={c['p_value']:.2f}"

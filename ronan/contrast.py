@@ -161,9 +161,9 @@ class ContrastCheck:
             return self.missing
         under = "" if edit == "none" else f" passed through the same edit ({edit})"
         return (
-            f"{self.at_or_below} of {self.n} held-out real pictures ({self.set}){under} reconstruct at least as "
-            f"well as this image (p = {self.p_value:.2f} > the contrast level {self.alpha:g}): at this loss the model's "
-            f"images and real pictures look alike, so passing Grubbs' test does not show the model made it"
+            f"{self.at_or_below} of {self.n} held-out real pictures ({self.set}){under} reconstruct at least "
+            f"as well as this image (p = {self.p_value:.2f} > the contrast level {self.alpha:g}): at this loss the "
+            f"model's images and real pictures look alike, so passing Grubbs' test does not show the model made it"
         )
 
     def to_dict(self) -> dict:

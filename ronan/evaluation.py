@@ -256,27 +256,42 @@ def verdicts(
 
     Args:
         results (list[Attribution]): attributions of one model and distribution.
-        distribution (BelongingDistribution): their belonging distribution.
+        distribution (BelongingDistribution | list): their belonging distribution, or one per edit
+            of the robust family (then each result is decided by the one it fits best,
+            :func:`ronan.verdict.pick`, as the attribution was).
         test (str | None): ``"robust"`` or ``"paper"``; default each result's own.
         calibrated (bool): use A' (default) or the raw loss A.
         alpha (float | None): default each result's own.
-        contrast_distribution (BelongingDistribution | None): the contrast distribution the
-            results were checked against (one edit), or None.
+        contrast_distribution (BelongingDistribution | list | None): the contrast distribution the
+            results were checked against (one per family edit with a list of distributions), or None.
     """
-    from .verdict import DecisionSettings, decide, summarize
+    from .verdict import DecisionSettings, decide, pick, summarize
 
+    dists = distribution if isinstance(distribution, list) else [distribution]
+    contrasts = (
+        contrast_distribution if isinstance(contrast_distribution, list) else [contrast_distribution] * len(dists)
+    )
     out, summaries = [], {}
-    values = distribution.values if calibrated else distribution.losses
     for r in results:
         key = (test or r.test, alpha or r.alpha)
         contrast_alpha = (r.contrast or {}).get("alpha", DecisionSettings.contrast_alpha)
         if key not in summaries:
-            summaries[key] = summarize(
-                values, DecisionSettings(mode=key[0], alpha=key[1]), settled=distribution.sample_settled
-            )
+            settings = DecisionSettings(mode=key[0], alpha=key[1])
+            summaries[key] = [
+                summarize(d.values if calibrated else d.losses, settings, settled=d.sample_settled) for d in dists
+            ]
         value = r.calibrated_loss if calibrated else r.loss
-        check = _recheck(r, value, (key[0], contrast_alpha), calibrated, contrast_distribution)
-        out.append(decide(value, summaries[key], settled=r.settled, contrast=check, edit=r.edit).verdict)
+        decisions = [
+            decide(
+                value,
+                sm,
+                settled=r.settled,
+                contrast=_recheck(r, value, (key[0], contrast_alpha), calibrated, c),
+                edit=r.edit,
+            )
+            for sm, c in zip(summaries[key], contrasts)
+        ]
+        out.append(decisions[pick(decisions)].verdict)
     return out
 
 

@@ -580,6 +580,8 @@ def has_distribution(
     ``edit_mode`` (``"samples"`` by default); with ``pictures`` (a :class:`ronan.contrast.PictureSet`),
     the contrast distribution of those pictures instead (N is then their count)."""
     edit = edit or NO_EDIT
+    if edit.is_robust:
+        return all(has_distribution(p, n, seed, m, edit_mode, pictures) for m in edit.members())
     n = n if pictures is None else len(pictures)
     key = distribution_key(
         p.model,
@@ -850,37 +852,16 @@ def run_attribution(
     building = not has_distribution(p, edit=assumption, edit_mode=mode)
     # a build takes minutes: the prior of a plain attribution would be wrong
     progress, eta = _plan(ref, building and build_calibration), Eta(None if building else eta_prior)
-    dist = yield from _calibration_stream(
-        p,
-        n=N_CALIBRATION,
-        seed=0,
-        rebuild=False,
-        build=build_calibration,
-        should_stop=should_stop,
-        progress=progress,
-        eta=eta,
-        t0=t0,
-        edit=assumption,
-        edit_mode=mode,
-    )
-    pictures = contrast_check.bundled_set(gen) if contrast_check.applies("auto", assumption, test) else None
-    if pictures is not None and (
-        build_calibration or has_distribution(p, edit=assumption, edit_mode=mode, pictures=pictures)
-    ):
-        yield from _calibration_stream(
-            p,
-            n=len(pictures),
-            seed=0,
-            rebuild=False,
-            build=build_calibration,
-            should_stop=should_stop,
-            progress=progress,
-            eta=eta,
-            t0=t0,
-            edit=assumption,
-            edit_mode=mode,
-            pictures=pictures,
-        )
+    dists: dict[str, BelongingDistribution] = {}
+    for member in assumption.members():  # the edit itself, or each edit of the robust family
+        common = dict(seed=0, rebuild=False, build=build_calibration, should_stop=should_stop, progress=progress)
+        common |= dict(eta=eta, t0=t0, edit=member, edit_mode=mode)
+        dists[member.spec] = yield from _calibration_stream(p, n=N_CALIBRATION, **common)
+        pictures = contrast_check.bundled_set(gen) if contrast_check.applies("auto", member, test) else None
+        if pictures is not None and (
+            build_calibration or has_distribution(p, edit=member, edit_mode=mode, pictures=pictures)
+        ):
+            yield from _calibration_stream(p, n=len(pictures), pictures=pictures, **common)
     target = gen.preprocess(loaded.image)
     hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
     for ev in attribute_stream(
@@ -889,7 +870,7 @@ def run_attribution(
         alpha=alpha,
         test=test,
         edit=edit,
-        distribution=dist,
+        distribution=None if assumption.is_robust else dists[assumption.spec],
         build_calibration=build_calibration,
         seed=seed,
         progress_every=progress_every,
@@ -898,6 +879,7 @@ def run_attribution(
     ):
         if isinstance(ev, list):
             progress.update("model", 1.0), progress.update("reference", 1.0)
+            dist = dists[ev[0].robust_edit or assumption.spec]
             yield RunOutcome(ev[0], dist, loaded, preprocessing_steps(loaded, gen), caveats, detected)
             return
         inv = ev.progress

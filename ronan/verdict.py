@@ -255,3 +255,17 @@ def decide(value: float, summary: SampleSummary, *, settled: bool = True, contra
         reasons.append(contrast.reason(edit))
     verdict = INCONCLUSIVE if reasons else (BELONGING if test_belonging else NON_BELONGING)
     return Verdict(verdict, g, crit, test_belonging, tuple(reasons))
+
+
+def pick(verdicts: list[Verdict]) -> int:
+    """Index of the verdict that decides when one query was tested against several belonging
+    distributions (the robust edit assumption: one per edit of the family): a belonging verdict if
+    any (the closest fit: smallest statistic), else an inconclusive one, else the non-belonging one
+    with the smallest statistic. So the query is non-belonging only when it fits none of them."""
+    rank = {BELONGING: 0, INCONCLUSIVE: 1, NON_BELONGING: 2}
+
+    def key(i: int) -> tuple:
+        s = verdicts[i].statistic
+        return (rank[verdicts[i].verdict], math.inf if math.isnan(s) else s)
+
+    return min(range(len(verdicts)), key=key)

@@ -21,6 +21,7 @@ from string import Template
 from PIL import Image
 
 from .attribution import SSIM_RESTARTS
+from .edits import ROBUST_FAMILY
 from .plots import (
     GREY,
     INCONCLUSIVE_COLOR,
@@ -153,8 +154,9 @@ def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
         )
     elif result.edit_source == "robust":
         out.append(
-            f"Unknown edits assumed: {result.edit_description}. A wider belonging distribution: weaker "
-            f"evidence either way."
+            f"Unknown edits assumed: the image was tested against the belonging distribution of each edit of "
+            f"the family ({', '.join(ROBUST_FAMILY)}); the closest fit, {result.robust_edit}, decided. An edit "
+            f"outside the family can still make a generated image look not belonging."
         )
     if result.reference is None:
         out.append(
@@ -237,7 +239,7 @@ def verdict_card(
             f"{esc(r.test)} ({'log domain' if r.domain == 'log' else 'linear'}), α = {r.alpha:g}; "
             f"μ = {num(r.mean)}, σ = {num(r.std)} of {of}",
         ),
-        ("Edit assumed", f"{esc(r.edit)} ({esc(r.edit_source)})"),
+        ("Edit assumed", f"{esc(r.edit)}{': ' + esc(r.robust_edit) if r.robust_edit else ''} ({esc(r.edit_source)})"),
         *([("Contrast check", contrast_text(r.contrast))] if r.contrast else []),
         ("Distance, preset, seed", f"{esc(r.distance)}, {esc(r.preset)}, {r.seed}"),
         ("Steps run (M, M_r)", f"{r.steps_run}, {num(r.reference_steps_run)}"),

@@ -115,3 +115,38 @@ def test_a_tiny_model_under_an_edit_end_to_end(tiny_dcgan, cache_tmp):
     assert again.test_verdict == "belonging"
     off = attribute_batch([own], tiny_dcgan, **(kw | {"contrast": "off"}), build_calibration=False)[0]
     assert off.verdict == "belonging" and off.contrast is None
+
+
+def test_robust_assumption_tests_each_edit_of_the_family(tiny_dcgan, cache_tmp):
+    """Unknown edits: one belonging distribution per edit of the family (shared with declared edits),
+    the closest fit decides and is named; a real picture fits none of them."""
+    from ronan import views
+    from ronan.cli import result_line
+    from ronan.edits import ROBUST_FAMILY, parse_edit
+    from ronan.evaluation import verdicts
+    from ronan.images import load_image
+
+    blurred = parse_edit("filter:blur").apply(generate_pil(tiny_dcgan, 1, 77)[0], seed=0)
+    real = SAMPLES / "fmnist-test" / "0150.png"
+    kw = dict(reference=None, steps=100, restarts=1, n_calibration=12, edit="robust", contrast="off")
+    mine, theirs = attribute_batch([blurred, load_image(real)], tiny_dcgan, **kw)
+    assert mine.verdict == "belonging" and mine.edit == "robust" and mine.robust_edit in ROBUST_FAMILY
+    assert theirs.verdict == "non-belonging"
+    assert any("tested against each edit of the family" in n for n in mine.notes)
+    assert f"edit robust: {mine.robust_edit} (robust)" in result_line(mine)
+    assert "the closest fit" in " ".join(views.assumptions(mine))
+    # one distribution per edit, the same files a declared edit uses
+    assert len(list(cache_tmp.glob("*.json"))) == len(ROBUST_FAMILY)
+    declared = attribute_batch([blurred], tiny_dcgan, **(kw | {"edit": mine.robust_edit}), build_calibration=False)[0]
+    assert declared.calibration_file == mine.calibration_file
+    # re-deciding with every family distribution gives the same verdicts
+    from ronan.calibration import get_distribution
+    from ronan.edits.policy import resolve_edit
+    from ronan.inversion import resolve_settings
+
+    settings = resolve_settings(None, model=tiny_dcgan, steps=100, restarts=1)
+    dists = [get_distribution(tiny_dcgan, None, settings=settings, n=12, edit=m, build=False)
+             for m in resolve_edit(None, 28, 1, "robust").members()]
+    assert verdicts([mine, theirs], dists) == ["belonging", "non-belonging"]
+    with pytest.raises(ValueError, match="mode samples"):
+        attribute_batch([blurred], tiny_dcgan, **kw, edit_mode="through")

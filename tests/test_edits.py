@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps, features
 
-from ronan.edits import (FILTERS, ROBUST_FAMILY, Edit, EditError, apply_batch, detect, family_edit, parse_edit,
+from ronan.edits import (FILTERS, ROBUST_FAMILY, Edit, EditError, apply_batch, detect, parse_edit,
                          suggested_edit)
 from ronan.edits.jpeg import ijg_tables, jpeg_roundtrip
 from ronan.edits.resample import fit_resize, pil_resize
@@ -81,11 +81,17 @@ def test_invalid_specs_raise_one_line_error_naming_the_grammar(text):
     assert "expected none, jpeg:Q" in msg and "resize:F" in msg and "filter:contrast|warm|blur|sharpen" in msg
 
 
-def test_robust_family_cycles_through_valid_edits():
+def test_robust_assumption_is_its_family_of_valid_edits():
+    from ronan.edits.policy import resolve_edit
+
     assert [parse_edit(s).spec for s in ROBUST_FAMILY] == list(ROBUST_FAMILY)
-    n = len(ROBUST_FAMILY)
-    assert [family_edit(k).spec for k in range(2 * n)] == list(ROBUST_FAMILY) * 2
-    assert all(not family_edit(k).is_none for k in range(n))
+    robust = resolve_edit(None, 28, 1, "robust")
+    members = robust.members()
+    assert [m.spec for m in members] == list(ROBUST_FAMILY) and all(m.source == "robust" for m in members)
+    # each member shares the distribution of the same edit declared
+    assert members[0].key("samples") == resolve_edit(None, 28, 1, ROBUST_FAMILY[0]).key("samples")
+    with pytest.raises(ValueError, match="no belonging distribution of its own"):
+        robust.key("samples")
 
 
 # ------------------------------------------------------------------- exact application

@@ -9,12 +9,12 @@ Three views of one edit, all from a spec string such as ``"resize:0.75+jpeg:75"`
 * :func:`detect` reads what a file reveals (JPEG quality and subsampling, size relative to
   the model, software) and :func:`suggested_edit` turns it into an :class:`Edit`.
 
-:data:`ROBUST_FAMILY` and :func:`family_edit` define the edits of the robust mode.
+:data:`ROBUST_FAMILY` lists the edits of the robust mode.
 """
 
 from ..errors import EditError
 from .detect import Detection, detect, suggested_edit
-from .spec import EDITS_VERSION, FILTERS, GRAMMAR, ROBUST_FAMILY, Edit, apply_batch, family_edit, parse_edit
+from .spec import EDITS_VERSION, FILTERS, GRAMMAR, ROBUST_FAMILY, Edit, apply_batch, parse_edit
 
 __all__ = [
     "Edit",
@@ -25,7 +25,6 @@ __all__ = [
     "detect",
     "suggested_edit",
     "ROBUST_FAMILY",
-    "family_edit",
     "FILTERS",
     "GRAMMAR",
     "EDITS_VERSION",

@@ -58,7 +58,8 @@ GRAMMAR = (
 )
 
 ROBUST_FAMILY = ("jpeg:90", "jpeg:75", "noise:0.01", "filter:contrast", "filter:blur")
-"""Edits of the robust mode: calibration sample ``k`` passes through ``ROBUST_FAMILY[k % 5]``."""
+"""Edits of the robust mode: a query is tested against each one's belonging distribution
+(:meth:`ronan.edits.policy.EditAssumption.members`)."""
 
 _SUBSAMPLING = {"420": "4:2:0", "422": "4:2:2", "444": "4:4:4"}
 _PIL_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -497,8 +498,3 @@ def apply_batch(images: torch.Tensor, edit: Edit | str, seed: int = 0) -> list[I
     """
     edit = parse_edit(edit)
     return [edit.apply(to_pil(im), seed + i) for i, im in enumerate(images)]
-
-
-def family_edit(index: int) -> Edit:
-    """The robust-mode edit of calibration sample ``index``: ``ROBUST_FAMILY[index % len]``."""
-    return parse_edit(ROBUST_FAMILY[index % len(ROBUST_FAMILY)])
