@@ -155,6 +155,13 @@ def _add_method(p: argparse.ArgumentParser) -> None:
         default=0.01,
         help="level of the contrast check (default 0.01: with 100 real pictures, beat every one)",
     )
+    p.add_argument(
+        "--contrast-pictures",
+        metavar="DIR",
+        default=None,
+        help="real pictures for the contrast check (up to 100 image files of DIR, never trained on; "
+        "default: the bundled tier's held-out set, bundled models only)",
+    )
 
 
 def build_parser(full: bool = True) -> argparse.ArgumentParser:
@@ -598,6 +605,21 @@ def _calibrate_one(args, p, edit) -> dict:
     return summary
 
 
+def _contrast_pictures(args):
+    """The picture set of ``--contrast-pictures DIR`` (None when not given; read once per run); a
+    folder that cannot be read or holds fewer than 3 images is a one-line usage error."""
+    from .contrast import folder_set
+
+    if not getattr(args, "contrast_pictures", None):
+        return None
+    if getattr(args, "_contrast_set", None) is None:
+        try:
+            args._contrast_set = folder_set(args.contrast_pictures)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--contrast-pictures {safe(args.contrast_pictures)}: {e}") from None
+    return args._contrast_set
+
+
 def _calibrate_contrast(args, p, edit):
     """``calibrate --contrast``: the contrast distribution of the same edit (``on``: always; ``auto``:
     for an edit; ``off``: never), None when it does not apply or the model has no picture set."""
@@ -607,9 +629,12 @@ def _calibrate_contrast(args, p, edit):
 
     if not applies(args.contrast, edit, getattr(args, "test", "robust")):
         return None
-    pictures = bundled_set(p.model)
+    pictures = _contrast_pictures(args) or bundled_set(p.model)
     if pictures is None:
-        _err(f"note: {p.model.name} has no contrast set (only bundled models have one); none built")
+        _err(
+            f"note: {p.model.name} has no contrast set (bundled models have one; give --contrast-pictures "
+            f"DIR); none built"
+        )
         return None
     return get_distribution(
         p.model,
@@ -639,6 +664,7 @@ def cmd_attribute(args) -> int:
     dev, precision = _check_method(args)
     limits.check_images(len(args.images), "images in one call")
     p = _prepare(args, dev, precision)
+    _contrast_pictures(args)  # a bad --contrast-pictures folder stops here, before any work
     model = p.model
     chunk = limits.images_per_batch(limits.rows_per_image(p.settings, model))
     budget = limits.PixelBudget()
@@ -663,6 +689,7 @@ def cmd_attribute(args) -> int:
             edit_mode=args.edit_mode,
             contrast=args.contrast,
             contrast_alpha=args.contrast_alpha,
+            contrast_pictures=_contrast_pictures(args),
             seed=args.seed,
             n_calibration=args.calibration_n,
             calibration_seed=args.calibration_seed,
@@ -760,6 +787,7 @@ def cmd_evaluate(args) -> int:
             edit_mode=args.edit_mode,
             contrast=args.contrast,
             contrast_alpha=args.contrast_alpha,
+            contrast_pictures=_contrast_pictures(args),
             seed=args.seed,
             n_calibration=args.calibration_n,
             calibration_seed=args.calibration_seed,

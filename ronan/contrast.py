@@ -95,6 +95,21 @@ class PictureSet:
         return torch.stack([model.preprocess(load_image(f).image) for f in self.files])
 
 
+def folder_set(folder, limit: int = MAX_PICTURES) -> PictureSet:
+    """The contrast set of a folder of real pictures (CLI ``--contrast-pictures DIR``): its image
+    files (any format Pillow reads, sorted by name, the first ``limit``), named after the folder.
+    Use pictures the model was never trained on, never the images under test.
+
+    Raises:
+        ValueError: fewer than 3 image files.
+    """
+    from .images import IMAGE_SUFFIXES
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    return PictureSet.from_files(folder.name or "pictures", files)
+
+
 def bundled_set(model) -> PictureSet | None:
     """The contrast set of a bundled generator: held-out real pictures of its tier, files
     ``FIRST_FILE .. FIRST_FILE + MAX_PICTURES``; None for other models or when the folder is missing."""

@@ -259,13 +259,15 @@ def decide(value: float, summary: SampleSummary, *, settled: bool = True, contra
 
 def pick(verdicts: list[Verdict]) -> int:
     """Index of the verdict that decides when one query was tested against several belonging
-    distributions (the robust edit assumption: one per edit of the family): a belonging verdict if
-    any (the closest fit: smallest statistic), else an inconclusive one, else the non-belonging one
-    with the smallest statistic. So the query is non-belonging only when it fits none of them."""
+    distributions (the robust edit assumption: one per edit of the family): among the belonging
+    verdicts, if any, the closest fit (the smallest ``|statistic|``: the distribution in which the
+    query is most typical, not the one it lies furthest below); else among the inconclusive ones;
+    else the non-belonging one with the smallest statistic. So the query is non-belonging only when
+    it fits none of them."""
     rank = {BELONGING: 0, INCONCLUSIVE: 1, NON_BELONGING: 2}
 
     def key(i: int) -> tuple:
         s = verdicts[i].statistic
-        return (rank[verdicts[i].verdict], math.inf if math.isnan(s) else s)
+        return (rank[verdicts[i].verdict], math.inf if math.isnan(s) else abs(s))
 
     return min(range(len(verdicts)), key=key)

@@ -150,3 +150,24 @@ def test_robust_assumption_tests_each_edit_of_the_family(tiny_dcgan, cache_tmp):
     assert verdicts([mine, theirs], dists) == ["belonging", "non-belonging"]
     with pytest.raises(ValueError, match="mode samples"):
         attribute_batch([blurred], tiny_dcgan, **kw, edit_mode="through")
+
+
+def test_contrast_pictures_folder(tmp_path, capsys):
+    """CLI --contrast-pictures DIR: a folder of real pictures for models without a bundled set; a
+    folder with too few images stops with one line before any work."""
+    import shutil
+
+    from ronan.cli import main
+
+    for f in sorted((SAMPLES / "fmnist-test").glob("*.png"))[:5]:
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    pictures = contrast.folder_set(tmp_path)
+    assert len(pictures) == 5 and pictures.name == tmp_path.name
+    few = tmp_path / "few"
+    few.mkdir()
+    shutil.copy(SAMPLES / "fmnist-test" / "0000.png", few / "a.png")
+    img = SAMPLES / "fmnist-test" / "0001.png"
+    assert main(["attribute", "dcgan-fmnist", str(img), "--contrast-pictures", str(few)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--contrast-pictures" in lines[0] and "at least 3 pictures" in lines[0], lines
