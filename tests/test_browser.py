@@ -294,3 +294,32 @@ def test_every_tab_driven_and_photographed(url, browser, tmp_path, width):
     page.locator(".katex").first.wait_for(timeout=30_000)
     _shot(page, tmp_path, f"how-{width}")
     page.close()
+
+
+def test_jpeg_real_picture_on_the_colour_model_is_inconclusive_by_the_contrast_check(url, browser, tmp_path):
+    """A held-out real picture re-saved as JPEG q50, on dcgan64-clipart: JPEG erases what separates the
+    model's images from real ones, Grubbs' test alone would say belonging, and the contrast check (real
+    pictures through the same edit) makes it inconclusive — in the card, and drawn in the histogram."""
+    from ronan.edits import parse_edit
+    from ronan.images import load_image
+
+    data, ext = parse_edit("jpeg:50").to_file(load_image(REPO / "assets/samples/clipart-test/0002.png").image, seed=2)
+    jpg = tmp_path / f"clipart-test-0002-q50{ext}"
+    jpg.write_bytes(data)
+    page = _open(browser, url, WIDTHS[0])
+    page.locator("#model input").click()
+    page.get_by_role("option", name="dcgan64-clipart").first.click()
+    page.wait_for_timeout(1000)
+    page.locator("#image-file input[type=file]").set_input_files(str(jpg))
+    page.wait_for_timeout(1000)
+    page.locator("#run").click()
+    assert _verdict(page, "inconclusive").startswith("INCONCLUSIVE")
+    card = page.locator("#ronan-verdict").inner_text()
+    assert "held-out real pictures (clipart-test[100:200]) passed through the same edit (jpeg:50)" in card
+    assert "Grubbs' test alone would say belonging" in card and "Contrast check" in card
+    _wait_images(page, "#hist img")
+    assert "held-out real pictures, same edit (N = 100)" in page.locator("#hist img").get_attribute("alt")
+    page.screenshot(path=str(tmp_path / "contrast-1366.png"), full_page=True)
+    if UPDATE:
+        shutil.copy(tmp_path / "contrast-1366.png", SHOTS / "contrast-1366.png")
+    page.close()
