@@ -30,7 +30,8 @@ from .calibration import BelongingDistribution
 from .rows import json_ready
 
 REPORT_FORMAT = 3
-"""3: adds ``test.contrast`` (the contrast check, :mod:`ronan.contrast`; also in ``attribution``).
+"""3: adds ``test.contrast`` (the contrast check, :mod:`ronan.contrast`) and ``edit.robust_edit``
+(under the robust assumption, the family edit that decided); both are in ``attribution`` too.
 2: adds ``upload``, ``preprocessing``, ``assumptions``, ``edit`` and ``test`` (format 1 had
 ``attribution`` and ``belonging_distribution`` only; both are unchanged)."""
 
@@ -78,6 +79,7 @@ def report_dict(
             "source": result.edit_source,
             "description": result.edit_description,
             "mode": result.edit_mode,
+            "robust_edit": result.robust_edit,
             "detection": result.detection,
             "detected_but_not_tested": edit_detected,
         },
