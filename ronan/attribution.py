@@ -35,7 +35,16 @@ from .models.base import Generator
 from .prepare import PREPARE_ARGS, Prepared, prepare
 from .provenance import environment, library_versions
 from .rows import ROW_FIELDS, json_ready
-from .verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, DecisionSettings, decide, pick, summarize
+from .verdict import (
+    BELONGING,
+    INCONCLUSIVE,
+    NON_BELONGING,
+    DecisionSettings,
+    SampleSummary,
+    decide,
+    pick,
+    summarize,
+)
 
 SSIM_RESTARTS = 4  # restarts that 1-SSIM needs on the bundled zoo (benchmarks/RESULTS.md, Table 5)
 
@@ -425,21 +434,25 @@ def _edit_mode(edit_mode: str | None, assumption: EditAssumption) -> str:
 @dataclass
 class _Evidence:
     """What one belonging distribution contributes to an edit group's verdicts: the edit it assumes,
-    the distribution and its test summary, and its contrast distribution and picture set (see
-    :func:`_contrast_distribution`)."""
+    the distribution and its test summary, its contrast distribution and picture set (see
+    :func:`_contrast_distribution`; the distribution is None when it is missing and may not be
+    built), and ``no_set``: the check applies but the model has no picture set."""
 
     assumption: EditAssumption
     dist: BelongingDistribution
-    summary: object
+    summary: SampleSummary
     contrast_dist: BelongingDistribution | None
-    pictures: object
+    pictures: contrast_check.PictureSet | None
+    no_set: bool = False
 
 
 def _evidence(run: _Run, given, assumption, mode, n, seed, build, callback) -> _Evidence:
     dist = _distribution(run, given, assumption, mode, n, seed, build, callback)
     contrast_dist, pictures = _contrast_distribution(run, assumption, mode, seed, build, callback)
     summary = summarize(dist.values, run.decision, settled=dist.sample_settled)
-    return _Evidence(assumption, dist, summary, contrast_dist, pictures)
+    if pictures is False:
+        return _Evidence(assumption, dist, summary, None, None, no_set=True)
+    return _Evidence(assumption, dist, summary, contrast_dist, pictures or None)
 
 
 def _distribution(run: _Run, given, assumption, mode, n, seed, build, callback) -> BelongingDistribution:
@@ -531,7 +544,7 @@ def _assemble(
     ]
     k = pick(decisions)
     chosen, decision, check = evidence[k], decisions[k], checks[k]
-    dist, summary, pictures = chosen.dist, chosen.summary, chosen.pictures
+    dist, summary = chosen.dist, chosen.summary
     notes = list(li.notes) + _run_notes(distance, run.settings)
     if assumption.is_robust:
         fits = ", ".join(f"{e.assumption.spec} {d.verdict} ({_fmt(d.statistic)})" for e, d in zip(evidence, decisions))
@@ -541,7 +554,7 @@ def _assemble(
         )
     elif not assumption.is_none:
         notes.append(f"edit assumed ({assumption.source}): {assumption.spec}, mode {mode}")
-    if pictures is False:
+    if chosen.no_set:
         notes.append(
             f"no contrast set for {run.gen.name}: the verdict was not checked against real pictures under "
             f"the same edit (pass contrast_pictures to check it)"
@@ -604,10 +617,10 @@ def _assemble(
 
 def _contrast_of(run: _Run, e: _Evidence, calibrated: float):
     """The contrast check of a calibrated loss against one evidence's contrast distribution, or None."""
-    if e.contrast_dist is None and e.pictures:
-        return contrast_check.not_built(e.pictures.name, e.assumption.spec, run.decision.contrast_alpha)
-    if e.contrast_dist is None:
+    if e.pictures is None:
         return None
+    if e.contrast_dist is None:
+        return contrast_check.not_built(e.pictures.name, e.assumption.spec, run.decision.contrast_alpha)
     return contrast_check.check(
         calibrated,
         e.contrast_dist.values,

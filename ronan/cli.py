@@ -597,7 +597,7 @@ def _calibrate_one(args, p, edit) -> dict:
             f"std={dist.std:.4g} min={summary['min']:.4g} max={summary['max']:.4g} -> {safe(summary['file'])}"
         )
         if contrast is not None:
-            c = summary["contrast"]
+            c: dict = summary["contrast"]  # type: ignore[assignment]
             print(
                 f"contrast ({safe(c['set'])}, same edit): N={c['n']} min={c['min']:.4g} max={c['max']:.4g} "
                 f"-> {safe(c['file'])}"

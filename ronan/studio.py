@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -854,8 +855,8 @@ def run_attribution(
     progress, eta = _plan(ref, building and build_calibration), Eta(None if building else eta_prior)
     dists: dict[str, BelongingDistribution] = {}
     for member in assumption.members():  # the edit itself, or each edit of the robust family
-        common = dict(seed=0, rebuild=False, build=build_calibration, should_stop=should_stop, progress=progress)
-        common |= dict(eta=eta, t0=t0, edit=member, edit_mode=mode)
+        common: dict[str, Any] = dict(seed=0, rebuild=False, build=build_calibration, should_stop=should_stop)
+        common |= dict(progress=progress, eta=eta, t0=t0, edit=member, edit_mode=mode)
         dists[member.spec] = yield from _calibration_stream(p, n=N_CALIBRATION, **common)
         pictures = contrast_check.bundled_set(gen) if contrast_check.applies("auto", member, test) else None
         if pictures is not None and (
