@@ -645,7 +645,8 @@ def build_attribute_tab(default: str, presets: list[str], choices: list[studio.M
                     value="auto",
                     allow_custom_value=True,
                     label="Edit assumed",
-                    info="auto: read from the file (JPEG quality, size); none; robust; or a spec such as jpeg:75",
+                    info="auto: read from the file (JPEG quality, size); none; robust (unknown edits: each of a "
+                    "family of common edits is tried, the closest fit decides); or a spec such as jpeg:75",
                 )
                 c["preset"] = gr.Radio(
                     presets,

@@ -109,7 +109,8 @@ def resolve_edit(loaded, model_size: int, model_channels: int, assume: str = "au
         return EditAssumption(
             None,
             "robust",
-            f"unknown edits assumed: the belonging samples pass through {', '.join(ROBUST_FAMILY)} (one each, in turn)",
+            f"unknown edits assumed: tested against the belonging samples of each of {', '.join(ROBUST_FAMILY)}; "
+            f"the closest fit decides",
         )
     if assume != "auto":
         edit = parse_edit(assume)
