@@ -171,3 +171,22 @@ def test_contrast_pictures_folder(tmp_path, capsys):
     assert main(["attribute", "dcgan-fmnist", str(img), "--contrast-pictures", str(few)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "--contrast-pictures" in lines[0] and "at least 3 pictures" in lines[0], lines
+
+
+def test_robust_assumption_through_the_app_uses_the_committed_distributions(tmp_path):
+    """The app's path (no builds for visitors): a sharpened generated image under `robust` is found
+    belonging by the closest family edit, with its contrast check, and the outcome carries that
+    edit's belonging distribution (for the histogram)."""
+    from PIL import Image
+
+    from ronan import studio
+    from ronan.edits import ROBUST_FAMILY, parse_edit
+
+    image = parse_edit("filter:sharpen").apply(Image.open(studio.generate_example("dcgan-fmnist", 21, tmp_path)), seed=0)
+    out = None
+    for ev in studio.run_attribution(image, "dcgan-fmnist", edit="robust", build_calibration=False):
+        out = ev
+    r = out.result
+    assert r.verdict == "belonging" and r.edit == "robust" and r.robust_edit in ROBUST_FAMILY
+    assert r.contrast["n"] == 100 and r.contrast["at_or_below"] == 0
+    assert out.distribution.edit["spec"] == r.robust_edit
