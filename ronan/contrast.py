@@ -205,7 +205,8 @@ def recorded_values(recorded: dict | None) -> list[float] | None:
     """The calibrated losses of the contrast distribution a result was checked against (its
     ``contrast`` dict names the cache file), read from the cache folders; None when there was no
     check or the file is gone. Only a plain file name this package wrote is looked up."""
-    from .calibration import CalibrationError, load_distribution
+    from .calibration import load_distribution
+    from .errors import CalibrationError
     from .paths import cache_read_dirs
 
     name = (recorded or {}).get("file") or ""

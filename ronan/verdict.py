@@ -32,8 +32,9 @@ Inconclusive rules (mode ``"robust"``; each gives a one-line reason):
   reach the belonging range. A belonging outcome needs no settling: the loss already
   reached the belonging range.
 * *not set apart from real pictures* (when a contrast check ran, :mod:`ronan.contrast`): the
-  test says belonging, but more than alpha of held-out real pictures that went through the same
-  edit reconstruct at least as well as the query.
+  test says belonging, but the query's conformal p-value among held-out real pictures that went
+  through the same edit is above ``contrast_alpha`` (default 0.01: with 100 pictures, one of them
+  reconstructs at least as well), or that check applies but its distribution is not built here.
 """
 
 from __future__ import annotations
