@@ -89,7 +89,7 @@ def test_a_tiny_model_under_an_edit_end_to_end(tiny_dcgan, cache_tmp):
     own = generate_pil(tiny_dcgan, 1, 77)[0]
     real = SAMPLES / "fmnist-test" / "0150.png"
     # 20 pictures support p >= 1/21: the level must be above that (the default, 0.01, needs 100)
-    kw = dict(reference=None, steps=150, restarts=1, n_calibration=20, edit="jpeg:90", contrast_pictures=pictures,
+    kw = dict(reference=None, preset="fast-adam", steps=150, restarts=1, n_calibration=20, edit="jpeg:90", contrast_pictures=pictures,
               contrast_alpha=0.05)
     torch.manual_seed(0)
     mine, theirs = attribute_batch([own, real], tiny_dcgan, **kw)
@@ -128,7 +128,7 @@ def test_robust_assumption_tests_each_edit_of_the_family(tiny_dcgan, cache_tmp):
 
     blurred = parse_edit("filter:blur").apply(generate_pil(tiny_dcgan, 1, 77)[0], seed=0)
     real = SAMPLES / "fmnist-test" / "0150.png"
-    kw = dict(reference=None, steps=100, restarts=1, n_calibration=12, edit="robust", contrast="off")
+    kw = dict(reference=None, preset="fast-adam", steps=400, restarts=1, n_calibration=12, edit="robust", contrast="off")
     mine, theirs = attribute_batch([blurred, load_image(real)], tiny_dcgan, **kw)
     assert mine.verdict == "belonging" and mine.edit == "robust" and mine.robust_edit in ROBUST_FAMILY
     assert theirs.verdict == "non-belonging"
@@ -144,7 +144,7 @@ def test_robust_assumption_tests_each_edit_of_the_family(tiny_dcgan, cache_tmp):
     from ronan.edits.policy import resolve_edit
     from ronan.inversion import resolve_settings
 
-    settings = resolve_settings(None, model=tiny_dcgan, steps=100, restarts=1)
+    settings = resolve_settings("fast-adam", model=tiny_dcgan, steps=400, restarts=1)
     dists = [get_distribution(tiny_dcgan, None, settings=settings, n=12, edit=m, build=False)
              for m in resolve_edit(None, 28, 1, "robust").members()]
     assert verdicts([mine, theirs], dists) == ["belonging", "non-belonging"]
