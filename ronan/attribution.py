@@ -8,6 +8,7 @@ number behind the verdict, the seeds, settings, versions and SHA-256 of image an
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -202,6 +203,12 @@ class _Run:
     contrast: str = "auto"
     pictures: contrast_check.PictureSet | None = None
 
+    @functools.cached_property
+    def picture_set(self) -> contrast_check.PictureSet | None:
+        """The contrast check's pictures: the caller's, else the bundled model's tier set (looked up
+        once per call, and only when an image needs the check)."""
+        return self.pictures or contrast_check.bundled_set(self.gen)
+
     @property
     def gen(self) -> Generator:
         return self.prepared.model
@@ -378,13 +385,14 @@ def attribute_stream(
             raise CalibrationError(
                 "a given belonging distribution cannot serve the robust edit assumption (one per edit of its family)"
             )
+        members = assumption.members()
         evidence = [
             _evidence(
                 run, distribution, m, mode, n_calibration, calibration_seed, build_calibration, calibration_callback
             )
-            for m in assumption.members()
+            for m in members
         ]
-        transform = edit_transform(assumption.members()[0], mode, run.gen)
+        transform = edit_transform(members[0], mode, run.gen)
         results, x = yield from _invert_group(
             run,
             idx,
@@ -434,25 +442,28 @@ def _edit_mode(edit_mode: str | None, assumption: EditAssumption) -> str:
 @dataclass
 class _Evidence:
     """What one belonging distribution contributes to an edit group's verdicts: the edit it assumes,
-    the distribution and its test summary, its contrast distribution and picture set (see
-    :func:`_contrast_distribution`; the distribution is None when it is missing and may not be
-    built), and ``no_set``: the check applies but the model has no picture set."""
+    the distribution and its test summary, and for the contrast check (when it applies) its picture
+    set and distribution (None when it is missing and may not be built); ``no_set``: the check
+    applies but the model has no picture set."""
 
     assumption: EditAssumption
     dist: BelongingDistribution
     summary: SampleSummary
-    contrast_dist: BelongingDistribution | None
-    pictures: contrast_check.PictureSet | None
+    contrast_dist: BelongingDistribution | None = None
+    pictures: contrast_check.PictureSet | None = None
     no_set: bool = False
 
 
 def _evidence(run: _Run, given, assumption, mode, n, seed, build, callback) -> _Evidence:
     dist = _distribution(run, given, assumption, mode, n, seed, build, callback)
-    contrast_dist, pictures = _contrast_distribution(run, assumption, mode, seed, build, callback)
     summary = summarize(dist.values, run.decision, settled=dist.sample_settled)
-    if pictures is False:
-        return _Evidence(assumption, dist, summary, None, None, no_set=True)
-    return _Evidence(assumption, dist, summary, contrast_dist, pictures or None)
+    if not contrast_check.applies(run.contrast, assumption, run.decision.mode):
+        return _Evidence(assumption, dist, summary)
+    pictures = run.picture_set
+    if pictures is None:
+        return _Evidence(assumption, dist, summary, no_set=True)
+    contrast_dist = _contrast_distribution(run, pictures, assumption, mode, seed, build, callback)
+    return _Evidence(assumption, dist, summary, contrast_dist, pictures)
 
 
 def _distribution(run: _Run, given, assumption, mode, n, seed, build, callback) -> BelongingDistribution:
@@ -480,17 +491,11 @@ def _distribution(run: _Run, given, assumption, mode, n, seed, build, callback) 
     return given
 
 
-def _contrast_distribution(run: _Run, assumption, mode, seed, build, callback):
-    """The contrast distribution of one edit group and its picture set: ``(None, None)`` when the
-    check does not apply, ``(None, False)`` when it applies but the model has no picture set,
-    ``(None, pictures)`` when the distribution is missing and ``build`` is False."""
-    if not contrast_check.applies(run.contrast, assumption, run.decision.mode):
-        return None, None
-    pictures = run.pictures or contrast_check.bundled_set(run.gen)
-    if pictures is None:
-        return None, False
+def _contrast_distribution(run: _Run, pictures, assumption, mode, seed, build, callback):
+    """The contrast distribution of ``pictures`` under one edit; None when it is missing and
+    ``build`` is False (belonging verdicts then become inconclusive)."""
     try:
-        dist = get_distribution(
+        return get_distribution(
             run.gen,
             run.ref,
             distance=run.prepared.distance,
@@ -506,8 +511,7 @@ def _contrast_distribution(run: _Run, assumption, mode, seed, build, callback):
     except CalibrationError:
         if build:
             raise
-        return None, pictures  # missing, not to be built here: belonging verdicts become inconclusive
-    return dist, pictures
+        return None
 
 
 def _assemble(

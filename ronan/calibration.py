@@ -320,14 +320,20 @@ def find_cache(key: dict, folder: Path | None = None) -> Path:
     return cache_path(key, folder)
 
 
+def _file_tag(text: str, other: str = "") -> str:
+    """A file-name-safe form of ``text``: letters, digits, ``.`` and ``-`` kept, any other character
+    replaced by ``other``, at most 48 characters."""
+    return "".join(c if c.isalnum() or c in ".-" else other for c in str(text))[:48]
+
+
 def _tag(text: str) -> str:
-    """A file-name-safe form of a picture set's name (``fmnist-test[100:200]`` -> ``fmnist-test-100-200``)."""
-    return "".join(c if c.isalnum() or c in ".-" else "-" for c in str(text)).strip("-.")[:48] or "set"
+    """A picture set's name in a file name (``fmnist-test[100:200]`` -> ``fmnist-test-100-200``)."""
+    return _file_tag(text, "-").strip("-.") or "set"
 
 
 def _edit_tag(spec: str) -> str:
-    """A file-name-safe form of an edit spec (``resize:0.75+jpeg:75`` -> ``resize0.75-jpeg75``)."""
-    return "".join(c for c in spec.replace("+", "-") if c.isalnum() or c in ".-")[:48]
+    """An edit spec in a file name (``resize:0.75+jpeg:75`` -> ``resize0.75-jpeg75``)."""
+    return _file_tag(spec.replace("+", "-"))
 
 
 def build_distribution(

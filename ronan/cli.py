@@ -549,6 +549,7 @@ def _calibrate_one(args, p, edit) -> dict:
     from .calibration import find_cache, get_distribution
 
     model = p.model
+    mode = args.edit_mode or default_edit_mode(edit)
     dist = get_distribution(
         model,
         p.reference,
@@ -559,13 +560,13 @@ def _calibrate_one(args, p, edit) -> dict:
         rebuild=args.force,
         build=not args.no_rebuild,
         edit=edit,
-        edit_mode=args.edit_mode or default_edit_mode(edit),
+        edit_mode=mode,
         callback=_calibration_cb(
             _progress(f"calibrating {model.name}"),
             f"building the belonging distribution of {model.name} (N = {args.n})...",
         ),
     )
-    contrast = _calibrate_contrast(args, p, edit)
+    contrast = _calibrate_contrast(args, p, edit, mode)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     summary = {
@@ -620,10 +621,9 @@ def _contrast_pictures(args):
     return args._contrast_set
 
 
-def _calibrate_contrast(args, p, edit):
-    """``calibrate --contrast``: the contrast distribution of the same edit (``on``: always; ``auto``:
-    for an edit; ``off``: never), None when it does not apply or the model has no picture set."""
-    from .attribution import default_edit_mode
+def _calibrate_contrast(args, p, edit, mode: str):
+    """``calibrate --contrast``: the contrast distribution of the same edit and mode (``on``: always;
+    ``auto``: for an edit; ``off``: never), None when it does not apply or the model has no picture set."""
     from .calibration import get_distribution
     from .contrast import applies, bundled_set
 
@@ -646,7 +646,7 @@ def _calibrate_contrast(args, p, edit):
         rebuild=args.force,
         build=not args.no_rebuild,
         edit=edit,
-        edit_mode=args.edit_mode or default_edit_mode(edit),
+        edit_mode=mode,
         pictures=pictures,
         callback=_calibration_cb(
             _progress(f"contrast {p.model.name}"),

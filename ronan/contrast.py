@@ -72,13 +72,16 @@ class PictureSet:
 
     @classmethod
     def from_files(cls, name: str, files) -> PictureSet:
-        """A set of picture files (PNG or any format Pillow reads); at least 3."""
+        """A set of picture files (PNG or any format Pillow reads); at least 3. Each file is hashed
+        once per process and version (:func:`ronan.digests.file_sha256`)."""
+        from .digests import file_sha256
+
         files = tuple(Path(f) for f in files)
         if len(files) < 3:
             raise ValueError(f"a contrast set needs at least 3 pictures, {name} has {len(files)}")
         digest = hashlib.sha256()
         for f in files:
-            digest.update(hashlib.sha256(f.read_bytes()).digest())
+            digest.update(bytes.fromhex(file_sha256(f)))
         return cls(name, files, digest.hexdigest())
 
     def __len__(self) -> int:

@@ -859,9 +859,12 @@ def run_attribution(
         common |= dict(progress=progress, eta=eta, t0=t0, edit=member, edit_mode=mode)
         dists[member.spec] = yield from _calibration_stream(p, n=N_CALIBRATION, **common)
         pictures = contrast_check.bundled_set(gen) if contrast_check.applies("auto", member, test) else None
-        if pictures is not None and (
-            build_calibration or has_distribution(p, edit=member, edit_mode=mode, pictures=pictures)
+        if (
+            pictures is not None
+            and build_calibration
+            and not has_distribution(p, edit=member, edit_mode=mode, pictures=pictures)
         ):
+            # a missing contrast distribution is built here, with progress; attribute_stream then reads it
             yield from _calibration_stream(p, n=len(pictures), pictures=pictures, **common)
     target = gen.preprocess(loaded.image)
     hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
