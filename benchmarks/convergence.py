@@ -35,6 +35,7 @@ CONFIGS: dict[str, InversionSettings] = {
     "fast": PRESETS["fast"],            # the default preset (= ls-100-lm32-b4)
     "fast-lm16": PRESETS["fast-lm16"],  # the default before (= ls-300-lm16)
     "fast-adam": PRESETS["fast-adam"],  # the default before the 64x64 tier
+    "thorough": PRESETS["thorough"],    # candidates around the learned start, 160 LM (issue 9)
     "fast-lm48": replace(PRESETS["fast-lm16"], refine_steps=48),
     "fast-r4": replace(PRESETS["fast-lm16"], restarts=4),
     # fewer Adam steps, Levenberg-Marquardt with Broyden updates between fresh Jacobians (issue 15)
@@ -110,10 +111,11 @@ def main() -> None:
     p.add_argument("--floor-factor", type=float, default=8.0)
     p.add_argument("--chunk", type=int, default=100, help="images per batch (default 100)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--json-out", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    model = load_model(args.model, args.device)
     x = generate(model, args.n, 0, purpose="calibration")
     floor = args.floor_factor * floor_mse()
     print(f"{args.model}: {args.n} belonging 8-bit samples; converged = loss < {floor:.2e} "

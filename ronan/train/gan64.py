@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init-from", default=None, help="bundled model whose generator weights start the training")
     p.add_argument("--d-warmup", type=int, default=200, help="discriminator-only steps with --init-from")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="torch device of the training (default cpu; random draws stay "
+                   "on the CPU, so the data order and inputs do not depend on it)")
     p.add_argument("--preview", default=None, help="folder for a sample grid every 1000 steps (optional)")
     args = p.parse_args(argv)
 
@@ -88,15 +90,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.init_from:
         state = load_file(str(ASSETS / args.init_from / "model.safetensors"))
         g.load_state_dict(state, strict=True)
+    device = torch.device(args.device)
+    g.to(device), d.to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    ones, zeros = torch.ones(args.batch), torch.zeros(args.batch)
+    ones, zeros = torch.ones(args.batch, device=device), torch.zeros(args.batch, device=device)
     t0 = time.time()
     warm = args.d_warmup if args.init_from else 0
     for it in range(warm + args.iters):
         idx = torch.randint(0, len(x), (args.batch,), generator=gen)
-        real = augment(x[idx], gen) * 2 - 1
-        z = torch.randn(args.batch, g.latent_dim, generator=gen)
+        real = (augment(x[idx], gen) * 2 - 1).to(device)
+        z = torch.randn(args.batch, g.latent_dim, generator=gen).to(device)
         net.train(it >= warm)
         fake = g.raw(z)
         loss_d = F.binary_cross_entropy_with_logits(d(real), ones) + F.binary_cross_entropy_with_logits(
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         if args.preview and (it + 1) % 1000 == 0:
             _preview(g, args.preview, it + 1)
-    g.freeze()
+    g.to("cpu").freeze()
     extra = {
         "seed": args.seed,
         "iterations": args.iters,
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": round(time.time() - t0, 1),
         "init_from": args.init_from,
         "discriminator_warmup": warm or None,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
     }
     save_model(
         g,
