@@ -387,3 +387,46 @@ def test_thread_count_changes_losses_within_the_stated_tolerance(tiny_dcgan):
     finally:
         torch.set_num_threads(before)
     assert torch.allclose(one, two, rtol=0.05, atol=0)
+
+
+def test_candidates_around_the_learned_start(tiny_dcgan, monkeypatch):
+    """``start_spread``: the other starting points of an image are its learned start plus the spread
+    times the seeded random start (row 0 is the learned start itself); without it they stay random."""
+    from ronan import inversion, starts
+
+    images = _samples(tiny_dcgan, 3, seed=4)
+    learned = torch.arange(3 * 8, dtype=torch.float32).view(3, 8) / 10
+    monkeypatch.setattr(starts, "supports", lambda g: True)
+    monkeypatch.setattr(starts, "learned_inputs", lambda g, x: learned[: len(x)])
+    base = InversionSettings(steps=20, learned_start=True, candidates=4, warmup_steps=10)
+    anywhere = inversion._starting_points(tiny_dcgan, images, base, 0, 4).view(3, 4, 8)
+    around = inversion._starting_points(tiny_dcgan, images, replace(base, start_spread=0.3), 0, 4).view(3, 4, 8)
+    assert torch.equal(anywhere[:, 0], learned) and torch.equal(around[:, 0], learned)
+    random = anywhere[:, 1:]                                    # the seeded random starts, the same per image
+    assert torch.allclose(around[:, 1:], learned[:, None] + 0.3 * random)
+    assert not torch.allclose(around[:, 1:], random)
+
+
+def test_the_spread_keys_only_when_used_and_thorough_resolves(tiny_dcgan):
+    assert "start_spread" not in resolve_settings("fast").to_dict()   # the committed caches keep their keys
+    thorough = resolve_settings("thorough", model=tiny_dcgan)
+    assert thorough.to_dict()["start_spread"] == 0.3 and thorough.candidates == 8 and thorough.refine_steps == 160
+    assert "around it (spread 0.3)" in thorough.describe()
+    assert resolve_settings("thorough", model=tiny_dcgan, distance="ssim") == resolve_settings("fast-adam")
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="start_spread"):
+            InversionSettings(start_spread=bad)
+
+
+def test_thorough_reaches_the_floor_on_a_tiny_model(tiny_dcgan, cache_tmp, monkeypatch):
+    """The ``thorough`` preset end to end (learned start trained briefly here): every own sample
+    reaches the floor and the chosen row is one of the 8 candidates."""
+    from ronan import starts
+
+    quick = starts.StartSettings(steps=200, batch=32)
+    net, _ = starts.get_inverse(tiny_dcgan, quick)
+    monkeypatch.setattr(starts, "get_inverse", lambda g, s=None, **k: (net, "test"))
+    x = _samples(tiny_dcgan, 4, seed=8)
+    res = invert(tiny_dcgan, x, settings=resolve_settings("thorough", model=tiny_dcgan))
+    assert res.extra["rows_per_image"] == 8
+    assert torch.all(res.loss < 1e-8), res.loss

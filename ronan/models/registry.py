@@ -171,7 +171,8 @@ EXPECTED_BUNDLED: dict[str, ModelSpec] = {
         ModelSpec(
             "resgan64-clipart",
             "resgan64",
-            "residual GAN on colour emoji and clip-art, 64x64 RGB",
+            "residual GAN on colour emoji and clip-art, 64x64 RGB "
+            "(trained after the 'thorough' preset was fixed)",
             "ref-photos64",
             "emoji + clip-art train split",
         ),
