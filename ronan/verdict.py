@@ -171,14 +171,15 @@ def summarize(values, test: DecisionSettings | None = None, settled=None) -> Sam
             problems.append(
                 f"{len(removed)} of the {x.size} belonging samples did not invert like the others "
                 f"(more than {test.max_removed_fraction:.0%}): this model's inversions are unreliable "
-                f"at these settings; use more restarts"
+                f"at these settings; try the 'thorough' inversion preset (more starting points, longer refinement)"
             )
         unsettled = 0 if settled is None else sum(not bool(v) for v in settled)
         if unsettled > test.max_removed_fraction * x.size:
             problems.append(
                 f"{unsettled} of the {x.size} belonging samples' inversions were still improving when they "
                 f"ended (more than {test.max_removed_fraction:.0%}): the belonging distribution is unreliable "
-                f"for this model at these settings; use more steps or restarts"
+                f"for this model at these settings; try the 'thorough' inversion preset (more starting points, "
+                f"longer refinement)"
             )
         if domain == "log" and std > test.max_log_spread:
             problems.append(
