@@ -456,7 +456,7 @@ class _Evidence:
 
 def _evidence(run: _Run, given, assumption, mode, n, seed, build, callback) -> _Evidence:
     dist = _distribution(run, given, assumption, mode, n, seed, build, callback)
-    summary = summarize(dist.values, run.decision, settled=dist.sample_settled)
+    summary = summarize(dist.values, run.decision, settled=dist.sample_settled, inversion=dist.settings)
     if not contrast_check.applies(run.contrast, assumption, run.decision.mode):
         return _Evidence(assumption, dist, summary)
     pictures = run.picture_set

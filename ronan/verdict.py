@@ -142,7 +142,20 @@ def _to_domain(value: float, domain: str) -> float:
     return math.log(max(value, LOG_FLOOR)) if domain == "log" else value
 
 
-def summarize(values, test: DecisionSettings | None = None, settled=None) -> SampleSummary:
+STRONGER_PRESET = "thorough"
+"""The preset the unreliable-sample reasons suggest (more starting points, longer refinement)."""
+
+
+def remedy(inversion: dict | None = None) -> str:
+    """What an unreliable-sample reason advises, given the distribution's inversion settings
+    (``BelongingDistribution.settings``; None when unknown): the ``"thorough"`` preset, unless the
+    settings already search around the learned start as it does."""
+    if inversion and inversion.get("start_spread"):
+        return "even the 'thorough' search (candidates around the learned start) misses their inputs; no preset here does better"
+    return f"try the '{STRONGER_PRESET}' inversion preset (more starting points, longer refinement)"
+
+
+def summarize(values, test: DecisionSettings | None = None, settled=None, inversion: dict | None = None) -> SampleSummary:
     """Prepare the belonging values (calibrated losses A') for the test of ``test``.
 
     Args:
@@ -153,6 +166,8 @@ def summarize(values, test: DecisionSettings | None = None, settled=None) -> Sam
             ``max_removed_fraction`` (10%) unsettled samples make every verdict inconclusive: when
             many belonging inversions were still improving, failed inversions are the bulk of the
             sample rather than outliers, and no test on it can be trusted.
+        inversion (dict | None): the distribution's inversion settings, for the advice in those
+            reasons (:func:`remedy`); default None.
     """
     test = test or DecisionSettings()
     raw = np.asarray(values, dtype=np.float64)
@@ -171,15 +186,14 @@ def summarize(values, test: DecisionSettings | None = None, settled=None) -> Sam
             problems.append(
                 f"{len(removed)} of the {x.size} belonging samples did not invert like the others "
                 f"(more than {test.max_removed_fraction:.0%}): this model's inversions are unreliable "
-                f"at these settings; try the 'thorough' inversion preset (more starting points, longer refinement)"
+                f"at these settings; {remedy(inversion)}"
             )
         unsettled = 0 if settled is None else sum(not bool(v) for v in settled)
         if unsettled > test.max_removed_fraction * x.size:
             problems.append(
                 f"{unsettled} of the {x.size} belonging samples' inversions were still improving when they "
                 f"ended (more than {test.max_removed_fraction:.0%}): the belonging distribution is unreliable "
-                f"for this model at these settings; try the 'thorough' inversion preset (more starting points, "
-                f"longer refinement)"
+                f"for this model at these settings; {remedy(inversion)}"
             )
         if domain == "log" and std > test.max_log_spread:
             problems.append(

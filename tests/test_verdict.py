@@ -115,6 +115,17 @@ def test_a_sample_of_unsettled_inversions_makes_every_verdict_inconclusive():
     assert decide(1.0, summarize(sample, DecisionSettings(mode="paper"), settled=[False] * 100)).verdict != "inconclusive"
 
 
+def test_an_unreliable_sample_advises_the_thorough_preset_unless_it_was_used():
+    from ronan.inversion import resolve_settings
+
+    sample = list(belonging_sample(100))
+    settled = [True] * 74 + [False] * 26
+    fast = summarize(sample, DecisionSettings(), settled=settled, inversion=resolve_settings("fast").to_dict())
+    assert "try the 'thorough' inversion preset" in fast.problems[0]
+    thorough = summarize(sample, DecisionSettings(), settled=settled, inversion=resolve_settings("thorough").to_dict())
+    assert "thorough" in thorough.problems[0] and "try the" not in thorough.problems[0]
+
+
 def test_a_scattered_sample_makes_every_verdict_inconclusive():
     """Belonging losses spread over orders of magnitude (inverting through a crop: log standard deviation
     2.1; healthy samples of every bundled model: 0.13-0.73) put the log-domain threshold hundreds of times
