@@ -450,6 +450,15 @@ class JobLine:
             self._cond.notify_all()
             return len(mine)
 
+    def stop_all(self) -> int:
+        """Stop every job, waiting or running (e.g. at shutdown); returns how many."""
+        with self._cond:
+            live = [t for t in self._live() if not t.stopped]
+            for t in live:
+                t.stop.set()
+            self._cond.notify_all()
+            return len(live)
+
     def __len__(self) -> int:
         with self._cond:
             return len(self._live())

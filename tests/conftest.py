@@ -1,5 +1,8 @@
 import os
+import sys
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,20 @@ def models_tmp(tmp_path, monkeypatch):
     folder = tmp_path / "models"
     monkeypatch.setenv("RONAN_MODELS_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _no_app_job_outlives_its_test(request):
+    """The app's job line is one per process: a job a test leaves running (its client gone) would
+    make the next test's job wait for it. After each test, stop what is left and wait for it to leave
+    (a warning names the test that left it)."""
+    yield
+    app = sys.modules.get("app")
+    line = getattr(app, "LINE", None)
+    if line is None or not len(line):
+        return
+    warnings.warn(f"{request.node.nodeid} left {len(line)} job(s) in the app's line; stopping them")
+    deadline = time.monotonic() + 120
+    while len(line) and time.monotonic() < deadline:
+        line.stop_all()
+        time.sleep(0.1)

@@ -71,6 +71,11 @@ def test_job_line_positions_stop_while_waiting_and_bounds():
     t.join()
     line.leave(c)
     assert len(line) == 0 and line.stop("carol") == 0
+    d, e = line.join("dave", "attribute"), line.join("erin", "attribute")
+    assert line.wait(d, 0) and line.stop_all() == 2 and d.stopped and e.stopped
+    assert len(line) == 1  # the running job stays until it leaves; the waiting one is gone
+    line.leave(d)
+    assert len(line) == 0 and line.stop_all() == 0
 
 
 def test_job_line_drops_jobs_nobody_polls():
