@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from ronan import __version__, plots, report, studio, views  # noqa: E402
 from ronan.errors import CalibrationError, Cancelled, DistanceUnavailable, ModelUnavailable, RonanError  # noqa: E402
 from ronan.images import load_image  # noqa: E402
-from ronan.inversion import DEFAULT_PRESET, PRESETS  # noqa: E402
+from ronan.inversion import DEFAULT_PRESET, PRESET_SUMMARIES  # noqa: E402
 from ronan.models.registry import DEFAULT_MODEL  # noqa: E402
 from ronan.prepare import prepare  # noqa: E402
 from ronan.rows import write_csv  # noqa: E402
@@ -652,7 +652,7 @@ def build_attribute_tab(default: str, presets: list[str], choices: list[studio.M
                     presets,
                     value=DEFAULT_PRESET,
                     label="Inversion preset",
-                    info="; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()),
+                    info="; ".join(f"{k}: {PRESET_SUMMARIES[k]}" for k in presets),
                 )
                 with gr.Row():
                     c["steps"] = gr.Number(None, label="steps (0: preset)", precision=0, minimum=0)

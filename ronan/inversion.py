@@ -211,6 +211,15 @@ with limits.presets_unbounded():  # the operator's bounds apply when a request u
                                       warmup_steps=100, start_spread=0.3, refine_steps=160,
                                       refine_jacobian_every=4),
     }
+PRESET_SUMMARIES: dict[str, str] = {
+    "paper": "the paper's procedure: Adam lr 0.1, 1500 steps, one start",
+    "fast": "the default: learned start, at most 100 Adam steps, then at most 32 Levenberg-Marquardt iterations",
+    "fast-lm16": "the previous default: learned start, at most 300 Adam steps, 16 Levenberg-Marquardt iterations",
+    "fast-adam": "Adam with early stopping only, at most 1000 steps (where the refinement cannot apply)",
+    "thorough": "8 starts around the learned one, then at most 160 Levenberg-Marquardt iterations: for models "
+    "whose own images do not invert with fast (2-3x slower)",
+}
+"""One short line per preset, for choosers (the app); :meth:`InversionSettings.describe` has the details."""
 DEFAULT_PRESET = "fast"
 FALLBACK_PRESETS = {"fast": "fast-adam", "fast-lm16": "fast-adam", "thorough": "fast-adam"}
 """Preset used instead where the named one's Levenberg-Marquardt refinement cannot apply

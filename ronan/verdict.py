@@ -151,11 +151,16 @@ def remedy(inversion: dict | None = None) -> str:
     (``BelongingDistribution.settings``; None when unknown): the ``"thorough"`` preset, unless the
     settings already search around the learned start as it does."""
     if inversion and inversion.get("start_spread"):
-        return "even the 'thorough' search (candidates around the learned start) misses their inputs; no preset here does better"
+        return (
+            "even the 'thorough' search (candidates around the learned start) misses their inputs; "
+            "no preset here does better"
+        )
     return f"try the '{STRONGER_PRESET}' inversion preset (more starting points, longer refinement)"
 
 
-def summarize(values, test: DecisionSettings | None = None, settled=None, inversion: dict | None = None) -> SampleSummary:
+def summarize(
+    values, test: DecisionSettings | None = None, settled=None, inversion: dict | None = None
+) -> SampleSummary:
     """Prepare the belonging values (calibrated losses A') for the test of ``test``.
 
     Args:

@@ -82,7 +82,7 @@ def _no_app_job_outlives_its_test(request):
     line = getattr(app, "LINE", None)
     if line is None or not len(line):
         return
-    warnings.warn(f"{request.node.nodeid} left {len(line)} job(s) in the app's line; stopping them")
+    warnings.warn(f"{request.node.nodeid} left {len(line)} job(s) in the app's line; stopping them", stacklevel=2)
     deadline = time.monotonic() + 120
     while len(line) and time.monotonic() < deadline:
         line.stop_all()

@@ -171,8 +171,7 @@ EXPECTED_BUNDLED: dict[str, ModelSpec] = {
         ModelSpec(
             "resgan64-clipart",
             "resgan64",
-            "residual GAN on colour emoji and clip-art, 64x64 RGB "
-            "(trained after the 'thorough' preset was fixed)",
+            "residual GAN on colour emoji and clip-art, 64x64 RGB (trained after the 'thorough' preset was fixed)",
             "ref-photos64",
             "emoji + clip-art train split",
         ),

@@ -71,8 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init-from", default=None, help="bundled model whose generator weights start the training")
     p.add_argument("--d-warmup", type=int, default=200, help="discriminator-only steps with --init-from")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu", help="torch device of the training (default cpu; random draws stay "
-                   "on the CPU, so the data order and inputs do not depend on it)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device of the training (default cpu; random draws stay "
+        "on the CPU, so the data order and inputs do not depend on it)",
+    )
     p.add_argument("--preview", default=None, help="folder for a sample grid every 1000 steps (optional)")
     args = p.parse_args(argv)
 
