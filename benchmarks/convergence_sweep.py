@@ -14,55 +14,94 @@ LM first on the images average-pooled to these sizes (e.g. ``8-16-32``, ``mri`` 
 ``lm`` LM iterations at full size with a fresh Jacobian every ``every``. Converged: loss below 8x
 the 8-bit floor. Prints converged / N, median loss and seconds per strategy.
 """
-import sys, time, json, torch, torch.nn.functional as F
+import json
+import sys
+import time
 from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ronan.starts as st
-from ronan.generation import generate
-from ronan.models.registry import load_model
-from ronan.refine import refine
-dev = sys.argv[1]; n = int(sys.argv[2]); models = sys.argv[3].split(","); strats = sys.argv[4].split(";")
-torch.backends.cuda.matmul.allow_tf32 = False; torch.backends.cudnn.allow_tf32 = False
+
+from ronan import starts  # noqa: E402
+from ronan.generation import generate  # noqa: E402
+from ronan.models.registry import load_model  # noqa: E402
+from ronan.refine import refine  # noqa: E402
+
 FLOOR = 8 * (1 / 255) ** 2 / 12
-res = []
-for name in models:
-    model = load_model(name, dev)
-    x = generate(model, n, 0, purpose="calibration").float().to(dev)
+"""Converged: a loss below 8x the MSE of rounding to 8 bits."""
+
+
+def losses(gen, z, targets):
     with torch.no_grad():
-        z0 = st.learned_inputs(model, x).clone()
-    gen = lambda p: model.generate(p).float()
-    def lm(z, target, fn, iters, every):
-        for it, v in refine(fn, z, target, iterations=iters, jacobian_every=every, rows_per_jacobian=64 if dev == "cuda" else 16):
-            pass
-    def adam(z, steps, lr=0.2):
-        xx = x if len(z) == len(x) else x.repeat(len(z) // len(x), 1, 1, 1)
-        z = z.clone().requires_grad_(True); opt = torch.optim.Adam([z], lr=lr)
-        for _ in range(steps):
-            opt.zero_grad(); l = (gen(z) - xx).pow(2).flatten(1).mean(1); l.sum().backward(); opt.step()
-        return z.detach()
-    for s in strats:  # "adam=100,mr=8-16-32,mri=12,lm=32,every=4"
-        o = dict(kv.split("=") for kv in s.split(","))
-        t0 = time.perf_counter(); z = z0.clone()
-        K = int(o.get("cand", 1)); sig = float(o.get("sig", 0.5))
-        if K > 1:  # candidates around the learned start, the best kept after Adam (+ a short LM when pick=lm)
-            g = torch.Generator(device=dev).manual_seed(0)
-            zc = z0.repeat(K, 1) + sig * torch.randn(K * n, z0.shape[1], generator=g, device=dev)
-            zc[:n] = z0
-            xs = x
-            x = x.repeat(K, 1, 1, 1)
-            zc = adam(zc, int(o.get("adam", 100)))
-            if o.get("pick") == "lm": lm(zc, x, gen, 16, 4)
-            with torch.no_grad(): lc = (gen(zc) - x).pow(2).flatten(1).mean(1).view(K, n)
-            x = xs
-            z = zc.view(K, n, -1)[lc.argmin(0), torch.arange(n, device=dev)].clone()
-        elif int(o.get("adam", 100)): z = adam(z, int(o.get("adam", 100)))
-        for lvl in [int(v) for v in o.get("mr", "").split("-") if v]:
-            k = 64 // lvl
-            lm(z, F.avg_pool2d(x, k), lambda p, k=k: F.avg_pool2d(gen(p), k), int(o.get("mri", 12)), int(o.get("every", 4)))
-        lm(z, x, gen, int(o.get("lm", 32)), int(o.get("every", 4)))
-        with torch.no_grad(): loss = (gen(z) - x).pow(2).flatten(1).mean(1).cpu()
-        if dev == "cuda": torch.cuda.synchronize()
-        r = {"model": name, "strat": s, "converged": int((loss < FLOOR).sum()), "n": n, "median": float(loss.median()),
-             "s": round(time.perf_counter() - t0, 1), "losses": loss.tolist()}
-        res.append(r); print(name, s, r["converged"], "/", n, "%.1e" % r["median"], r["s"], "s", flush=True)
-json.dump(res, open(sys.argv[5], "w"))
+        return (gen(z) - targets).pow(2).flatten(1).mean(1)
+
+
+def adam(gen, z, targets, steps, lr=0.2):
+    """``steps`` Adam steps on every row of ``z`` against its row of ``targets``; returns the last inputs."""
+    z = z.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        (gen(z) - targets).pow(2).flatten(1).mean(1).sum().backward()
+        opt.step()
+    return z.detach()
+
+
+def lm(fn, z, targets, iterations, every):
+    """Levenberg-Marquardt (ronan.refine) in place on ``z``."""
+    rows = 64 if z.is_cuda else 16
+    for _ in refine(fn, z, targets, iterations=iterations, jacobian_every=every, rows_per_jacobian=rows):
+        pass
+
+
+def run(gen, z0, x, o: dict) -> torch.Tensor:
+    """One strategy (``o``: its key=value options) from the learned starts ``z0``; returns the final losses."""
+    n, steps, every = len(x), int(o.get("adam", 100)), int(o.get("every", 4))
+    k = int(o.get("cand", 1))
+    if k > 1:  # candidates around the learned start, the best kept after Adam (+ 16 LM on each with pick=lm)
+        g = torch.Generator(device=z0.device).manual_seed(0)
+        zc = z0.repeat(k, 1) + float(o.get("sig", 0.5)) * torch.randn(k * n, z0.shape[1], generator=g, device=z0.device)
+        zc[:n] = z0
+        xc = x.repeat(k, 1, 1, 1)
+        zc = adam(gen, zc, xc, steps)
+        if o.get("pick") == "lm":
+            lm(gen, zc, xc, 16, 4)
+        best = losses(gen, zc, xc).view(k, n).argmin(0)
+        z = zc.view(k, n, -1)[best, torch.arange(n, device=z0.device)].clone()
+    else:
+        z = adam(gen, z0, x, steps) if steps else z0.clone()
+    for size in [int(v) for v in o.get("mr", "").split("-") if v]:  # coarse to fine
+        f = x.shape[-1] // size
+        lm(lambda p, f=f: F.avg_pool2d(gen(p), f), z, F.avg_pool2d(x, f), int(o.get("mri", 12)), every)
+    lm(gen, z, x, int(o.get("lm", 32)), every)
+    return losses(gen, z, x).cpu()
+
+
+def main() -> None:
+    device, n, models, strategies, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    torch.backends.cuda.matmul.allow_tf32 = False  # exact fp32 (ronan.precision)
+    torch.backends.cudnn.allow_tf32 = False
+    rows = []
+    for name in models.split(","):
+        model = load_model(name, device)
+        x = generate(model, n, 0, purpose="calibration").float().to(device)
+        with torch.no_grad():
+            z0 = starts.learned_inputs(model, x).clone()
+
+        def gen(p, model=model):
+            return model.generate(p).float()
+
+        for s in strategies.split(";"):
+            t0 = time.perf_counter()
+            loss = run(gen, z0, x, dict(kv.split("=") for kv in s.split(",")))
+            r = {"model": name, "strat": s, "converged": int((loss < FLOOR).sum()), "n": n,
+                 "median": float(loss.median()), "s": round(time.perf_counter() - t0, 1), "losses": loss.tolist()}
+            rows.append(r)
+            print(name, s, r["converged"], "/", n, f"{r['median']:.1e}", r["s"], "s", flush=True)
+    Path(out).write_text(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

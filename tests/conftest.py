@@ -83,7 +83,7 @@ def _no_app_job_outlives_its_test(request):
     if line is None or not len(line):
         return
     warnings.warn(f"{request.node.nodeid} left {len(line)} job(s) in the app's line; stopping them", stacklevel=2)
+    line.stop_all()
     deadline = time.monotonic() + 120
-    while len(line) and time.monotonic() < deadline:
-        line.stop_all()
+    while len(line) and time.monotonic() < deadline:  # a running job leaves at its next step
         time.sleep(0.1)
