@@ -601,8 +601,10 @@ def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min
     """Levenberg-Marquardt on each image's best input (in place); yields progress, returns ``settled``.
 
     Updates ``loss_min`` (never upwards), appends one history entry per iteration and adds the
-    iterations each image ran to ``image_steps``. An image has settled unless its loss still fell
-    by more than ``SETTLE_TOL`` (10%) over the last two iterations when the cap ended them.
+    iterations each image ran to ``image_steps`` (its own, not the batch's: an image the refinement
+    stopped early counts the same alone as in a batch). An image has settled when the refinement
+    stopped it by its own criteria (converged, exact, or no step helps), or when its loss fell by
+    less than ``SETTLE_TOL`` (10%) over the last two iterations before the cap or a stop ended them.
     """
     from .refine import refine
 
@@ -613,21 +615,24 @@ def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min
 
     total = settings.steps + settings.refine_steps
     losses = [loss_min.clone()]
+    ran = torch.zeros_like(image_steps)
+    stopped_early = torch.zeros(len(loss_min), dtype=torch.bool)
     for it, value in refine(fn, inputs, images, iterations=settings.refine_steps, mask=mask,
-                           jacobian_every=settings.refine_jacobian_every):
+                           jacobian_every=settings.refine_jacobian_every, iterations_run=ran):
         if it < 0:
+            stopped_early = value.cpu()  # rows the refinement stopped by its own criteria, not the cap
             break
         improved = value < loss_min.to(value.device)
         loss_min.copy_(torch.minimum(loss_min, value.to(loss_min.device)))
         history.append(loss_min.clone())
         losses.append(loss_min.clone())
-        image_steps += 1
         yield InversionProgress(step + it, total, loss_min.cpu(), loss_min.cpu(), time.perf_counter() - t0,
                                 int(improved.sum()), False)
         if should_stop is not None and should_stop():
             break
+    image_steps += ran
     earlier = losses[max(len(losses) - 3, 0)]
-    return (losses[-1] >= (1.0 - SETTLE_TOL) * earlier).cpu()
+    return stopped_early | (losses[-1] >= (1.0 - SETTLE_TOL) * earlier).cpu()
 
 
 def _merge(full: torch.Tensor, active: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

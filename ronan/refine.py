@@ -61,6 +61,7 @@ def refine(
     rows_per_jacobian: int = 16,
     tol: float = 1e-3,
     jacobian_every: int = 1,
+    iterations_run: torch.Tensor | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Refine ``inputs`` so that ``fn(inputs)`` matches ``targets`` in mean squared error.
 
@@ -80,6 +81,8 @@ def refine(
         jacobian_every (int): >= 1; 1 (default) computes the finite-difference Jacobian at every
             iteration; ``k`` > 1 keeps it up to date with Broyden's update for ``k - 1``
             iterations in between (see the module docstring).
+        iterations_run (Tensor[B] | None): if given (integer, on any device), each row's count is
+            increased by the iterations it ran (a row that stopped runs no more), in place.
 
     Yields:
         ``(iteration, losses)`` after each iteration (losses ``Tensor[B]``, the best so far),
@@ -108,6 +111,8 @@ def refine(
     eye = torch.eye(d, device=inputs.device)
     for it in range(iterations):
         rows = torch.nonzero(running).squeeze(1)
+        if iterations_run is not None:
+            iterations_run[rows.to(iterations_run.device)] += 1
         for part in rows.split(rows_per_jacobian):
             p = flat[part]
             if not keep_rows:  # every iteration from scratch, as before the Broyden option

@@ -374,6 +374,26 @@ def test_a_tiny_64x64_model_converges_to_the_8bit_floor():
     assert bool(res.settled.all())
 
 
+def test_refined_steps_and_settled_are_each_images_own_in_a_batch(tiny_dcgan):
+    """An image the refinement stops early counts its own iterations, not the batch's, and is settled
+    alike alone and in a batch (the steps and flags a result records do not depend on its company)."""
+    from ronan.generation import quantize
+    from ronan.refine import refine
+
+    x = torch.cat([quantize(_samples(tiny_dcgan, 3, seed=21)), torch.rand(2, 1, 28, 28)])
+    settings = replace(resolve_settings("fast", model=tiny_dcgan), learned_start=False, steps=60)
+    batch = invert(tiny_dcgan, x, settings=settings, seed=2)
+    lm = batch.image_steps - 60                                  # each image's refinement iterations
+    assert int(lm.min()) >= 1 and int(lm.min()) < int(lm.max())  # some stopped before others
+    for i in range(len(x)):
+        single = invert(tiny_dcgan, x[i:i + 1], settings=settings, seed=2)
+        assert int(single.image_steps[0]) == int(batch.image_steps[i])
+        assert bool(single.settled[0]) == bool(batch.settled[i])
+    ran = torch.zeros(len(x), dtype=torch.long)
+    events = list(refine(tiny_dcgan.generate, batch.inputs.clone(), x, iterations=5, iterations_run=ran))
+    assert int(ran.max()) <= len(events) - 1 and bool((ran >= 1).all())
+
+
 def test_thread_count_changes_losses_within_the_stated_tolerance(tiny_dcgan):
     """Reproducibility across thread counts: same decisions need losses within REPRODUCED_RTOL
     (tests/test_zoo.py; benchmarks/RESULTS.md, "Reproducibility")."""
