@@ -10,7 +10,12 @@ solves the conditioning exactly: from inside the basin it reaches the floor in a
 :func:`refine` runs Levenberg-Marquardt (Gauss-Newton damped by ``lambda * diag(J^T J)``; a step
 is taken only when it lowers the loss, else lambda grows) on each row, with the Jacobian of the
 (edited) reconstruction by forward finite differences: ``d`` batched forward passes per iteration
-for an input of ``d`` optimised entries, no second-order autograd, any generator. Meant for
+for an input of ``d`` optimised entries, no second-order autograd, any generator. A row stops
+when a step with a fresh Jacobian gains less than ``tol``, or when even the undamped Gauss-Newton
+step is predicted to remove less than ``tol`` of its loss (:func:`gauss_newton_gain`: the residual
+left is outside what the generator can change locally, e.g. the 8-bit rounding of its own image);
+the second rule ends, at the same loss, rows that otherwise tried steps whose outcome is float noise
+for up to 20 more iterations (benchmarks/RESULTS.md, "Nothing left to gain"). Meant for
 inputs of up to a few hundred entries (:data:`MAX_DIM`); larger inputs are left to Adam.
 
 With ``jacobian_every=k > 1`` the finite-difference Jacobian is computed afresh only every ``k``
@@ -37,6 +42,21 @@ FD_EPS = 1e-3
 JACOBIAN_BUDGET = 512 * 2**20
 """Bytes of Jacobians kept between iterations when ``jacobian_every > 1`` (rows x entries x pixels
 x 4); the rows beyond it have theirs computed afresh every iteration."""
+
+
+def gauss_newton_gain(jtj: torch.Tensor, grad: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
+    """The fraction of each row's squared residual that the undamped Gauss-Newton step would remove
+    if the model were linear: ``g^T (J^T J)^-1 g / ||r||^2`` in [0, 1] (the residual's projection on
+    the Jacobian's column space), computed in float64.
+
+    Args:
+        jtj (Tensor[R, d, d]): ``J J^T`` of each row's Jacobian ``J`` [d, pixels].
+        grad (Tensor[R, d, 1]): ``J r``. res (Tensor[R, pixels]): the residual ``r``.
+    """
+    eye = torch.eye(jtj.shape[1], dtype=torch.float64, device=jtj.device)
+    g = grad.double()
+    gain = (g * torch.linalg.solve(jtj.double() + 1e-9 * eye, g)).sum((1, 2))
+    return (gain / res.double().pow(2).sum(1).clamp_min(1e-300)).clamp(0, 1).to(res.dtype)
 
 
 def refinable(n_inputs: int, distance: str) -> bool:
@@ -76,8 +96,11 @@ def refine(
         rows_per_jacobian (int): rows whose Jacobians are computed at once (memory: rows x pixels
             x entries floats), default 16.
         tol (float): a row stops once an accepted step taken with a fresh Jacobian improves its
-            loss by less than this fraction (converged), once its loss is at most :data:`EXACT`,
-            or when its damping exceeds 1e8 (no step helps), default 1e-3.
+            loss by less than this fraction (converged), once even the undamped Gauss-Newton step
+            of a fresh Jacobian is predicted to remove less than this fraction of its loss
+            (:func:`gauss_newton_gain`: nothing left to gain; without it a row at the 8-bit floor
+            kept trying steps whose outcome is float noise), once its loss is at most
+            :data:`EXACT`, or when its damping exceeds 1e8 (no step helps), default 1e-3.
         jacobian_every (int): >= 1; 1 (default) computes the finite-difference Jacobian at every
             iteration; ``k`` > 1 keeps it up to date with Broyden's update for ``k - 1``
             iterations in between (see the module docstring).
@@ -143,12 +166,13 @@ def refine(
             ok = new < cur[part]
             gain = (cur[part] - new) / cur[part].clamp_min(1e-30)
             was_fresh = age[part.cpu()].to(inputs.device) == 0
+            nothing_left = was_fresh & (gauss_newton_gain(jtj, grad, res) < tol)
             old_out = out[part]
             flat[part] = torch.where(ok.unsqueeze(1), cand, p)
             out[part] = torch.where(ok.unsqueeze(1), cand_out, old_out)
             cur[part] = torch.where(ok, new, cur[part])
             lam[part] = torch.where(ok, lam[part] / 3, lam[part] * 4)
-            done = (ok & (gain < tol) & was_fresh) | (lam[part] > 1e8) | (cur[part] <= EXACT)
+            done = (ok & (gain < tol) & was_fresh) | nothing_left | (lam[part] > 1e8) | (cur[part] <= EXACT)
             settled[part] |= done
             running[part] &= ~done
             if not keep_rows:

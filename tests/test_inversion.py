@@ -339,6 +339,38 @@ def test_broyden_refinement_reaches_the_floor_with_fewer_forward_passes(tiny_dcg
         list(refine(tiny_dcgan.generate, start.clone(), x, jacobian_every=0))
 
 
+def test_refinement_stops_a_row_with_nothing_left_to_gain():
+    """The Gauss-Newton gain is the residual's share in the Jacobian's column space (1 inside, 0
+    orthogonal); a row whose residual the generator cannot reach stops at once, converged, unchanged."""
+    from ronan.refine import gauss_newton_gain, refine
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(4, 30, generator=gen, dtype=torch.float64).float()      # 4 inputs -> 30 pixels
+    q, _ = torch.linalg.qr(a.t().double())
+    inside = (a.t() @ torch.randn(4, generator=gen)).unsqueeze(0)            # in the column space
+    outside = torch.randn(30, generator=gen, dtype=torch.float64)
+    outside = (outside - q @ (q.t() @ outside)).float().unsqueeze(0)         # orthogonal to it
+    jtj, jac = (a @ a.t()).unsqueeze(0), a.unsqueeze(0)
+    for res, expected in ((inside, 1.0), (outside, 0.0), (0.5 * inside + outside, None)):
+        gain = float(gauss_newton_gain(jtj, jac @ res.unsqueeze(2), res)[0])
+        if expected is not None:
+            assert gain == pytest.approx(expected, abs=1e-4)
+        else:
+            share = float(inside.pow(2).sum() * 0.25 / (0.5 * inside + outside).pow(2).sum())
+            assert gain == pytest.approx(share, rel=1e-3)
+
+    def linear(p):                                                          # a linear "generator"
+        return (p @ a).view(-1, 1, 5, 6)
+
+    z = torch.randn(3, 4, generator=gen)
+    y = linear(z) + 0.1 * outside.view(1, 1, 5, 6)                          # its best fit is z exactly
+    for every in (1, 4):                        # before this rule: 2, 1, 2 and 3, 1, 17 iterations
+        inputs, ran = z.clone(), torch.zeros(3, dtype=torch.long)
+        events = list(refine(linear, inputs, y, iterations=30, jacobian_every=every, iterations_run=ran))
+        assert ran.tolist() == [1, 1, 1] and events[-1][1].all()
+        assert torch.allclose(inputs, z, atol=1e-4)
+
+
 def test_the_broyden_setting_keys_only_when_used():
     plain = resolve_settings("fast-lm16")                       # the default before the Broyden option
     assert "refine_jacobian_every" not in plain.to_dict()       # caches built before it keep their keys
