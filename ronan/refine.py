@@ -166,7 +166,9 @@ def refine(
             ok = new < cur[part]
             gain = (cur[part] - new) / cur[part].clamp_min(1e-30)
             was_fresh = age[part.cpu()].to(inputs.device) == 0
-            nothing_left = was_fresh & (gauss_newton_gain(jtj, grad, res) < tol)
+            nothing_left = torch.zeros_like(ok)
+            if bool(was_fresh.any()):  # only a fresh Jacobian's prediction is trusted
+                nothing_left[was_fresh] = gauss_newton_gain(jtj[was_fresh], grad[was_fresh], res[was_fresh]) < tol
             old_out = out[part]
             flat[part] = torch.where(ok.unsqueeze(1), cand, p)
             out[part] = torch.where(ok.unsqueeze(1), cand_out, old_out)
