@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_speed import real_test_folder  # noqa: E402
+from bench_speed import queries  # noqa: E402
+
 from ronan.calibration import _to_domain, calibrate_losses, get_distribution  # noqa: E402
-from ronan.generation import as_uploads, generate, generate_pil  # noqa: E402
-from ronan.images import load_image  # noqa: E402
+from ronan.generation import generate  # noqa: E402
 from ronan.inversion import invert, resolve_settings  # noqa: E402
 from ronan.models.registry import default_reference, load_model  # noqa: E402
 from ronan.verdict import BELONGING, NON_BELONGING, DecisionSettings, decide, summarize  # noqa: E402
@@ -74,8 +74,7 @@ def main() -> None:
 
     # the queries
     half = args.n // 2
-    images = as_uploads(generate_pil(model, half, 2024), model.name) + [
-        load_image(f) for f in sorted(real_test_folder(model).glob("*.png"))[: args.n - half]]
+    images = queries(model, args.n)
     truth = [True] * half + [False] * (len(images) - half)
     xm = torch.stack([model.preprocess(im.image) for im in images])
     xr = torch.stack([ref.preprocess(im.image) for im in images])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,19 +25,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_speed import real_test_folder  # noqa: E402
-from ronan.generation import as_uploads, generate_pil  # noqa: E402
-from ronan.images import load_image  # noqa: E402
+from bench_speed import queries  # noqa: E402
+
 from ronan.inversion import invert, resolve_settings  # noqa: E402
 from ronan.models.registry import default_reference, load_model  # noqa: E402
 from ronan.provenance import environment  # noqa: E402
-
-
-def queries(model, n: int) -> list:
-    """``n // 2`` generated images (seed 2024) and ``n - n // 2`` real test pictures, as uploads."""
-    half = n // 2
-    return as_uploads(generate_pil(model, half, 2024), model.name) + [
-        load_image(f) for f in sorted(real_test_folder(model).glob("*.png"))[: n - half]]
 
 
 def last_improvement(history: torch.Tensor, adam_rows: int) -> torch.Tensor:
