@@ -15,8 +15,9 @@ when a step with a fresh Jacobian gains less than ``tol``, or when even the unda
 step is predicted to remove less than ``tol`` of its loss (:func:`gauss_newton_gain`: the residual
 left is outside what the generator can change locally, e.g. the 8-bit rounding of its own image);
 the second rule ends, at the same loss, rows that otherwise tried steps whose outcome is float noise
-for up to 20 more iterations (benchmarks/RESULTS.md, "Nothing left to gain"). Meant for
-inputs of up to a few hundred entries (:data:`MAX_DIM`); larger inputs are left to Adam.
+for up to 20 more iterations (benchmarks/RESULTS.md, "Where a batch's time goes, and rows with
+nothing left to gain"). Meant for inputs of up to a few hundred entries (:data:`MAX_DIM`); larger
+inputs are left to Adam.
 
 With ``jacobian_every=k > 1`` the finite-difference Jacobian is computed afresh only every ``k``
 iterations of a row, after a step that failed or stalled with an updated (not fresh) Jacobian, and
