@@ -28,29 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_speed import queries  # noqa: E402
 
 from ronan.calibration import _to_domain, calibrate_losses, get_distribution  # noqa: E402
+from ronan.evaluation import confusion  # noqa: E402
 from ronan.generation import generate  # noqa: E402
 from ronan.inversion import invert, resolve_settings  # noqa: E402
 from ronan.models.registry import default_reference, load_model  # noqa: E402
-from ronan.verdict import BELONGING, NON_BELONGING, DecisionSettings, decide, summarize  # noqa: E402
+from ronan.verdict import DecisionSettings, decide, summarize  # noqa: E402
 
 
 def timed_losses(gen, x: torch.Tensor, settings, seed: int) -> tuple[torch.Tensor, float]:
     t0 = time.perf_counter()
     res = invert(gen, x, settings=settings, seed=seed)
     return res.loss.double(), time.perf_counter() - t0
-
-
-def counts(values, settled, truth, summary) -> tuple[dict, list[str]]:
-    verdicts = [decide(float(v), summary, settled=bool(s)).verdict for v, s in zip(values, settled)]
-    c = {"TP": 0, "FN": 0, "TN": 0, "FP": 0, "Inc": 0}
-    for v, t in zip(verdicts, truth):
-        if v == BELONGING:
-            c["TP" if t else "FP"] += 1
-        elif v == NON_BELONGING:
-            c["FN" if t else "TN"] += 1
-        else:
-            c["Inc"] += 1
-    return c, verdicts
 
 
 def main() -> None:
@@ -75,7 +63,6 @@ def main() -> None:
     # the queries
     half = args.n // 2
     images = queries(model, args.n)
-    truth = [True] * half + [False] * (len(images) - half)
     xm = torch.stack([model.preprocess(im.image) for im in images])
     xr = torch.stack([ref.preprocess(im.image) for im in images])
     res_m = invert(model, xm, settings=settings)
@@ -93,10 +80,12 @@ def main() -> None:
         for mode in ("robust", "paper"):
             summary = summarize(belonging[how], DecisionSettings(mode=mode),
                                 settled=dist.sample_settled if mode == "robust" else None)
-            c, verdicts[how, mode] = counts(values, res_m.settled, truth, summary)
-            acc = (c["TP"] + c["TN"]) / len(images)
-            print(f"  reference {how:9s} {mode:6s}: TP {c['TP']} FN {c['FN']} TN {c['TN']} FP {c['FP']} "
-                  f"Inc {c['Inc']}  accuracy {acc:.1%}  (reference losses vs full: median {rel.median():.1%}, "
+            v = [decide(float(a), summary, settled=bool(s)).verdict for a, s in zip(values, res_m.settled)]
+            c = confusion(v[:half], v[half:])
+            verdicts[how, mode] = v
+            print(f"  reference {how:9s} {mode:6s}: TP {c['tp']} FN {c['fn']} TN {c['tn']} FP {c['fp']} "
+                  f"Inc {c['inconclusive_belonging'] + c['inconclusive_non_belonging']}  accuracy "
+                  f"{c['accuracy']:.1%}  (reference losses vs full: median {rel.median():.1%}, "
                   f"max {rel.max():.1%} higher)")
     for mode in ("robust", "paper"):
         changed = sum(a != b for a, b in zip(verdicts["full", mode], verdicts["adam-only", mode]))

@@ -51,8 +51,9 @@ def gauss_newton_gain(jtj: torch.Tensor, grad: torch.Tensor, res: torch.Tensor) 
     the Jacobian's column space), computed in float64.
 
     Args:
-        jtj (Tensor[R, d, d]): ``J J^T`` of each row's Jacobian ``J`` [d, pixels].
-        grad (Tensor[R, d, 1]): ``J r``. res (Tensor[R, pixels]): the residual ``r``.
+        jtj (Tensor[R, d, d]): ``J^T J`` of each row (its Jacobian held as ``jac`` [d, pixels],
+            so ``jac @ jac^T``, as :func:`refine` computes it).
+        grad (Tensor[R, d, 1]): ``J^T r`` (``jac @ r``). res (Tensor[R, pixels]): the residual ``r``.
     """
     eye = torch.eye(jtj.shape[1], dtype=torch.float64, device=jtj.device)
     g = grad.double()
