@@ -257,13 +257,15 @@ def _edit_groups(run: _Run, edit: str) -> list[tuple[EditAssumption, list[int]]]
     return list(groups.values())
 
 
-def _invert_group(run: _Run, idx: list[int], transform, **kwargs):
-    """Invert images ``idx`` on M (through ``transform``) and M_r; yields events, returns
+def _invert_group(run: _Run, idx: list[int], transform, *, settings, **kwargs):
+    """Invert images ``idx`` on M (through ``transform``, with ``settings``) and on M_r (with
+    ``settings.for_reference()``, as the belonging distribution was); yields events, returns
     ``({role: InversionResult}, model-domain tensor)``."""
     x = torch.stack([run.gen.preprocess(run.loaded[i].image) for i in idx])
-    jobs: list[tuple] = [("model", run.gen, x, {"transform": transform})]
+    jobs: list[tuple] = [("model", run.gen, x, {"transform": transform, "settings": settings})]
     if run.ref is not None:
-        jobs.append(("reference", run.ref, torch.stack([run.ref.preprocess(run.loaded[i].image) for i in idx])))
+        xr = torch.stack([run.ref.preprocess(run.loaded[i].image) for i in idx])
+        jobs.append(("reference", run.ref, xr, {"settings": settings.for_reference()}))
     results: dict[str, InversionResult] = {}
     for role, event in invert_jobs_stream(jobs, **kwargs):
         if isinstance(event, InversionResult):

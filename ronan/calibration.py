@@ -80,6 +80,11 @@ class BelongingDistribution:
         pictures (dict | None): None for the model's own samples (Algorithm 1); for a *contrast*
             distribution, the real pictures that were inverted instead
             (:meth:`ronan.contrast.PictureSet.key`: set name, count, SHA-256 of the files).
+        model_side_from (dict | None): None when both models' inversions ran for this
+            distribution; else the model's losses, steps and settled flags were taken from a cached
+            distribution with the same model side (:func:`model_side_key`) and only the reference's
+            inversions ran: that distribution's ``reference``, ``settings``, ``created`` and
+            ``seconds``. Not part of the key.
     """
 
     model: str
@@ -105,6 +110,7 @@ class BelongingDistribution:
     sample_settled: list[bool] | None = None
     environment: dict | None = None
     pictures: dict | None = None
+    model_side_from: dict | None = None
 
     KEY_FIELDS = (
         "model",
@@ -214,6 +220,7 @@ _FIELD_TYPES = {
     "sample_settled": ([(bool,)], None),
     "environment": (dict, None),
     "pictures": (dict, None),
+    "model_side_from": (dict, None),
 }
 """Accepted types of each field: a type, None (null), or ``[types]`` (a list of those)."""
 
@@ -284,7 +291,7 @@ def distribution_key(
             "reference": reference.name if reference is not None else None,
             "reference_sha256": reference.weights_sha256 if reference is not None else None,
             "distance": distance,
-            "settings": settings.to_dict(),
+            "settings": settings.to_dict(with_reference=reference is not None),
             "n": n,
             "seed": seed,
             "method_version": METHOD_VERSION,
@@ -292,6 +299,35 @@ def distribution_key(
         | ({"edit": edit} if edit is not None else {})
         | ({"pictures": pictures} if pictures is not None else {})
     )
+
+
+def model_side_key(key: dict) -> dict:
+    """The part of a distribution key that the model's losses ``A(M, x)`` depend on: all of it but
+    the reference model and the reference's own settings (``reference_refine_steps``). Two
+    distributions with the same model side invert the same images on M with the same settings and
+    seed, so their ``losses`` are the same and only the reference side differs."""
+    side = {k: v for k, v in key.items() if k not in ("reference", "reference_sha256")}
+    side["settings"] = {k: v for k, v in key["settings"].items() if k != "reference_refine_steps"}
+    return side
+
+
+def find_model_side(key: dict, folder: Path | None = None) -> BelongingDistribution | None:
+    """A valid cached distribution whose model side (:func:`model_side_key`) is ``key``'s, or None.
+
+    Only files of the same model's name are read; damaged ones are skipped (they are reported and
+    set aside when their own key is asked for).
+    """
+    want = model_side_key(key)
+    prefix = cache_path(key).name.split("__")[0] + "__"
+    for d in [folder] if folder is not None else paths.cache_read_dirs():
+        for path in sorted(Path(d).glob(prefix + "*.json")) if Path(d).is_dir() else []:
+            try:
+                dist = load_distribution(path)
+            except CalibrationError:
+                continue
+            if model_side_key(dist.key()) == want and None not in (dist.sample_steps, dist.sample_settled):
+                return dist
+    return None
 
 
 def cache_path(key: dict, folder: Path | None = None) -> Path:
@@ -348,6 +384,7 @@ def build_distribution(
     edit=None,
     edit_mode: str = "samples",
     pictures=None,
+    model_side: BelongingDistribution | None = None,
     callback: Callable[[str, int, InversionProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BelongingDistribution:
@@ -374,6 +411,9 @@ def build_distribution(
         edit_mode (str): ``"samples"`` (default) or ``"through"``: the inversion on M also
             compares the edited reconstruction with the sample (see ``ronan.edits.policy``).
         pictures (PictureSet | None): real pictures to invert instead of samples (None: samples).
+        model_side (BelongingDistribution | None): a distribution with the same model side
+            (:func:`model_side_key`, e.g. from :func:`find_model_side`): its losses on M are taken
+            and only the reference's inversions run. None (default): both run.
         callback (callable | None): ``callback(role, first_index, progress)`` with role
             ``"model"`` or ``"reference"``.
         should_stop (callable | None): polled every step; True raises :class:`Cancelled`
@@ -386,6 +426,11 @@ def build_distribution(
     from .generation import generate
 
     edit = edit or NONE
+    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode), _key_of(pictures))
+    if model_side is not None and (
+        model_side_key(model_side.key()) != model_side_key(key) or None in (model_side.sample_steps, model_side.sample_settled)
+    ):
+        raise ValueError("model_side: a distribution of another model, samples or settings, or without its steps")
     t0 = time.perf_counter()
     if pictures is not None and len(pictures) != n:
         raise ValueError(f"n={n} but the picture set {pictures.name} holds {len(pictures)} pictures")
@@ -397,11 +442,14 @@ def build_distribution(
     ref_losses: list[torch.Tensor] = []
     steps: list[int] = []
     settled: list[bool] = []
+    if model_side is not None:
+        losses.append(torch.tensor(model_side.losses, dtype=torch.float64))
+        steps, settled = list(model_side.sample_steps), list(model_side.sample_settled)  # type: ignore[arg-type]
     for i in range(0, n, chunk):
         batch, ref_batch = _edited(samples[i : i + chunk], i, edit, seed, model, reference)
-        jobs: list[tuple] = [("model", model, batch, {"transform": transform})]
+        jobs: list[tuple] = [("model", model, batch, {"transform": transform})] if model_side is None else []
         if reference is not None:
-            jobs.append(("reference", reference, ref_batch))
+            jobs.append(("reference", reference, ref_batch, {"settings": settings.for_reference()}))
         for role, event in invert_jobs_stream(
             jobs, distance=distance, settings=settings, seed=seed, should_stop=should_stop
         ):
@@ -421,7 +469,6 @@ def build_distribution(
     values = calibrate_losses(loss, ref)
     from .provenance import environment, library_versions
 
-    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode), _key_of(pictures))
     return BelongingDistribution(
         **key,
         values=values.tolist(),
@@ -435,6 +482,9 @@ def build_distribution(
         seconds=round(time.perf_counter() - t0, 2),
         sample_steps=steps,
         sample_settled=settled,
+        model_side_from=None if model_side is None else {
+            k: getattr(model_side, k) for k in ("reference", "settings", "created", "seconds")
+        },
     )
 
 
@@ -588,8 +638,13 @@ def get_distribution(
         n (int): N, 3 .. ``RONAN_MAX_CALIBRATION_N`` (1000, :mod:`ronan.limits`).
         seed (int): in ``[0, 2**63)``.
         build (bool): build when there is no valid cache (default True); otherwise raise.
-        rebuild (bool): ignore any cache and build anew.
+        rebuild (bool): ignore any cache and build anew (both models' inversions).
         Other arguments as for :func:`build_distribution`.
+
+    A missing distribution whose model side is cached (:func:`find_model_side`: the same model,
+    samples and settings with another reference model or other reference settings) is built by
+    the reference's inversions alone, the model's losses taken from that file (recorded in
+    ``model_side_from``).
 
     Raises:
         CalibrationError: no valid cache and ``build=False`` (the damage, when a file was damaged);
@@ -622,6 +677,7 @@ def get_distribution(
             f"`python -m ronan calibrate {model.name}{option}` with the same options"
         )
     chunk = limits.images_per_batch(limits.rows_per_image(settings, model))
+    model_side = find_model_side(key, folder) if not rebuild else None
     dist = build_distribution(
         model,
         reference,
@@ -633,6 +689,7 @@ def get_distribution(
         edit_mode=edit_mode,
         pictures=pictures,
         chunk=chunk,
+        model_side=model_side,
         callback=callback,
         should_stop=should_stop,
     )

@@ -582,6 +582,7 @@ def _calibrate_one(args, p, edit) -> dict:
         "max": max(dist.values),
         "settings": dist.settings,
         "seconds": dist.seconds,
+        "model_side_from": dist.model_side_from,
         "file": str(find_cache(dist.key())),
     }
     if contrast is not None:
@@ -596,6 +597,7 @@ def _calibrate_one(args, p, edit) -> dict:
         print(
             f"{dist.model} (reference {dist.reference}, {dist.distance}): N={dist.n} mean={dist.mean:.4g} "
             f"std={dist.std:.4g} min={summary['min']:.4g} max={summary['max']:.4g} -> {safe(summary['file'])}"
+            + ("" if dist.model_side_from is None else " (model losses from a cached distribution; reference inverted)")
         )
         if contrast is not None:
             c: dict = summary["contrast"]  # type: ignore[assignment]

@@ -13,7 +13,8 @@ Presets (``PRESETS``):
   lr 0.2 for at most 100 steps (a row stops earlier once its loss improves by less than 10% over
   100 steps), then up to 32 Levenberg-Marquardt iterations (:mod:`ronan.refine`) on each image's
   best input, the finite-difference Jacobian computed afresh every 4 iterations and updated by
-  Broyden's rule in between. Where the refinement cannot apply (a distance other than MSE, inputs
+  Broyden's rule in between; the reference model's inversions stop after the Adam phase
+  (``reference_refine_steps`` 0: Eq. 2 needs their loss as a scale, not at the floor). Where the refinement cannot apply (a distance other than MSE, inputs
   of more than 512 entries) :func:`resolve_settings` given the model uses ``"fast-adam"``
   instead. Chosen by measurement on dcgan64-clipart and dcgan-fmnist (benchmarks/RESULTS.md,
   "Inversions that converge" and "Speed against the paper's loop").
@@ -109,6 +110,13 @@ class InversionSettings:
             inverse network (:mod:`ronan.starts`, trained once per model and cached), the others
             stay random; default False. Ignored for models it does not apply to (a fixed
             condition in the input, or an encoder of their own).
+        reference_refine_steps (int | None): Levenberg-Marquardt iterations of the *reference*
+            model's inversions (Eq. 2's ``A(M_r, x)``), >= 0; None (default): ``refine_steps``, the
+            same settings as the model's. Only :meth:`for_reference` reads it. The reference
+            reconstructs pictures it did not make, so its refinement runs to its cap on every
+            query (most of a batch's time, benchmarks/RESULTS.md "Where a batch's time goes") while
+            Eq. 2 needs its loss only as a scale: ``"fast"`` sets 0 (Adam only; decisions
+            measured in "The reference model's inversion without refinement").
         start_spread (float): >= 0, with ``learned_start``: the other starting points of an image
             are drawn *around* its learned start, ``learned + start_spread x (the seeded random
             start)``, instead of anywhere (default 0: anywhere). A learned start that lands near
@@ -132,9 +140,12 @@ class InversionSettings:
     refine_steps: int = 0
     refine_jacobian_every: int = 1
     start_spread: float = 0.0
+    reference_refine_steps: int | None = None
 
     def __post_init__(self):
         limits.check_inversion(self.steps, self.restarts, self.candidates, self.lr)  # one-line LimitExceeded
+        if self.reference_refine_steps is not None and self.reference_refine_steps < 0:
+            raise ValueError(f"reference_refine_steps must be >= 0 or None, not {self.reference_refine_steps}")
         if self.refine_jacobian_every < 1:
             raise ValueError(f"refine_jacobian_every must be >= 1, not {self.refine_jacobian_every}")
         if not (self.start_spread >= 0 and math.isfinite(self.start_spread)):
@@ -169,6 +180,15 @@ class InversionSettings:
             restarts += f", then up to {self.refine_steps} Levenberg-Marquardt iterations on the best"
             if self.refine_jacobian_every > 1:
                 restarts += f" (Jacobian afresh every {self.refine_jacobian_every}, Broyden between)"
+        return self._describe_model(restarts) + self._describe_reference()
+
+    def _describe_reference(self) -> str:
+        n = self.for_reference().refine_steps
+        if n == self.refine_steps:
+            return ""
+        return f"; the reference model's inversion: {f'up to {n} Levenberg-Marquardt iterations' if n else 'Adam only'}"
+
+    def _describe_model(self, restarts: str) -> str:
         if not self.plateau_steps:
             return f"Adam lr {self.lr:g}, {self.steps} steps, {restarts}"
         drop = (f"its lr drops to {self.lr * self.plateau_lr_factor:g} once its loss improves by less than "
@@ -177,10 +197,21 @@ class InversionSettings:
                 f"it stops once its loss improves by less than {self.plateau_tol:.0%} over {self.plateau_steps} steps")
         return f"Adam lr {self.lr:g}, {restarts}, early stopping: {drop}; at most {self.steps} steps"
 
-    def to_dict(self) -> dict:
-        """JSON-serialisable dict of the settings (the candidate, refinement and spread fields only
-        when used, so that the keys of distributions built before they existed stay valid)."""
+    def for_reference(self) -> InversionSettings:
+        """The settings of the reference model's inversions: these, with ``reference_refine_steps``
+        (when set) as ``refine_steps``."""
+        if self.reference_refine_steps is None:
+            return self
+        return replace(self, refine_steps=self.reference_refine_steps, reference_refine_steps=None)
+
+    def to_dict(self, with_reference: bool = True) -> dict:
+        """JSON-serialisable dict of the settings (the candidate, refinement, spread and reference
+        fields only when used, so that the keys of distributions built before they existed stay
+        valid); ``with_reference=False`` leaves out the reference's own setting (a distribution
+        without a reference model)."""
         d = asdict(self)
+        if not with_reference or self.reference_refine_steps in (None, self.refine_steps):
+            d.pop("reference_refine_steps")
         d["betas"] = list(self.betas)
         d["optimizer"] = "adam"
         if self.candidates == 1 and self.warmup_steps == 0:
@@ -204,7 +235,7 @@ with limits.presets_unbounded():  # the operator's bounds apply when a request u
     PRESETS: dict[str, InversionSettings] = {
         "paper": InversionSettings(steps=1500, lr=0.1, restarts=1, plateau_steps=0),
         "fast": InversionSettings(steps=100, plateau_lr_drops=0, learned_start=True, refine_steps=32,
-                                  refine_jacobian_every=4),
+                                  refine_jacobian_every=4, reference_refine_steps=0),
         "fast-lm16": InversionSettings(steps=300, plateau_lr_drops=0, learned_start=True, refine_steps=16),
         "fast-adam": InversionSettings(),
         "thorough": InversionSettings(steps=100, plateau_lr_drops=0, learned_start=True, candidates=8,
@@ -213,7 +244,8 @@ with limits.presets_unbounded():  # the operator's bounds apply when a request u
     }
 PRESET_SUMMARIES: dict[str, str] = {
     "paper": "the paper's procedure: Adam lr 0.1, 1500 steps, one start",
-    "fast": "the default: learned start, at most 100 Adam steps, then at most 32 Levenberg-Marquardt iterations",
+    "fast": "the default: learned start, at most 100 Adam steps, then at most 32 Levenberg-Marquardt iterations "
+    "(the reference model: Adam only)",
     "fast-lm16": "the previous default: learned start, at most 300 Adam steps, 16 Levenberg-Marquardt iterations",
     "fast-adam": "Adam with early stopping only, at most 1000 steps (where the refinement cannot apply)",
     "thorough": "8 starts around the learned one, then at most 160 Levenberg-Marquardt iterations: for models "

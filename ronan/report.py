@@ -114,6 +114,7 @@ def report_dict(
             "values": distribution.values,
             "created": distribution.created,
             "versions": distribution.versions,
+            "model_side_from": distribution.model_side_from,
         }
     return json_ready(d)
 

@@ -1,13 +1,19 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
+from ronan.attribution import attribute
 from ronan.calibration import (BelongingDistribution, build_distribution, cache_path, calibrate_losses,
-                               get_distribution, load_distribution, save_distribution)
+                               distribution_key, get_distribution, load_distribution, model_side_key,
+                               save_distribution)
 from ronan.errors import CalibrationError
-from ronan.inversion import InversionSettings
+from ronan.generation import generate
+from ronan.images import load_image
+from ronan.inversion import PRESETS, InversionSettings, invert
 from ronan.models.dcgan import DCGAN
+from ronan.prepare import Prepared
 
 SETTINGS = InversionSettings(steps=40, lr=0.1, restarts=2)
 
@@ -98,3 +104,63 @@ def test_ssim_with_one_restart_is_flagged(tiny_dcgan, cache_tmp, real_images):
     four = attribute(real_images[0], tiny_dcgan, reference=None, distance="ssim", steps=10, restarts=4, n_calibration=5)
     mse = attribute(real_images[0], tiny_dcgan, reference=None, steps=10, n_calibration=5)
     assert not any("restarts" in n for n in four.notes + mse.notes)
+
+
+LM = InversionSettings(steps=30, lr=0.1, refine_steps=4)
+"""Adam, then 4 Levenberg-Marquardt iterations, for both models."""
+CHEAP_REF = replace(LM, reference_refine_steps=0)
+"""The same for the model; the reference model's inversions stop after Adam (as ``fast``'s)."""
+
+
+def test_reference_settings_key_a_distribution_only_when_they_differ(tiny_dcgan, tiny_ref):
+    assert LM.for_reference() is LM and CHEAP_REF.for_reference() == replace(LM, refine_steps=0)
+    assert "reference_refine_steps" not in replace(LM, reference_refine_steps=4).to_dict()  # same as the model's
+    assert CHEAP_REF.to_dict()["reference_refine_steps"] == 0
+    key = lambda ref, s: distribution_key(tiny_dcgan, ref, "mse", s, 5, 0)  # noqa: E731
+    assert key(tiny_ref, CHEAP_REF) != key(tiny_ref, LM)
+    assert key(None, CHEAP_REF) == key(None, LM)  # without a reference model it changes nothing
+    assert model_side_key(key(tiny_ref, CHEAP_REF)) == model_side_key(key(tiny_ref, LM)) == model_side_key(key(None, LM))
+    assert PRESETS["fast"].for_reference().refine_steps == 0 and PRESETS["fast"].describe().endswith("Adam only")
+    assert PRESETS["paper"].for_reference() is PRESETS["paper"]
+    with pytest.raises(ValueError, match="reference_refine_steps"):
+        InversionSettings(reference_refine_steps=-1)
+
+
+def test_the_reference_is_inverted_with_its_own_settings(tiny_dcgan, tiny_ref, cache_tmp):
+    dist = build_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=4, seed=0)
+    x = generate(tiny_dcgan, 4, 0, purpose="calibration")
+    adam_only = invert(tiny_ref, x, settings=replace(LM, refine_steps=0), seed=0).loss.double()
+    refined = invert(tiny_ref, x, settings=LM, seed=0).loss.double()
+    assert (refined < adam_only).all()  # the refinement matters on these images ...
+    assert dist.reference_losses == pytest.approx(adam_only.tolist(), rel=1e-6)  # ... and did not run
+    assert dist.losses == pytest.approx(build_distribution(tiny_dcgan, tiny_ref, settings=LM, n=4, seed=0).losses)
+
+
+def test_a_query_is_inverted_on_the_reference_as_its_distribution_was(tiny_dcgan, tiny_ref, cache_tmp, real_images):
+    prepared = Prepared(tiny_dcgan, tiny_ref, CHEAP_REF, torch.device("cpu"))
+    r = attribute(real_images[0], prepared, n_calibration=5, edit="none", contrast="off")
+    x = tiny_ref.preprocess(load_image(real_images[0]).image)[None]
+    assert r.reference_loss == pytest.approx(float(invert(tiny_ref, x, settings=CHEAP_REF.for_reference()).loss[0]), rel=1e-6)
+    assert r.loss == pytest.approx(float(invert(tiny_dcgan, x, settings=CHEAP_REF).loss[0]), rel=1e-6)
+
+
+def test_a_cached_model_side_is_reused_and_the_result_is_a_fresh_builds(tiny_dcgan, tiny_ref, cache_tmp):
+    full = get_distribution(tiny_dcgan, tiny_ref, settings=LM, n=5, seed=0)
+    roles: list[str] = []
+    cheap = get_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=0,
+                             callback=lambda role, first, event: roles.append(role))
+    assert roles and set(roles) == {"reference"}  # the model's inversions did not run again
+    assert cheap.losses == full.losses and cheap.sample_steps == full.sample_steps
+    assert cheap.reference_losses != full.reference_losses
+    assert cheap.model_side_from == {k: getattr(full, k) for k in ("reference", "settings", "created", "seconds")}
+    fresh = build_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=0)
+    assert fresh.values == pytest.approx(cheap.values, rel=1e-6) and fresh.sample_settled == cheap.sample_settled
+    assert get_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=0, build=False).values == cheap.values
+    # without a reference model: nothing to invert at all; rebuild=True runs both models again
+    assert get_distribution(tiny_dcgan, None, settings=LM, n=5, seed=0).values == full.losses
+    roles.clear()
+    get_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=0, rebuild=True,
+                     callback=lambda role, first, event: roles.append(role))
+    assert set(roles) == {"model", "reference"}
+    with pytest.raises(ValueError, match="model_side"):  # other samples are no model side
+        build_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=1, model_side=full)

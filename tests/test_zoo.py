@@ -51,6 +51,9 @@ def test_a_few_calibration_samples_reinvert_to_the_committed_losses(name):
     res = invert(m, x, settings=settings, seed=dist.seed)
     committed = torch.tensor(dist.losses[:4], dtype=torch.float64)
     assert torch.allclose(res.loss.double(), committed, rtol=REPRODUCED_RTOL, atol=0), (res.loss, committed)
+    ref_res = invert(ref, x, settings=settings.for_reference(), seed=dist.seed)  # the reference: its own settings
+    committed = torch.tensor(dist.reference_losses[:4], dtype=torch.float64)
+    assert torch.allclose(ref_res.loss.double(), committed, rtol=REPRODUCED_RTOL, atol=0), (ref_res.loss, committed)
 
 
 def test_unknown_and_damaged_models(tmp_path, monkeypatch):
