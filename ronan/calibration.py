@@ -428,7 +428,8 @@ def build_distribution(
     edit = edit or NONE
     key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode), _key_of(pictures))
     if model_side is not None and (
-        model_side_key(model_side.key()) != model_side_key(key) or None in (model_side.sample_steps, model_side.sample_settled)
+        model_side_key(model_side.key()) != model_side_key(key)
+        or None in (model_side.sample_steps, model_side.sample_settled)
     ):
         raise ValueError("model_side: a distribution of another model, samples or settings, or without its steps")
     t0 = time.perf_counter()
@@ -482,10 +483,15 @@ def build_distribution(
         seconds=round(time.perf_counter() - t0, 2),
         sample_steps=steps,
         sample_settled=settled,
-        model_side_from=None if model_side is None else {
-            k: getattr(model_side, k) for k in ("reference", "settings", "created", "seconds")
-        },
+        model_side_from=_provenance(model_side),
     )
+
+
+def _provenance(model_side: BelongingDistribution | None) -> dict | None:
+    """``model_side_from`` of a distribution built from ``model_side`` (None: built whole)."""
+    if model_side is None:
+        return None
+    return {k: getattr(model_side, k) for k in ("reference", "settings", "created", "seconds")}
 
 
 def _key_of(pictures) -> dict | None:
