@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -51,6 +52,7 @@ from ronan.images import load_image  # noqa: E402
 from ronan.inversion import resolve_settings  # noqa: E402
 from ronan.limits import effective_precision  # noqa: E402
 from ronan.models.registry import default_reference, load_model  # noqa: E402
+from ronan.prepare import prepare  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
 DETECTABLE = ("jpeg", "resize")
@@ -134,6 +136,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
                    help="autocast of the generator on CUDA (default: the preset's, fp32)")
+    p.add_argument("--reference-refine-steps", type=int, default=None,
+                   help="Levenberg-Marquardt iterations of the reference's inversions (default: the preset's)")
     p.add_argument("--json-out", default=None)
     args = p.parse_args()
     if "real-test" in args.others and args.n > FIRST_FILE:
@@ -142,25 +146,28 @@ def main() -> None:
     model = load_model(args.model, args.device)
     ref = default_reference(model) if args.reference == "default" else (None if args.reference == "none"
                                                                         else args.reference)
-    kw = dict(reference=ref, preset=args.preset, edit_mode=args.edit_mode, device=args.device,
-              precision=args.precision, contrast=args.contrast,
-              contrast_alpha=args.contrast_alpha)
+    kw = dict(edit_mode=args.edit_mode, contrast=args.contrast, contrast_alpha=args.contrast_alpha)
     precision = effective_precision(args.precision, model.device)  # autocast on CUDA only, as prepare() does
     overrides = {} if precision is None else {"precision": precision}
+    if args.reference_refine_steps is not None:
+        overrides["reference_refine_steps"] = args.reference_refine_steps
+    # the models and settings every attribution uses (the preset with the overrides)
+    target = prepare(args.model, ref, preset=args.preset, precision=args.precision, device=args.device)
+    target = replace(target, settings=resolve_settings(args.preset, model=model, **overrides))
     calibrations = [True] if args.no_raw else [True, False]
     bel_pristine = as_uploads(generate_pil(model, args.n, 1000), args.model)
     others = {s: source_images(s, model, args.n) for s in args.others}
     out = {"model": args.model, "reference": ref, "n": args.n, "preset": args.preset, "device": args.device,
-           "precision": args.precision or "fp32", "rows": [], "timings": {}, "images": {}}
+           "precision": args.precision or "fp32", "settings": target.settings.to_dict(), "rows": [], "timings": {},
+           "images": {}}
     for edit in ([] if args.skip_pristine else [None]) + list(args.edits):
         assume = args.assume or ("auto" if edit is None or edit.split(":")[0] in DETECTABLE else edit)
         t0 = time.perf_counter()
-        bel = attribute_batch(edited(bel_pristine, edit), model, edit=assume, **kw)
+        bel = attribute_batch(edited(bel_pristine, edit), target, edit=assume, **kw)
         t_bel = time.perf_counter() - t0
         r0 = bel[0]
         assumption = resolve_edit(None, model.image_size, model.channels, r0.edit if r0.edit != "none" else "none")
-        settings = resolve_settings(args.preset, model=model, **overrides)
-        ref_model = load_model(ref, args.device) if ref else None
+        settings, ref_model = target.settings, target.reference
         mode = r0.edit_mode or "samples"
         members = assumption.members()
         dists = [get_distribution(model, ref_model, settings=settings, build=False, edit=m, edit_mode=mode)
@@ -183,7 +190,7 @@ def main() -> None:
         out["images"][f"belonging{label}"] = per_image(bel)
         for src, images in others.items():
             t0 = time.perf_counter()
-            non = attribute_batch(edited(images, edit), model, edit=assume, **kw)
+            non = attribute_batch(edited(images, edit), target, edit=assume, **kw)
             out["timings"][f"{src}{label}"] = round((time.perf_counter() - t0) / len(images), 3)
             out["images"][f"{src}{label}"] = per_image(non)
             rows += rows_for(src + label, bel, non, dist, args.tests, calibrations, contrast)

@@ -83,8 +83,8 @@ class BelongingDistribution:
         model_side_from (dict | None): None when both models' inversions ran for this
             distribution; else the model's losses, steps and settled flags were taken from a cached
             distribution with the same model side (:func:`model_side_key`) and only the reference's
-            inversions ran: that distribution's ``reference``, ``settings``, ``created`` and
-            ``seconds``. Not part of the key.
+            inversions ran: the ``reference``, ``settings``, ``created`` and ``seconds`` of the
+            distribution whose build inverted the model. Not part of the key.
     """
 
     model: str
@@ -488,9 +488,13 @@ def build_distribution(
 
 
 def _provenance(model_side: BelongingDistribution | None) -> dict | None:
-    """``model_side_from`` of a distribution built from ``model_side`` (None: built whole)."""
+    """``model_side_from`` of a distribution built from ``model_side`` (None: built whole): the
+    distribution whose build inverted the model (``model_side``'s own ``model_side_from`` when it
+    took its model side from another one in turn)."""
     if model_side is None:
         return None
+    if model_side.model_side_from is not None:
+        return model_side.model_side_from
     return {k: getattr(model_side, k) for k in ("reference", "settings", "created", "seconds")}
 
 

@@ -120,7 +120,8 @@ def test_reference_settings_key_a_distribution_only_when_they_differ(tiny_dcgan,
     assert key(tiny_ref, CHEAP_REF) != key(tiny_ref, LM)
     assert key(None, CHEAP_REF) == key(None, LM)  # without a reference model it changes nothing
     assert model_side_key(key(tiny_ref, CHEAP_REF)) == model_side_key(key(tiny_ref, LM)) == model_side_key(key(None, LM))
-    assert PRESETS["fast"].for_reference().refine_steps == 0 and PRESETS["fast"].describe().endswith("Adam only")
+    fast = PRESETS["fast"]
+    assert fast.for_reference().refine_steps == 4 < fast.refine_steps and fast.describe().endswith("iterations")
     assert PRESETS["paper"].for_reference() is PRESETS["paper"]
     with pytest.raises(ValueError, match="reference_refine_steps"):
         InversionSettings(reference_refine_steps=-1)
@@ -156,6 +157,10 @@ def test_a_cached_model_side_is_reused_and_the_result_is_a_fresh_builds(tiny_dcg
     fresh = build_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=0)
     assert fresh.values == pytest.approx(cheap.values, rel=1e-6) and fresh.sample_settled == cheap.sample_settled
     assert get_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=0, build=False).values == cheap.values
+    # a model side taken from a distribution that took it in turn names the build that inverted the model
+    again = build_distribution(tiny_dcgan, tiny_ref, settings=replace(LM, reference_refine_steps=2), n=5, seed=0,
+                               model_side=cheap)
+    assert again.losses == full.losses and again.model_side_from == cheap.model_side_from
     # without a reference model: nothing to invert at all; rebuild=True runs both models again
     assert get_distribution(tiny_dcgan, None, settings=LM, n=5, seed=0).values == full.losses
     roles.clear()
