@@ -15,9 +15,10 @@ Presets (``PRESETS``):
   best input, the finite-difference Jacobian computed afresh every 4 iterations and updated by
   Broyden's rule in between; the reference model's inversions run at most 4 of them
   (``reference_refine_steps``: Eq. 2 needs their loss as a scale, not at the floor). Where the
-  refinement cannot apply (a distance other than MSE, inputs of more than 512 entries) :func:`resolve_settings` given the model uses ``"fast-adam"``
-  instead. Chosen by measurement on dcgan64-clipart and dcgan-fmnist (benchmarks/RESULTS.md,
-  "Inversions that converge" and "Speed against the paper's loop").
+  refinement cannot apply (a distance other than MSE, inputs of more than 512 entries)
+  :func:`resolve_settings` given the model uses ``"fast-adam"`` instead. Chosen by measurement on
+  dcgan64-clipart and dcgan-fmnist (benchmarks/RESULTS.md, "Inversions that converge", "Speed
+  against the paper's loop" and "A shorter refinement on the reference model").
 * ``"fast-lm16"``: the default before (Adam at most 300 steps, then 16 Levenberg-Marquardt
   iterations with a fresh Jacobian each), kept to reproduce the figures measured with it.
 * ``"thorough"``: as ``"fast"``, but 8 starting points per image — the learned start and 7 drawn
