@@ -184,7 +184,7 @@ class InversionSettings:
         return self._describe_model(restarts) + self._describe_reference()
 
     def _describe_reference(self) -> str:
-        n = self.for_reference().refine_steps
+        n = self.refine_steps if self.reference_refine_steps is None else self.reference_refine_steps
         if n == self.refine_steps:
             return ""
         return f"; the reference model's inversion: {f'up to {n} Levenberg-Marquardt iterations' if n else 'Adam only'}"
@@ -203,7 +203,8 @@ class InversionSettings:
         (when set) as ``refine_steps``."""
         if self.reference_refine_steps is None:
             return self
-        return replace(self, refine_steps=self.reference_refine_steps, reference_refine_steps=None)
+        with limits.presets_unbounded():  # steps, restarts and lr are these settings', checked when they were made
+            return replace(self, refine_steps=self.reference_refine_steps, reference_refine_steps=None)
 
     def to_dict(self, with_reference: bool = True) -> dict:
         """JSON-serialisable dict of the settings (the candidate, refinement, spread and reference
