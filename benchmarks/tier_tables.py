@@ -49,8 +49,6 @@ from ronan.edits.policy import resolve_edit  # noqa: E402
 from ronan.evaluation import confusion, roc_auc, verdicts  # noqa: E402
 from ronan.generation import as_uploads, generate_pil  # noqa: E402
 from ronan.images import load_image  # noqa: E402
-from ronan.inversion import resolve_settings  # noqa: E402
-from ronan.limits import effective_precision  # noqa: E402
 from ronan.models.registry import default_reference, load_model  # noqa: E402
 from ronan.prepare import prepare  # noqa: E402
 
@@ -147,13 +145,10 @@ def main() -> None:
     ref = default_reference(model) if args.reference == "default" else (None if args.reference == "none"
                                                                         else args.reference)
     kw = dict(edit_mode=args.edit_mode, contrast=args.contrast, contrast_alpha=args.contrast_alpha)
-    precision = effective_precision(args.precision, model.device)  # autocast on CUDA only, as prepare() does
-    overrides = {} if precision is None else {"precision": precision}
-    if args.reference_refine_steps is not None:
-        overrides["reference_refine_steps"] = args.reference_refine_steps
-    # the models and settings every attribution uses (the preset with the overrides)
+    # the models and settings every attribution uses (the preset, its precision, the reference's iterations)
     target = prepare(args.model, ref, preset=args.preset, precision=args.precision, device=args.device)
-    target = replace(target, settings=resolve_settings(args.preset, model=model, **overrides))
+    if args.reference_refine_steps is not None:
+        target = replace(target, settings=replace(target.settings, reference_refine_steps=args.reference_refine_steps))
     calibrations = [True] if args.no_raw else [True, False]
     bel_pristine = as_uploads(generate_pil(model, args.n, 1000), args.model)
     others = {s: source_images(s, model, args.n) for s in args.others}

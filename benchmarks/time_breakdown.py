@@ -9,8 +9,8 @@ batch with the default preset, it prints: seconds for the Adam phase alone (the 
 ``refine_steps=0``; Adam is deterministic, so it is the first phase of the full run), seconds for the
 full inversion, the Levenberg-Marquardt iterations the batch ran, and the mean iteration at which an
 image's loss last improved (the iterations after it changed nothing for that image). The reference
-is timed with the model's settings too (the analysis that made ``fast`` invert the reference with
-Adam only, ``reference_refine_steps`` 0); its line then says what the preset runs on it.
+is timed with the model's settings too, not its own shorter ones (``reference_refine_steps``): the
+analysis that led to them.
 
 ``--reference-ks K ...`` instead times the reference's inversion of the same queries with K
 Levenberg-Marquardt iterations (``reference_refine_steps``) for each K, and prints each one's losses
@@ -98,8 +98,9 @@ def main() -> None:
     print(f"{args.model} + reference {ref.name}: {len(images)} queries, {args.threads} thread(s), CPU {env['cpu']}")
     if args.reference_ks:
         x = torch.stack([ref.preprocess(im.image) for im in images])
-        invert(ref, x[:2], settings=resolve_settings(model=model).for_reference())  # warm-up
-        reference_ks(ref, x, resolve_settings(model=model), args.reference_ks)
+        settings = resolve_settings(model=model)
+        invert(ref, x[:2], settings=settings.for_reference())  # warm-up: learned start, allocator
+        reference_ks(ref, x, settings, args.reference_ks)
         return
     for role, gen in (("inspected", model), ("reference", ref)):
         x = torch.stack([gen.preprocess(im.image) for im in images])
@@ -108,8 +109,6 @@ def main() -> None:
         line = (f"{role} {gen.name}: Adam {r['adam_s']:.2f} s, LM {r['full_s'] - r['adam_s']:.2f} s, total "
                 f"{r['full_s']:.2f} s ({r['full_s'] / len(x) * 1e3:.1f} ms/image); LM ran {r['lm_iterations']} "
                 f"iterations, an image's last improvement at iteration {r['last_improvement_mean']:.1f} on average")
-        if role == "reference" and resolve_settings(model=model).for_reference().refine_steps == 0:
-            line += f"; the preset inverts the reference with Adam only: {r['adam_s']:.2f} s"
         if args.channels_last:
             line += (f"; channels-last {r['channels_last_s']:.2f} s ({r['full_s'] / r['channels_last_s']:.2f}x), "
                      f"largest relative loss difference {r['channels_last_max_rel_diff']:.2g}")
