@@ -144,7 +144,8 @@ def main() -> None:
     model = load_model(args.model, args.device)
     ref = default_reference(model) if args.reference == "default" else (None if args.reference == "none"
                                                                         else args.reference)
-    kw = dict(edit_mode=args.edit_mode, contrast=args.contrast, contrast_alpha=args.contrast_alpha)
+    kw = dict(edit_mode=args.edit_mode, contrast=args.contrast, contrast_alpha=args.contrast_alpha,
+              full_reference=True)  # exact A': both tests re-decide from it, and the AUC ranks it
     # the models and settings every attribution uses (the preset, its precision, the reference's iterations)
     target = prepare(args.model, ref, preset=args.preset, precision=args.precision, device=args.device)
     if args.reference_refine_steps is not None:

@@ -31,8 +31,16 @@ from .calibration import (
 from .edits.policy import EditAssumption, resolve_edit, validate_assume
 from .errors import CalibrationError, Cancelled
 from .images import LoadedImage, load_image
-from .inversion import InversionProgress, InversionResult, InversionSettings, invert_jobs_stream
+from .inversion import (
+    InversionProgress,
+    InversionResult,
+    InversionSettings,
+    invert_jobs_stream,
+    parallel_default,
+    start_losses,
+)
 from .models.base import Generator
+from .parts import invert_parts_stream
 from .prepare import PREPARE_ARGS, Prepared, prepare
 from .provenance import environment, library_versions
 from .rows import ROW_FIELDS, json_ready
@@ -45,6 +53,7 @@ from .verdict import (
     decide,
     pick,
     summarize,
+    test_belongs,
 )
 
 SSIM_RESTARTS = 4  # restarts that 1-SSIM needs on the bundled zoo (benchmarks/RESULTS.md, Table 5)
@@ -76,7 +85,11 @@ class Attribution:
     (:mod:`ronan.contrast`). ``steps_run`` and ``reference_steps_run`` are the optimiser steps
     each inversion ran (fewer than ``settings["steps"]`` when early stopping ended it);
     ``history`` and ``reference_history`` hold the best loss so far after each of them
-    (``steps_run + 1`` values).
+    (``steps_run + 1`` values). ``reference_bound`` is True when the reference model's inversion
+    of this image was ended early because its verdict was already certain (see
+    :func:`attribute_stream`, ``full_reference``): ``reference_loss`` is then an upper bound of
+    A(M_r, x), and ``calibrated_loss`` and ``statistic`` are lower bounds, already on the
+    non-belonging side of the threshold.
     """
 
     image: str
@@ -128,6 +141,7 @@ class Attribution:
     reference_steps_run: int | None = None
     history: list[float] = field(default_factory=list)
     reference_history: list[float] | None = None
+    reference_bound: bool = False
     # tensors for figures and the app; not part of the JSON
     image_tensor: torch.Tensor | None = field(default=None, repr=False)
     reconstruction: torch.Tensor | None = field(default=None, repr=False)
@@ -202,6 +216,7 @@ class _Run:
     loaded: list[LoadedImage]
     contrast: str = "auto"
     pictures: contrast_check.PictureSet | None = None
+    full_reference: bool = False
 
     @functools.cached_property
     def picture_set(self) -> contrast_check.PictureSet | None:
@@ -257,24 +272,95 @@ def _edit_groups(run: _Run, edit: str) -> list[tuple[EditAssumption, list[int]]]
     return list(groups.values())
 
 
-def _invert_group(run: _Run, idx: list[int], transform, *, settings, **kwargs):
+SPLIT_MIN = 4
+"""Fewest images per part for which an inversion is split over the cores (:func:`_parts`); below it,
+a part's steps cost about as much as the whole batch's (a tiny generator's passes are overhead)."""
+
+
+def _parts(run: _Run, n: int) -> int:
+    """Parts one inversion of ``n`` images runs in: 2 (one per core) where inversions run side by
+    side (:func:`ronan.inversion.parallel_default`) and each part gets ``SPLIT_MIN`` images, else 1."""
+    return 2 if parallel_default(run.gen.device) and n >= 2 * SPLIT_MIN else 1
+
+
+def _invert_group(run: _Run, idx: list[int], transform, evidence: list[_Evidence], *, settings, **kwargs):
     """Invert images ``idx`` on M (through ``transform``, with ``settings``) and on M_r (with
     ``settings.for_reference()``, as the belonging distribution was); yields events, returns
-    ``({role: InversionResult}, model-domain tensor)``."""
+    ``({role: InversionResult}, model-domain tensor)``.
+
+    With a reference model, two schedules:
+
+    * *staged* (default): M's inversion first, then M_r's, each split over the cores
+      (:func:`_parts`); M_r's inversion of an image ends as soon as the verdict cannot depend on
+      it any more (:func:`_verdict_certain`): its loss so far can only fall, so A' can only rise,
+      and once A' is on the non-belonging side of the threshold of every ``evidence`` it stays
+      there. Real pictures mostly end at the reference's starting point (their A' is hundreds of
+      times the threshold), so the reference inverts the candidates only.
+    * *together*: both inversions at once, one per core, each to its end — with
+      ``full_reference`` (exact A(M_r, x) for every image), or where M's inversion cannot be split
+      (fewer than ``2 x SPLIT_MIN`` images on a CPU: the second core would idle).
+    """
     x = torch.stack([run.gen.preprocess(run.loaded[i].image) for i in idx])
-    jobs: list[tuple] = [("model", run.gen, x, {"transform": transform, "settings": settings})]
-    if run.ref is not None:
-        xr = torch.stack([run.ref.preprocess(run.loaded[i].image) for i in idx])
-        jobs.append(("reference", run.ref, xr, {"settings": settings.for_reference()}))
+    model = ("model", run.gen, x, {"transform": transform, "settings": settings})
+    parts = _parts(run, len(idx))
     results: dict[str, InversionResult] = {}
-    for role, event in invert_jobs_stream(jobs, **kwargs):
+    if run.ref is None:
+        results["model"] = yield from _stage(*model, parts, kwargs)
+        return results, x
+    xr = torch.stack([run.ref.preprocess(run.loaded[i].image) for i in idx])
+    reference = ("reference", run.ref, xr, {"settings": settings.for_reference()})
+    if run.full_reference or (parts == 1 and parallel_default(run.gen.device)):
+        for role, event in invert_jobs_stream([model, reference], **kwargs):
+            if isinstance(event, InversionResult):
+                results[role] = event
+            else:
+                yield AttributionEvent(role, event)
+        _check_finished(results.values())
+        return results, x
+    results["model"] = yield from _stage(*model, parts, kwargs)
+    certain = reference[3]["stop_images"] = _verdict_certain(results["model"].loss, evidence)
+    heavy = None
+    if parts > 1:  # spread the images the reference will invert to the end evenly over the cores
+        everyone = torch.arange(len(idx))
+        begin = start_losses(run.ref, xr, distance=kwargs["distance"], settings=reference[3]["settings"],
+                             seed=kwargs["seed"])
+        heavy = ~certain(begin, everyone)
+    results["reference"] = yield from _stage(*reference, parts, kwargs, heavy)
+    return results, x
+
+
+def _stage(role: str, gen: Generator, images: torch.Tensor, options: dict, parts: int, kwargs: dict, heavy=None):
+    """One inversion in ``parts`` parts side by side (``heavy``: see :func:`ronan.parts.split`);
+    yields its events, returns its result."""
+    result = None
+    for _, event in invert_parts_stream(role, gen, images, options, parts=parts, heavy=heavy, **kwargs):
         if isinstance(event, InversionResult):
-            results[role] = event
+            result = event
         else:
             yield AttributionEvent(role, event)
-    if any(r.extra.get("stopped") for r in results.values()):
+    _check_finished([result])
+    return result
+
+
+def _check_finished(results) -> None:
+    if any(r.extra.get("stopped") for r in results):
         raise Cancelled("attribution stopped before the inversion finished")
-    return results, x
+
+
+def _verdict_certain(losses: torch.Tensor, evidence: list[_Evidence]):
+    """``stop_images(best, part)`` for the reference's inversion (:func:`ronan.parts.invert_parts_stream`):
+    True for the images whose calibrated loss with the reference's loss so far, ``A(M, x) / best``,
+    is already non-belonging against every belonging distribution of ``evidence``. The reference's
+    loss only falls as its inversion goes on, so A' only rises and Grubbs' test stays non-belonging;
+    the abstention rules that apply to such a verdict do not involve the reference (and a
+    contrast check only applies to belonging ones): the verdict is the one the whole inversion
+    would give."""
+
+    def stop(best: torch.Tensor, part: slice) -> torch.Tensor:
+        calibrated = calibrate_losses(losses[part].double(), best.double())
+        return torch.tensor([not any(test_belongs(float(c), e.summary) for e in evidence) for c in calibrated])
+
+    return stop
 
 
 def attribute_stream(
@@ -305,6 +391,7 @@ def attribute_stream(
     progress_every: int = 10,
     with_images: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    full_reference: bool = False,
 ) -> Iterator[AttributionEvent | list[Attribution]]:
     """Attribute ``images`` to ``model``, yielding progress events, then the list of results.
 
@@ -351,6 +438,11 @@ def attribute_stream(
         progress_every (int): steps between progress events (default 10).
         with_images (bool): attach current reconstructions to progress events (default False).
         should_stop (callable | None): polled between steps; True raises :class:`Cancelled`.
+        full_reference (bool): invert every image on the reference model to the end, so that
+            ``reference_loss`` and ``calibrated_loss`` are exact for every image. Default False:
+            the reference's inversion of an image ends once its verdict cannot change any more
+            (``Attribution.reference_bound``; the verdicts are the same either way, see
+            :func:`_invert_group`), which spares most of its cost on pictures M did not make.
 
     Raises:
         ImageError, ModelUnavailable, DistanceUnavailable, CalibrationError, EditError, Cancelled,
@@ -377,7 +469,7 @@ def attribute_stream(
             "device": device,
         },
     )
-    run = _Run(prepared, decision, loaded, contrast, contrast_pictures)
+    run = _Run(prepared, decision, loaded, contrast, contrast_pictures, full_reference)
     limits.check_batch(len(loaded), limits.rows_per_image(run.settings, run.gen))
     # 3. run, per assumed edit: the belonging distribution, the inversions; 4. assemble the verdicts
     by_index: dict[int, Attribution] = {}
@@ -399,6 +491,7 @@ def attribute_stream(
             run,
             idx,
             transform,
+            evidence,
             distance=prepared.distance,
             settings=run.settings,
             seed=seed,
@@ -536,6 +629,7 @@ def _assemble(
     res_m, res_r = results["model"], results.get("reference")
     loss = float(res_m.loss[j])
     ref_loss = float(res_r.loss[j]) if res_r is not None else None
+    bound = res_r is not None and res_r.cut is not None and bool(res_r.cut[j])
     calibrated = float(
         calibrate_losses(
             torch.tensor([loss], dtype=torch.float64),
@@ -560,6 +654,12 @@ def _assemble(
         )
     elif not assumption.is_none:
         notes.append(f"edit assumed ({assumption.source}): {assumption.spec}, mode {mode}")
+    if bound:
+        notes.append(
+            f"the reference model's inversion ended after {int(res_r.image_steps[j])} steps, once the verdict could "
+            f"no longer change: A(M_r, x) is an upper bound and A' a lower bound, already beyond the threshold "
+            f"(full_reference, --full-reference: exact values)"
+        )
     if chosen.no_set:
         notes.append(
             f"no contrast set for {run.gen.name}: the verdict was not checked against real pictures under "
@@ -615,6 +715,7 @@ def _assemble(
         reference_steps_run=int(res_r.image_steps[j]) if res_r is not None else None,
         history=_curve(res_m, j),
         reference_history=_curve(res_r, j) if res_r is not None else None,
+        reference_bound=bound,
         image_tensor=x[j],
         reconstruction=res_m.reconstructions[j],
         reference_reconstruction=res_r.reconstructions[j] if res_r is not None else None,

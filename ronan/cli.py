@@ -265,6 +265,13 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     p.add_argument("--history", action="store_true", help="include loss curves in the JSON")
+    p.add_argument(
+        "--full-reference",
+        action="store_true",
+        help="invert every image on the reference model to the end, so that its loss and A' are exact "
+        "(default: the reference's inversion of an image ends once its verdict can no longer change; "
+        "its loss is then an upper bound and A' a lower bound; the verdicts are the same)",
+    )
     method(p)
     _add_common(p)
 
@@ -696,6 +703,7 @@ def cmd_attribute(args) -> int:
             n_calibration=args.calibration_n,
             calibration_seed=args.calibration_seed,
             build_calibration=not args.no_rebuild,
+            full_reference=args.full_reference,
             callback=(lambda e: show(e.role, e.progress)) if show else None,
             calibration_callback=_calibration_cb(
                 _progress(f"calibrating {model.name}"),
@@ -722,6 +730,10 @@ def cmd_attribute(args) -> int:
 def result_line(r) -> str:
     """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time."""
     ref = "None" if r.reference_loss is None else format(r.reference_loss, ".3g")  # as README documents
+    if r.reference_bound:  # the reference's inversion ended once the verdict was certain
+        ref, calibrated = f"at most {ref}", f"at least {r.calibrated_loss:.3g}"
+    else:
+        calibrated = f"{r.calibrated_loss:.3g}"
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
     matched = f": {r.robust_edit}" if r.robust_edit else ""
     edit = f"  edit {r.edit}{matched} ({r.edit_source})" if r.edit != "none" else ""
@@ -731,7 +743,7 @@ def result_line(r) -> str:
     )
     return (
         f"{safe(r.image)}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
-        f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {r.calibrated_loss:.3g}{edit}{contrast}  "
+        f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {calibrated}{edit}{contrast}  "
         f"({r.seconds:.2f} s)"
     )
 

@@ -181,7 +181,8 @@ def evaluate(
             exceed ``RONAN_MAX_BATCH_ROWS`` (:func:`ronan.limits.images_per_batch`).
         progress (callable | None): ``progress(n_images_done)`` after each batch.
         **attribute_kwargs: as for :func:`ronan.attribution.attribute_batch`; the models are
-            prepared once (:func:`ronan.prepare.prepare`) for every batch.
+            prepared once (:func:`ronan.prepare.prepare`) for every batch. ``full_reference``
+            defaults to True here: the AUC ranks every image's A', so none may be a bound.
 
     Returns:
         dict with the totals (``tp, fp, fn, tn, accuracy, tpr, fpr, auc, n_belonging,
@@ -192,7 +193,7 @@ def evaluate(
     from .limits import images_per_batch, rows_per_image
     from .prepare import PREPARE_ARGS, Prepared, prepare
 
-    kwargs = dict(attribute_kwargs)
+    kwargs = {"full_reference": True} | dict(attribute_kwargs)  # exact A' for the AUC and re-decisions
     prepared = (
         model
         if isinstance(model, Prepared)

@@ -338,6 +338,9 @@ class InversionResult:
             rule, or its best loss improved by less than 10% over its last 100 steps (see
             :func:`settled_curve`). False means the inversion was still improving when it ended.
         settings (InversionSettings), seed (int), distance (str).
+        cut (Tensor[B] | None): bool per image: the caller's ``stop_images`` ended its inversion
+            (at ``image_steps``, before any refinement), so its ``loss`` is an upper bound of what
+            the whole inversion reaches; None when no ``stop_images`` was given.
     """
 
     loss: torch.Tensor
@@ -353,6 +356,7 @@ class InversionResult:
     image_steps: torch.Tensor | None = None
     settled: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
+    cut: torch.Tensor | None = None
 
 
 SETTLE_WINDOW, SETTLE_TOL = 100, 0.1
@@ -381,6 +385,7 @@ def invert_stream(
     with_images: bool = False,
     should_stop: Callable[[], bool] | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    stop_images: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[InversionProgress | InversionResult]:
     """Invert ``images`` on ``generator``, yielding progress events, then the result.
 
@@ -400,6 +405,12 @@ def invert_stream(
             before the loss, ``L(transform(M(i)), x)`` — inversion through an edit (e.g. a
             JPEG re-save, :meth:`ronan.edits.Edit.differentiable`); output shaped like ``images``.
             ``reconstructions`` in events and the result stay ``M(i)``. Default None (identity).
+        stop_images (callable | None): ``f(best) -> stop``, called with each image's best loss so
+            far (Tensor[B], CPU) before the first step and every ``PLATEAU_CHECK_EVERY`` (10) Adam
+            steps; images for which it returns True (bool Tensor[B]) end there and skip the
+            refinement: their loss is then an upper bound of the whole inversion's (losses only
+            fall), marked in ``InversionResult.cut``. For a caller that needs a loss only up to a
+            bound (the reference model's, :mod:`ronan.attribution`). Default None (never).
 
     Yields:
         InversionProgress events, and finally one InversionResult.
@@ -433,6 +444,7 @@ def invert_stream(
     recon_all = None
     row_steps = torch.full((n_rows,), settings.steps, dtype=torch.long)
     plateau_stopped = torch.zeros(n_rows, dtype=torch.bool)  # rows ended by the plateau rule
+    cut = torch.zeros(n_img, dtype=torch.bool)  # images ended by stop_images
     history = []
     step = 0
     stopped = False
@@ -461,6 +473,11 @@ def invert_stream(
         if keep_rows < rows and step == settings.warmup_steps:  # narrow the candidates: keep the best rows
             losing = _losing_candidates(_merge(best_all, active, best), active, n_img, rows, keep_rows)
             ending = losing if ending is None else (ending | losing)
+        if stop_images is not None and step % PLATEAU_CHECK_EVERY == 0 and len(active):
+            now = _cut_rows(stop_images, _merge(best_all, active, best).view(n_img, rows).min(1).values, cut,
+                            active, rows)
+            if now is not None:
+                ending = now if ending is None else (ending | now)
         if ending is not None:
             if bool(ending.any()):
                 done = active[ending]
@@ -514,9 +531,10 @@ def invert_stream(
         inputs = best_inputs_all[pick]
     image_steps = row_steps.view(n_img, rows).max(1).values
     lm_settled = None
-    if settings.refine_steps and not stopped and _refinable(generator, mask, dist.name):
+    if settings.refine_steps and not stopped and not cut.all() and _refinable(generator, mask, dist.name):
         lm_settled = yield from _refine_phase(generator, inputs, images, mask, transform, settings, loss_min,
-                                              history, image_steps, step, t0, should_stop)
+                                              history, image_steps, step, t0, should_stop, ~cut)
+        lm_settled &= ~cut
     with torch.no_grad(), autocast(device, "fp32"):
         recons = generator.generate(inputs).float()
     history_t = torch.stack(history).cpu()
@@ -530,9 +548,35 @@ def invert_stream(
         loss=loss_min.cpu(), inputs=inputs.cpu(), reconstructions=recons.cpu(),
         history=history_t, best_restart=arg.cpu(), seconds=time.perf_counter() - t0,
         steps_run=step, settings=settings, seed=seed, distance=dist.name,
-        image_steps=image_steps, settled=settled,
+        image_steps=image_steps, settled=settled & ~cut,
         extra={"stopped": stopped, "rows_per_image": rows,
-               "row_steps": int(row_steps.sum()) + n_rows})
+               "row_steps": int(row_steps.sum()) + n_rows},
+        cut=cut if stop_images is not None else None)
+
+
+def _cut_rows(stop_images, per_image: torch.Tensor, cut: torch.Tensor, active: torch.Tensor,
+              rows: int) -> torch.Tensor | None:
+    """The active rows of the images ``stop_images`` ends now (bool over ``active``), or None;
+    marks those images in ``cut`` (in place)."""
+    now = stop_images(per_image.cpu()).to(torch.bool).cpu() & ~cut
+    if not bool(now.any()):
+        return None
+    cut |= now
+    return now.to(active.device).repeat_interleave(rows)[active]
+
+
+@torch.no_grad()
+def start_losses(generator: Generator, images: torch.Tensor, *, distance: str | Distance = "mse",
+                 settings: InversionSettings, seed: int = 0) -> torch.Tensor:
+    """Each image's loss at its starting points (min over its rows; Tensor[B], CPU): the value
+    :func:`invert_stream` begins from and only improves on, in fp32 and without a ``transform``.
+    One forward pass; for planning (:mod:`ronan.parts`), not for decisions."""
+    images = images.to(device=generator.device, dtype=torch.float32)
+    rows = generator.expand_restarts(settings.restarts * settings.candidates)
+    start = _starting_points(generator, images, settings, seed, rows)
+    loss = get_distance(distance, generator.device)(generator.generate(start).float(),
+                                                     images.repeat_interleave(rows, dim=0))
+    return torch.nan_to_num(loss, nan=float("inf")).view(len(images), rows).min(1).values.cpu()
 
 
 def _starting_points(generator: Generator, images: torch.Tensor, settings: InversionSettings, seed: int,
@@ -631,8 +675,9 @@ def _refinable(generator: Generator, mask, distance: str) -> bool:
 
 
 def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min, history, image_steps, step, t0,
-                  should_stop):
-    """Levenberg-Marquardt on each image's best input (in place); yields progress, returns ``settled``.
+                  should_stop, only):
+    """Levenberg-Marquardt on the best input of each image in ``only`` (bool Tensor[B]; in place);
+    yields progress, returns ``settled`` (False for the others).
 
     Updates ``loss_min`` (never upwards), appends one history entry per iteration and adds the
     iterations each image ran to ``image_steps`` (its own, not the batch's: an image the refinement
@@ -649,22 +694,26 @@ def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min
 
     total = settings.steps + settings.refine_steps
     losses = [loss_min.clone()]
-    ran = torch.zeros_like(image_steps)
+    idx = torch.nonzero(only.to(inputs.device)).squeeze(1)
+    part = inputs[idx]  # a copy, written back below
+    ran = torch.zeros(len(idx), dtype=image_steps.dtype)
     stopped_early = torch.zeros(len(loss_min), dtype=torch.bool)
-    for it, value in refine(fn, inputs, images, iterations=settings.refine_steps, mask=mask,
+    for it, value in refine(fn, part, images[idx], iterations=settings.refine_steps, mask=mask,
                            jacobian_every=settings.refine_jacobian_every, iterations_run=ran):
         if it < 0:
-            stopped_early = value.cpu()  # rows the refinement stopped by its own criteria, not the cap
+            stopped_early[idx.cpu()] = value.cpu()  # rows the refinement stopped by its own criteria, not the cap
             break
-        improved = value < loss_min.to(value.device)
-        loss_min.copy_(torch.minimum(loss_min, value.to(loss_min.device)))
+        value = value.to(loss_min.device)
+        improved = value < loss_min[idx]
+        loss_min[idx] = torch.minimum(loss_min[idx], value)
         history.append(loss_min.clone())
         losses.append(loss_min.clone())
         yield InversionProgress(step + it, total, loss_min.cpu(), loss_min.cpu(), time.perf_counter() - t0,
                                 int(improved.sum()), False)
         if should_stop is not None and should_stop():
             break
-    image_steps += ran
+    inputs[idx] = part
+    image_steps[idx.cpu()] += ran
     earlier = losses[max(len(losses) - 3, 0)]
     return stopped_early | (losses[-1] >= (1.0 - SETTLE_TOL) * earlier).cpu()
 

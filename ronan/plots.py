@@ -283,6 +283,7 @@ def histogram_figure(
     domain: str | None = None,
     contrast_values: Sequence[float] = (),
     contrast_label: str = "real pictures",
+    at_least: bool = False,
 ) -> Figure:
     """Histogram of a belonging distribution with the Grubbs threshold and the examined image.
 
@@ -307,6 +308,8 @@ def histogram_figure(
         contrast_values (sequence of float): calibrated losses of the contrast check's real
             pictures (:mod:`ronan.contrast`), drawn as an outline histogram; default none.
         contrast_label (str): their legend entry.
+        at_least (bool): ``value`` is a lower bound (the reference's inversion ended once the
+            verdict was certain, ``Attribution.reference_bound``): its label says so; default False.
 
     The x range covers the samples and the threshold; the examined image widens it when it lies
     within a factor of 1000 (log) or three ranges (linear), else it is drawn as an arrow at the
@@ -397,12 +400,14 @@ def histogram_figure(
     if marker:
         color = VERDICT_COLORS.get(verdict or "", NON_BELONGING_COLOR)
         label = f"this image ({verdict_label(verdict)})" if verdict else "this image"
+        if at_least:
+            label += ", at least here"
         if off_scale is None:
             ax.axvline(v, color=color, linewidth=3, label=label)
         else:
             x = 0.97 if off_scale == "right" else 0.03
             ax.annotate(
-                f"this image: {v:.3g}\n(off scale)",
+                f"this image: {'at least ' if at_least else ''}{v:.3g}\n(off scale)",
                 xy=(x, 0.55),
                 xycoords="axes fraction",
                 ha="right" if off_scale == "right" else "left",

@@ -180,6 +180,7 @@ def histogram_figure_of(result: Attribution, distribution: BelongingDistribution
         domain=result.domain,
         contrast_values=recorded_values(result.contrast) or (),
         contrast_label=f"held-out real pictures, same edit (N = {result.contrast['n']})" if result.contrast else "",
+        at_least=result.reference_bound,
     )
 
 
@@ -238,8 +239,9 @@ def report_html(
 ) -> str:
     """A self-contained HTML report (figures embedded as base64 PNG, the JSON embedded too)."""
     from .plots import data_uri
-    from .views import contrast_text, esc, num, verdict_card
+    from .views import REFERENCE_BOUND_NOTE, bound_words, contrast_text, esc, num, verdict_card
 
+    least, most = bound_words(result)
     figs = figures(result, distribution, upload=upload) if figs is None else figs
     data = report_dict(result, distribution, preprocessing=preprocessing, caveats=caveats, edit_detected=edit_detected)
     size = "x".join(str(v) for v in result.original_size) if result.original_size else "n/a"
@@ -260,9 +262,9 @@ def report_html(
         ("M_r weights SHA-256", f"<code>{esc(str(result.reference_sha256))}</code>"),
         ("Distance", esc(result.distance)),
         ("Reconstruction loss A(M, x)", num(result.loss)),
-        ("Reference loss A(M_r, x)", num(result.reference_loss)),
-        ("Calibrated loss A'(M, x)", num(result.calibrated_loss)),
-        ("Grubbs statistic", num(result.statistic)),
+        ("Reference loss A(M_r, x)", most + num(result.reference_loss) + REFERENCE_BOUND_NOTE * result.reference_bound),
+        ("Calibrated loss A'(M, x)", least + num(result.calibrated_loss)),
+        ("Grubbs statistic", least + num(result.statistic)),
         ("Critical value", num(result.critical_value)),
         ("Threshold on A'", num(result.threshold)),
         (

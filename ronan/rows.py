@@ -23,6 +23,7 @@ ROW_FIELDS = (
     "calibrated_loss",
     "loss",
     "reference_loss",
+    "reference_bound",
     "model",
     "reference",
     "n_calibration",
@@ -30,7 +31,8 @@ ROW_FIELDS = (
     "seconds",
 )
 """Columns of :meth:`~ronan.attribution.Attribution.to_row`, in order: the image, the verdict and
-the numbers behind it (Grubbs' statistic and critical value, A', A(M, x), A(M_r, x)), the models,
+the numbers behind it (Grubbs' statistic and critical value, A', A(M, x), A(M_r, x), whether the
+last is an upper bound: ``Attribution.reference_bound``), the models,
 N, the image's SHA-256 and the seconds per image."""
 
 

@@ -247,6 +247,13 @@ class Verdict:
     reasons: tuple[str, ...] = ()
 
 
+def test_belongs(value: float, summary: SampleSummary) -> bool:
+    """What Grubbs' test alone says of a calibrated loss ``value``: belonging when its statistic is
+    below the critical value (NaN never belongs). Monotone: a larger ``value`` never belongs more."""
+    g = summary.statistic(value)
+    return bool(g < summary.critical_value) if not math.isnan(g) else False
+
+
 def decide(value: float, summary: SampleSummary, *, settled: bool = True, contrast=None, edit: str = "none") -> Verdict:
     """Test a query's calibrated loss ``value`` against ``summary`` and apply the abstention rules.
 
@@ -261,7 +268,7 @@ def decide(value: float, summary: SampleSummary, *, settled: bool = True, contra
     """
     g = summary.statistic(value)
     crit = summary.critical_value
-    test_belonging = bool(g < crit) if not math.isnan(g) else False
+    test_belonging = test_belongs(value, summary)
     if summary.mode == "paper":
         return Verdict(BELONGING if test_belonging else NON_BELONGING, g, crit, test_belonging)
     reasons = list(summary.problems)

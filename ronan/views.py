@@ -181,6 +181,15 @@ def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
 # ----------------------------------------------------------------------------- verdict card
 
 
+REFERENCE_BOUND_NOTE = "; its inversion ended once the verdict could no longer change (an upper bound)"
+
+
+def bound_words(r) -> tuple[str, str]:
+    """``("at least ", "at most ")`` for a result whose reference loss is an upper bound
+    (``Attribution.reference_bound``: A' and the statistic are then lower bounds), else empty."""
+    return ("at least ", "at most ") if getattr(r, "reference_bound", False) else ("", "")
+
+
 def verdict_card(
     result,
     *,
@@ -213,20 +222,23 @@ def verdict_card(
         parts.append(f"<p class='ronan-saw'><b>What the model saw:</b> {esc(' → '.join(preprocessing))}</p>")
     of = "log A'" if r.domain == "log" else "A'"
     a_name = "A'(M, x)" if r.reference is not None else "A(M, x) (raw: no reference)"
+    least, most = bound_words(r)
     rows = [
         (
             "Grubbs statistic",
-            f"{num(r.statistic, '.3f')} vs critical value {num(r.critical_value, '.3f')} "
+            f"{least}{num(r.statistic, '.3f')} vs critical value {num(r.critical_value, '.3f')} "
             f"(({of} − μ) / σ; belonging below)",
         ),
         (
             f"Calibrated loss {a_name}" if r.reference is not None else a_name,
-            f"{num(r.calibrated_loss)} vs threshold {num(r.threshold)}",
+            f"{least}{num(r.calibrated_loss)} vs threshold {num(r.threshold)}",
         ),
         ("Loss on M, A(M, x)", f"{num(r.loss)} ({esc(r.model)})"),
         (
             "Loss on M_r, A(M_r, x)",
-            f"{num(r.reference_loss)} ({esc(r.reference)})" if r.reference is not None else "none: no reference model",
+            f"{most}{num(r.reference_loss)} ({esc(r.reference)})" + REFERENCE_BOUND_NOTE * r.reference_bound
+            if r.reference is not None
+            else "none: no reference model",
         ),
         (
             "Belonging samples",
