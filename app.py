@@ -301,15 +301,23 @@ BATCH_COLUMNS = [
 ]
 
 
-def _cell(key: str, value):
+BOUNDS = {"calibrated_loss": "≥ ", "statistic": "≥ ", "reference_loss": "≤ "}
+"""How a row whose reference loss is an upper bound (``reference_bound``) marks its bounded numbers."""
+
+
+def _cell(key: str, value, row: dict):
     if key == "verdict":
         return value if value == "error" else plots.verdict_label(value)
+    if isinstance(value, float) and row.get("reference_bound") and key in BOUNDS:
+        return f"{BOUNDS[key]}{_sig(value)}"
     return _sig(value) if isinstance(value, float) else value
 
 
 def _table(rows: list[dict], columns: list[tuple[str, str]]) -> list[list]:
-    """Rows as a table for ``gr.Dataframe``: verdicts as the one wording, numbers to 4 significant figures."""
-    return [[_cell(key, r[key]) for _, key in columns] for r in rows]
+    """Rows as a table for ``gr.Dataframe``: verdicts as the one wording, numbers to 4 significant
+    figures, bounds marked (≥ A' and statistic, ≤ A(M_r, x), where the reference's inversion ended
+    once the verdict was certain)."""
+    return [[_cell(key, r[key], r) for _, key in columns] for r in rows]
 
 
 def _user_error(e: Exception) -> gr.Error:

@@ -107,6 +107,28 @@ def test_the_reference_stops_where_the_verdict_is_certain_and_verdicts_equal_the
             assert s.reference_loss == pytest.approx(f.reference_loss, rel=0.05)
     roles = [e.role for e in events]
     assert roles.index("reference") > max(i for i, r in enumerate(roles) if r == "model")  # M first, then M_r
+    if side_by_side:
+        _bounds_are_shown_as_bounds(staged[-1], full[-1])
+
+
+def _bounds_are_shown_as_bounds(bound, exact):
+    """The CLI line, the verdict card, the report and the app's batch table say which numbers are bounds."""
+    from ronan import views
+    from ronan.cli import result_line
+    from ronan.report import report_html
+
+    assert "ref at most " in result_line(bound) and "= at least " in result_line(bound)
+    assert "at most" not in result_line(exact)
+    card = views.verdict_card(bound)
+    assert "at least " in card and "at most " in card and "upper bound" in card
+    assert "at least " not in views.verdict_card(exact)
+    assert "Reference loss A(M_r, x)</th><td>at most " in report_html(bound, None)
+    import app
+
+    row = bound.to_row()
+    cells = dict(zip([k for _, k in app.BATCH_COLUMNS], app._table([row | {"label": "", "error": ""}],
+                                                                    app.BATCH_COLUMNS)[0]))
+    assert str(cells["calibrated_loss"]).startswith("≥ ") and str(cells["statistic"]).startswith("≥ ")
 
 
 def test_a_small_batch_runs_both_inversions_at_once_and_to_their_end(monkeypatch):
