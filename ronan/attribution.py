@@ -322,8 +322,9 @@ def _invert_group(run: _Run, idx: list[int], transform, evidence: list[_Evidence
     heavy = None
     if parts > 1:  # spread the images the reference will invert to the end evenly over the cores
         everyone = torch.arange(len(idx))
-        begin = start_losses(run.ref, xr, distance=kwargs["distance"], settings=reference[3]["settings"],
-                             seed=kwargs["seed"])
+        begin = start_losses(
+            run.ref, xr, distance=kwargs["distance"], settings=reference[3]["settings"], seed=kwargs["seed"]
+        )
         heavy = ~certain(begin, everyone)
     results["reference"] = yield from _stage(*reference, parts, kwargs, heavy)
     return results, x
@@ -654,7 +655,7 @@ def _assemble(
         )
     elif not assumption.is_none:
         notes.append(f"edit assumed ({assumption.source}): {assumption.spec}, mode {mode}")
-    if bound:
+    if bound and res_r is not None:
         notes.append(
             f"the reference model's inversion ended after {int(res_r.image_steps[j])} steps, once the verdict could "
             f"no longer change: A(M_r, x) is an upper bound and A' a lower bound, already beyond the threshold "

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -797,12 +797,12 @@ def parallel_default(device: torch.device) -> bool:
 
 
 def invert_jobs_stream(
-    jobs: list[tuple[str, Generator, torch.Tensor]],
+    jobs: list[tuple],
     *,
     parallel: bool | None = None,
     should_stop: Callable[[], bool] | None = None,
     **kwargs,
-) -> Iterator[tuple[str, InversionProgress | InversionResult]]:
+) -> Iterator[tuple[Any, InversionProgress | InversionResult]]:
     """Run several independent inversions, yielding ``(role, event)`` pairs.
 
     Args:

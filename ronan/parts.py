@@ -22,8 +22,11 @@ def split(n: int, parts: int, heavy: torch.Tensor | None = None) -> list[torch.T
     the ``heavy`` ones (bool Tensor[n], e.g. those whose inversion will run to its end) first, then
     the others, so that each part gets its share of both whatever the images' order."""
     parts = max(1, min(parts, n))
-    order = torch.arange(n) if heavy is None else torch.cat([torch.nonzero(heavy).squeeze(1),
-                                                             torch.nonzero(~heavy).squeeze(1)])
+    order = (
+        torch.arange(n)
+        if heavy is None
+        else torch.cat([torch.nonzero(heavy).squeeze(1), torch.nonzero(~heavy).squeeze(1)])
+    )
     return [order[k::parts] for k in range(parts)]
 
 
@@ -41,20 +44,32 @@ def merge_results(results: list[InversionResult], parts: list[torch.Tensor]) -> 
     first = results[0]
     back = torch.argsort(torch.cat(parts))  # position in the parts' order of each image of the batch
     length = max(r.history.shape[0] for r in results)
-    history = torch.cat([torch.cat([r.history, r.history[-1:].expand(length - r.history.shape[0], -1)])
-                         for r in results], dim=1)[:, back]
+    history = torch.cat(
+        [torch.cat([r.history, r.history[-1:].expand(length - r.history.shape[0], -1)]) for r in results], dim=1
+    )[:, back]
 
     def cat(name: str):
         values = [getattr(r, name) for r in results]
         return None if any(v is None for v in values) else torch.cat(values)[back]
 
     return InversionResult(
-        loss=cat("loss"), inputs=cat("inputs"), reconstructions=cat("reconstructions"), history=history,
-        best_restart=cat("best_restart"), seconds=max(r.seconds for r in results),
-        steps_run=max(r.steps_run for r in results), settings=first.settings, seed=first.seed,
-        distance=first.distance, image_steps=cat("image_steps"), settled=cat("settled"),
-        extra={**first.extra, "stopped": any(r.extra.get("stopped") for r in results),
-               "row_steps": sum(r.extra.get("row_steps", 0) for r in results)},
+        loss=cat("loss"),
+        inputs=cat("inputs"),
+        reconstructions=cat("reconstructions"),
+        history=history,
+        best_restart=cat("best_restart"),
+        seconds=max(r.seconds for r in results),
+        steps_run=max(r.steps_run for r in results),
+        settings=first.settings,
+        seed=first.seed,
+        distance=first.distance,
+        image_steps=cat("image_steps"),
+        settled=cat("settled"),
+        extra={
+            **first.extra,
+            "stopped": any(r.extra.get("stopped") for r in results),
+            "row_steps": sum(r.extra.get("row_steps", 0) for r in results),
+        },
         cut=cat("cut"),
     )
 
@@ -63,20 +78,28 @@ def merge_progress(events: list[InversionProgress], parts: list[torch.Tensor]) -
     """One progress event from the latest event of every part (:func:`split`): per-image values in
     the batch's order, ``step`` the slowest part's, ``done`` when every part is done."""
     back = torch.argsort(torch.cat(parts))
-    recon = [e.reconstructions for e in events]
+    recon = [e.reconstructions for e in events if e.reconstructions is not None]
     return InversionProgress(
-        step=min(e.step for e in events), steps=events[0].steps,
+        step=min(e.step for e in events),
+        steps=events[0].steps,
         best_loss=torch.cat([e.best_loss for e in events])[back],
         current_loss=torch.cat([e.current_loss for e in events])[back],
-        elapsed=max(e.elapsed for e in events), active_rows=sum(e.active_rows for e in events),
+        elapsed=max(e.elapsed for e in events),
+        active_rows=sum(e.active_rows for e in events),
         done=all(e.done for e in events),
-        reconstructions=None if any(r is None for r in recon) else torch.cat(recon)[back],
+        reconstructions=torch.cat(recon)[back] if len(recon) == len(events) else None,
     )
 
 
 def invert_parts_stream(
-    role: str, generator, images: torch.Tensor, options: dict, *, parts: int,
-    heavy: torch.Tensor | None = None, **kwargs
+    role: str,
+    generator,
+    images: torch.Tensor,
+    options: dict,
+    *,
+    parts: int,
+    heavy: torch.Tensor | None = None,
+    **kwargs,
 ) -> Iterator[tuple[str, InversionProgress | InversionResult]]:
     """Invert ``images`` on ``generator`` in ``parts`` parts side by side (threads; one part runs
     alone), yielding ``(role, event)`` pairs as :func:`ronan.inversion.invert_jobs_stream` does:
