@@ -8,8 +8,9 @@
     backward pass also computes weight gradients), on the inspected and on the reference model;
     decisions use the belonging distribution built with the "paper" preset.
 (b) "ours": this project's default attribution (``attribute_batch``, default preset, default
-    schedule: a batch of at least 8 images runs the model's inversion split over the cores, then the
-    reference's only as far as each verdict needs, :func:`ronan.attribution._invert_group`).
+    schedule: a batch of at least 16 28x28 or 2 64x64 images runs the model's inversion split over
+    the cores, then the reference's only as far as each verdict needs,
+    :func:`ronan.attribution._invert_group`).
 
 Reports seconds per image for one query (both inversions + test), throughput for a batch
 (the paper's code handles one image per run, so its batch throughput is 1 / its per-image

@@ -272,15 +272,20 @@ def _edit_groups(run: _Run, edit: str) -> list[tuple[EditAssumption, list[int]]]
     return list(groups.values())
 
 
-SPLIT_MIN = 4
-"""Fewest images per part for which an inversion is split over the cores (:func:`_parts`); below it,
-a part's steps cost about as much as the whole batch's (a tiny generator's passes are overhead)."""
+SPLIT_MIN_VALUES = 6144
+"""Fewest output values (channels x height x width, summed over its images) a part of a split
+inversion must get (:func:`_parts`): a tiny generator's steps on a few images cost about as much
+as on twice as many (its passes are overhead), a larger one's grow with the images. Measured
+(``benchmarks/reference_stop.py --crossover``): splitting pays from 16 28x28 grayscale images (784
+values each; 8 a part) and from 2 64x64 RGB ones (12,288 each)."""
 
 
 def _parts(run: _Run, n: int) -> int:
     """Parts one inversion of ``n`` images runs in: 2 (one per core) where inversions run side by
-    side (:func:`ronan.inversion.parallel_default`) and each part gets ``SPLIT_MIN`` images, else 1."""
-    return 2 if parallel_default(run.gen.device) and n >= 2 * SPLIT_MIN else 1
+    side (:func:`ronan.inversion.parallel_default`) and each part gets ``SPLIT_MIN_VALUES`` output
+    values, else 1."""
+    values = run.gen.channels * run.gen.image_size**2
+    return 2 if parallel_default(run.gen.device) and n >= 2 and (n // 2) * values >= SPLIT_MIN_VALUES else 1
 
 
 def _invert_group(run: _Run, idx: list[int], transform, evidence: list[_Evidence], *, settings, **kwargs):
@@ -297,8 +302,8 @@ def _invert_group(run: _Run, idx: list[int], transform, evidence: list[_Evidence
       there. Real pictures mostly end at the reference's starting point (their A' is hundreds of
       times the threshold), so the reference inverts the candidates only.
     * *together*: both inversions at once, one per core, each to its end — with
-      ``full_reference`` (exact A(M_r, x) for every image), or where M's inversion cannot be split
-      (fewer than ``2 x SPLIT_MIN`` images on a CPU: the second core would idle).
+      ``full_reference`` (exact A(M_r, x) for every image), or where M's inversion is not split
+      on a CPU (:func:`_parts`: too few images; the second core would idle).
     """
     x = torch.stack([run.gen.preprocess(run.loaded[i].image) for i in idx])
     model = ("model", run.gen, x, {"transform": transform, "settings": settings})

@@ -90,7 +90,7 @@ def test_the_reference_stops_where_the_verdict_is_certain_and_verdicts_equal_the
     images = _queries(model, 6, 6)
     full = attribute_batch(images, "dcgan-fmnist", full_reference=True, build_calibration=False)
     monkeypatch.setattr(attribution, "parallel_default", lambda device: side_by_side)
-    monkeypatch.setattr(attribution, "SPLIT_MIN", 2)
+    monkeypatch.setattr(attribution, "SPLIT_MIN_VALUES", 1)
     events = []
     staged = attribute_batch(images, "dcgan-fmnist", build_calibration=False, callback=events.append)
     assert [r.verdict for r in staged] == [r.verdict for r in full] == ["belonging"] * 6 + ["non-belonging"] * 6
@@ -132,8 +132,8 @@ def _bounds_are_shown_as_bounds(bound, exact):
 
 
 def test_a_small_batch_runs_both_inversions_at_once_and_to_their_end(monkeypatch):
-    """Below 2 x SPLIT_MIN images on a CPU with one thread per inversion, M's inversion cannot be
-    split: both run at once, one per core, and no reference loss is a bound."""
+    """Two 28x28 images on a CPU with one thread per inversion: too few to split M's inversion
+    (SPLIT_MIN_VALUES), so both run at once, one per core, and no reference loss is a bound."""
     monkeypatch.setattr(attribution, "parallel_default", lambda device: True)
     model = load_model("dcgan-fmnist")
     images = _queries(model, 1, 1)
