@@ -311,6 +311,36 @@ def model_side_key(key: dict) -> dict:
     return side
 
 
+def _request_key(model, reference, distance, settings, n, seed, edit, edit_mode, pictures) -> dict:
+    """The key of the distribution a :func:`get_distribution` call asks for (``edit`` None: none)."""
+    from .edits.policy import NONE
+
+    edit = edit or NONE
+    return distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode), _key_of(pictures))
+
+
+def reuses_model_side(
+    model: Generator,
+    reference: Generator | None,
+    *,
+    distance: str = "mse",
+    settings: InversionSettings,
+    n: int = 100,
+    seed: int = 0,
+    edit=None,
+    edit_mode: str = "samples",
+    pictures=None,
+) -> bool:
+    """Whether building this distribution now (:func:`get_distribution`, not ``rebuild``) would
+    take the model's losses from a cached distribution (:func:`find_model_side`) and run only the
+    reference's inversions: for progress bars that weigh the two sides. Arguments as for
+    :func:`get_distribution`."""
+    if reference is None:
+        return False
+    key = _request_key(model, reference, distance, settings, n, seed, edit, edit_mode, pictures)
+    return find_model_side(key) is not None
+
+
 def find_model_side(key: dict, folder: Path | None = None) -> BelongingDistribution | None:
     """A valid cached distribution whose model side (:func:`model_side_key`) is ``key``'s, or None.
 
@@ -667,7 +697,7 @@ def get_distribution(
     limits.check_seed(seed, "calibration seed")
     check_reference(model, reference)
     edit = edit or NONE
-    key = distribution_key(model, reference, distance, settings, n, seed, edit.key(edit_mode), _key_of(pictures))
+    key = _request_key(model, reference, distance, settings, n, seed, edit, edit_mode, pictures)
     damage = None
     for path in _candidates(key, folder) if not rebuild else []:
         try:

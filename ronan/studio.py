@@ -43,7 +43,14 @@ from . import contrast as contrast_check
 from . import limits
 from .attribution import Attribution, attribute_stream, default_edit_mode
 from .batch import BatchItem, collect_batch, iter_loaded, load_batch, skipped_members  # noqa: F401 (re-exported)
-from .calibration import BelongingDistribution, cache_path, distribution_key, find_cache, get_distribution
+from .calibration import (
+    BelongingDistribution,
+    cache_path,
+    distribution_key,
+    find_cache,
+    get_distribution,
+    reuses_model_side,
+)
 from .edits.policy import NONE as NO_EDIT
 from .edits.policy import EditAssumption, resolve_edit
 from .errors import CalibrationError, Cancelled, RonanError
@@ -233,6 +240,14 @@ class Progress:
         self.weights = {k: v / total for k, v in weights.items()}
         self.done: dict[str, float] = {}
         self.fraction = 0.0
+
+    def skip(self, phase: str) -> None:
+        """Phase ``phase`` will not run (e.g. a build's model side, taken from the cache): its
+        weight goes to the other phases in proportion. The overall fraction never goes back."""
+        if self.weights.pop(phase, None) is None or not self.weights:
+            return
+        total = sum(self.weights.values()) or 1.0
+        self.weights = {k: v / total for k, v in self.weights.items()}
 
     def update(self, phase: str, fraction: float) -> float:
         f = min(1.0, max(0.0, float(fraction)))
@@ -691,6 +706,9 @@ def _calibration_stream(
             should_stop=should_stop,
         )
 
+    request = dict(distance=distance, settings=settings, n=n, seed=seed, edit=edit, edit_mode=edit_mode)
+    if not rebuild and reuses_model_side(gen, ref, pictures=pictures, **request):
+        progress.skip("calibration-model")  # only the reference's inversions run
     stream = _stream_callback(fn, should_stop)
     while True:
         try:

@@ -169,3 +169,32 @@ def test_a_cached_model_side_is_reused_and_the_result_is_a_fresh_builds(tiny_dcg
     assert set(roles) == {"model", "reference"}
     with pytest.raises(ValueError, match="model_side"):  # other samples are no model side
         build_distribution(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=1, model_side=full)
+
+
+def test_a_reference_only_build_fills_the_whole_progress_bar(tiny_dcgan, tiny_ref, cache_tmp):
+    """The app weighs a build's model and reference sides; when the model side is cached
+    (calibration.reuses_model_side) only the reference's inversions run, and the bar they fill is the
+    whole build's, not half of it."""
+    from ronan import studio
+    from ronan.calibration import reuses_model_side
+    from ronan.prepare import Prepared
+
+    get_distribution(tiny_dcgan, tiny_ref, settings=LM, n=5, seed=0)
+    assert reuses_model_side(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=0)
+    assert not reuses_model_side(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=1)  # other samples
+    assert not reuses_model_side(tiny_dcgan, None, settings=LM, n=5, seed=0)
+    p = Prepared(tiny_dcgan, tiny_ref, CHEAP_REF, torch.device("cpu"))
+    progress = studio.Progress({"calibration-model": 10.0, "calibration-reference": 10.0})
+    stream = studio._calibration_stream(p, n=5, seed=0, rebuild=False, build=True, should_stop=None, t0=0.0,
+                                        progress=progress)
+    fractions = []
+    try:
+        while True:
+            fractions.append(next(stream).fraction)
+    except StopIteration as stop:
+        dist = stop.value
+    assert dist.model_side_from is not None and fractions == sorted(fractions)
+    assert fractions[-1] > 0.9  # the reference's inversions span the bar (before: at most one half)
+    skip = studio.Progress({"a": 1.0, "b": 3.0})
+    skip.skip("b")
+    assert skip.update("a", 0.5) == pytest.approx(0.5)
