@@ -299,8 +299,9 @@ def _invert_group(run: _Run, idx: list[int], transform, evidence: list[_Evidence
       (:func:`_parts`); M_r's inversion of an image ends as soon as the verdict cannot depend on
       it any more (:func:`_verdict_certain`): its loss so far can only fall, so A' can only rise,
       and once A' is on the non-belonging side of the threshold of every ``evidence`` it stays
-      there. Real pictures mostly end at the reference's starting point (their A' is hundreds of
-      times the threshold), so the reference inverts the candidates only.
+      there. Real pictures mostly end at the reference's starting point (their A' there is
+      a thousand times the threshold or more on the bundled tiers), so the reference inverts the
+      candidates only.
     * *together*: both inversions at once, one per core, each to its end — with
       ``full_reference`` (exact A(M_r, x) for every image), or where M's inversion is not split
       on a CPU (:func:`_parts`: too few images; the second core would idle).
@@ -362,7 +363,7 @@ def _verdict_certain(losses: torch.Tensor, evidence: list[_Evidence]):
     contrast check only applies to belonging ones): the verdict is the one the whole inversion
     would give."""
 
-    def stop(best: torch.Tensor, part: slice) -> torch.Tensor:
+    def stop(best: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
         calibrated = calibrate_losses(losses[part].double(), best.double())
         return torch.tensor([not any(test_belongs(float(c), e.summary) for e in evidence) for c in calibrated])
 
