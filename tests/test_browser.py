@@ -319,6 +319,7 @@ def test_jpeg_real_picture_on_the_colour_model_is_inconclusive_by_the_contrast_c
     assert "Grubbs' test alone would say belonging" in card and "Contrast check" in card
     _wait_images(page, "#hist img")
     assert "held-out real pictures, same edit (N = 100)" in page.locator("#hist img").get_attribute("alt")
+    page.locator("#report-files a").first.wait_for(timeout=60_000)  # the job ends with its report
     page.screenshot(path=str(tmp_path / "contrast-1366.png"), full_page=True)
     if UPDATE:
         shutil.copy(tmp_path / "contrast-1366.png", SHOTS / "contrast-1366.png")
