@@ -730,10 +730,9 @@ def cmd_attribute(args) -> int:
 def result_line(r) -> str:
     """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time."""
     ref = "None" if r.reference_loss is None else format(r.reference_loss, ".3g")  # as README documents
-    if r.reference_bound:  # the reference's inversion ended once the verdict was certain
-        ref, calibrated = f"at most {ref}", f"at least {r.calibrated_loss:.3g}"
-    else:
-        calibrated = f"{r.calibrated_loss:.3g}"
+    least = "at least " if r.reference_bound else ""  # the reference's inversion ended once the verdict was certain
+    if r.reference_bound:
+        ref = f"at most {ref}"
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
     matched = f": {r.robust_edit}" if r.robust_edit else ""
     edit = f"  edit {r.edit}{matched} ({r.edit_source})" if r.edit != "none" else ""
@@ -742,8 +741,8 @@ def result_line(r) -> str:
         "" if not c or not c["n"] else f"  contrast {c['at_or_below']}/{c['n']} real at or below, p={c['p_value']:.2f}"
     )
     return (
-        f"{safe(r.image)}: {r.verdict.upper()}  statistic {r.statistic:.3f} vs critical {r.critical_value:.3f} "
-        f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {calibrated}{edit}{contrast}  "
+        f"{safe(r.image)}: {r.verdict.upper()}  statistic {least}{r.statistic:.3f} vs critical {r.critical_value:.3f} "
+        f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {least}{r.calibrated_loss:.3g}{edit}{contrast}  "
         f"({r.seconds:.2f} s)"
     )
 

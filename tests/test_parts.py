@@ -118,6 +118,7 @@ def _bounds_are_shown_as_bounds(bound, exact):
     from ronan.report import report_html
 
     assert "ref at most " in result_line(bound) and "= at least " in result_line(bound)
+    assert "statistic at least " in result_line(bound)
     assert "at most" not in result_line(exact)
     card = views.verdict_card(bound)
     assert "at least " in card and "at most " in card and "upper bound" in card
