@@ -7,7 +7,8 @@
 
 Each source's N images (``model``: N images of MODEL, seed 1000; ``real-train`` / ``real-test``: the
 tier's committed real pictures; another name: that model's N images; as in ``tier_tables.py``),
-optionally passed through each of ``--edits`` (assumed as ``tier_tables.py`` does), are attributed
+optionally passed through each of ``--edits`` (assumed as ``tier_tables.py`` does, or as ``--assume``
+says, e.g. ``robust``: tested against each edit of the family), are attributed
 as one batch twice: with ``full_reference=True`` (both inversions at once, each to its end: the
 numbers exact) and with the default staged schedule (:func:`ronan.attribution._invert_group`: the
 model's inversion split over the cores, then the reference's, each image's ending once its verdict
@@ -68,6 +69,7 @@ def compare(images: list, target, assume: str) -> dict:
         "max_rel_model_loss_diff": max(abs(s.loss - f.loss) / max(f.loss, 1e-30) for s, f in zip(staged, full)),
         "full_s_per_image": t_full / len(images), "staged_s_per_image": t_staged / len(images),
         "verdicts": {v: sum(s.verdict == v for s in staged) for v in ("belonging", "non-belonging", "inconclusive")},
+        "same_deciding_edit": sum(s.robust_edit == f.robust_edit for s, f in zip(staged, full)),
     }
 
 
@@ -96,6 +98,7 @@ def main() -> None:
     p.add_argument("--model", default="dcgan-fmnist")
     p.add_argument("--sources", nargs="+", default=["model", "real-test"])
     p.add_argument("--edits", nargs="*", default=[], help="edits applied to every image (default: none)")
+    p.add_argument("--assume", default=None, help="edit assumption (default: as tier_tables.py; e.g. robust)")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json-out", default=None)
@@ -110,7 +113,7 @@ def main() -> None:
         return
     out = {"model": args.model, "n": args.n, "environment": environment(), "rows": []}
     for edit in args.edits or [None]:
-        assume = "auto" if edit is None or edit.split(":")[0] in DETECTABLE else edit
+        assume = args.assume or ("auto" if edit is None or edit.split(":")[0] in DETECTABLE else edit)
         for src in args.sources:
             images = (as_uploads(generate_pil(model, args.n, 1000), args.model) if src == "model"
                       else source_images(src, model, args.n))
