@@ -760,6 +760,13 @@ def _curve(res: InversionResult, i: int) -> list[float]:
     return res.history[: steps + 1, i].cummin(0).values.tolist()
 
 
+def bound_words(result: Attribution) -> tuple[str, str]:
+    """``("at least ", "at most ")`` for a result whose reference loss is an upper bound
+    (``reference_bound``: A' and the statistic are then lower bounds), else ``("", "")``: how the
+    CLI line, the card and the report mark bounded numbers."""
+    return ("at least ", "at most ") if result.reference_bound else ("", "")
+
+
 def attribute_batch(
     images: list,
     model: str | os.PathLike | Generator | Prepared,

@@ -729,10 +729,10 @@ def cmd_attribute(args) -> int:
 
 def result_line(r) -> str:
     """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time."""
-    ref = "None" if r.reference_loss is None else format(r.reference_loss, ".3g")  # as README documents
-    least = "at least " if r.reference_bound else ""  # the reference's inversion ended once the verdict was certain
-    if r.reference_bound:
-        ref = f"at most {ref}"
+    from .attribution import bound_words
+
+    least, most = bound_words(r)  # the reference's inversion ended once the verdict was certain
+    ref = "None" if r.reference_loss is None else most + format(r.reference_loss, ".3g")  # as README documents
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
     matched = f": {r.robust_edit}" if r.robust_edit else ""
     edit = f"  edit {r.edit}{matched} ({r.edit_source})" if r.edit != "none" else ""

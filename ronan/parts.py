@@ -22,6 +22,8 @@ def split(n: int, parts: int, heavy: torch.Tensor | None = None) -> list[torch.T
     the ``heavy`` ones (bool Tensor[n], e.g. those whose inversion will run to its end) first, then
     the others, so that each part gets its share of both whatever the images' order."""
     parts = max(1, min(parts, n))
+    if parts == 1:
+        return [torch.arange(n)]  # one part: the batch's own order (merge_results relies on it)
     order = (
         torch.arange(n)
         if heavy is None

@@ -25,7 +25,7 @@ from typing import Any
 from PIL import Image
 
 from . import __version__
-from .attribution import Attribution
+from .attribution import Attribution, bound_words
 from .calibration import BelongingDistribution
 from .rows import json_ready
 
@@ -239,7 +239,7 @@ def report_html(
 ) -> str:
     """A self-contained HTML report (figures embedded as base64 PNG, the JSON embedded too)."""
     from .plots import data_uri
-    from .views import REFERENCE_BOUND_NOTE, bound_words, contrast_text, esc, num, verdict_card
+    from .views import REFERENCE_BOUND_NOTE, contrast_text, esc, num, verdict_card
 
     least, most = bound_words(result)
     figs = figures(result, distribution, upload=upload) if figs is None else figs

@@ -20,7 +20,7 @@ from string import Template
 
 from PIL import Image
 
-from .attribution import SSIM_RESTARTS
+from .attribution import SSIM_RESTARTS, bound_words
 from .edits import ROBUST_FAMILY
 from .plots import (
     GREY,
@@ -182,12 +182,6 @@ def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
 
 
 REFERENCE_BOUND_NOTE = "; its inversion ended once the verdict could no longer change (an upper bound)"
-
-
-def bound_words(r) -> tuple[str, str]:
-    """``("at least ", "at most ")`` for a result whose reference loss is an upper bound
-    (``Attribution.reference_bound``: A' and the statistic are then lower bounds), else empty."""
-    return ("at least ", "at most ") if getattr(r, "reference_bound", False) else ("", "")
 
 
 def verdict_card(

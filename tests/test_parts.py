@@ -144,3 +144,9 @@ def test_a_small_batch_runs_both_inversions_at_once_and_to_their_end(monkeypatch
     assert not any(r.reference_bound for r in out)
     roles = [e.role for e in events]
     assert roles.index("reference") < max(i for i, r in enumerate(roles) if r == "model")  # interleaved
+
+
+def test_one_part_keeps_the_batchs_order_even_with_heavy_images():
+    heavy = torch.tensor([False, True, False, True])
+    (only,) = split(4, 1, heavy)
+    assert only.tolist() == [0, 1, 2, 3]
