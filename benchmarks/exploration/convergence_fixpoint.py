@@ -1,13 +1,13 @@
 """Encoder fixed-point correction of the learned start: z <- z + eta (E(x) - E(G(z)))."""
 import sys, time, math
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT))
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "benchmarks"))
 import torch
 from ronan import starts
+from convergence_sweep import FLOOR
 from ronan.generation import generate, quantize
 from ronan.inversion import PRESETS, invert
 from ronan.models.registry import load_model
 from ronan.seeding import rng
-FLOOR = 8 * (1 / 255) ** 2 / 12
 name = sys.argv[1]; n = int(sys.argv[2]); iters = [int(a) for a in sys.argv[3].split(",")]; eta = float(sys.argv[4])
 run_fast = len(sys.argv) > 5 and sys.argv[5] == "fast"
 torch.set_num_threads(1)

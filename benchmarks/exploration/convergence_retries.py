@@ -1,11 +1,11 @@
 """Engine preset on N samples (seed 0), then retries with seeds 1..R on the unconverged only."""
 import sys, time, json
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT))
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "benchmarks"))
 import torch
+from convergence_sweep import FLOOR
 from ronan.generation import generate
 from ronan.inversion import PRESETS, invert
 from ronan.models.registry import load_model
-FLOOR = 8 * (1 / 255) ** 2 / 12
 torch.set_num_threads(1)
 name, n, preset, R = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 model = load_model(name); model.requires_grad_(False)

@@ -1,11 +1,12 @@
+"""Engine preset on the given calibration samples, once per seed (each seed on all of them)."""
 import sys, time
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT))
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "benchmarks"))
 import torch
+from convergence_sweep import FLOOR
 from ronan.generation import generate
 from ronan.inversion import PRESETS, invert
 from ronan.models.registry import load_model
 import dataclasses
-FLOOR = 8 * (1 / 255) ** 2 / 12
 torch.set_num_threads(1)
 name = sys.argv[1]; idx = [int(v) for v in sys.argv[2].split(",")]; seeds = [int(v) for v in sys.argv[3].split(",")]
 preset = sys.argv[4] if len(sys.argv) > 4 else "thorough"
