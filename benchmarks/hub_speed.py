@@ -57,11 +57,14 @@ def build(name: str):
     raise SystemExit(f"unknown model {name}")
 
 
-def time_step(gen, rows: int, repeats: int, device: torch.device, precision: str) -> float:
-    """Median seconds of one inversion step (generate + MSE + backward + Adam) on ``rows`` inputs."""
+def time_step(gen, rows: int, repeats: int, device: torch.device, precision: str, graphs: bool = False) -> float:
+    """Median seconds of one inversion step (generate + MSE + backward + Adam) on ``rows`` inputs;
+    ``graphs``: generate replayed from a CUDA graph (:class:`ronan.graphs.GraphedGenerate`)."""
+    from ronan.graphs import GraphedGenerate
     from ronan.precision import autocast
 
     gen = gen.to(device).freeze()
+    forward = GraphedGenerate(gen) if graphs else gen.generate
     target = torch.rand(rows, gen.channels, gen.image_size, gen.image_size, device=device)
     x = torch.randn((rows, *gen.input_shape), generator=torch.Generator().manual_seed(0))
     x = x.to(device).requires_grad_(True)
@@ -72,7 +75,7 @@ def time_step(gen, rows: int, repeats: int, device: torch.device, precision: str
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         with autocast(device, precision):
-            out = gen.generate(x)
+            out = forward(x)
         loss = ((out.float() - target) ** 2).mean()
         opt.zero_grad()
         loss.backward()
@@ -81,10 +84,33 @@ def time_step(gen, rows: int, repeats: int, device: torch.device, precision: str
             torch.cuda.synchronize()
         if i:
             times.append(time.perf_counter() - t0)
+    if graphs and forward.failure:
+        print(f"  CUDA graph not recorded ({forward.failure}): eager", flush=True)
     return sorted(times)[len(times) // 2]
 
 
-def end_to_end(pair: tuple[str, ...], device: torch.device, precision: str) -> None:
+def graph_difference(gen, rows: int, device: torch.device) -> tuple[float, float]:
+    """Largest absolute differences (image, input gradient) between eager and CUDA-graph
+    replayed ``generate`` on the same ``rows`` inputs, fp32."""
+    from ronan.graphs import GraphedGenerate
+    from ronan.precision import exact_fp32
+
+    gen = gen.to(device).freeze()
+    x0 = torch.randn((rows, *gen.input_shape), generator=torch.Generator().manual_seed(1)).to(device)
+    target = torch.rand(rows, gen.channels, gen.image_size, gen.image_size, device=device)
+    results = []
+    for forward in (gen.generate, GraphedGenerate(gen)):
+        for _ in range(2):  # the graph's first call records it; compare its replay
+            x = x0.clone().requires_grad_(True)
+            with exact_fp32():
+                out = forward(x)
+            ((out.float() - target) ** 2).mean().backward()
+        results.append((out.detach(), x.grad.detach()))
+    (o1, g1), (o2, g2) = results
+    return float((o1 - o2).abs().max()), float((g1 - g2).abs().max())
+
+
+def end_to_end(pair: tuple[str, ...], device: torch.device, precision: str, graphs: bool | None = None) -> None:
     """Invert one generated and one real image through ``pair`` = (model, reference) and time it;
     ``pair`` = (model,) times the model's inversion alone."""
     import numpy as np
@@ -108,12 +134,13 @@ def end_to_end(pair: tuple[str, ...], device: torch.device, precision: str) -> N
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            res = invert(gen, x, settings=settings, seed=0)
+            res = invert(gen, x, settings=settings, seed=0, cuda_graphs=graphs)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter() - t0
             seconds += t
-            parts.append(f"{name} {t:.1f} s, {res.steps_run} steps, loss {float(res.loss[0]):.2e}")
+            parts.append(f"{name} {t:.1f} s, {res.steps_run} steps, loss {float(res.loss[0]):.6e}, "
+                         f"graphs {res.extra.get('cuda_graphs', 0)} {res.extra.get('cuda_graphs_failure') or ''}")
         print(f"  end to end, {label} image: {seconds:6.1f} s per image ({'; '.join(parts)}; {precision})",
               flush=True)
 
@@ -194,6 +221,8 @@ def main(argv=None) -> None:
     p.add_argument("--end-to-end", action="store_true",
                    help="also run and time real inversions (model + reference) of one generated and one real image")
     p.add_argument("--model-only", action="store_true", help="end to end: the model's inversion alone, no reference")
+    p.add_argument("--graphs", choices=["off", "on", "both"], default="off",
+                   help="CUDA graphs for the timed step and the end-to-end inversions (both: each, and their difference)")
     p.add_argument("--class-strategy", action="store_true",
                    help="measure the unknown-class strategies on a tiny model instead of timing")
     args = p.parse_args(argv)
@@ -205,11 +234,16 @@ def main(argv=None) -> None:
     for name in args.models.split(","):
         gen = build(name)
         n_params = sum(p.numel() for p in gen.parameters()) / 1e6
-        t = time_step(gen, args.rows, args.repeats, device, args.precision)
-        step[name] = t / args.rows if device.type == "cpu" else t
-        print(f"{name:18s} {n_params:7.1f} M params  {gen.image_size}x{gen.image_size}  "
-              f"step on {args.rows} row(s): {t:7.2f} s  ({device}, {args.threads} thread(s), {args.precision})",
-              flush=True)
+        for graphs in {"off": [False], "on": [True], "both": [False, True]}[args.graphs]:
+            t = time_step(gen, args.rows, args.repeats, device, args.precision, graphs)
+            step[name] = t / args.rows if device.type == "cpu" else t
+            print(f"{name:18s} {n_params:7.1f} M params  {gen.image_size}x{gen.image_size}  "
+                  f"step on {args.rows} row(s): {t:7.3f} s  ({device}, {args.threads} thread(s), {args.precision}, "
+                  f"CUDA graphs {'on' if graphs else 'off'})", flush=True)
+        if args.graphs == "both":
+            d_img, d_grad = graph_difference(gen, args.rows, device)
+            print(f"{'':18s} eager vs CUDA graph: max |image diff| {d_img:.3e}, max |input-gradient diff| {d_grad:.3e}",
+                  flush=True)
         if name.startswith("sd2-latent@"):  # convolutions: cost ~ pixels
             step["sd2-latent"] = step[name] * (512 / gen.image_size) ** 2
             print(f"{'':18s} -> sd2-latent at 512x512 ~ {step['sd2-latent']:.1f} s per row (scaled by pixels)")
@@ -225,7 +259,9 @@ def main(argv=None) -> None:
             if all(name in step for name in pair):
                 pair = pair[:1] if args.model_only else pair
                 print(f"\n{' with reference '.join(pair)}, real inversions on {device}:", flush=True)
-                end_to_end(pair, device, args.precision)
+                for graphs in {"off": [False], "on": [True], "both": [False, True]}[args.graphs]:
+                    print(f" CUDA graphs {'on' if graphs else 'off'}:", flush=True)
+                    end_to_end(pair, device, args.precision, graphs)
     for model, ref in pairs:
         if model not in step:
             continue

@@ -50,6 +50,7 @@ import torch
 from . import limits
 from .distances import Distance, get_distance
 from .errors import Cancelled
+from .graphs import GraphedGenerate, wants_graphs
 from .models.base import Generator
 from .precision import autocast
 from .seeding import rng
@@ -386,6 +387,7 @@ def invert_stream(
     should_stop: Callable[[], bool] | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     stop_images: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    cuda_graphs: bool | None = None,
 ) -> Iterator[InversionProgress | InversionResult]:
     """Invert ``images`` on ``generator``, yielding progress events, then the result.
 
@@ -411,6 +413,9 @@ def invert_stream(
             refinement: their loss is then an upper bound of the whole inversion's (losses only
             fall), marked in ``InversionResult.cut``. For a caller that needs a loss only up to a
             bound (the reference model's, :mod:`ronan.attribution`). Default None (never).
+        cuda_graphs (bool | None): replay the Adam steps' forward and backward passes from CUDA
+            graphs (:mod:`ronan.graphs`; CUDA and fp32 only; the same images, input gradients equal
+            to fp32 rounding); None (default): the generator's ``cuda_graphs`` attribute.
 
     Yields:
         InversionProgress events, and finally one InversionResult.
@@ -431,6 +436,8 @@ def invert_stream(
     n_rows = n_img * rows
     start = _starting_points(generator, images, settings, seed, rows)
     mask = generator.input_gradient_mask()
+    graphed = GraphedGenerate(generator) if wants_graphs(generator, device, settings.precision, cuda_graphs) else None
+    forward = generator.generate if graphed is None else graphed
     # State of the rows still optimised ("active"); stopped rows live in the *_all tensors.
     active = torch.arange(n_rows, device=device)
     params = start.detach().clone().requires_grad_(True)
@@ -451,7 +458,7 @@ def invert_stream(
     # 3. run: Adam steps until the cap, a stop, or every row stopped by the plateau rule
     while True:
         with autocast(device, settings.precision):
-            recon = generator.generate(params)
+            recon = forward(params)
         loss = dist(recon.float() if transform is None else transform(recon.float()), targets)
         with torch.no_grad():
             current = torch.nan_to_num(loss.detach(), nan=float("inf"))
@@ -550,7 +557,8 @@ def invert_stream(
         steps_run=step, settings=settings, seed=seed, distance=dist.name,
         image_steps=image_steps, settled=settled & ~cut,
         extra={"stopped": stopped, "rows_per_image": rows,
-               "row_steps": int(row_steps.sum()) + n_rows},
+               "row_steps": int(row_steps.sum()) + n_rows,
+               **({} if graphed is None else {"cuda_graphs": graphed.recorded, "cuda_graphs_failure": graphed.failure})},
         cut=cut if stop_images is not None else None)
 
 

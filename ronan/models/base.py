@@ -26,6 +26,8 @@ class Generator(torch.nn.Module):
         weights_sha256 (str | None): SHA-256 of the weights file the model was loaded from.
         default_reference (str | None): name of the model's default reference model for
             calibration (Eq. 2), set from its card; None: the catalogue's, else no calibration.
+        cuda_graphs (bool): replay the Adam steps from CUDA graphs on a GPU (:mod:`ronan.graphs`);
+            default False, True for the hub UNets whose steps the host's kernel launches bound.
     """
 
     name: str = "generator"
@@ -35,6 +37,7 @@ class Generator(torch.nn.Module):
     input_shape: tuple[int, ...] = (1,)
     weights_sha256: str | None = None
     default_reference: str | None = None
+    cuda_graphs: bool = False
 
     def freeze(self) -> Generator:
         """Put the model in eval mode and stop gradients to its parameters. Returns self."""

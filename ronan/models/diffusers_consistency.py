@@ -70,6 +70,7 @@ class ConsistencyModel(Generator):
     c_out: torch.Tensor
 
     family = "consistency"
+    cuda_graphs = True  # a UNet at batch 1: its steps are bound by the host's kernel launches
 
     def __init__(self, unet, scheduler, class_search: str = "relaxed", class_label: int | None = None):
         super().__init__()

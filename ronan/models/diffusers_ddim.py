@@ -31,7 +31,10 @@ class DDIMGenerator(Generator):
         checkpointing (bool): recompute each UNet call in backward (default True).
     """
 
+    unet_timesteps: torch.Tensor  # buffer (registered in __init__)
+
     family = "ddim"
+    cuda_graphs = True  # a UNet at batch 1: its steps are bound by the host's kernel launches
 
     def __init__(self, unet, scheduler_config: dict, ddim_steps: int = 10, checkpointing: bool = True):
         super().__init__()
@@ -49,6 +52,8 @@ class DDIMGenerator(Generator):
         size = cfg.sample_size
         self.image_size = int(size if isinstance(size, int) else size[0])
         self.input_shape = (self.channels, self.image_size, self.image_size)
+        # the UNet's timesteps on the model's device: no host copy inside generate (CUDA graphs)
+        self.register_buffer("unet_timesteps", self.scheduler.timesteps.clone(), persistent=False)
 
     @classmethod
     def from_folder(cls, root: Path, **options) -> DDIMGenerator:
@@ -66,10 +71,10 @@ class DDIMGenerator(Generator):
 
     def generate(self, inputs: torch.Tensor) -> torch.Tensor:
         x = inputs.to(self.unet.dtype)
-        for t in self.scheduler.timesteps:
-            if self.checkpointing and torch.is_grad_enabled():
-                eps = checkpoint(self._eps, x, t, use_reentrant=False)
+        for t, t_unet in zip(self.scheduler.timesteps, self.unet_timesteps):
+            if self.checkpointing and torch.is_grad_enabled():  # no randomness in the UNet: no RNG state kept
+                eps = checkpoint(self._eps, x, t_unet, use_reentrant=False, preserve_rng_state=False)
             else:
-                eps = self._eps(x, t)
+                eps = self._eps(x, t_unet)
             x = self.scheduler.step(eps, t, x, eta=0.0).prev_sample
         return (x / 2 + 0.5).clamp(0, 1).float()
