@@ -16,11 +16,17 @@ the model and one real picture, through the model and its reference, and timed: 
 image = both inversions. Random weights converge differently from trained ones, so the steps run
 are printed next to the time (the preset's step cap bounds it).
 
+With ``--graphs both`` each step is timed eagerly and replayed from a CUDA graph
+(:mod:`ronan.graphs`), and the two are compared on the same input (images and input gradients,
+next to two eager runs' own difference); ``--graphs on`` uses graphs for the end-to-end runs.
+
 Usage::
 
     python benchmarks/hub_speed.py                       # CPU, 1 thread, rows 1
     python benchmarks/hub_speed.py --device cuda --rows 1 --precision bf16
     python benchmarks/hub_speed.py --device cuda --end-to-end --precision bf16
+    python benchmarks/hub_speed.py --device cuda --rows 1 --repeats 10 --graphs both \
+        --models cm-imagenet64,ddpm-cifar10,sd2-latent@512
 """
 
 from __future__ import annotations
@@ -89,25 +95,33 @@ def time_step(gen, rows: int, repeats: int, device: torch.device, precision: str
     return sorted(times)[len(times) // 2]
 
 
-def graph_difference(gen, rows: int, device: torch.device) -> tuple[float, float]:
-    """Largest absolute differences (image, input gradient) between eager and CUDA-graph
-    replayed ``generate`` on the same ``rows`` inputs, fp32."""
+def graph_difference(gen, rows: int, device: torch.device) -> dict:
+    """Eager vs CUDA-graph replayed ``generate`` on the same ``rows`` inputs (fp32), three runs
+    each: largest absolute differences of the images and of the input gradients between the
+    third eager run and the third replay, between two eager runs (the backward's own
+    nondeterminism) and between two replays; ``grad`` is the gradients' largest magnitude."""
     from ronan.graphs import GraphedGenerate
     from ronan.precision import exact_fp32
 
     gen = gen.to(device).freeze()
     x0 = torch.randn((rows, *gen.input_shape), generator=torch.Generator().manual_seed(1)).to(device)
     target = torch.rand(rows, gen.channels, gen.image_size, gen.image_size, device=device)
-    results = []
-    for forward in (gen.generate, GraphedGenerate(gen)):
-        for _ in range(2):  # the graph's first call records it; compare its replay
+
+    def runs(forward, n=3):
+        out = []
+        for _ in range(n):  # a graph's first call records it
             x = x0.clone().requires_grad_(True)
             with exact_fp32():
-                out = forward(x)
-            ((out.float() - target) ** 2).mean().backward()
-        results.append((out.detach(), x.grad.detach()))
-    (o1, g1), (o2, g2) = results
-    return float((o1 - o2).abs().max()), float((g1 - g2).abs().max())
+                image = forward(x)
+            ((image.float() - target) ** 2).mean().backward()
+            out.append((image.detach(), x.grad.detach().clone()))
+        return out
+
+    eager, graph = runs(gen.generate), runs(GraphedGenerate(gen))
+    diff = lambda a, b: float((a - b).abs().max())  # noqa: E731
+    return {"image": diff(eager[2][0], graph[2][0]), "gradient": diff(eager[2][1], graph[2][1]),
+            "eager_vs_eager": diff(eager[1][1], eager[2][1]), "replay_vs_replay": diff(graph[1][1], graph[2][1]),
+            "grad": float(eager[0][1].abs().max())}
 
 
 def end_to_end(pair: tuple[str, ...], device: torch.device, precision: str, graphs: bool | None = None) -> None:
@@ -241,9 +255,10 @@ def main(argv=None) -> None:
                   f"step on {args.rows} row(s): {t:7.3f} s  ({device}, {args.threads} thread(s), {args.precision}, "
                   f"CUDA graphs {'on' if graphs else 'off'})", flush=True)
         if args.graphs == "both":
-            d_img, d_grad = graph_difference(gen, args.rows, device)
-            print(f"{'':18s} eager vs CUDA graph: max |image diff| {d_img:.3e}, max |input-gradient diff| {d_grad:.3e}",
-                  flush=True)
+            d = graph_difference(gen, args.rows, device)
+            print(f"{'':18s} eager vs CUDA graph: max |image diff| {d['image']:.3e}, max |input-gradient diff| "
+                  f"{d['gradient']:.3e} (gradients up to {d['grad']:.3e}; eager vs eager {d['eager_vs_eager']:.3e}, "
+                  f"replay vs replay {d['replay_vs_replay']:.3e})", flush=True)
         if name.startswith("sd2-latent@"):  # convolutions: cost ~ pixels
             step["sd2-latent"] = step[name] * (512 / gen.image_size) ** 2
             print(f"{'':18s} -> sd2-latent at 512x512 ~ {step['sd2-latent']:.1f} s per row (scaled by pixels)")

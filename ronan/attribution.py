@@ -699,7 +699,7 @@ def _assemble(
         device=str(p.device),
         notes=notes,
         versions=library_versions(),
-        environment=environment(p.device),
+        environment=environment(p.device, (run.gen, run.ref), run.settings.precision),
         test=run.decision.mode,
         test_verdict=BELONGING if decision.test_belonging else NON_BELONGING,
         reasons=list(decision.reasons),

@@ -508,7 +508,7 @@ def build_distribution(
         mean=float(values.mean()),
         std=float(values.std(unbiased=True)),
         versions=library_versions(),
-        environment=environment(model.device),
+        environment=environment(model.device, (model, reference), settings.precision),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         seconds=round(time.perf_counter() - t0, 2),
         sample_steps=steps,

@@ -39,15 +39,22 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(device=None) -> dict:
+def environment(device=None, models=(), precision: str = "fp32") -> dict:
     """What a third party needs to reproduce a result's numbers beyond the library versions.
+
+    Args:
+        device (torch.device | str | None): where the inversions ran; None: the CPU.
+        models (iterable of Generator): the generators inverted (default none); on CUDA, those
+            whose Adam steps replayed CUDA graphs (:mod:`ronan.graphs`) are named.
+        precision (str): the inversions' precision (default ``"fp32"``; graphs only in fp32).
 
     Returns a JSON-ready dict: ``machine`` (architecture), ``cpu`` (model name), ``cpu_capability``
     (the vector instruction set torch's kernels use: ``DEFAULT``, ``AVX2``, ``AVX512``...; set
     ``ATEN_CPU_CAPABILITY`` to force one), ``torch_threads``, ``deterministic_algorithms``,
-    ``device`` and, on CUDA, the GPU name and CUDA version. Floating-point results differ between
-    instruction sets and thread counts in the last bits; benchmarks/RESULTS.md ("Reproducibility")
-    measures what that changes.
+    ``device`` and, on CUDA, the GPU name, CUDA version and ``cuda_graphs`` (the names of the
+    generators whose Adam steps replayed CUDA graphs in fp32). Floating-point results differ between
+    instruction sets, thread counts and graph replay in the last bits; benchmarks/RESULTS.md
+    ("Reproducibility", "GPU: CUDA graphs for the hub UNets") measures what that changes.
     """
     import torch
 
@@ -62,4 +69,8 @@ def environment(device=None) -> dict:
     if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(torch.device(device))
         out["cuda"] = torch.version.cuda
+        from .graphs import wants_graphs
+
+        dev = torch.device(device)
+        out["cuda_graphs"] = [m.name for m in models if m is not None and wants_graphs(m, dev, precision)]
     return out

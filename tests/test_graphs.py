@@ -64,3 +64,18 @@ def test_a_shape_that_cannot_be_recorded_runs_eagerly(monkeypatch, tiny_dcgan):
     forward(torch.randn(3, 8, requires_grad=True))  # no second try after a failure
     assert len(calls) == 1 and forward.recorded == 0
     assert forward.failure == "RuntimeError: operation not permitted when stream is capturing"
+
+
+def test_results_name_the_models_that_replayed_graphs(monkeypatch, tiny_dcgan):
+    from ronan.provenance import environment
+
+    class Graphed(type(tiny_dcgan)):
+        cuda_graphs = True
+
+    graphed = Graphed(latent_dim=8, base=8, channels=1, image_size=28).freeze()
+    graphed.name = "big-unet"
+    assert "cuda_graphs" not in environment("cpu", (graphed, tiny_dcgan))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a GPU")
+    assert environment("cuda", (graphed, tiny_dcgan, None))["cuda_graphs"] == ["big-unet"]
+    assert environment("cuda", (graphed,), "bf16")["cuda_graphs"] == []  # graphs only in fp32
