@@ -8,6 +8,11 @@ work. It is used by the engine's Adam loop (:func:`ronan.inversion.invert_stream
 that ask for it (``Generator.cuda_graphs``) on CUDA in fp32; the refinement, the final
 reconstruction and every CPU run stay as they are.
 
+Recording uses CUDA's global capture mode: no other thread of the process may use the GPU while a
+graph is recorded (a few steps' time, once per shape). On a GPU the engine runs an attribution's
+inversions one after the other (:func:`ronan.inversion.parallel_default`) and the app one job at a
+time (its ``JobLine``), so nothing does.
+
 Numbers: the images are the eager ones bit for bit; the input gradients differ at fp32 rounding
 level (libraries may pick other kernels while a graph is recorded): measured on an H200, 1.2e-8
 for a consistency model's gradients of size 1.9e-5, and 1.4e-4 for the 10-step DDIM's of size
