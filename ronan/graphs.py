@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
@@ -37,9 +38,8 @@ from .precision import exact_fp32
 warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match", category=UserWarning)
 
 MAX_SHAPES = 4
-"""Input shapes recorded per inversion at most (rows leave the batch as they stop); each graph
-holds its own activations, so this bounds the GPU memory graphs can take. Further shapes run
-eagerly."""
+"""Input shapes recorded per inversion at most (rows leave the batch as they stop, so the shape
+only shrinks); each recording costs a few steps' time. Further shapes run eagerly."""
 
 
 def wants_graphs(generator: Generator, device: torch.device, precision: str, asked: bool | None = None) -> bool:
@@ -57,7 +57,7 @@ def wants_graphs(generator: Generator, device: torch.device, precision: str, ask
 
 
 class GraphedGenerate:
-    """``generator.generate`` for the Adam loop, replayed from one CUDA graph per input shape.
+    """``generator.generate`` for the Adam loop, replayed from a CUDA graph of the current input shape.
 
     Args:
         generator (Generator): frozen adapter on a CUDA device.
@@ -66,37 +66,41 @@ class GraphedGenerate:
 
     Calling it with ``params`` (Tensor[R, *input_shape], requires grad) returns the images
     (Tensor[R, C, H, W], a fresh tensor) differentiable with respect to ``params``, as
-    ``generator.generate`` does. A shape whose recording fails (a generator that synchronises
-    with the host or copies from host memory inside ``generate``) runs eagerly, and so does
-    every later one; ``failure`` holds the first error (None while there was none).
+    ``generator.generate`` does. Only the latest shape's graph is kept (a graph holds the
+    activations of its forward and backward pass, so GPU memory stays about that of one eager
+    step, two while the next shape is recorded); a shape seen before it runs eagerly. A shape
+    whose recording fails (a generator that synchronises with the host or copies from host memory
+    inside ``generate``) runs eagerly, and so does every later one; ``failure`` holds the first
+    error (None while there was none).
     """
 
     def __init__(self, generator: Generator, max_shapes: int = MAX_SHAPES):
         self.generator = generator
         self.max_shapes = max_shapes
-        self.graphs: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor] | None] = {}
+        self.shapes: list[tuple[int, ...]] = []  # every shape seen, in order
+        self.recorded = 0  # shapes replayed from a graph
         self.failure: str | None = None
+        self._graph: tuple[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] | None = None
 
     def __call__(self, params: torch.Tensor) -> torch.Tensor:
         key = tuple(params.shape)
-        if key not in self.graphs:
-            recordable = self.failure is None and len(self.graphs) < self.max_shapes
-            self.graphs[key] = self._record(params) if recordable else None
-        graphed = self.graphs[key]
-        if graphed is None:
+        if key not in self.shapes:
+            self.shapes.append(key)
+            self._graph = None  # free the previous shape's graph before recording another
+            if self.failure is None and self.recorded < self.max_shapes:
+                graphed = self._record(params)
+                if graphed is not None:
+                    self._graph, self.recorded = (key, graphed), self.recorded + 1
+        if self._graph is None or self._graph[0] != key:
             return self.generator.generate(params)
-        return graphed(params).clone()  # the graph's output buffer is overwritten by the next replay
+        return self._graph[1](params).clone()  # the graph's output buffer is overwritten by the next replay
 
-    @property
-    def recorded(self) -> int:
-        """Number of shapes replayed from a graph."""
-        return sum(g is not None for g in self.graphs.values())
-
-    def _record(self, params: torch.Tensor):
+    def _record(self, params: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
         sample = params.detach().clone().requires_grad_(True)
         try:
             with exact_fp32():
-                return torch.cuda.make_graphed_callables(self.generator.generate, (sample,))
+                graphed = torch.cuda.make_graphed_callables(self.generator.generate, (sample,))
+            return cast(Callable[[torch.Tensor], torch.Tensor], graphed)
         except Exception as exc:  # noqa: BLE001 - any recording failure: run eagerly instead
             self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             return None

@@ -25,16 +25,15 @@ def test_asking_for_graphs_on_a_cpu_changes_nothing(tiny_dcgan):
 
 
 def test_one_graph_per_shape_and_a_fresh_output(monkeypatch, tiny_dcgan):
-    recorded = []
+    recorded, replayed = [], []
 
-    def fake_record(fn, sample_args):  # a "graph" that is the function, returning one reused buffer
-        recorded.append(tuple(sample_args[0].shape))
-        buffer = {}
+    def fake_record(fn, sample_args):  # a "graph" that is the function, noting its replays
+        shape = tuple(sample_args[0].shape)
+        recorded.append(shape)
 
         def replay(x):
-            out = fn(x)
-            buffer.setdefault("out", out)
-            return out
+            replayed.append(shape)
+            return fn(x)
 
         return replay
 
@@ -43,9 +42,11 @@ def test_one_graph_per_shape_and_a_fresh_output(monkeypatch, tiny_dcgan):
     a, b, c = (torch.randn(n, 8, requires_grad=True) for n in (3, 3, 2))
     out_a, out_b = forward(a), forward(b)
     assert torch.equal(out_a, tiny_dcgan.generate(a)) and out_a.data_ptr() != out_b.data_ptr()
-    forward(c)
-    forward(torch.randn(1, 8, requires_grad=True))  # a third shape: over max_shapes, eager
-    assert recorded == [(3, 8), (2, 8)] and forward.recorded == 2 and forward.failure is None
+    forward(c)  # a new shape: recorded, the previous graph dropped
+    forward(a)  # a shape seen before: eager
+    forward(torch.randn(1, 8, requires_grad=True))  # a third new shape: over max_shapes, eager
+    assert recorded == [(3, 8), (2, 8)] and replayed == [(3, 8), (3, 8), (2, 8)]
+    assert forward.recorded == 2 and forward.failure is None
     out_a.sum().backward()
     assert a.grad is not None and a.grad.abs().sum() > 0
 
