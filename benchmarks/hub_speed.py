@@ -240,6 +240,7 @@ def main(argv=None) -> None:
     p.add_argument("--class-strategy", action="store_true",
                    help="measure the unknown-class strategies on a tiny model instead of timing")
     args = p.parse_args(argv)
+    graph_modes = {"off": [False], "on": [True], "both": [False, True]}[args.graphs]
     torch.set_num_threads(args.threads)
     if args.class_strategy:
         return class_strategy()
@@ -248,7 +249,7 @@ def main(argv=None) -> None:
     for name in args.models.split(","):
         gen = build(name)
         n_params = sum(p.numel() for p in gen.parameters()) / 1e6
-        for graphs in {"off": [False], "on": [True], "both": [False, True]}[args.graphs]:
+        for graphs in graph_modes:
             t = time_step(gen, args.rows, args.repeats, device, args.precision, graphs)
             step[name] = t / args.rows if device.type == "cpu" else t
             print(f"{name:18s} {n_params:7.1f} M params  {gen.image_size}x{gen.image_size}  "
@@ -274,7 +275,7 @@ def main(argv=None) -> None:
             if all(name in step for name in pair):
                 pair = pair[:1] if args.model_only else pair
                 print(f"\n{' with reference '.join(pair)}, real inversions on {device}:", flush=True)
-                for graphs in {"off": [False], "on": [True], "both": [False, True]}[args.graphs]:
+                for graphs in graph_modes:
                     print(f" CUDA graphs {'on' if graphs else 'off'}:", flush=True)
                     end_to_end(pair, device, args.precision, graphs)
     for model, ref in pairs:

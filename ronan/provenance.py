@@ -45,14 +45,15 @@ def environment(device=None, models=(), precision: str = "fp32") -> dict:
     Args:
         device (torch.device | str | None): where the inversions ran; None: the CPU.
         models (iterable of Generator): the generators inverted (default none); on CUDA, those
-            whose Adam steps replayed CUDA graphs (:mod:`ronan.graphs`) are named.
+            whose Adam steps run from CUDA graphs (:mod:`ronan.graphs`) are named (a recording
+            that fails falls back to eager steps; the inversion's ``extra`` says so).
         precision (str): the inversions' precision (default ``"fp32"``; graphs only in fp32).
 
     Returns a JSON-ready dict: ``machine`` (architecture), ``cpu`` (model name), ``cpu_capability``
     (the vector instruction set torch's kernels use: ``DEFAULT``, ``AVX2``, ``AVX512``...; set
     ``ATEN_CPU_CAPABILITY`` to force one), ``torch_threads``, ``deterministic_algorithms``,
     ``device`` and, on CUDA, the GPU name, CUDA version and ``cuda_graphs`` (the names of the
-    generators whose Adam steps replayed CUDA graphs in fp32). Floating-point results differ between
+    generators whose Adam steps run from CUDA graphs in fp32). Floating-point results differ between
     instruction sets, thread counts and graph replay in the last bits; benchmarks/RESULTS.md
     ("Reproducibility", "GPU: CUDA graphs for the hub UNets") measures what that changes.
     """
@@ -67,10 +68,10 @@ def environment(device=None, models=(), precision: str = "fp32") -> dict:
         "device": str(device) if device is not None else "cpu",
     }
     if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
-        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
-        out["cuda"] = torch.version.cuda
         from .graphs import wants_graphs
 
         dev = torch.device(device)
+        out["gpu"] = torch.cuda.get_device_name(dev)
+        out["cuda"] = torch.version.cuda
         out["cuda_graphs"] = [m.name for m in models if m is not None and wants_graphs(m, dev, precision)]
     return out
