@@ -220,7 +220,7 @@ def main() -> None:
         "batch_steps_real": sum(r.steps_run for r in ours_batch[half:]) / (len(images) - half),
         "batch_steps_reference": sum(r.reference_steps_run for r in ours_batch) / len(images),
         "batch_reference_bounds": sum(r.reference_bound for r in ours_batch),
-        "ours_preset": args.preset or DEFAULT_PRESET, "ours_settings": resolve_settings(args.preset, model=model).to_dict(),
+        "ours_preset": args.preset or DEFAULT_PRESET, "ours_settings": resolve_settings(args.preset, model=model).to_dict(generator=model),
         **breakdown,
     }
     if args.json_out:

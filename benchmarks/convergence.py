@@ -96,7 +96,7 @@ def run(model, x: torch.Tensor, name: str, settings: InversionSettings, floor: f
         settled.append(res.settled)
         row_steps += res.extra["row_steps"]
     loss, steps, settled = torch.cat(losses), torch.cat(steps), torch.cat(settled)
-    return {"config": name, "settings": settings.to_dict(), "n": len(x),
+    return {"config": name, "settings": settings.to_dict(generator=model), "n": len(x),
             "converged": int((loss < floor).sum()), "median": float(loss.median()), "max": float(loss.max()),
             "row_steps_per_image": row_steps / len(x), "mean_steps": float(steps.float().mean()),
             "settled": int(settled.sum()), "seconds": round(time.perf_counter() - t0, 1),

@@ -693,7 +693,7 @@ def _assemble(
         seconds=0.0,
         seed=seed,
         preset=p.preset,
-        settings=run.settings.to_dict(),
+        settings=run.settings.to_dict(generator=run.gen),
         calibration_seed=dist.seed,
         calibration_file=cache_path(dist.key()).name,
         device=str(p.device),

@@ -85,6 +85,8 @@ class BelongingDistribution:
             distribution with the same model side (:func:`model_side_key`) and only the reference's
             inversions ran: the ``reference``, ``settings``, ``created`` and ``seconds`` of the
             distribution whose build inverted the model. Not part of the key.
+        reference_learned_start (dict | None): the reference model's start settings when its card
+            sets them (``settings`` holds the inspected model's); None: the defaults.
     """
 
     model: str
@@ -111,6 +113,7 @@ class BelongingDistribution:
     environment: dict | None = None
     pictures: dict | None = None
     model_side_from: dict | None = None
+    reference_learned_start: dict | None = None
 
     KEY_FIELDS = (
         "model",
@@ -125,8 +128,9 @@ class BelongingDistribution:
         "edit",
         "method_version",
         "pictures",
+        "reference_learned_start",
     )
-    OPTIONAL_KEY_FIELDS = ("edit", "pictures")
+    OPTIONAL_KEY_FIELDS = ("edit", "pictures", "reference_learned_start")
     """Key fields present only when set, so that older keys stay what they were."""
 
     def key(self) -> dict:
@@ -220,6 +224,7 @@ _FIELD_TYPES = {
     "sample_settled": ([(bool,)], None),
     "environment": (dict, None),
     "pictures": (dict, None),
+    "reference_learned_start": (dict, None),
     "model_side_from": (dict, None),
 }
 """Accepted types of each field: a type, None (null), or ``[types]`` (a list of those)."""
@@ -291,13 +296,18 @@ def distribution_key(
             "reference": reference.name if reference is not None else None,
             "reference_sha256": reference.weights_sha256 if reference is not None else None,
             "distance": distance,
-            "settings": settings.to_dict(with_reference=reference is not None),
+            "settings": settings.to_dict(with_reference=reference is not None, generator=model),
             "n": n,
             "seed": seed,
             "method_version": METHOD_VERSION,
         }
         | ({"edit": edit} if edit is not None else {})
         | ({"pictures": pictures} if pictures is not None else {})
+        | (
+            {"reference_learned_start": settings.to_dict(generator=reference)["learned_start"]}
+            if reference is not None and reference.start_settings and settings.learned_start
+            else {}
+        )
     )
 
 
@@ -306,7 +316,7 @@ def model_side_key(key: dict) -> dict:
     the reference model and the reference's own settings (``reference_refine_steps``). Two
     distributions with the same model side invert the same images on M with the same settings and
     seed, so their ``losses`` are the same and only the reference side differs."""
-    side = {k: v for k, v in key.items() if k not in ("reference", "reference_sha256")}
+    side = {k: v for k, v in key.items() if k not in ("reference", "reference_sha256", "reference_learned_start")}
     side["settings"] = {k: v for k, v in key["settings"].items() if k != "reference_refine_steps"}
     return side
 

@@ -207,11 +207,12 @@ class InversionSettings:
         with limits.presets_unbounded():  # steps, restarts and lr are these settings', checked when they were made
             return replace(self, refine_steps=self.reference_refine_steps, reference_refine_steps=None)
 
-    def to_dict(self, with_reference: bool = True) -> dict:
+    def to_dict(self, with_reference: bool = True, generator: Generator | None = None) -> dict:
         """JSON-serialisable dict of the settings (the candidate, refinement, spread and reference
         fields only when used, so that the keys of distributions built before they existed stay
         valid); ``with_reference=False`` leaves out the reference's own setting (a distribution
-        without a reference model)."""
+        without a reference model). With ``learned_start``, ``generator``'s start settings
+        (:func:`ronan.starts.settings_for`; None: the defaults)."""
         d = asdict(self)
         if not with_reference or self.reference_refine_steps in (None, self.refine_steps):
             d.pop("reference_refine_steps")
@@ -220,9 +221,9 @@ class InversionSettings:
         if self.candidates == 1 and self.warmup_steps == 0:
             d.pop("candidates"), d.pop("warmup_steps")
         if self.learned_start:
-            from .starts import StartSettings
+            from .starts import StartSettings, settings_for
 
-            d["learned_start"] = StartSettings().to_dict()
+            d["learned_start"] = (StartSettings() if generator is None else settings_for(generator)).to_dict()
         else:
             d.pop("learned_start")
         if not self.refine_steps:

@@ -84,6 +84,12 @@ class InverseNet(nn.Module):
         return self.head(self.features(x * 2.0 - 1.0))
 
 
+def settings_for(model: Generator) -> StartSettings:
+    """The start settings of ``model``: the defaults with its ``start_settings`` (its card's
+    ``learned_start``) applied."""
+    return StartSettings(**(model.start_settings or {}))
+
+
 def supports(model: Generator) -> bool:
     """Whether learned starts apply to ``model`` (whole input optimised, no encoder of its own)."""
     return model.input_gradient_mask() is None and type(model).encode is Generator.encode
@@ -137,9 +143,10 @@ _LOCK = threading.Lock()
 _LOADED: dict[str, InverseNet] = {}
 
 
-def get_inverse(model: Generator, settings: StartSettings = StartSettings(), *, build: bool = True,
+def get_inverse(model: Generator, settings: StartSettings | None = None, *, build: bool = True,
                 callback=None) -> tuple[InverseNet, str]:
-    """The cached inverse network of ``model`` (trained and cached on first use) and its SHA-256.
+    """The cached inverse network of ``model`` (trained and cached on first use) and its SHA-256;
+    ``settings`` None: the model's own (:func:`settings_for`).
 
     Looks in the calibration cache folders (:func:`ronan.paths.cache_read_dirs`, subfolder
     ``starts``); writes to :func:`ronan.paths.cache_write_dir`.
@@ -150,6 +157,7 @@ def get_inverse(model: Generator, settings: StartSettings = StartSettings(), *, 
     """
     from safetensors.torch import load_file, save_file
 
+    settings = settings_for(model) if settings is None else settings
     key = start_key(model, settings)
     stem = _file_stem(key)
     with _LOCK:
@@ -204,8 +212,9 @@ def _save(net: InverseNet, key: dict, stem: Path, seconds: float, save_file) -> 
     return digest
 
 
-def learned_inputs(model: Generator, images: torch.Tensor, settings: StartSettings = StartSettings()) -> torch.Tensor:
-    """Starting inputs ``[B, *input_shape]`` for ``images`` ``[B, C, H, W]`` from the inverse network."""
+def learned_inputs(model: Generator, images: torch.Tensor, settings: StartSettings | None = None) -> torch.Tensor:
+    """Starting inputs ``[B, *input_shape]`` for ``images`` ``[B, C, H, W]`` from the inverse network
+    (``settings`` None: the model's own, :func:`settings_for`)."""
     net, _ = get_inverse(model, settings)
     with torch.no_grad():
         return net(images.to(model.device).float()).view(len(images), *model.input_shape)

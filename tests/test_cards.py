@@ -49,6 +49,11 @@ FAMILY = {"name": "my-dcgan", "family": "dcgan", "config": {"latent_dim": 8, "ba
     ({"weights_file": "model.safetensors", "weights_sha256": "abc"}, "weights_sha256"),
     ({"config": [1, 2]}, "config"),
     ({"diffusers": "org/repo"}, "factory"),
+    ({"learned_start": {"width": 4}}, "learned_start"),
+    ({"learned_start": {"steps": True}}, "learned_start"),
+    ({"learned_start": {"lr": 2}}, "learned_start"),
+    ({"learned_start": {"depth": 3}}, "learned_start"),
+    ({"learned_start": [64]}, "learned_start"),
     ({"weight_file": "model.safetensors"}, "weight_file"),  # a typo is an unknown field, not ignored
 ])
 def test_each_bad_field_is_one_line_naming_it(tmp_path, patch, field):

@@ -28,6 +28,9 @@ class Generator(torch.nn.Module):
             calibration (Eq. 2), set from its card; None: the catalogue's, else no calibration.
         cuda_graphs (bool): replay the Adam steps from CUDA graphs on a GPU (:mod:`ronan.graphs`);
             default False, True for the hub UNets whose steps the host's kernel launches bound.
+        start_settings (dict | None): how this model's start network is trained, as
+            :class:`ronan.starts.StartSettings` fields that differ from the defaults (set from its
+            card's ``learned_start``); None: the defaults.
     """
 
     name: str = "generator"
@@ -38,6 +41,7 @@ class Generator(torch.nn.Module):
     weights_sha256: str | None = None
     default_reference: str | None = None
     cuda_graphs: bool = False
+    start_settings: dict | None = None
 
     def freeze(self) -> Generator:
         """Put the model in eval mode and stop gradients to its parameters. Returns self."""

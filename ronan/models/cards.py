@@ -51,6 +51,11 @@ Other fields (defaults in brackets):
 * ``conditioning`` [null] (factory cards): ``{"type": "class", "classes": K, "label": k | null}``:
   the module is called as ``module(z, labels)`` with integer labels; with ``label`` null the
   class of an image is unknown and every class is tried (the minimum counts).
+* ``learned_start`` [null: the defaults of :class:`ronan.starts.StartSettings`]: how this model's
+  start network is trained, for generators whose inputs the default network recovers too
+  loosely, e.g. ``{"width": 64, "batch": 512, "steps": 9600}`` (keys ``width`` 8-256, ``batch``
+  1-4096, ``steps`` 1-1000000, ``lr`` (0, 1], ``seed`` >= 0; omitted keys keep their default). Part
+  of the start network's and the belonging distributions' keys.
 * For humans only (not interpreted): ``architecture``, ``parameters``, ``training_command``,
   ``training``, ``versions``, ``license``, ``notes``, ``created``, ``source``.
 """
@@ -115,6 +120,7 @@ FIELDS = (
             "channels",
             "preprocessing",
             "conditioning",
+            "learned_start",
         }
     )
     | INFO_FIELDS
@@ -198,6 +204,7 @@ class ModelCard:
     channels: int | None = None
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     conditioning: Conditioning | None = None
+    learned_start: dict | None = None
     card_version: int = CARD_VERSION
     path: Path | None = None
     raw: dict = field(default_factory=dict)
@@ -309,6 +316,26 @@ def _conditioning(f: _Fields) -> Conditioning | None:
     return Conditioning(k, label)
 
 
+LEARNED_START_LIMITS = {"width": (8, 256), "batch": (1, 4096), "steps": (1, 1_000_000), "seed": (0, 2**31 - 1)}
+
+
+def _learned_start(f: _Fields) -> dict | None:
+    v = f.get("learned_start", dict)
+    if v is None:
+        return None
+    for key, value in v.items():
+        if key == "lr":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                f.fail("learned_start", f"lr must be a number in (0, 1], got {json.dumps(value)[:40]}")
+        elif key in LEARNED_START_LIMITS:
+            low, high = LEARNED_START_LIMITS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                f.fail("learned_start", f"{key} must be an integer from {low} to {high}, got {json.dumps(value)[:40]}")
+        else:
+            f.fail("learned_start", f"unknown key {key!r} (known: width, batch, steps, lr, seed)")
+    return {k: (float(x) if k == "lr" else x) for k, x in v.items()}
+
+
 def parse_card(data: dict, source: str = "model card", folder: Path | None = None) -> ModelCard:
     """Validate the JSON object of a card and return a :class:`ModelCard`.
 
@@ -388,6 +415,7 @@ def parse_card(data: dict, source: str = "model card", folder: Path | None = Non
             f.fail("output_range", f"must be [-1, 1] or [0, 1], got {json.dumps(rng)[:60]}")
         card.output_range = (float(rng[0]), float(rng[1]))
     card.preprocessing = _preprocessing(f)
+    card.learned_start = _learned_start(f)
     weights = f.path("weights_file", folder)
     if weights is not None and not weights.name.endswith(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES):
         f.fail(

@@ -231,6 +231,7 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
         )
     gen.name = card.name
     gen.default_reference = card.reference
+    gen.start_settings = card.learned_start
     if digest is None:
         from .wrap import state_dict_sha256
 
