@@ -9,7 +9,11 @@ the loss counted is still the minimum over all restarts and steps, and a real im
 cannot be reconstructed by a model that did not make it. With ``InversionSettings.learned_start``
 the engine asks :func:`learned_inputs` for the starts; the network is trained on first use
 (minutes on a CPU), cached as safetensors next to the belonging distributions (keyed by the
-model's weights hash and the training settings) and verified by its SHA-256 on load.
+model's weights hash and the training settings) and verified by its SHA-256 on load. The training
+settings are :class:`StartSettings`' defaults unless the model's card names its own
+(``learned_start``, :attr:`ronan.models.base.Generator.start_settings`, read by
+:func:`settings_for`): a larger network for generators whose inputs the default one recovers too
+loosely (``upgan64-clipart``: benchmarks/RESULTS.md, "Larger start networks, trained on a GPU").
 
 Only for generators whose whole input is optimised (no fixed condition, see
 ``Generator.input_gradient_mask``) and that have no encoder of their own (``Generator.encode``).
