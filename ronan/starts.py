@@ -139,7 +139,7 @@ def train_inverse(model: Generator, settings: StartSettings = StartSettings(), c
         opt.step()
         sched.step()
         if callback is not None and (step + 1) % 100 == 0:
-            callback(step + 1, settings.steps, float(loss))
+            callback(step + 1, settings.steps, float(loss.detach()))
     return net.eval().requires_grad_(False)
 
 

@@ -1,16 +1,15 @@
 """Larger, longer-trained start networks on fresh pairs, sized to a wall-clock budget (issue 9, GPU).
 
-Trains ``ronan.starts.InverseNet`` exactly as ``ronan.starts.train_inverse`` does (same seeding,
-Adam, cosine schedule, fresh pairs every step) with the given width and batch, for as many steps
-as BUDGET seconds allow (timed on the first 20 steps, rounded down to hundreds, at most 40,000),
-prints the held-out relative distance (the first N calibration samples) at fifths of the training,
-then inverts those samples with ``fast`` and ``thorough`` using this network as the learned start
+Trains the start network with ``ronan.starts.train_inverse`` (fresh pairs every step) with the
+given width and batch, for as many steps as BUDGET seconds allow (timed on a 25-step training,
+rounded down to hundreds, at most 40,000), prints the held-out relative distance (the first N
+calibration samples; session 27's figures at each fifth of the training came from this script's
+first version, a copy of the training loop, commit a424157), then inverts those samples with ``fast`` and ``thorough`` using this network as the learned start
 and prints how many reach 8x the 8-bit floor. Saves the network and its record under OUTDIR.
 
     python benchmarks/exploration/start_gpu.py MODEL DEVICE WIDTH BATCH BUDGET_S N OUTDIR
 """
 import json
-import math
 import sys
 import time
 
@@ -19,7 +18,7 @@ import torch
 from convergence_sweep import FLOOR
 from safetensors.torch import save_file
 from ronan import starts
-from ronan.generation import generate, quantize
+from ronan.generation import generate
 from ronan.inversion import PRESETS, invert
 from ronan.models.registry import load_model
 from ronan.seeding import rng
@@ -37,45 +36,29 @@ def log(msg):
 
 
 def rel(net):
-    net.eval()
     with torch.no_grad():
-        r = ((net(x_eval).flatten(1) - z_eval).norm(dim=1) / z_eval.norm(dim=1)).median().item()
-    net.train()
-    return r
+        return ((net(x_eval).flatten(1) - z_eval).norm(dim=1) / z_eval.norm(dim=1)).median().item()
 
 
-def train(steps, probe=None):
-    g = rng(0, "learned-start")
-    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
-    net = starts.InverseNet(model.channels, model.image_size, math.prod(model.input_shape), width).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    net.train()
-    t0 = time.perf_counter()
-    for step in range(steps):
-        z = model.sample_inputs(batch, g)
-        with torch.no_grad():
-            x = quantize(model.generate(z).float())
-        loss = (net(x) - z.reshape(len(z), -1)).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if probe is not None and step + 1 == probe:
-            torch.cuda.synchronize() if device == "cuda" else None
-            return (time.perf_counter() - t0) / probe
-        if (step + 1) % max(1, steps // 5) == 0:
-            log(f"step {step + 1}/{steps}: train loss {loss.item():.3f}, held-out relative distance {rel(net):.3f}")
-    return net.eval().requires_grad_(False)
+def train(steps):
+    """``ronan.starts.train_inverse`` with this width and batch; the train loss at each fifth."""
+    settings = starts.StartSettings(steps=steps, batch=batch, width=width)
+    fifth = max(100, steps // 5 // 100 * 100)
+    return starts.train_inverse(model, settings, callback=lambda step, total, loss: step % fifth or log(
+        f"step {step}/{total}: train loss {loss:.3f}"))
 
 
-per_step = train(25, probe=25)
-steps = min(40000, int(budget / per_step) // 100 * 100)
+t0 = time.perf_counter()
+train(25)
+if device == "cuda":
+    torch.cuda.synchronize()
+per_step = (time.perf_counter() - t0) / 25
+steps = max(100, min(40000, int(budget / per_step) // 100 * 100))
 log(f"{per_step * 1000:.1f} ms/step -> {steps} steps")
 t0 = time.perf_counter()
 net = train(steps)
 trained = time.perf_counter() - t0
-log(f"trained {steps} steps in {trained:.0f} s; relative distance {rel(net):.3f} (eval mode)")
+log(f"trained {steps} steps in {trained:.0f} s; relative distance {rel(net):.3f}")
 state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
 save_file(state, f"{out}/{tag}.safetensors")
 settings = starts.StartSettings(steps=steps, batch=batch, width=width)
