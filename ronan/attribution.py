@@ -44,6 +44,7 @@ from .parts import invert_parts_stream
 from .prepare import PREPARE_ARGS, Prepared, prepare
 from .provenance import environment, library_versions
 from .rows import ROW_FIELDS, json_ready
+from .starts import start_digests
 from .verdict import (
     BELONGING,
     INCONCLUSIVE,
@@ -85,7 +86,9 @@ class Attribution:
     (:mod:`ronan.contrast`). ``steps_run`` and ``reference_steps_run`` are the optimiser steps
     each inversion ran (fewer than ``settings["steps"]`` when early stopping ended it);
     ``history`` and ``reference_history`` hold the best loss so far after each of them
-    (``steps_run + 1`` values). ``reference_bound`` is True when the reference model's inversion
+    (``steps_run + 1`` values). ``start_sha256`` names the learned-start networks the inversions
+    began from (``{"model": digest, "reference": digest}``, :func:`ronan.starts.start_digests`;
+    None without learned starts). ``reference_bound`` is True when the reference model's inversion
     of this image was ended early because its verdict was already certain (see
     :func:`attribute_stream`, ``full_reference``): ``reference_loss`` is then an upper bound of
     A(M_r, x), and ``calibrated_loss`` and ``statistic`` are lower bounds, already on the
@@ -142,6 +145,7 @@ class Attribution:
     history: list[float] = field(default_factory=list)
     reference_history: list[float] | None = None
     reference_bound: bool = False
+    start_sha256: dict | None = None
     # tensors for figures and the app; not part of the JSON
     image_tensor: torch.Tensor | None = field(default=None, repr=False)
     reconstruction: torch.Tensor | None = field(default=None, repr=False)
@@ -723,6 +727,7 @@ def _assemble(
         history=_curve(res_m, j),
         reference_history=_curve(res_r, j) if res_r is not None else None,
         reference_bound=bound,
+        start_sha256=start_digests({"model": run.gen, "reference": run.ref}, run.settings),
         image_tensor=x[j],
         reconstruction=res_m.reconstructions[j],
         reference_reconstruction=res_r.reconstructions[j] if res_r is not None else None,

@@ -222,3 +222,20 @@ def learned_inputs(model: Generator, images: torch.Tensor, settings: StartSettin
     net, _ = get_inverse(model, settings)
     with torch.no_grad():
         return net(images.to(model.device).float()).view(len(images), *model.input_shape)
+
+
+def start_digests(models: dict[str, Generator | None], settings) -> dict | None:
+    """SHA-256 of the start network each of ``models`` (``{role: generator}``) began its inversions
+    from under ``settings`` (an :class:`ronan.inversion.InversionSettings`), for the record; None
+    without learned starts. Roles without a network (no model, or learned starts do not apply) are
+    left out; networks are read from the cache, never trained here."""
+    if not settings.learned_start:
+        return None
+    out = {}
+    for role, model in models.items():
+        if model is not None and supports(model):
+            try:
+                out[role] = get_inverse(model, build=False)[1]
+            except CalibrationError:
+                continue
+    return out or None

@@ -60,3 +60,16 @@ def test_the_bundled_late_model_uses_its_committed_larger_start_network():
     assert model.start_settings == {"width": 64, "batch": 512, "steps": 9600}
     net, digest = starts.get_inverse(model, build=False)  # committed with the repository, verified by SHA-256
     assert net.head.out_features == 128 and len(digest) == 64
+
+
+def test_an_attribution_records_the_start_networks_it_began_from(real_images):
+    from ronan.attribution import attribute
+
+    result = attribute(real_images[0], "dcgan-fmnist")  # default preset, committed distribution
+    model, ref = load_model("dcgan-fmnist"), load_model(result.reference)
+    assert result.start_sha256["model"] == starts.get_inverse(model, build=False)[1]
+    if starts.supports(ref):
+        assert result.start_sha256["reference"] == starts.get_inverse(ref, build=False)[1]
+    assert result.to_dict()["start_sha256"] == result.start_sha256
+    paper = attribute(real_images[0], "dcgan-fmnist", reference=None, preset="paper", n_calibration=5, steps=5)
+    assert paper.start_sha256 is None  # the paper's procedure starts from random inputs only
