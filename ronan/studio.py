@@ -659,16 +659,19 @@ def _calibration_stream(
     edit=None,
     edit_mode="samples",
     pictures=None,
+    stage: int = 0,
 ):
     """Yield RunProgress while getting (building) the distribution of ``p``; return it.
 
     ``progress`` (:class:`Progress`) and ``eta`` (:class:`Eta`) place the build inside a larger
-    job; by default the build is the whole job. With ``pictures``, the contrast distribution of
+    job; by default the build is the whole job. A job that builds several distributions numbers
+    them: ``stage`` k (default 0) reports on the phases ``calibration-model-k`` and
+    ``calibration-reference-k`` of :func:`_plan`. With ``pictures``, the contrast distribution of
     those real pictures (:mod:`ronan.contrast`; ``n`` is then their count).
     """
     gen, ref, distance, settings = p.model, p.reference, p.distance, p.settings
     edit = edit or NO_EDIT
-    progress = progress or _plan(ref, True)
+    progress = progress or _plan(ref, 1)
     eta = eta or Eta()
     if not rebuild:
         try:
@@ -708,14 +711,14 @@ def _calibration_stream(
 
     request = dict(distance=distance, settings=settings, n=n, seed=seed, edit=edit, edit_mode=edit_mode)
     if not rebuild and reuses_model_side(gen, ref, pictures=pictures, **request):
-        progress.skip("calibration-model")  # only the reference's inversions run
+        progress.skip(f"calibration-model-{stage}")  # only the reference's inversions run
     stream = _stream_callback(fn, should_stop)
     while True:
         try:
             role, first, ev = next(stream)
         except StopIteration as stop:
             return stop.value
-        frac = progress.update(f"calibration-{role}", span(first, min(100, n - first), n, ev.fraction))
+        frac = progress.update(f"calibration-{role}-{stage}", span(first, min(100, n - first), n, ev.fraction))
         yield RunProgress(
             "calibration",
             ev.step,
@@ -801,16 +804,30 @@ def distribution_status(
     return False, f"No belonging distribution for these settings yet: {how}."
 
 
-def _plan(ref: Generator | None, building: bool) -> Progress:
+def _plan(ref: Generator | None, builds: int) -> Progress:
+    """The phases of a job: the query's inversions on M (and M_r), after ``builds`` distribution
+    builds (stages 0 .. builds - 1 of :func:`_calibration_stream`), each of N = 100 samples in one
+    batch, which cost roughly 20 queries."""
     weights = {"model": 1.0, "reference": 1.0} if ref is not None else {"model": 1.0}
-    if building:  # N = 100 samples in one batch cost roughly 20 queries
-        cal = (
-            {"calibration-model": 10.0, "calibration-reference": 10.0}
-            if ref is not None
-            else {"calibration-model": 10.0}
-        )
-        weights.update(cal)
+    for k in range(builds):
+        weights[f"calibration-model-{k}"] = 10.0
+        if ref is not None:
+            weights[f"calibration-reference-{k}"] = 10.0
     return Progress(weights)
+
+
+def _builds(p: Prepared, assumption: EditAssumption, mode: str, test: str) -> list[tuple[str, bool]]:
+    """The distributions an attribution under ``assumption`` must build first, in the order it
+    builds them: ``(edit spec, contrast)`` per missing belonging (False) or contrast (True)
+    distribution of each edit of the assumption."""
+    out = []
+    for member in assumption.members():
+        if not has_distribution(p, edit=member, edit_mode=mode):
+            out.append((member.spec, False))
+        pictures = contrast_check.bundled_set(p.model) if contrast_check.applies("auto", member, test) else None
+        if pictures is not None and not has_distribution(p, edit=member, edit_mode=mode, pictures=pictures):
+            out.append((member.spec, True))
+    return out
 
 
 def run_attribution(
@@ -877,22 +894,21 @@ def run_attribution(
             f"belonging: a 'not belonging' here is weak evidence."
         )
         edit, assumption = "none", NO_EDIT
-    building = not has_distribution(p, edit=assumption, edit_mode=mode)
+    builds = _builds(p, assumption, mode, test) if build_calibration else []
     # a build takes minutes: the prior of a plain attribution would be wrong
-    progress, eta = _plan(ref, building and build_calibration), Eta(None if building else eta_prior)
+    progress, eta = _plan(ref, len(builds)), Eta(None if builds else eta_prior)
     dists: dict[str, BelongingDistribution] = {}
     for member in assumption.members():  # the edit itself, or each edit of the robust family
         common: dict[str, Any] = dict(seed=0, rebuild=False, build=build_calibration, should_stop=should_stop)
         common |= dict(progress=progress, eta=eta, t0=t0, edit=member, edit_mode=mode)
-        dists[member.spec] = yield from _calibration_stream(p, n=N_CALIBRATION, **common)
-        pictures = contrast_check.bundled_set(gen) if contrast_check.applies("auto", member, test) else None
-        if (
-            pictures is not None
-            and build_calibration
-            and not has_distribution(p, edit=member, edit_mode=mode, pictures=pictures)
-        ):
+        stage = builds.index((member.spec, False)) if (member.spec, False) in builds else 0
+        dists[member.spec] = yield from _calibration_stream(p, n=N_CALIBRATION, stage=stage, **common)
+        if (member.spec, True) in builds:
             # a missing contrast distribution is built here, with progress; attribute_stream then reads it
-            yield from _calibration_stream(p, n=len(pictures), pictures=pictures, **common)
+            pictures = contrast_check.bundled_set(gen)
+            assert pictures is not None  # _builds listed it because the model has a contrast set
+            stage = builds.index((member.spec, True))
+            yield from _calibration_stream(p, n=len(pictures), pictures=pictures, stage=stage, **common)
     target = gen.preprocess(loaded.image)
     hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
     for ev in attribute_stream(
@@ -976,7 +992,7 @@ def run_calibration(
         rebuild=rebuild,
         build=build,
         should_stop=should_stop,
-        progress=_plan(p.reference, True),
+        progress=_plan(p.reference, 1),
         eta=Eta(),
         t0=t0,
     )

@@ -184,7 +184,7 @@ def test_a_reference_only_build_fills_the_whole_progress_bar(tiny_dcgan, tiny_re
     assert not reuses_model_side(tiny_dcgan, tiny_ref, settings=CHEAP_REF, n=5, seed=1)  # other samples
     assert not reuses_model_side(tiny_dcgan, None, settings=LM, n=5, seed=0)
     p = Prepared(tiny_dcgan, tiny_ref, CHEAP_REF, torch.device("cpu"))
-    progress = studio.Progress({"calibration-model": 10.0, "calibration-reference": 10.0})
+    progress = studio.Progress({"calibration-model-0": 10.0, "calibration-reference-0": 10.0})
     stream = studio._calibration_stream(p, n=5, seed=0, rebuild=False, build=True, should_stop=None, t0=0.0,
                                         progress=progress)
     fractions = []
@@ -198,3 +198,26 @@ def test_a_reference_only_build_fills_the_whole_progress_bar(tiny_dcgan, tiny_re
     skip = studio.Progress({"a": 1.0, "b": 3.0})
     skip.skip("b")
     assert skip.update("a", 0.5) == pytest.approx(0.5)
+
+
+
+def test_a_job_that_builds_two_distributions_moves_its_bar_through_both(tiny_dcgan, tiny_ref, cache_tmp):
+    """An app job that builds several distributions (the robust family's edits, a contrast set) gives
+    each build its own stage of the bar: the second build moves it on instead of idling at the first's
+    end (before: both reported on one phase)."""
+    from ronan import studio
+    from ronan.edits.policy import NONE as NO_EDIT
+    from ronan.prepare import Prepared
+
+    p = Prepared(tiny_dcgan, tiny_ref, LM, torch.device("cpu"))
+    assert studio._builds(p, NO_EDIT, "samples", "robust") == [("none", False)]  # no contrast set: not bundled
+    progress = studio._plan(tiny_ref, 2)  # query on M and M_r (1 + 1) after two builds (4 x 10)
+    ends = []
+    for stage, seed in ((0, 0), (1, 1)):
+        stream = studio._calibration_stream(p, n=5, seed=seed, rebuild=False, build=True, should_stop=None,
+                                            t0=0.0, progress=progress, stage=stage)
+        fractions = [ev.fraction for ev in stream]
+        assert fractions == sorted(fractions)
+        ends.append(fractions[-1])
+    assert ends[0] == pytest.approx(20 / 42, abs=0.02) and ends[1] == pytest.approx(40 / 42, abs=0.02)
+    assert studio.has_distribution(p, n=5, seed=0) and studio.has_distribution(p, n=5, seed=1)
