@@ -1078,6 +1078,11 @@ def run_batch(
         good = [(it, li) for it, li in part if li is not None]
         for group, given in _edit_split(good, p.model, dist):
             try:
+                if given is None and build_calibration:  # edited files: their distributions, built with progress
+                    edited = [li for _, li in group]
+                    yield from _edit_builds_stream(
+                        p, edited, progress=progress, eta=eta, t0=t0, should_stop=should_stop
+                    )
                 for ev in attribute_stream(
                     [li for _, li in group],
                     p,
@@ -1128,6 +1133,26 @@ def run_batch(
             d[res.verdict] += 1
     conf = confusion(bel, non) if (bel or non) else None
     yield BatchOutcome(rows, results, conf, per_label)
+
+
+def _edit_builds_stream(p: Prepared, loaded: list, *, progress, eta, t0, should_stop, test: str = "robust"):
+    """Build, streaming progress, the missing edit-aware belonging and contrast distributions that
+    :func:`ronan.attribution.attribute_stream` needs for the edited files ``loaded`` (the edit each
+    file reveals, its default mode, N = 100, seed 0), so that it then reads them from the cache
+    instead of building them without progress events."""
+    assumptions: dict[str, EditAssumption] = {}
+    for li in loaded:
+        a = resolve_edit(li, p.model.image_size, p.model.channels)
+        assumptions.setdefault(a.spec, a)
+    for a in assumptions.values():
+        mode = "samples" if a.is_robust else default_edit_mode(a)
+        members = {m.spec: m for m in a.members()}
+        for spec, contrast in _builds(p, a, mode, test):
+            pictures = contrast_check.bundled_set(p.model) if contrast else None
+            n = N_CALIBRATION if pictures is None else len(pictures)
+            common: dict[str, Any] = dict(seed=0, rebuild=False, build=True, should_stop=should_stop, t0=t0)
+            common |= dict(progress=progress, eta=eta, edit=members[spec], edit_mode=mode, pictures=pictures)
+            yield from _calibration_stream(p, n=n, **common)
 
 
 def _edit_split(

@@ -233,6 +233,27 @@ def test_batch_with_an_edited_image_keeps_the_others(tmp_path):
     assert by_name["real/b.jpg"]["verdict"] == "error" and "jpeg" in by_name["real/b.jpg"]["error"].lower()
 
 
+def test_a_batch_that_builds_an_edit_distribution_streams_its_progress(tmp_path, cache_tmp):
+    """With build_calibration, the distributions an edited file needs (belonging and contrast, JPEG q95:
+    none committed) are built before its inversions with progress events, not silently inside them."""
+    from ronan import studio
+
+    jpeg = png_bytes(Image.open(SAMPLES / "fmnist-test" / "0002.png"), "JPEG", quality=95)
+    items = studio.collect_batch([_zip(tmp_path, {"real/a.png": (SAMPLES / "fmnist-test" / "0001.png").read_bytes(),
+                                                  "real/b.jpg": jpeg})])
+    events = list(studio.run_batch(items, "dcgan-fmnist", reference=None, build_calibration=True))
+    roles = [ev.phase for ev in events[:-1]]
+    builds = [ev.message for ev in events[:-1] if ev.phase == "calibration"]
+    assert any("belonging distribution" in m for m in builds) and any("contrast distribution" in m for m in builds)
+    last_build = max(i for i, r in enumerate(roles) if r == "calibration")
+    assert "model" in roles[last_build:]  # the edited image's inversion comes after its builds
+    assert sorted(f.name.split("__")[3] for f in cache_tmp.glob("*.json")) == ["jpeg95", "jpeg95"]
+    by_name = {r["image"]: r for r in events[-1].rows}
+    assert by_name["real/b.jpg"]["verdict"] != "error" and by_name["real/a.png"]["verdict"] == "non-belonging"
+    fractions = [ev.fraction for ev in events[:-1]]
+    assert fractions == sorted(fractions)
+
+
 def test_float_tiff_with_nan_and_inf_has_a_note_and_no_warning():
     arr = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
     arr[0, :3] = np.nan
