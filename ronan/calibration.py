@@ -31,6 +31,7 @@ from .errors import CalibrationError, Cancelled
 from .inversion import InversionProgress, InversionResult, InversionSettings, invert_jobs_stream
 from .models.base import Generator
 from .models.cards import is_safe_name
+from .starts import settings_for
 
 METHOD_VERSION = 1
 """Bump when a change of the engine changes losses: every cache is then rebuilt."""
@@ -304,7 +305,7 @@ def distribution_key(
         | ({"edit": edit} if edit is not None else {})
         | ({"pictures": pictures} if pictures is not None else {})
         | (
-            {"reference_learned_start": settings.to_dict(generator=reference)["learned_start"]}
+            {"reference_learned_start": settings_for(reference).to_dict()}
             if reference is not None and reference.start_settings and settings.learned_start
             else {}
         )

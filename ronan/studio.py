@@ -816,18 +816,32 @@ def _plan(ref: Generator | None, builds: int) -> Progress:
     return Progress(weights)
 
 
-def _builds(p: Prepared, assumption: EditAssumption, mode: str, test: str) -> list[tuple[str, bool]]:
-    """The distributions an attribution under ``assumption`` must build first, in the order it
-    builds them: ``(edit spec, contrast)`` per missing belonging (False) or contrast (True)
-    distribution of each edit of the assumption."""
-    out = []
+def _builds(p: Prepared, assumption: EditAssumption, mode: str, test: str) -> list[tuple[EditAssumption, Any]]:
+    """The distributions an attribution under ``assumption`` needs and the cache lacks, in the order
+    they are built: ``(edit, None)`` for a belonging distribution, ``(edit, pictures)`` for a contrast
+    one (:class:`ronan.contrast.PictureSet`), for each edit of the assumption."""
+    out: list[tuple[EditAssumption, Any]] = []
     for member in assumption.members():
         if not has_distribution(p, edit=member, edit_mode=mode):
-            out.append((member.spec, False))
+            out.append((member, None))
         pictures = contrast_check.bundled_set(p.model) if contrast_check.applies("auto", member, test) else None
         if pictures is not None and not has_distribution(p, edit=member, edit_mode=mode, pictures=pictures):
-            out.append((member.spec, True))
+            out.append((member, pictures))
     return out
+
+
+def _build_stream(p: Prepared, builds: list, *, mode: str, progress, eta, t0, should_stop):
+    """Build the distributions ``builds`` lists (:func:`_builds`), the k-th as stage k of
+    ``progress``, streaming RunProgress; return the belonging ones built, by edit spec."""
+    built: dict[str, BelongingDistribution] = {}
+    for k, (member, pictures) in enumerate(builds):
+        n = N_CALIBRATION if pictures is None else len(pictures)
+        common: dict[str, Any] = dict(seed=0, rebuild=False, build=True, should_stop=should_stop, t0=t0, stage=k)
+        common |= dict(progress=progress, eta=eta, edit=member, edit_mode=mode, pictures=pictures)
+        dist = yield from _calibration_stream(p, n=n, **common)
+        if pictures is None:
+            built[member.spec] = dist
+    return built
 
 
 def run_attribution(
@@ -897,18 +911,14 @@ def run_attribution(
     builds = _builds(p, assumption, mode, test) if build_calibration else []
     # a build takes minutes: the prior of a plain attribution would be wrong
     progress, eta = _plan(ref, len(builds)), Eta(None if builds else eta_prior)
-    dists: dict[str, BelongingDistribution] = {}
+    # missing distributions (belonging and contrast) are built first, with progress; attribute_stream
+    # then reads the contrast ones from the cache
+    dists = yield from _build_stream(p, builds, mode=mode, progress=progress, eta=eta, t0=t0, should_stop=should_stop)
     for member in assumption.members():  # the edit itself, or each edit of the robust family
-        common: dict[str, Any] = dict(seed=0, rebuild=False, build=build_calibration, should_stop=should_stop)
-        common |= dict(progress=progress, eta=eta, t0=t0, edit=member, edit_mode=mode)
-        stage = builds.index((member.spec, False)) if (member.spec, False) in builds else 0
-        dists[member.spec] = yield from _calibration_stream(p, n=N_CALIBRATION, stage=stage, **common)
-        if (member.spec, True) in builds:
-            # a missing contrast distribution is built here, with progress; attribute_stream then reads it
-            pictures = contrast_check.bundled_set(gen)
-            assert pictures is not None  # _builds listed it because the model has a contrast set
-            stage = builds.index((member.spec, True))
-            yield from _calibration_stream(p, n=len(pictures), pictures=pictures, stage=stage, **common)
+        if member.spec not in dists:  # from the cache (missing and not to be built: DistributionMissing)
+            common: dict[str, Any] = dict(seed=0, rebuild=False, build=build_calibration, should_stop=should_stop)
+            common |= dict(progress=progress, eta=eta, t0=t0, edit=member, edit_mode=mode)
+            dists[member.spec] = yield from _calibration_stream(p, n=N_CALIBRATION, **common)
     target = gen.preprocess(loaded.image)
     hist: dict[str, tuple[list[int], list[float]]] = {"model": ([], []), "reference": ([], [])}
     for ev in attribute_stream(
@@ -1146,13 +1156,8 @@ def _edit_builds_stream(p: Prepared, loaded: list, *, progress, eta, t0, should_
         assumptions.setdefault(a.spec, a)
     for a in assumptions.values():
         mode = "samples" if a.is_robust else default_edit_mode(a)
-        members = {m.spec: m for m in a.members()}
-        for spec, contrast in _builds(p, a, mode, test):
-            pictures = contrast_check.bundled_set(p.model) if contrast else None
-            n = N_CALIBRATION if pictures is None else len(pictures)
-            common: dict[str, Any] = dict(seed=0, rebuild=False, build=True, should_stop=should_stop, t0=t0)
-            common |= dict(progress=progress, eta=eta, edit=members[spec], edit_mode=mode, pictures=pictures)
-            yield from _calibration_stream(p, n=n, **common)
+        common = dict(mode=mode, progress=progress, eta=eta, t0=t0, should_stop=should_stop)
+        yield from _build_stream(p, _builds(p, a, mode, test), **common)
 
 
 def _edit_split(

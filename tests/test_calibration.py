@@ -210,7 +210,7 @@ def test_a_job_that_builds_two_distributions_moves_its_bar_through_both(tiny_dcg
     from ronan.prepare import Prepared
 
     p = Prepared(tiny_dcgan, tiny_ref, LM, torch.device("cpu"))
-    assert studio._builds(p, NO_EDIT, "samples", "robust") == [("none", False)]  # no contrast set: not bundled
+    assert [(e.spec, pictures) for e, pictures in studio._builds(p, NO_EDIT, "samples", "robust")] == [("none", None)]
     progress = studio._plan(tiny_ref, 2)  # query on M and M_r (1 + 1) after two builds (4 x 10)
     ends = []
     for stage, seed in ((0, 0), (1, 1)):
