@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from ronan import __version__, plots, report, studio, views  # noqa: E402
 from ronan.errors import CalibrationError, Cancelled, DistanceUnavailable, ModelUnavailable, RonanError  # noqa: E402
 from ronan.images import load_image  # noqa: E402
-from ronan.inversion import DEFAULT_PRESET, PRESET_SUMMARIES  # noqa: E402
+from ronan.inversion import MODEL_PRESET, PRESET_SUMMARIES  # noqa: E402
 from ronan.models.registry import DEFAULT_MODEL  # noqa: E402
 from ronan.prepare import prepare  # noqa: E402
 from ronan.rows import write_csv  # noqa: E402
@@ -658,7 +658,7 @@ def build_attribute_tab(default: str, presets: list[str], choices: list[studio.M
                 )
                 c["preset"] = gr.Radio(
                     presets,
-                    value=DEFAULT_PRESET,
+                    value=MODEL_PRESET,
                     label="Inversion preset",
                     info="; ".join(f"{k}: {PRESET_SUMMARIES[k]}" for k in presets),
                 )
@@ -677,7 +677,7 @@ def build_attribute_tab(default: str, presets: list[str], choices: list[studio.M
                     "when the evidence is weak; paper: Eq. 3 on all N values",
                 )
                 c["dist_status"] = gr.Markdown(
-                    _dist_status(default, "default", "mse", DEFAULT_PRESET, None, None, None), elem_id="dist-status"
+                    _dist_status(default, "default", "mse", MODEL_PRESET, None, None, None), elem_id="dist-status"
                 )
                 allowed = studio.builds_allowed()
                 c["build"] = gr.Checkbox(
@@ -975,7 +975,7 @@ def build_which_tab(presets: list[str]) -> dict:
             )
             c["preview"] = gr.HTML("")
             with gr.Accordion("Advanced", open=False):
-                c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
+                c["preset"] = gr.Radio(presets, value=MODEL_PRESET, label="Inversion preset")
                 c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
                 c["seed"] = gr.Number(0, label="seed", precision=0)
         with gr.Column(scale=7, min_width=330):
@@ -1091,7 +1091,7 @@ def build_calibrate_tab(default: str, presets: list[str], choices: list[studio.M
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=330):
             c["model"] = gr.Dropdown(_model_choices(choices=choices), value=default, label="Model")
-            c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
+            c["preset"] = gr.Radio(presets, value=MODEL_PRESET, label="Inversion preset")
             with gr.Row():
                 c["run"] = gr.Button(
                     "Show / build" if allowed else "Show", variant="primary", elem_id="calibrate-run", scale=2
@@ -1257,7 +1257,7 @@ def build_batch_tab(default: str, presets: list[str], choices: list[studio.Model
                 c["run"] = gr.Button("Run batch", variant="primary", elem_id="batch-run", scale=2)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1)
             with gr.Accordion("Advanced: preset, alpha, seed", open=False):
-                c["preset"] = gr.Radio(presets, value=DEFAULT_PRESET, label="Inversion preset")
+                c["preset"] = gr.Radio(presets, value=MODEL_PRESET, label="Inversion preset")
                 with gr.Row():
                     c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha")
                     c["seed"] = gr.Number(0, label="seed", precision=0)

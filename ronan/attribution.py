@@ -436,7 +436,8 @@ def attribute_stream(
         contrast_pictures (PictureSet | None): the real pictures of the check; None: the bundled
             model's tier set (:func:`ronan.contrast.bundled_set`; other models then have none,
             and the result notes that the check could not run).
-        preset (str | None): inversion preset (default ``"fast"``); ``steps``, ``restarts``,
+        preset (str | None): inversion preset; None or ``"default"`` (default None): the model's
+            own (its card's ``preset``, else ``"fast"``); ``steps``, ``restarts``,
             ``lr`` and ``precision`` override it.
         seed (int): seed of the query inversions, in ``[0, 2**63)`` (default 0).
         n_calibration (int): N of the belonging distribution (default 100).

@@ -80,7 +80,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_method(p: argparse.ArgumentParser) -> None:
     from .distances import DISTANCES
-    from .inversion import DEFAULT_PRESET, PRESETS
+    from .inversion import DEFAULT_PRESET, MODEL_PRESET, PRESETS
 
     p.add_argument(
         "--reference",
@@ -91,9 +91,9 @@ def _add_method(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distance", default="mse", choices=DISTANCES, help="loss L (default: mse)")
     p.add_argument(
         "--preset",
-        default=DEFAULT_PRESET,
-        choices=list(PRESETS),
-        help=f"inversion preset (default: {DEFAULT_PRESET}); "
+        default=MODEL_PRESET,
+        choices=[MODEL_PRESET, *PRESETS],
+        help=f"inversion preset (default: {MODEL_PRESET}, the model card's preset, else {DEFAULT_PRESET}); "
         + "; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()).replace("%", "%%"),
     )
     p.add_argument(

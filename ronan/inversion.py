@@ -247,24 +247,47 @@ with limits.presets_unbounded():  # the operator's bounds apply when a request u
                                       refine_jacobian_every=4),
     }
 PRESET_SUMMARIES: dict[str, str] = {
+    "default": "each model's own: the preset its card names (e.g. thorough), else fast",
     "paper": "the paper's procedure: Adam lr 0.1, 1500 steps, one start",
-    "fast": "the default: learned start, at most 100 Adam steps, then at most 32 Levenberg-Marquardt iterations "
+    "fast": "learned start, at most 100 Adam steps, then at most 32 Levenberg-Marquardt iterations "
     "(on the reference model 4)",
     "fast-lm16": "the previous default: learned start, at most 300 Adam steps, 16 Levenberg-Marquardt iterations",
     "fast-adam": "Adam with early stopping only, at most 1000 steps (where the refinement cannot apply)",
     "thorough": "8 starts around the learned one, then at most 160 Levenberg-Marquardt iterations: for models "
     "whose own images do not invert with fast (2-3x slower)",
 }
-"""One short line per preset, for choosers (the app); :meth:`InversionSettings.describe` has the details."""
+"""One short line per preset and for ``"default"``, for choosers (the app); :meth:`InversionSettings.describe`
+has the details."""
 DEFAULT_PRESET = "fast"
+"""The preset of models whose card names none."""
+MODEL_PRESET = "default"
+"""The preset name that means "the model's own": its card's ``preset``, else :data:`DEFAULT_PRESET`
+(as the reference ``"default"`` means the model's pairing)."""
 FALLBACK_PRESETS = {"fast": "fast-adam", "fast-lm16": "fast-adam", "thorough": "fast-adam"}
 """Preset used instead where the named one's Levenberg-Marquardt refinement cannot apply
 (a distance other than MSE, or more than ``refine.MAX_DIM`` optimised input entries)."""
 
 
+def preset_name(preset: str | None, model: Generator | None = None) -> str:
+    """The preset that ``preset`` names for ``model``.
+
+    Args:
+        preset (str | None): a name of :data:`PRESETS`, or None, ``""`` or ``"default"``: the
+            model's own (``Generator.default_preset``, from its card), else ``"fast"``.
+        model (Generator | None): the model the preset is for (None: no model's own).
+
+    Returns:
+        str: the preset's name (not checked against :data:`PRESETS`).
+    """
+    if preset in (None, "", MODEL_PRESET):
+        return getattr(model, "default_preset", None) or DEFAULT_PRESET
+    return str(preset)
+
+
 def resolve_settings(preset: str | None = None, *, model: Generator | None = None, distance: str | None = None,
                      **overrides) -> InversionSettings:
-    """Settings of ``preset`` (default ``DEFAULT_PRESET``) with non-None ``overrides`` applied.
+    """Settings of ``preset`` (:func:`preset_name`: default the model's own, else ``"fast"``) with
+    non-None ``overrides`` applied.
 
     Given the ``model`` (and ``distance``, default ``"mse"``) the settings are for, a preset whose
     refinement cannot apply to them is replaced by its fallback (``FALLBACK_PRESETS``: ``"fast"``
@@ -274,9 +297,9 @@ def resolve_settings(preset: str | None = None, *, model: Generator | None = Non
     Raises:
         ValueError: unknown preset or invalid value.
     """
-    name = preset or DEFAULT_PRESET
+    name = preset_name(preset, model)
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ValueError(f"unknown preset {name!r}; choose one of {MODEL_PRESET}, {', '.join(PRESETS)}")
     if model is not None and name in FALLBACK_PRESETS and not refines(model, distance or "mse"):
         name = FALLBACK_PRESETS[name]
     overrides = {k: v for k, v in overrides.items() if v is not None}

@@ -29,7 +29,7 @@ import torch
 from . import limits
 from .calibration import check_reference
 from .distances import get_distance
-from .inversion import DEFAULT_PRESET, InversionSettings, resolve_settings
+from .inversion import DEFAULT_PRESET, InversionSettings, preset_name, resolve_settings
 from .models.base import Generator
 from .models.registry import default_reference, load_model, resolve_device
 
@@ -52,7 +52,8 @@ class Prepared:
             fallback and the overrides; they key the belonging distribution).
         device (torch.device): where the inversions run.
         distance (str): the loss L (``"mse"``, ``"mae"``, ``"ssim"`` or ``"lpips"``).
-        preset (str): the preset asked for (default ``"fast"``), as recorded in results.
+        preset (str): the preset that ran (before the fallback), as recorded in results: the one asked
+            for, or the model's own (its card's ``preset``, else ``"fast"``) when none or ``"default"`` was.
     """
 
     model: Generator
@@ -116,7 +117,8 @@ def prepare(
         reference (str | os.PathLike | Generator | None): see :func:`reference_name`; default
             ``"default"`` (the model's pairing).
         distance (str): ``"mse"`` (default), ``"mae"``, ``"ssim"`` or ``"lpips"``.
-        preset (str | None): inversion preset (default ``"fast"``); ``steps`` (1 ..
+        preset (str | None): inversion preset; None or ``"default"`` (default): the model's own
+            (its card's ``preset``, else ``"fast"``; :func:`ronan.inversion.preset_name`); ``steps`` (1 ..
             ``RONAN_MAX_STEPS``), ``restarts`` (>= 1), ``lr`` (finite, > 0) override it.
         precision (str | None): ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only;
             elsewhere dropped, see :func:`ronan.limits.effective_precision`); default fp32.
@@ -142,4 +144,4 @@ def prepare(
         preset, model=gen, distance=distance, steps=steps, restarts=restarts, lr=lr, precision=precision
     )
     get_distance(distance, dev)  # fail fast (e.g. LPIPS weights missing) before any work
-    return Prepared(gen, ref, settings, dev, distance, preset or DEFAULT_PRESET)
+    return Prepared(gen, ref, settings, dev, distance, preset_name(preset, gen))

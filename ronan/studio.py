@@ -793,15 +793,15 @@ def distribution_status(
     if has_distribution(p):
         return (
             True,
-            f"The belonging distribution for these settings is ready ({p.model.name}, reference "
-            f"{p.reference.name if p.reference is not None else 'none'}).",
+            f"The belonging distribution for these settings is ready ({p.model.name}, preset {p.preset}, "
+            f"reference {p.reference.name if p.reference is not None else 'none'}).",
         )
     how = (
         "it will be built on the first run (minutes)"
         if builds_allowed()
         else "this server does not build one for visitors, so Run would stop with a message"
     )
-    return False, f"No belonging distribution for these settings yet: {how}."
+    return False, f"No belonging distribution for these settings (preset {p.preset}) yet: {how}."
 
 
 def _plan(ref: Generator | None, builds: int) -> Progress:
@@ -1247,10 +1247,10 @@ def run_which_model(
 
 
 def presets() -> list[str]:
-    """Names of the inversion presets, default first."""
-    from .inversion import DEFAULT_PRESET
+    """The choices of a preset chooser: ``"default"`` (each model's own), then the presets, ``"fast"`` first."""
+    from .inversion import DEFAULT_PRESET, MODEL_PRESET
 
-    return [DEFAULT_PRESET] + [p for p in PRESETS if p != DEFAULT_PRESET]
+    return [MODEL_PRESET, DEFAULT_PRESET] + [p for p in PRESETS if p != DEFAULT_PRESET]
 
 
 __all__ = [

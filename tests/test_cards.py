@@ -54,6 +54,9 @@ FAMILY = {"name": "my-dcgan", "family": "dcgan", "config": {"latent_dim": 8, "ba
     ({"learned_start": {"lr": 2}}, "learned_start"),
     ({"learned_start": {"depth": 3}}, "learned_start"),
     ({"learned_start": [64]}, "learned_start"),
+    ({"preset": "quick"}, "preset"),
+    ({"preset": "default"}, "preset"),  # a card names a preset, not "the model's own"
+    ({"preset": 3}, "preset"),
     ({"weight_file": "model.safetensors"}, "weight_file"),  # a typo is an unknown field, not ignored
 ])
 def test_each_bad_field_is_one_line_naming_it(tmp_path, patch, field):

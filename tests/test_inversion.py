@@ -117,7 +117,7 @@ def test_conditional_model_tries_every_class_with_label_fixed():
 def test_presets():
     from ronan.inversion import PRESET_SUMMARIES, PRESETS
 
-    assert set(PRESET_SUMMARIES) == set(PRESETS)  # every preset has its one line for the app
+    assert set(PRESET_SUMMARIES) == set(PRESETS) | {"default"}  # every preset (and the model's own) has its line
     paper = resolve_settings("paper")
     assert (paper.steps, paper.lr, paper.restarts) == (1500, 0.1, 1)
     assert resolve_settings("fast", steps=7).steps == 7

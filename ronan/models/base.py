@@ -31,6 +31,8 @@ class Generator(torch.nn.Module):
         start_settings (dict | None): how this model's start network is trained, as
             :class:`ronan.starts.StartSettings` fields that differ from the defaults (set from its
             card's ``learned_start``); None: the defaults.
+        default_preset (str | None): the inversion preset used when none is asked for (set from
+            its card's ``preset``; :func:`ronan.inversion.preset_name`); None: ``"fast"``.
     """
 
     name: str = "generator"
@@ -42,6 +44,7 @@ class Generator(torch.nn.Module):
     default_reference: str | None = None
     cuda_graphs: bool = False
     start_settings: dict | None = None
+    default_preset: str | None = None
 
     def freeze(self) -> Generator:
         """Put the model in eval mode and stop gradients to its parameters. Returns self."""

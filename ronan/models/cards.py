@@ -56,6 +56,9 @@ Other fields (defaults in brackets):
   loosely, e.g. ``{"width": 64, "batch": 512, "steps": 9600}`` (keys ``width`` 8-256, ``batch``
   1-4096, ``steps`` 1-1000000, ``lr`` (0, 1], ``seed`` >= 0; omitted keys keep their default). Part
   of the start network's and the belonging distributions' keys.
+* ``preset`` [null: ``"fast"``]: the inversion preset this model's attributions use when none is
+  asked for (the preset ``"default"``, the CLI's and the app's default), e.g. ``"thorough"`` for a
+  generator whose own images do not invert with ``fast``; one of :data:`ronan.inversion.PRESETS`.
 * For humans only (not interpreted): ``architecture``, ``parameters``, ``training_command``,
   ``training``, ``versions``, ``license``, ``notes``, ``created``, ``source``.
 """
@@ -121,6 +124,7 @@ FIELDS = (
             "preprocessing",
             "conditioning",
             "learned_start",
+            "preset",
         }
     )
     | INFO_FIELDS
@@ -205,6 +209,7 @@ class ModelCard:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     conditioning: Conditioning | None = None
     learned_start: dict | None = None
+    preset: str | None = None
     card_version: int = CARD_VERSION
     path: Path | None = None
     raw: dict = field(default_factory=dict)
@@ -336,6 +341,17 @@ def _learned_start(f: _Fields) -> dict | None:
     return {k: (float(x) if k == "lr" else x) for k, x in v.items()}
 
 
+def _preset(f: _Fields) -> str | None:
+    v = f.get("preset", str)
+    if v is None:
+        return None
+    from ..inversion import PRESETS  # only for the cards that name one
+
+    if v not in PRESETS:
+        f.fail("preset", f"unknown preset {json.dumps(v)[:40]} (known: {', '.join(PRESETS)})")
+    return v
+
+
 def parse_card(data: dict, source: str = "model card", folder: Path | None = None) -> ModelCard:
     """Validate the JSON object of a card and return a :class:`ModelCard`.
 
@@ -416,6 +432,7 @@ def parse_card(data: dict, source: str = "model card", folder: Path | None = Non
         card.output_range = (float(rng[0]), float(rng[1]))
     card.preprocessing = _preprocessing(f)
     card.learned_start = _learned_start(f)
+    card.preset = _preset(f)
     weights = f.path("weights_file", folder)
     if weights is not None and not weights.name.endswith(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES):
         f.fail(

@@ -232,6 +232,7 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
     gen.name = card.name
     gen.default_reference = card.reference
     gen.start_settings = card.learned_start
+    gen.default_preset = card.preset
     if digest is None:
         from .wrap import state_dict_sha256
 

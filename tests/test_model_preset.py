@@ -1,0 +1,55 @@
+"""A model card's ``preset``: the inversion preset its attributions use when none is asked for
+(the preset ``"default"``), recorded as the preset that ran; an explicit preset still wins."""
+
+import pytest
+
+from ronan import studio
+from ronan.attribution import attribute
+from ronan.cli import main
+from ronan.inversion import DEFAULT_PRESET, MODEL_PRESET, PRESETS, preset_name, resolve_settings
+from ronan.models import cards
+from ronan.prepare import prepare
+
+
+def test_a_card_preset_is_parsed(tmp_path):
+    data = {"name": "my-dcgan", "family": "dcgan", "config": {"latent_dim": 8, "base": 8}, "weights_sha256": "ab" * 32}
+    assert cards.parse_card({**data, "preset": "thorough"}, "card.json", tmp_path).preset == "thorough"
+    assert cards.parse_card(data, "card.json", tmp_path).preset is None
+
+
+def test_default_names_the_model_own_preset_and_an_explicit_one_wins(tiny_dcgan):
+    assert preset_name(None, tiny_dcgan) == preset_name(MODEL_PRESET, tiny_dcgan) == DEFAULT_PRESET
+    tiny_dcgan.default_preset = "thorough"
+    assert preset_name(None, tiny_dcgan) == preset_name(MODEL_PRESET, tiny_dcgan) == preset_name("", tiny_dcgan)
+    assert preset_name(None, tiny_dcgan) == "thorough" and preset_name("paper", tiny_dcgan) == "paper"
+    assert resolve_settings(model=tiny_dcgan) == PRESETS["thorough"]
+    assert resolve_settings("default", model=tiny_dcgan) == PRESETS["thorough"]
+    assert resolve_settings("fast", model=tiny_dcgan) == PRESETS["fast"]
+    assert resolve_settings() == PRESETS[DEFAULT_PRESET]  # no model: the global default
+    with pytest.raises(ValueError, match="choose one of default, "):
+        resolve_settings("quick", model=tiny_dcgan)
+
+
+def test_an_attribution_runs_and_records_the_model_own_preset(tiny_dcgan, real_images, cache_tmp):
+    tiny_dcgan.default_preset = "paper"
+    common = {"reference": None, "steps": 30, "n_calibration": 5, "edit": "none", "contrast": "off"}
+    r = attribute(real_images[0], tiny_dcgan, **common)
+    assert r.preset == "paper" and r.settings["steps"] == 30 and "learned_start" not in r.settings
+    fast = attribute(real_images[0], tiny_dcgan, preset="fast", **common)
+    assert fast.preset == "fast" and "learned_start" in fast.settings  # an explicit preset wins
+
+
+def test_the_late_model_defaults_to_thorough_and_its_distribution_is_committed():
+    p = prepare("upgan64-clipart", device="cpu")
+    assert p.preset == "thorough" and p.settings == PRESETS["thorough"]
+    assert prepare("upgan64-clipart", preset="fast", device="cpu").preset == "fast"
+    ready, line = studio.distribution_status("upgan64-clipart")
+    assert ready and "preset thorough" in line, line
+    assert prepare("dcgan64-clipart", device="cpu").preset == "fast"  # models whose card names none
+
+
+def test_the_cli_default_preset_is_the_model_own(capsys):
+    with pytest.raises(SystemExit):
+        main(["attribute", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "default: default, the model card's preset, else fast" in out
