@@ -153,7 +153,7 @@ def main() -> None:
     calibrations = [True] if args.no_raw else [True, False]
     bel_pristine = as_uploads(generate_pil(model, args.n, 1000), args.model)
     others = {s: source_images(s, model, args.n) for s in args.others}
-    out = {"model": args.model, "reference": ref, "n": args.n, "preset": args.preset, "device": args.device,
+    out = {"model": args.model, "reference": ref, "n": args.n, "preset": target.preset, "device": args.device,
            "precision": args.precision or "fp32", "settings": target.settings.to_dict(generator=model), "rows": [], "timings": {},
            "images": {}}
     for edit in ([] if args.skip_pristine else [None]) + list(args.edits):
