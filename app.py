@@ -236,6 +236,11 @@ def model_info(name: str, choices: list[studio.ModelChoice] | None = None) -> st
                 f"so a photo is (rightly) <i>not belonging</i>. "
                 f"Reference M_r: {html.escape(c.reference or 'none')}."
             )
+            if c.preset:
+                text += (
+                    f" Its card names the <b>{html.escape(c.preset)}</b> inversion preset "
+                    "(the preset <i>default</i> runs it)."
+                )
     missing = [c for c in choices if not c.available]
     if missing:
         groups: dict[str, list[str]] = {}

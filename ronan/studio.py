@@ -90,7 +90,8 @@ class ModelChoice:
     """A model as the app lists it.
 
     ``domain`` says what the model makes (``"28x28 grayscale Fashion-MNIST clothing items"``);
-    ``role`` is ``"generator"`` or ``"reference"``; ``state`` the registry's availability state.
+    ``role`` is ``"generator"`` or ``"reference"``; ``state`` the registry's availability state;
+    ``preset`` the inversion preset its card names (None: ``"fast"``).
     """
 
     name: str
@@ -105,6 +106,7 @@ class ModelChoice:
     source: str = "bundled"
     state: str | None = None
     domain: str = ""
+    preset: str | None = None
 
 
 _DATASET_WORDS = (
@@ -155,6 +157,7 @@ def model_choices() -> list[ModelChoice]:
                 m.source,
                 m.state,
                 domain_text(m.resolution, m.channels, data),
+                m.preset,
             )
         )
     return out

@@ -53,3 +53,13 @@ def test_the_cli_default_preset_is_the_model_own(capsys):
         main(["attribute", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "default: default, the model card's preset, else fast" in out
+
+
+def test_the_model_lists_and_the_app_name_the_card_preset():
+    choices = {c.name: c for c in studio.model_choices()}
+    assert choices["upgan64-clipart"].preset == "thorough" and choices["dcgan64-clipart"].preset is None
+    pytest.importorskip("gradio")
+    import app
+
+    assert "names the <b>thorough</b> inversion preset" in app.model_info("upgan64-clipart")
+    assert "inversion preset" not in app.model_info("dcgan64-clipart")

@@ -276,7 +276,8 @@ class ModelInfo:
     ``source`` is ``"bundled"``, ``"hub"`` or ``"user"``; ``state`` is ``"bundled"`` (or
     ``"unavailable"``) for bundled models, ``"ready"`` (or ``"unavailable"``) for user models,
     and ``"cached"``, ``"downloadable"`` or ``"unavailable"`` for hub models and user diffusers
-    models. ``card`` is the card file of bundled and user models.
+    models. ``card`` is the card file of bundled and user models; ``preset`` the inversion preset
+    its card names (None: ``"fast"``).
     """
 
     name: str
@@ -291,6 +292,7 @@ class ModelInfo:
     source: str = "bundled"
     state: str | None = None
     card: str | None = None
+    preset: str | None = None
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -380,13 +382,15 @@ def list_models() -> list[ModelInfo]:
     for spec in catalogue().values():
         state, reason = _state(spec.name, spec)
         ok = state in ("bundled", "ready", "cached")
+        preset: str | None = None
         if spec.source == "hub":
             m = HUB_MODELS[spec.name]
             res, ch = m.resolution, m.channels  # type: int | None, int | None
         else:
             raw: dict = {}
             if spec.card is not None and not spec.problem:
-                raw = cards.read_card_file(spec.card).raw
+                card = cards.read_card_file(spec.card)
+                raw, preset = card.raw, card.preset
             res, ch = raw.get("resolution"), raw.get("channels")
             if spec.source == "bundled" and not raw:
                 res, ch = None, None
@@ -404,6 +408,7 @@ def list_models() -> list[ModelInfo]:
                 source=spec.source,
                 state=state,
                 card=str(spec.card) if spec.card is not None else None,
+                preset=preset,
             )
         )
     return out
