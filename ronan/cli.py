@@ -728,12 +728,15 @@ def cmd_attribute(args) -> int:
 
 
 def result_line(r) -> str:
-    """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time."""
+    """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time
+    (and the preset when it is not ``fast``, e.g. a card's ``thorough``)."""
     from .attribution import bound_words
+    from .inversion import DEFAULT_PRESET
 
     least, most = bound_words(r)  # the reference's inversion ended once the verdict was certain
     ref = "None" if r.reference_loss is None else most + format(r.reference_loss, ".3g")  # as README documents
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
+    preset = f", preset {r.preset}" if r.preset not in (None, DEFAULT_PRESET) else ""
     matched = f": {r.robust_edit}" if r.robust_edit else ""
     edit = f"  edit {r.edit}{matched} ({r.edit_source})" if r.edit != "none" else ""
     c = r.contrast
@@ -743,7 +746,7 @@ def result_line(r) -> str:
     return (
         f"{safe(r.image)}: {r.verdict.upper()}  statistic {least}{r.statistic:.3f} vs critical {r.critical_value:.3f} "
         f"({r.test} test{removed})  loss {r.loss:.3g} / ref {ref} = {least}{r.calibrated_loss:.3g}{edit}{contrast}  "
-        f"({r.seconds:.2f} s)"
+        f"({r.seconds:.2f} s{preset})"
     )
 
 

@@ -1,11 +1,13 @@
 """A model card's ``preset``: the inversion preset its attributions use when none is asked for
 (the preset ``"default"``), recorded as the preset that ran; an explicit preset still wins."""
 
+from dataclasses import replace
+
 import pytest
 
 from ronan import studio
 from ronan.attribution import attribute
-from ronan.cli import main
+from ronan.cli import main, result_line
 from ronan.inversion import DEFAULT_PRESET, MODEL_PRESET, PRESETS, preset_name, resolve_settings
 from ronan.models import cards
 from ronan.prepare import prepare
@@ -34,9 +36,11 @@ def test_an_attribution_runs_and_records_the_model_own_preset(tiny_dcgan, real_i
     tiny_dcgan.default_preset = "paper"
     common = {"reference": None, "steps": 30, "n_calibration": 5, "edit": "none", "contrast": "off"}
     r = attribute(real_images[0], tiny_dcgan, **common)
-    assert r.preset == "paper" and r.settings["steps"] == 30 and "learned_start" not in r.settings
-    fast = attribute(real_images[0], tiny_dcgan, preset="fast", **common)
-    assert fast.preset == "fast" and "learned_start" in fast.settings  # an explicit preset wins
+    assert r.preset == "paper" and r.settings["steps"] == 30 and r.settings["lr"] == PRESETS["paper"].lr
+    other = attribute(real_images[0], tiny_dcgan, preset="fast-adam", **common)
+    assert other.preset == "fast-adam" and other.settings["lr"] == PRESETS["fast-adam"].lr  # an explicit preset wins
+    assert result_line(r).endswith(" s, preset paper)") and result_line(other).endswith(" s, preset fast-adam)")  # the CLI line
+    assert "preset" not in result_line(replace(r, preset="fast"))  # the usual one goes unsaid
 
 
 def test_the_late_model_defaults_to_thorough_and_its_distribution_is_committed():
