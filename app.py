@@ -42,9 +42,9 @@ import torch  # noqa: E402
 from ronan import __version__, plots, report, studio, views  # noqa: E402
 from ronan.errors import CalibrationError, Cancelled, DistanceUnavailable, ModelUnavailable, RonanError  # noqa: E402
 from ronan.images import load_image  # noqa: E402
-from ronan.inversion import MODEL_PRESET, PRESET_SUMMARIES  # noqa: E402
 from ronan.models.registry import DEFAULT_MODEL  # noqa: E402
 from ronan.prepare import prepare  # noqa: E402
+from ronan.preset_names import MODEL_PRESET, PRESET_SUMMARIES  # noqa: E402
 from ronan.rows import write_csv  # noqa: E402
 from ronan.which_model import WhichModelResult  # noqa: E402
 

@@ -44,10 +44,10 @@ from ronan.attribution import attribute_batch  # noqa: E402
 from ronan.calibration import calibrate_losses, get_distribution  # noqa: E402
 from ronan.generation import as_uploads, generate_pil  # noqa: E402
 from ronan.images import load_image  # noqa: E402
-from ronan.inversion import DEFAULT_PRESET, invert, resolve_settings  # noqa: E402
-from ronan.models.registry import default_reference, load_model  # noqa: E402
+from ronan.inversion import invert, resolve_settings  # noqa: E402
+from ronan.models.registry import FAMILIES, default_reference, load_model, read_card, weights_path  # noqa: E402
+from ronan.preset_names import DEFAULT_PRESET  # noqa: E402
 from ronan.provenance import environment  # noqa: E402
-from ronan.models.registry import FAMILIES, read_card, weights_path  # noqa: E402
 from ronan.stats import grubbs_test  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"

@@ -80,7 +80,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_method(p: argparse.ArgumentParser) -> None:
     from .distances import DISTANCES
-    from .inversion import DEFAULT_PRESET, MODEL_PRESET, PRESETS
+    from .inversion import PRESETS
+    from .preset_names import DEFAULT_PRESET, MODEL_PRESET
 
     p.add_argument(
         "--reference",
@@ -731,7 +732,7 @@ def result_line(r) -> str:
     """One line per attribution: verdict, statistic vs critical value, losses, removed samples, edit, time
     (and the preset when it is not ``fast``, e.g. a card's ``thorough``)."""
     from .attribution import bound_words
-    from .inversion import DEFAULT_PRESET
+    from .preset_names import DEFAULT_PRESET
 
     least, most = bound_words(r)  # the reference's inversion ended once the verdict was certain
     ref = "None" if r.reference_loss is None else most + format(r.reference_loss, ".3g")  # as README documents

@@ -51,6 +51,7 @@ from . import limits
 from .distances import Distance, get_distance
 from .errors import Cancelled
 from .graphs import GraphedGenerate, wants_graphs
+from .preset_names import MODEL_PRESET, PRESET_NAMES, preset_name
 from .models.base import Generator
 from .precision import autocast
 from .seeding import rng
@@ -246,42 +247,10 @@ with limits.presets_unbounded():  # the operator's bounds apply when a request u
                                       warmup_steps=100, start_spread=0.3, refine_steps=160,
                                       refine_jacobian_every=4),
     }
-PRESET_SUMMARIES: dict[str, str] = {
-    "default": "each model's own: the preset its card names (e.g. thorough), else fast",
-    "paper": "the paper's procedure: Adam lr 0.1, 1500 steps, one start",
-    "fast": "learned start, at most 100 Adam steps, then at most 32 Levenberg-Marquardt iterations "
-    "(on the reference model 4)",
-    "fast-lm16": "the previous default: learned start, at most 300 Adam steps, 16 Levenberg-Marquardt iterations",
-    "fast-adam": "Adam with early stopping only, at most 1000 steps (where the refinement cannot apply)",
-    "thorough": "8 starts around the learned one, then at most 160 Levenberg-Marquardt iterations: for models "
-    "whose own images do not invert with fast (2-3x slower)",
-}
-"""One short line per preset and for ``"default"``, for choosers (the app); :meth:`InversionSettings.describe`
-has the details."""
-DEFAULT_PRESET = "fast"
-"""The preset of models whose card names none."""
-MODEL_PRESET = "default"
-"""The preset name that means "the model's own": its card's ``preset``, else :data:`DEFAULT_PRESET`
-(as the reference ``"default"`` means the model's pairing)."""
+assert tuple(PRESETS) == PRESET_NAMES  # the torch-free names (ronan.preset_names) are these
 FALLBACK_PRESETS = {"fast": "fast-adam", "fast-lm16": "fast-adam", "thorough": "fast-adam"}
 """Preset used instead where the named one's Levenberg-Marquardt refinement cannot apply
 (a distance other than MSE, or more than ``refine.MAX_DIM`` optimised input entries)."""
-
-
-def preset_name(preset: str | None, model: Generator | None = None) -> str:
-    """The preset that ``preset`` names for ``model``.
-
-    Args:
-        preset (str | None): a name of :data:`PRESETS`, or None, ``""`` or ``"default"``: the
-            model's own (``Generator.default_preset``, from its card), else ``"fast"``.
-        model (Generator | None): the model the preset is for (None: no model's own).
-
-    Returns:
-        str: the preset's name (not checked against :data:`PRESETS`).
-    """
-    if preset in (None, "", MODEL_PRESET):
-        return getattr(model, "default_preset", None) or DEFAULT_PRESET
-    return str(preset)
 
 
 def resolve_settings(preset: str | None = None, *, model: Generator | None = None, distance: str | None = None,

@@ -29,9 +29,10 @@ import torch
 from . import limits
 from .calibration import check_reference
 from .distances import get_distance
-from .inversion import DEFAULT_PRESET, InversionSettings, preset_name, resolve_settings
+from .inversion import InversionSettings, resolve_settings
 from .models.base import Generator
 from .models.registry import default_reference, load_model, resolve_device
+from .preset_names import DEFAULT_PRESET, preset_name
 
 DEFAULT_REFERENCE = "default"
 """The reference vocabulary: this word names the model's own pairing (its card's ``reference``)."""

@@ -1251,7 +1251,7 @@ def run_which_model(
 
 def presets() -> list[str]:
     """The choices of a preset chooser: ``"default"`` (each model's own), then the presets, ``"fast"`` first."""
-    from .inversion import DEFAULT_PRESET, MODEL_PRESET
+    from .preset_names import DEFAULT_PRESET, MODEL_PRESET
 
     return [MODEL_PRESET, DEFAULT_PRESET] + [p for p in PRESETS if p != DEFAULT_PRESET]
 

@@ -115,7 +115,8 @@ def test_conditional_model_tries_every_class_with_label_fixed():
 
 
 def test_presets():
-    from ronan.inversion import PRESET_SUMMARIES, PRESETS
+    from ronan.inversion import PRESETS
+    from ronan.preset_names import PRESET_SUMMARIES
 
     assert set(PRESET_SUMMARIES) == set(PRESETS) | {"default"}  # every preset (and the model's own) has its line
     paper = resolve_settings("paper")

@@ -8,9 +8,10 @@ import pytest
 from ronan import studio
 from ronan.attribution import attribute
 from ronan.cli import main, result_line
-from ronan.inversion import DEFAULT_PRESET, MODEL_PRESET, PRESETS, preset_name, resolve_settings
+from ronan.inversion import PRESETS, resolve_settings
 from ronan.models import cards
 from ronan.prepare import prepare
+from ronan.preset_names import DEFAULT_PRESET, MODEL_PRESET, preset_name
 
 
 def test_a_card_preset_is_parsed(tmp_path):

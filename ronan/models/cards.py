@@ -58,7 +58,7 @@ Other fields (defaults in brackets):
   of the start network's and the belonging distributions' keys.
 * ``preset`` [null: ``"fast"``]: the inversion preset this model's attributions use when none is
   asked for (the preset ``"default"``, the CLI's and the app's default), e.g. ``"thorough"`` for a
-  generator whose own images do not invert with ``fast``; one of :data:`ronan.inversion.PRESETS`.
+  generator whose own images do not invert with ``fast``; one of :data:`ronan.preset_names.PRESET_NAMES`.
 * For humans only (not interpreted): ``architecture``, ``parameters``, ``training_command``,
   ``training``, ``versions``, ``license``, ``notes``, ``created``, ``source``.
 """
@@ -77,6 +77,7 @@ from typing import NoReturn
 
 from ..errors import CardError
 from ..paths import make_shareable
+from ..preset_names import PRESET_NAMES
 from .hub import HUB_FAMILIES as _HUB_FAMILY_TABLE
 
 CARD_VERSION = 1
@@ -345,10 +346,8 @@ def _preset(f: _Fields) -> str | None:
     v = f.get("preset", str)
     if v is None:
         return None
-    from ..inversion import PRESETS  # only for the cards that name one
-
-    if v not in PRESETS:
-        f.fail("preset", f"unknown preset {json.dumps(v)[:40]} (known: {', '.join(PRESETS)})")
+    if v not in PRESET_NAMES:
+        f.fail("preset", f"unknown preset {json.dumps(v)[:40]} (known: {', '.join(PRESET_NAMES)})")
     return v
 
 
