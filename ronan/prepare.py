@@ -119,7 +119,7 @@ def prepare(
             ``"default"`` (the model's pairing).
         distance (str): ``"mse"`` (default), ``"mae"``, ``"ssim"`` or ``"lpips"``.
         preset (str | None): inversion preset; None or ``"default"`` (default): the model's own
-            (its card's ``preset``, else ``"fast"``; :func:`ronan.inversion.preset_name`); ``steps`` (1 ..
+            (its card's ``preset``, else ``"fast"``; :func:`ronan.preset_names.preset_name`); ``steps`` (1 ..
             ``RONAN_MAX_STEPS``), ``restarts`` (>= 1), ``lr`` (finite, > 0) override it.
         precision (str | None): ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only;
             elsewhere dropped, see :func:`ronan.limits.effective_precision`); default fp32.

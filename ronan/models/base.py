@@ -32,7 +32,7 @@ class Generator(torch.nn.Module):
             :class:`ronan.starts.StartSettings` fields that differ from the defaults (set from its
             card's ``learned_start``); None: the defaults.
         default_preset (str | None): the inversion preset used when none is asked for (set from
-            its card's ``preset``; :func:`ronan.inversion.preset_name`); None: ``"fast"``.
+            its card's ``preset``; :func:`ronan.preset_names.preset_name`); None: ``"fast"``.
     """
 
     name: str = "generator"
