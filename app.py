@@ -1018,10 +1018,12 @@ def wire_which_tab(c: dict, attr: dict, light: dict, heavy: dict) -> None:
 # ----------------------------------------------------------------------------- Calibrate tab
 
 
-def _dist_summary(dist, sm) -> str:
+def _dist_summary(dist, sm, preset: str = "") -> str:
+    """The calibrate tab's summary; ``preset`` names the inversion preset ("preset thorough")."""
     return (
         f"**{dist.model}** vs reference **{dist.reference or 'none'}**, distance {dist.distance}, "
-        f"N = {dist.n}: {sm.n_kept} used, {len(sm.removed)} removed as failed inversions; threshold on A' "
+        + (f"{preset}, " if preset else "")
+        + f"N = {dist.n}: {sm.n_kept} used, {len(sm.removed)} removed as failed inversions; threshold on A' "
         f"{sm.threshold:.4g} (alpha {sm.alpha:g}, robust test)  \n"
         f"<small>mean {dist.mean:.4g}, std {dist.std:.4g}, min {min(dist.values):.4g}, max "
         f"{max(dist.values):.4g}; file `{studio.distribution_file(dist)}`, built {dist.created or '?'} in "
@@ -1080,7 +1082,9 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
                 elem_id="ronan-calibration",
             )
             finished = True
-            yield views.status_html(1.0, "Ready."), _dist_summary(ev, sm), plot, ev.to_dict()
+            overridden = any(v not in (None, "") for v in (steps, restarts, lr))
+            ran = f"preset {studio.preset_of(model, preset)}" + (" with your overrides" if overridden else "")
+            yield views.status_html(1.0, "Ready."), _dist_summary(ev, sm, ran), plot, ev.to_dict()
         except Cancelled:
             yield views.status_html(None, "Stopped: the distribution was not changed."), "Stopped.", "", None
         except (RonanError, ValueError) as e:

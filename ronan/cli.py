@@ -168,6 +168,8 @@ def _add_method(p: argparse.ArgumentParser) -> None:
 def build_parser(full: bool = True) -> argparse.ArgumentParser:
     """The argument parser; ``full=False`` leaves out the options that need torch to describe
     (for :data:`LIGHT_COMMANDS`: those commands parse the same)."""
+    from .preset_names import PRESET_NAMES
+
     prog = "ronan" if Path(sys.argv[0]).name == "ronan" else "python -m ronan"
     method = _add_method if full else (lambda p: None)
     parser = argparse.ArgumentParser(prog=prog, description="RONAN origin attribution of generated images")
@@ -230,6 +232,17 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--description", default="", help="one line for humans")
     p.add_argument("--data", default="", help="what the model was trained on (for humans)")
     p.add_argument("--role", default="generator", choices=["generator", "reference"])
+    p.add_argument(
+        "--preset",
+        choices=list(PRESET_NAMES),
+        help="the inversion preset its attributions run when none is asked for (default: fast)",
+    )
+    p.add_argument(
+        "--learned-start",
+        metavar="JSON",
+        help='how its start network is trained, e.g. \'{"width": 64, "batch": 512, "steps": 9600}\' '
+        "(keys width, batch, steps, lr, seed; default: the defaults)",
+    )
     p.add_argument(
         "--models-dir", metavar="DIR", help="where to write (default: $RONAN_MODELS_DIR or the user models folder)"
     )
@@ -392,6 +405,8 @@ def cmd_register(args) -> int:
         copy_weights=not args.no_copy,
         models_dir=args.models_dir,
         overwrite=args.force,
+        preset=args.preset,
+        learned_start=_json_arg(args.learned_start, "--learned-start"),
     )
     card = json.loads(path.read_text())
     if "resolution" not in card:  # a hub repo not downloaded yet

@@ -58,8 +58,9 @@ from .gallery import SAMPLES_DIR, Example, example_images, generate_example, rea
 from .images import LoadedImage, load_image
 from .inversion import PRESETS
 from .models.base import Generator
-from .models.registry import CATALOGUE, list_models
+from .models.registry import CATALOGUE, list_models, load_model
 from .prepare import NO_REFERENCE, Prepared, prepare  # noqa: F401 (NO_REFERENCE: re-exported)
+from .preset_names import preset_name
 from .which_model import WhichModelResult, which_model_stream
 
 N_CALIBRATION = 100
@@ -1010,6 +1011,12 @@ def run_calibration(
         t0=t0,
     )
     yield dist
+
+
+def preset_of(model: str, preset: str | None = None) -> str:
+    """The preset that ``preset`` names for the catalogue model ``model``: itself, or for None /
+    ``"default"`` the preset its card names, else ``"fast"`` (:func:`ronan.preset_names.preset_name`)."""
+    return preset_name(preset, load_model(model))
 
 
 def distribution_file(dist: BelongingDistribution) -> str:

@@ -9,9 +9,10 @@ from ronan import studio
 from ronan.attribution import attribute
 from ronan.cli import main, result_line
 from ronan.inversion import PRESETS, resolve_settings
-from ronan.models import cards
+from ronan.models import cards, registry
 from ronan.prepare import prepare
 from ronan.preset_names import DEFAULT_PRESET, MODEL_PRESET, preset_name
+from ronan.starts import settings_for
 
 
 def test_a_card_preset_is_parsed(tmp_path):
@@ -68,3 +69,26 @@ def test_the_model_lists_and_the_app_name_the_card_preset():
 
     assert "names the <b>thorough</b> inversion preset" in app.model_info("upgan64-clipart")
     assert "inversion preset" not in app.model_info("dcgan64-clipart")
+
+
+def test_register_writes_the_preset_and_the_start_network(models_tmp, capsys):
+    """`ronan register --preset --learned-start`: both fields on the card, both on the loaded model."""
+    common = ["--factory", "test_user_models:tiny_generator", "--input-shape", "8", "--output-range=-1,1"]
+    args = ["register", "tiny-own", *common, "--preset", "thorough", "--learned-start", '{"steps": 50, "width": 16}']
+    assert main(args) == 0
+    card = cards.read_card_file(models_tmp / "tiny-own" / "card.json")
+    assert card.preset == "thorough" and card.learned_start == {"steps": 50, "width": 16}
+    g = registry.load_model("tiny-own")
+    assert g.default_preset == "thorough" and preset_name(None, g) == "thorough"
+    assert (settings_for(g).steps, settings_for(g).width) == (50, 16)
+    capsys.readouterr()
+    for extra, msg in [
+        (["--learned-start", '{"steps": 0}'], "learned_start: steps must be an integer"),
+        (["--learned-start", "steps=50"], "--learned-start: not valid JSON"),
+    ]:
+        assert main(["register", "tiny-bad", *common, *extra]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and msg in lines[0], lines
+    assert not (models_tmp / "tiny-bad").exists()  # nothing written
+    with pytest.raises(SystemExit):  # argparse refuses an unknown preset
+        main(["register", "tiny-bad", *common, "--preset", "default"])

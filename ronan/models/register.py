@@ -106,6 +106,8 @@ def register_model(
     copy_weights: bool = True,
     models_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
+    preset: str | None = None,
+    learned_start: dict | None = None,
 ) -> Path:
     """Write the card of model ``name`` into the user models folder; returns the card's path.
 
@@ -136,6 +138,11 @@ def register_model(
             the absolute path of ``weights``.
         models_dir (str | PathLike | None): default ``$RONAN_MODELS_DIR`` / the user models folder.
         overwrite (bool): replace an existing registration (default False).
+        preset (str | None): the inversion preset this model's attributions run when none is
+            asked for (one of ``ronan.preset_names.PRESET_NAMES``); None (default): ``fast``.
+        learned_start (dict | None): how this model's start network is trained (keys ``width``,
+            ``batch``, ``steps``, ``lr``, ``seed``; see the card format); None (default): the
+            defaults of :class:`ronan.starts.StartSettings`.
 
     Raises:
         CardError: an invalid field (one line); nothing is written then.
@@ -164,6 +171,8 @@ def register_model(
         "role": role,
         "reference": reference,
         "data": data,
+        "preset": preset,
+        "learned_start": learned_start,
     }
     if factory is not None:
         spec, folder = resolve_factory(factory, code_dir)
