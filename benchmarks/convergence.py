@@ -78,6 +78,8 @@ CONFIGS: dict[str, InversionSettings] = {
     "ls-r2": InversionSettings(learned_start=True, restarts=2),
     "ls-cand8": InversionSettings(learned_start=True, candidates=8, warmup_steps=50),
     "ls-cand4-w30": InversionSettings(learned_start=True, candidates=4, warmup_steps=30),
+    # LM alone from the learned start (one Adam step), as long as thorough's LM and more (session 29)
+    "ls-1-lm280": replace(PRESETS["thorough"], steps=1, candidates=1, warmup_steps=0, refine_steps=280),
 }
 
 

@@ -11,7 +11,8 @@ A strategy is comma-separated ``key=value``: ``adam`` Adam steps (lr 0.2) from t
 with standard deviation ``sig`` (torch.Generator seed 0), the best of each image kept after the
 Adam steps (``pick=lm``: after 16 more LM iterations on every candidate); ``mr``: coarse-to-fine
 LM first on the images average-pooled to these sizes (e.g. ``8-16-32``, ``mri`` iterations each);
-``lm`` LM iterations at full size with a fresh Jacobian every ``every``. Converged: loss below 8x
+``sph``: that many LM iterations with the input kept on the sphere of radius sqrt(d), where a
+standard normal input lies (z = sqrt(d) u / |u|), before the free ones; ``lm`` LM iterations at full size with a fresh Jacobian every ``every``. Converged: loss below 8x
 the 8-bit floor. Prints converged / N, median loss and seconds per strategy.
 """
 import json
@@ -75,6 +76,14 @@ def run(gen, z0, x, o: dict) -> torch.Tensor:
     for size in [int(v) for v in o.get("mr", "").split("-") if v]:  # coarse to fine
         f = x.shape[-1] // size
         lm(lambda p, f=f: F.avg_pool2d(gen(p), f), z, F.avg_pool2d(x, f), int(o.get("mri", 12)), every)
+    if int(o.get("sph", 0)):  # LM with the input on the sphere of radius sqrt(d) (the typical shell), then free
+        r = z[0].numel() ** 0.5
+
+        def shell(u):
+            return r * u / u.flatten(1).norm(dim=1).view(-1, *[1] * (u.dim() - 1))
+
+        lm(lambda p: gen(shell(p)), z, x, int(o["sph"]), every)
+        z = shell(z)
     lm(gen, z, x, int(o.get("lm", 32)), every)
     return losses(gen, z, x).cpu()
 

@@ -4,7 +4,9 @@ samples from the learned start, with the input parameterised on the sphere of ra
 free LM for K2 iterations from there (the true input is near, not on, the sphere); prints how many
 reach 8x the 8-bit floor, against free LM from the same start for K1 + K2 iterations.
 
-    python benchmarks/exploration/convergence_sphere.py MODEL N K1 K2 [free]
+    python benchmarks/exploration/convergence_sphere.py MODEL N K1 K2 [free|sphere] [I,J,...]
+
+With indices I,J,...: only those of the first N calibration samples.
 """
 import sys
 import time
@@ -22,6 +24,9 @@ name, n, k1, k2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[
 model = load_model(name); model.requires_grad_(False)
 x = generate(model, n, 0, purpose="calibration").float()
 z = model.sample_inputs(n, rng(0, "calibration")).flatten(1)
+if len(sys.argv) > 6:
+    idx = [int(v) for v in sys.argv[6].split(",")]
+    x, z, n = x[idx], z[idx], len(idx)
 d = z.shape[1]
 gen = lambda p: model.generate(p.view(len(p), *model.input_shape)).float()
 sphere = lambda u: d ** 0.5 * u / u.norm(dim=1, keepdim=True)
