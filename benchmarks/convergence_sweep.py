@@ -13,7 +13,8 @@ Adam steps (``pick=lm``: after 16 more LM iterations on every candidate); ``mr``
 LM first on the images average-pooled to these sizes (e.g. ``8-16-32``, ``mri`` iterations each);
 ``sph``: that many LM iterations with the input kept on the sphere of radius sqrt(d), where a
 standard normal input lies (z = sqrt(d) u / |u|), before the free ones; ``lm`` LM iterations at
-full size with a fresh Jacobian every ``every``. Converged: loss below 8x the 8-bit floor. Prints converged / N, median loss and seconds per strategy.
+full size with a fresh Jacobian every ``every``. Converged: loss below 8x the 8-bit floor. Prints
+converged / N, median loss and seconds per strategy.
 """
 import json
 import sys
