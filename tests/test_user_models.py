@@ -97,6 +97,26 @@ def test_wrapper_settings(real_images):
         ronan.wrap_generator(TinyGenerator(), input_shape=(8,), name="../../escape")
 
 
+def test_wrapped_module_names_its_preset_and_start_network():
+    """wrap_generator takes a card's ``preset`` and ``learned_start``, validated as the card's are."""
+    from ronan.preset_names import preset_name
+    from ronan.starts import StartSettings, settings_for
+
+    torch.manual_seed(0)
+    g = ronan.wrap_generator(TinyGenerator(), input_shape=(8,), name="tiny-own", preset="thorough",
+                             learned_start={"steps": 40, "lr": 1e-3})
+    assert g.default_preset == "thorough" and preset_name("default", g) == "thorough"
+    assert (settings_for(g).steps, settings_for(g).lr) == (40, 1e-3)
+    plain = ronan.wrap_generator(TinyGenerator(), input_shape=(8,), name="tiny-plain")
+    assert preset_name(None, plain) == "fast" and settings_for(plain) == StartSettings()
+    for kw, msg in [({"preset": "quick"}, "tiny-bad: preset: unknown preset"),
+                    ({"preset": "default"}, "unknown preset"),
+                    ({"learned_start": {"depth": 3}}, "learned_start: unknown key 'depth'"),
+                    ({"learned_start": {"steps": 0}}, "learned_start: steps must be an integer")]:
+        with pytest.raises(CardError, match=msg):
+            ronan.wrap_generator(TinyGenerator(), input_shape=(8,), name="tiny-bad", **kw)
+
+
 def test_plain_module_is_refused_with_a_hint(real_images):
     with pytest.raises(ModelUnavailable, match=r"wrap it with ronan.wrap_generator"):
         ronan.attribute(real_images[0], nn.Sequential(nn.Linear(8, 784)))

@@ -351,6 +351,18 @@ def _preset(f: _Fields) -> str | None:
     return v
 
 
+def inversion_fields(source: str, preset: str | None = None, learned_start: dict | None = None):
+    """Validate a model's ``preset`` and ``learned_start`` as a card's fields are (for models given
+    without a card, :func:`ronan.models.wrap.wrap_generator`); returns them, ``learned_start``
+    normalised.
+
+    Raises:
+        CardError: one line naming ``source`` and the field.
+    """
+    f = _Fields({"preset": preset, "learned_start": learned_start}, source)
+    return _preset(f), _learned_start(f)
+
+
 def parse_card(data: dict, source: str = "model card", folder: Path | None = None) -> ModelCard:
     """Validate the JSON object of a card and return a :class:`ModelCard`.
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 
 from ..errors import CardError
 from .base import Generator
-from .cards import Conditioning, InputDistribution, Preprocessing, validate_name
+from .cards import Conditioning, InputDistribution, Preprocessing, inversion_fields, validate_name
 
 LABEL_SCALE = 20.0
 """Logit of the chosen class in a conditional input (as :mod:`ronan.models.cgan`)."""
@@ -189,6 +189,8 @@ def wrap_generator(
     reference: str | None = None,
     weights_sha256: str | None = None,
     family: str = "custom",
+    preset: str | None = None,
+    learned_start: dict | None = None,
 ) -> Generator:
     """Turn any ``nn.Module`` generator into a frozen RONAN :class:`Generator`.
 
@@ -213,6 +215,10 @@ def wrap_generator(
         weights_sha256 (str | None): SHA-256 of the weights file; None computes it from the
             module's state dict (:func:`state_dict_sha256`). Never left None.
         family (str): a label for humans (default ``"custom"``).
+        preset (str | None): the inversion preset its attributions run when none is asked for (one
+            of ``ronan.preset_names.PRESET_NAMES``; a card's ``preset``); None (default): ``fast``.
+        learned_start (dict | None): how its start network is trained (keys ``width``, ``batch``,
+            ``steps``, ``lr``, ``seed``; a card's ``learned_start``); None (default): the defaults.
 
     Raises:
         CardError: invalid name or settings, or outputs that are not square 1- or 3-channel images.
@@ -220,6 +226,7 @@ def wrap_generator(
     from .cards import OUTPUT_RANGES
 
     validate_name(name)
+    preset, learned_start = inversion_fields(name, preset, learned_start)
     if reference is not None:
         validate_name(reference, "reference model name")
         if reference == name:
@@ -248,6 +255,7 @@ def wrap_generator(
         conditioning=conditioning,
     )
     gen.name, gen.family, gen.default_reference = name, family, reference
+    gen.default_preset, gen.start_settings = preset, learned_start
     gen.freeze()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
     gen.to(device)
