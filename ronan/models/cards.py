@@ -351,7 +351,9 @@ def _preset(f: _Fields) -> str | None:
     return v
 
 
-def inversion_fields(source: str, preset: str | None = None, learned_start: dict | None = None):
+def inversion_fields(
+    source: str, preset: str | None = None, learned_start: dict | None = None
+) -> tuple[str | None, dict | None]:
     """Validate a model's ``preset`` and ``learned_start`` as a card's fields are (for models given
     without a card, :func:`ronan.models.wrap.wrap_generator`); returns them, ``learned_start``
     normalised.
