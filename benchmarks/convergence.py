@@ -36,6 +36,7 @@ CONFIGS: dict[str, InversionSettings] = {
     "fast-lm16": PRESETS["fast-lm16"],  # the default before (= ls-300-lm16)
     "fast-adam": PRESETS["fast-adam"],  # the default before the 64x64 tier
     "thorough": PRESETS["thorough"],    # candidates around the learned start, 160 LM (issue 9)
+    "two-path": PRESETS["two-path"],    # LM alone, and a second path on the typical shell where it failed
     "fast-lm48": replace(PRESETS["fast-lm16"], refine_steps=48),
     "fast-r4": replace(PRESETS["fast-lm16"], restarts=4),
     # fewer Adam steps, Levenberg-Marquardt with Broyden updates between fresh Jacobians (issue 15)

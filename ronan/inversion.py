@@ -125,6 +125,20 @@ class InversionSettings:
             start)``, instead of anywhere (default 0: anywhere). A learned start that lands near
             but outside the basin is then rescued by a neighbour (benchmarks/RESULTS.md, "Candidates
             around the learned start"). Ignored where the learned start does not apply.
+        retry_above (float): >= 0; an image whose loss after Adam and the refinement is still above
+            this (in the distance's units; e.g. 8x the 8-bit floor, ``1.03e-5`` for MSE) is inverted
+            a second time from the same starting point along another path: ``retry_shell_steps``
+            Levenberg-Marquardt iterations with the input held on the typical shell of the model's
+            input distribution (the sphere of radius ``sqrt(E|z|^2)`` of its own
+            ``sample_inputs``, where a d-dimensional standard normal input lies), then
+            ``retry_steps`` free ones; each image keeps the better of its two results. The two
+            paths fail on different images (benchmarks/RESULTS.md, "Two paths, the second only
+            where the first failed"). Default 0: no second path. Only where the refinement
+            applies (MSE, at most ``refine.MAX_DIM`` optimised entries), never on the reference
+            model (:meth:`for_reference`: Eq. 2 needs its loss as a scale, and an image it did
+            not make never comes near the floor).
+        retry_shell_steps (int): >= 0, LM iterations of the second path on the shell (default 120).
+        retry_steps (int): >= 0, free LM iterations of the second path after the shell (default 160).
     """
 
     steps: int = 1000
@@ -144,6 +158,9 @@ class InversionSettings:
     refine_jacobian_every: int = 1
     start_spread: float = 0.0
     reference_refine_steps: int | None = None
+    retry_above: float = 0.0
+    retry_shell_steps: int = 120
+    retry_steps: int = 160
 
     def __post_init__(self):
         limits.check_inversion(self.steps, self.restarts, self.candidates, self.lr)  # one-line LimitExceeded
@@ -153,6 +170,11 @@ class InversionSettings:
             raise ValueError(f"refine_jacobian_every must be >= 1, not {self.refine_jacobian_every}")
         if not (self.start_spread >= 0 and math.isfinite(self.start_spread)):
             raise ValueError(f"start_spread must be finite and >= 0, not {self.start_spread}")
+        if not (self.retry_above >= 0 and math.isfinite(self.retry_above)) or self.retry_shell_steps < 0 \
+                or self.retry_steps < 0 or (self.retry_above and not self.retry_shell_steps + self.retry_steps):
+            raise ValueError(f"invalid retry settings: retry_above={self.retry_above} (finite, >= 0), "
+                             f"retry_shell_steps={self.retry_shell_steps}, retry_steps={self.retry_steps} "
+                             f"(>= 0, not both 0 when retry_above > 0)")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
         if (self.plateau_steps < 0 or self.plateau_steps % PLATEAU_CHECK_EVERY or not 0 < self.plateau_tol < 1
@@ -183,6 +205,10 @@ class InversionSettings:
             restarts += f", then up to {self.refine_steps} Levenberg-Marquardt iterations on the best"
             if self.refine_jacobian_every > 1:
                 restarts += f" (Jacobian afresh every {self.refine_jacobian_every}, Broyden between)"
+        if self.retry_above:
+            restarts += (f"; an image still above loss {self.retry_above:.3g} is inverted again from the same start: "
+                         f"{self.retry_shell_steps} Levenberg-Marquardt iterations on the typical shell of the "
+                         f"input, then {self.retry_steps} free, the better of the two kept")
         return self._describe_model(restarts) + self._describe_reference()
 
     def _describe_reference(self) -> str:
@@ -202,15 +228,16 @@ class InversionSettings:
 
     def for_reference(self) -> InversionSettings:
         """The settings of the reference model's inversions: these, with ``reference_refine_steps``
-        (when set) as ``refine_steps``."""
-        if self.reference_refine_steps is None:
+        (when set) as ``refine_steps`` and no second path (``retry_above`` 0)."""
+        if self.reference_refine_steps is None and not self.retry_above:
             return self
+        refine_steps = self.refine_steps if self.reference_refine_steps is None else self.reference_refine_steps
         with limits.presets_unbounded():  # steps, restarts and lr are these settings', checked when they were made
-            return replace(self, refine_steps=self.reference_refine_steps, reference_refine_steps=None)
+            return replace(self, refine_steps=refine_steps, reference_refine_steps=None, retry_above=0.0)
 
     def to_dict(self, with_reference: bool = True, generator: Generator | None = None) -> dict:
-        """JSON-serialisable dict of the settings (the candidate, refinement, spread and reference
-        fields only when used, so that the keys of distributions built before they existed stay
+        """JSON-serialisable dict of the settings (the candidate, refinement, spread, reference and
+        retry fields only when used, so that the keys of distributions built before they existed stay
         valid); ``with_reference=False`` leaves out the reference's own setting (a distribution
         without a reference model). With ``learned_start``, ``generator``'s start settings
         (:func:`ronan.starts.settings_for`; None: the defaults)."""
@@ -233,8 +260,14 @@ class InversionSettings:
             d.pop("refine_jacobian_every")
         if not self.start_spread:
             d.pop("start_spread")
+        if not self.retry_above:
+            d.pop("retry_above"), d.pop("retry_shell_steps"), d.pop("retry_steps")
         return d
 
+
+RETRY_ABOVE_8BIT = 8 / (12 * 255**2)
+"""8x the 8-bit floor of the MSE (rounding to 8 bits leaves ``1 / (12 x 255^2)`` = 1.28e-6 on
+[0, 1] images): above it a belonging inversion has not found the image's input (1.03e-5)."""
 
 with limits.presets_unbounded():  # the operator's bounds apply when a request uses a preset
     PRESETS: dict[str, InversionSettings] = {
@@ -246,9 +279,12 @@ with limits.presets_unbounded():  # the operator's bounds apply when a request u
         "thorough": InversionSettings(steps=100, plateau_lr_drops=0, learned_start=True, candidates=8,
                                       warmup_steps=100, start_spread=0.3, refine_steps=160,
                                       refine_jacobian_every=4),
+        "two-path": InversionSettings(steps=1, plateau_lr_drops=0, learned_start=True, refine_steps=280,
+                                      refine_jacobian_every=4, reference_refine_steps=160,
+                                      retry_above=RETRY_ABOVE_8BIT, retry_shell_steps=120, retry_steps=160),
     }
 assert tuple(PRESETS) == PRESET_NAMES  # the torch-free names (ronan.preset_names) are these
-FALLBACK_PRESETS = {"fast": "fast-adam", "fast-lm16": "fast-adam", "thorough": "fast-adam"}
+FALLBACK_PRESETS = {"fast": "fast-adam", "fast-lm16": "fast-adam", "thorough": "fast-adam", "two-path": "fast-adam"}
 """Preset used instead where the named one's Levenberg-Marquardt refinement cannot apply
 (a distance other than MSE, or more than ``refine.MAX_DIM`` optimised input entries)."""
 
@@ -535,6 +571,15 @@ def invert_stream(
         lm_settled = yield from _refine_phase(generator, inputs, images, mask, transform, settings, loss_min,
                                               history, image_steps, step, t0, should_stop, ~cut)
         lm_settled &= ~cut
+    retry = (loss_min.cpu() > settings.retry_above) & ~cut if settings.retry_above else torch.zeros(n_img, dtype=bool)
+    retry_kept, retry_settled = torch.zeros(n_img, dtype=torch.bool), torch.zeros(n_img, dtype=torch.bool)
+    if bool(retry.any()) and not stopped and not (should_stop is not None and should_stop()) \
+            and _refinable(generator, mask, dist.name):
+        retry_kept, retry_settled = yield from _retry_phase(generator, start[pick], inputs, images, mask, transform,
+                                                            settings, loss_min, history, image_steps, t0,
+                                                            should_stop, retry, seed)
+    else:
+        retry[:] = False
     with torch.no_grad(), autocast(device, "fp32"):
         recons = generator.generate(inputs).float()
     history_t = torch.stack(history).cpu()
@@ -544,6 +589,7 @@ def invert_stream(
         settled = torch.tensor([bool(plateau_stopped[int(pick[i])])
                                 or settled_curve(history_t[: int(image_steps[i]) + 1, i]) for i in range(n_img)],
                                dtype=torch.bool)
+    settled = torch.where(retry_kept, retry_settled, settled)
     yield InversionResult(
         loss=loss_min.cpu(), inputs=inputs.cpu(), reconstructions=recons.cpu(),
         history=history_t, best_restart=arg.cpu(), seconds=time.perf_counter() - t0,
@@ -551,6 +597,7 @@ def invert_stream(
         image_steps=image_steps, settled=settled & ~cut,
         extra={"stopped": stopped, "rows_per_image": rows,
                "row_steps": int(row_steps.sum()) + n_rows,
+               **({"retried": retry.tolist(), "retry_kept": retry_kept.tolist()} if settings.retry_above else {}),
                **({} if graphed is None else {"cuda_graphs": graphed.recorded, "cuda_graphs_failure": graphed.failure})},
         cut=cut if stop_images is not None else None)
 
@@ -717,6 +764,91 @@ def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min
     image_steps[idx.cpu()] += ran
     earlier = losses[max(len(losses) - 3, 0)]
     return stopped_early | (losses[-1] >= (1.0 - SETTLE_TOL) * earlier).cpu()
+
+
+def typical_radius(generator: Generator, mask: torch.Tensor | None, seed: int, n: int = 1024) -> float:
+    """The typical norm of the optimised entries of ``generator``'s own inputs, ``sqrt(E|z|^2)`` over
+    ``n`` (default 1024) seeded draws of ``sample_inputs`` (``sqrt(d)`` for a standard normal
+    input of ``d`` entries): the radius of the shell where its inputs lie."""
+    z = generator.sample_inputs(n, rng(seed, "shell")).float()
+    if mask is not None:
+        z = z * mask.to(z.device, z.dtype)
+    return float(z.flatten(1).pow(2).sum(1).mean().sqrt())
+
+
+def _on_shell(u: torch.Tensor, mask: torch.Tensor | None, radius: float) -> torch.Tensor:
+    """``u`` with its optimised entries (``mask``; None: all) scaled onto the sphere of ``radius``;
+    the fixed entries (a condition) unchanged."""
+    m = torch.ones_like(u) if mask is None else mask.to(u.device, u.dtype).expand_as(u)
+    free = u * m
+    norm = free.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (u.dim() - 1)))
+    return u * (1 - m) + radius * free / norm
+
+
+def _retry_phase(generator, starts, inputs, images, mask, transform, settings, loss_min, history, image_steps, t0,
+                 should_stop, only, seed):
+    """The second path of ``settings.retry_above`` for the images in ``only`` (bool Tensor[B]):
+    Levenberg-Marquardt from ``starts`` (each image's winning starting point) with the input on the
+    typical shell (:func:`typical_radius`), then free; where it ends lower than ``loss_min``, its
+    input replaces ``inputs`` and its loss ``loss_min`` (in place). Yields progress, appends one
+    history entry per iteration and adds the iterations to ``image_steps``.
+
+    Returns:
+        (kept, settled): bool Tensor[B] each, CPU: the second path's result was kept; and, for those,
+        the refinement stopped it by its own criteria.
+    """
+    from .refine import refine
+
+    def fn(p):
+        with autocast(generator.device, "fp32"):
+            out = generator.generate(p).float()
+        return out if transform is None else transform(out)
+
+    radius = typical_radius(generator, mask, seed)
+    idx = torch.nonzero(only.to(inputs.device)).squeeze(1)
+    targets = images[idx]
+    u = starts[idx].detach().clone()
+    ran = torch.zeros(len(idx), dtype=image_steps.dtype)
+    base = len(history) - 1
+    total = base + settings.retry_shell_steps + settings.retry_steps
+    now = torch.full((len(idx),), float("inf"), device=loss_min.device)
+    stopped_early = torch.zeros(len(idx), dtype=torch.bool)
+    done = 0
+    stages = [(lambda p: fn(_on_shell(p, mask, radius)), settings.retry_shell_steps), (fn, settings.retry_steps)]
+    for stage, (f, iterations) in enumerate(stages):
+        if stage == 1:
+            u = _on_shell(u, mask, radius)
+        if not iterations:
+            continue
+        for it, value in refine(f, u, targets, iterations=iterations, mask=mask,
+                                jacobian_every=settings.refine_jacobian_every, iterations_run=ran):
+            if it < 0:
+                stopped_early = value.cpu()
+                break
+            now = value.to(loss_min.device)
+            best = loss_min.clone()
+            best[idx] = torch.minimum(best[idx], now)
+            history.append(best)
+            yield InversionProgress(base + done + it, total, best.cpu(), best.cpu(), time.perf_counter() - t0,
+                                    len(idx), False)
+            if should_stop is not None and should_stop():
+                break
+        done += iterations
+        if should_stop is not None and should_stop():  # stopped: the first path's results stand
+            image_steps[idx.cpu()] += ran
+            return torch.zeros(len(loss_min), dtype=torch.bool), torch.zeros(len(loss_min), dtype=torch.bool)
+    z = u if settings.retry_steps or not settings.retry_shell_steps else _on_shell(u, mask, radius)
+    better = now < loss_min[idx]
+    kept = torch.zeros(len(loss_min), dtype=torch.bool)
+    settled = torch.zeros(len(loss_min), dtype=torch.bool)
+    if bool(better.any()):
+        win = idx[better]
+        inputs[win] = z[better].to(inputs.dtype)
+        loss_min[win] = now[better]
+        kept[win.cpu()] = True
+        settled[win.cpu()] = stopped_early[better.cpu()]
+    image_steps[idx.cpu()] += ran
+    return kept, settled
 
 
 def _merge(full: torch.Tensor, active: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,8 @@ PRESET_SUMMARIES: dict[str, str] = {
     "fast-adam": "Adam with early stopping only, at most 1000 steps (where the refinement cannot apply)",
     "thorough": "8 starts around the learned one, then at most 160 Levenberg-Marquardt iterations: for models "
     "whose own images do not invert with fast (2-3x slower)",
+    "two-path": "learned start, at most 280 Levenberg-Marquardt iterations; an image left above the 8-bit floor "
+    "is inverted again on the typical shell of the input, the better kept",
 }
 """One short line per preset and for ``"default"``, for choosers (the app);
 :meth:`ronan.inversion.InversionSettings.describe` has the details."""

@@ -486,3 +486,63 @@ def test_thorough_reaches_the_floor_on_a_tiny_model(tiny_dcgan, cache_tmp, monke
     res = invert(tiny_dcgan, x, settings=resolve_settings("thorough", model=tiny_dcgan))
     assert res.extra["rows_per_image"] == 8
     assert torch.all(res.loss < 1e-8), res.loss
+
+
+def test_the_second_path_runs_only_where_the_first_failed_and_the_better_is_kept(tiny_dcgan):
+    """``retry_above``: images left above it are inverted again (on the typical shell, then free) and
+    keep the better result; images already below it are untouched; a batch equals one-by-one runs."""
+    x = _samples(tiny_dcgan, 3, seed=9)
+    weak = InversionSettings(steps=1, refine_steps=0)  # one Adam step from a random start: far out
+    first = invert(tiny_dcgan, x, settings=weak, seed=2)
+    assert torch.all(first.loss > 1e-4), first.loss
+    two = replace(weak, retry_above=1e-8, retry_shell_steps=20, retry_steps=40)
+    res = invert(tiny_dcgan, x, settings=two, seed=2)
+    assert res.extra["retried"] == [True] * 3 and res.extra["retry_kept"] == [True] * 3
+    assert torch.all(res.loss < 1e-8), res.loss  # the second path reaches the floor
+    assert torch.all(res.settled) and torch.all(res.image_steps > first.image_steps)
+    with torch.no_grad():  # the kept input is the one that reaches the kept loss
+        assert torch.allclose(tiny_dcgan.generate(res.inputs), res.reconstructions, atol=1e-6)
+    for i in range(3):
+        single = invert(tiny_dcgan, x[i:i + 1], settings=two, seed=2)
+        assert single.loss[0].item() == pytest.approx(res.loss[i].item(), rel=1e-3, abs=1e-9)
+    # a second path worse than the first leaves the first's result
+    short = replace(weak, steps=60, lr=0.1, retry_above=1e-8, retry_shell_steps=1, retry_steps=0)
+    base = invert(tiny_dcgan, x, settings=replace(short, retry_above=0.0), seed=2)
+    kept = invert(tiny_dcgan, x, settings=short, seed=2)
+    assert kept.extra["retried"] == [True] * 3 and kept.extra["retry_kept"] == [False] * 3
+    assert torch.equal(kept.loss, base.loss) and torch.equal(kept.inputs, base.inputs)
+    # an inversion that reached the floor is not retried
+    good = replace(weak, steps=100, refine_steps=32, retry_above=1e-6)
+    done = invert(tiny_dcgan, x, settings=good, seed=2)
+    assert done.extra["retried"] == [False] * 3
+    assert torch.equal(done.loss, invert(tiny_dcgan, x, settings=replace(good, retry_above=0.0), seed=2).loss)
+
+
+def test_the_shell_keeps_a_condition_and_the_radius_is_the_inputs_own():
+    from ronan.inversion import _on_shell, typical_radius
+
+    g = DCGAN(latent_dim=64, base=4, channels=1, image_size=28).freeze()
+    assert typical_radius(g, None, 0) == pytest.approx(8.0, rel=0.03)  # sqrt(64)
+    u = torch.randn(5, 64) * 3
+    mask = torch.cat([torch.ones(60), torch.zeros(4)])
+    z = _on_shell(u, mask, 7.0)
+    assert torch.equal(z[:, 60:], u[:, 60:])  # the condition stays
+    assert torch.allclose(z[:, :60].norm(dim=1), torch.full((5,), 7.0))
+    assert torch.allclose(_on_shell(u, None, 2.0).norm(dim=1), torch.full((5,), 2.0))
+
+
+def test_the_retry_settings_key_only_when_used_and_skip_the_reference(tiny_dcgan):
+    assert "retry_above" not in resolve_settings("thorough").to_dict()  # the committed caches keep their keys
+    two = resolve_settings("two-path", model=tiny_dcgan)
+    d = two.to_dict()
+    assert d["retry_above"] == pytest.approx(8 / (12 * 255**2)) and d["retry_shell_steps"] == 120
+    assert d["retry_steps"] == 160 and d["refine_steps"] == 280 and d["reference_refine_steps"] == 160
+    assert "typical shell" in two.describe()
+    ref = two.for_reference()
+    assert ref.retry_above == 0 and ref.refine_steps == 160 and "retry_above" not in ref.to_dict()
+    assert replace(two, reference_refine_steps=None).for_reference().refine_steps == 280
+    assert resolve_settings("two-path", model=tiny_dcgan, distance="ssim") == resolve_settings("fast-adam")
+    for bad in ({"retry_above": -1.0}, {"retry_above": float("nan")}, {"retry_steps": -1},
+                {"retry_above": 1e-5, "retry_shell_steps": 0, "retry_steps": 0}):
+        with pytest.raises(ValueError, match="retry"):
+            InversionSettings(**bad)
