@@ -27,6 +27,13 @@ Presets (``PRESETS``):
   than 10% of the belonging samples unsettled, see :mod:`ronan.verdict`); about 8x the Adam cost
   of ``"fast"`` (800 row-steps per image, the paper's 1500). Chosen on upgan64-clipart
   (benchmarks/RESULTS.md, "Candidates around the learned start").
+* ``"two-path"``: restart 0 from the learned inverse, one Adam step, then up to 280
+  Levenberg-Marquardt iterations; an image whose loss stays above 8x the 8-bit floor
+  (``retry_above``) is inverted again from the same start along a second path — 120 iterations with
+  the input held on the typical shell of the model's inputs, then 160 free — and keeps the better
+  of the two (the two paths fail on different images). Images that converge on the first path pay
+  nothing more. Measured on upgan64-clipart and resgan64-clipart (benchmarks/RESULTS.md, "Two
+  paths, the second only where the first failed").
 * ``"fast-adam"``: Adam lr 0.2, 1 restart, early stopping on a plateau — once a row's
   best loss improved by less than 10% over 100 steps its lr drops to 0.02; once it improved
   by less than 10% over the next 50 steps it stops; at most 1000 steps (the default until the
