@@ -40,6 +40,11 @@ EXACT = 1e-12
 """A loss at or below this is an exact reconstruction (float32 noise): the row stops, converged."""
 FD_EPS = 1e-3
 """Finite-difference step on the input (inputs are ~N(0, 1))."""
+CPU_CHUNK, CUDA_CHUNK = 32, 256
+"""Images per forward pass of the refinement on a CPU and elsewhere (:func:`default_chunk`). On the
+CPU a forward pass of 32 images costs 1.3-2x less per image than one of 256 on the 64x64 generators
+(their activations then stay in cache), with bit-identical outputs (benchmarks/RESULTS.md, "Two
+paths, the second only where the first failed"); a GPU wants large batches."""
 JACOBIAN_BUDGET = 512 * 2**20
 """Bytes of Jacobians kept between iterations when ``jacobian_every > 1`` (rows x entries x pixels
 x 4); the rows beyond it have theirs computed afresh every iteration."""
@@ -66,6 +71,12 @@ def refinable(n_inputs: int, distance: str) -> bool:
     return distance == "mse" and 0 < n_inputs <= MAX_DIM
 
 
+def default_chunk(device: torch.device | str) -> int:
+    """Images per forward pass of :func:`refine` on ``device``: :data:`CPU_CHUNK` (32) on a CPU,
+    :data:`CUDA_CHUNK` (256) elsewhere."""
+    return CPU_CHUNK if torch.device(device).type == "cpu" else CUDA_CHUNK
+
+
 @torch.no_grad()
 def _forward(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, chunk: int) -> torch.Tensor:
     return torch.cat([fn(inputs[i:i + chunk]).flatten(1) for i in range(0, len(inputs), chunk)])
@@ -79,7 +90,7 @@ def refine(
     *,
     iterations: int = 8,
     mask: torch.Tensor | None = None,
-    chunk: int = 256,
+    chunk: int | None = None,
     rows_per_jacobian: int = 16,
     tol: float = 1e-3,
     jacobian_every: int = 1,
@@ -94,7 +105,8 @@ def refine(
         targets (Tensor[B, C, H, W]): the images.
         iterations (int): most LM iterations, >= 1 (default 8).
         mask (Tensor | None): 1 on the input entries to optimise (a fixed condition has 0).
-        chunk (int): images per forward pass (memory bound), default 256.
+        chunk (int | None): images per forward pass (speed and memory), >= 1; None (default):
+            :func:`default_chunk` of the inputs' device (32 on a CPU, 256 elsewhere).
         rows_per_jacobian (int): rows whose Jacobians are computed at once (memory: rows x pixels
             x entries floats), default 16.
         tol (float): a row stops once an accepted step taken with a fresh Jacobian improves its
@@ -118,6 +130,7 @@ def refine(
     """
     if jacobian_every < 1:
         raise ValueError(f"jacobian_every must be >= 1, not {jacobian_every}")
+    chunk = chunk or default_chunk(inputs.device)
     b = inputs.shape[0]
     shape = inputs.shape[1:]
     flat = inputs.reshape(b, -1)
