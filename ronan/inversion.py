@@ -578,7 +578,7 @@ def invert_stream(
         lm_settled = yield from _refine_phase(generator, inputs, images, mask, transform, settings, loss_min,
                                               history, image_steps, step, t0, should_stop, ~cut)
         lm_settled &= ~cut
-    retry = (loss_min.cpu() > settings.retry_above) & ~cut if settings.retry_above else torch.zeros(n_img, dtype=bool)
+    retry = (loss_min.cpu() > settings.retry_above) & ~cut if settings.retry_above else torch.zeros(n_img, dtype=torch.bool)
     retry_kept, retry_settled = torch.zeros(n_img, dtype=torch.bool), torch.zeros(n_img, dtype=torch.bool)
     if bool(retry.any()) and not stopped and not (should_stop is not None and should_stop()) \
             and _refinable(generator, mask, dist.name):
@@ -729,6 +729,18 @@ def _refinable(generator: Generator, mask, distance: str) -> bool:
     return refinable(n, distance)
 
 
+def _refine_fn(generator: Generator, transform) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The map the refinement fits, ``inputs -> transform(M(inputs))``; always fp32: finite
+    differences of bf16/fp16 outputs are rounding noise."""
+
+    def fn(p):
+        with autocast(generator.device, "fp32"):
+            out = generator.generate(p).float()
+        return out if transform is None else transform(out)
+
+    return fn
+
+
 def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min, history, image_steps, step, t0,
                   should_stop, only):
     """Levenberg-Marquardt on the best input of each image in ``only`` (bool Tensor[B]; in place);
@@ -742,11 +754,7 @@ def _refine_phase(generator, inputs, images, mask, transform, settings, loss_min
     """
     from .refine import refine
 
-    def fn(p):  # always fp32: finite differences of bf16/fp16 outputs are rounding noise
-        with autocast(generator.device, "fp32"):
-            out = generator.generate(p).float()
-        return out if transform is None else transform(out)
-
+    fn = _refine_fn(generator, transform)
     total = settings.steps + settings.refine_steps
     losses = [loss_min.clone()]
     idx = torch.nonzero(only.to(inputs.device)).squeeze(1)
@@ -806,11 +814,7 @@ def _retry_phase(generator, starts, inputs, images, mask, transform, settings, l
     """
     from .refine import refine
 
-    def fn(p):
-        with autocast(generator.device, "fp32"):
-            out = generator.generate(p).float()
-        return out if transform is None else transform(out)
-
+    fn = _refine_fn(generator, transform)
     radius = typical_radius(generator, mask, seed)
     idx = torch.nonzero(only.to(inputs.device)).squeeze(1)
     targets = images[idx]
