@@ -92,7 +92,10 @@ class Attribution:
     of this image was ended early because its verdict was already certain (see
     :func:`attribute_stream`, ``full_reference``): ``reference_loss`` is then an upper bound of
     A(M_r, x), and ``calibrated_loss`` and ``statistic`` are lower bounds, already on the
-    non-belonging side of the threshold.
+    non-belonging side of the threshold. ``second_path`` says what the second path of the
+    inversion on M did (settings with ``retry_above``, e.g. the preset ``two-path``): ``"not
+    needed"`` (the first path ended below ``retry_above``), ``"kept"`` (it ran and its result is
+    ``loss``), ``"not kept"`` (it ran and the first path's result stood); None without one.
     """
 
     image: str
@@ -146,6 +149,7 @@ class Attribution:
     reference_history: list[float] | None = None
     reference_bound: bool = False
     start_sha256: dict | None = None
+    second_path: str | None = None
     # tensors for figures and the app; not part of the JSON
     image_tensor: torch.Tensor | None = field(default=None, repr=False)
     reconstruction: torch.Tensor | None = field(default=None, repr=False)
@@ -672,6 +676,13 @@ def _assemble(
             f"no longer change: A(M_r, x) is an upper bound and A' a lower bound, already beyond the threshold "
             f"(full_reference, --full-reference: exact values)"
         )
+    second = _second_path(res_m, j)
+    if second in ("kept", "not kept"):
+        notes.append(
+            f"the inversion on {run.gen.name} ended above {run.settings.retry_above:.3g} after its first path; a "
+            f"second path from the same start (on the typical shell of the input, then free) ran and "
+            + ("its result is the loss" if second == "kept" else "ended higher: the first path's result stands")
+        )
     if chosen.no_set:
         notes.append(
             f"no contrast set for {run.gen.name}: the verdict was not checked against real pictures under "
@@ -729,6 +740,7 @@ def _assemble(
         reference_history=_curve(res_r, j) if res_r is not None else None,
         reference_bound=bound,
         start_sha256=start_digests({"model": run.gen, "reference": run.ref}, run.settings),
+        second_path=second,
         image_tensor=x[j],
         reconstruction=res_m.reconstructions[j],
         reference_reconstruction=res_r.reconstructions[j] if res_r is not None else None,
@@ -760,9 +772,22 @@ def _run_notes(distance: str, settings) -> list[str]:
     return []
 
 
+def _second_path(res: InversionResult, i: int) -> str | None:
+    """What the second path of image ``i``'s inversion did (:attr:`Attribution.second_path`)."""
+    if "retried" not in res.extra:
+        return None
+    if not res.extra["retried"][i]:
+        return "not needed"
+    return "kept" if res.extra["retry_kept"][i] else "not kept"
+
+
 def _curve(res: InversionResult, i: int) -> list[float]:
-    """Best loss so far of image ``i`` at each step it ran (early stopping may end it sooner)."""
+    """Best loss so far of image ``i`` at each step it ran (early stopping may end it sooner); an
+    image whose second path ran has the batch's whole history (its paths' entries come after every
+    image's first path), so that the curve ends at its loss."""
     steps = res.steps_run if res.image_steps is None else int(res.image_steps[i])
+    if "retried" in res.extra and res.extra["retried"][i]:
+        steps = len(res.history) - 1
     return res.history[: steps + 1, i].cummin(0).values.tolist()
 
 

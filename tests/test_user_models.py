@@ -253,3 +253,27 @@ def test_hub_repo_card_before_download(models_tmp, tmp_path, monkeypatch):
     assert info.state == "downloadable" and "python -m ronan download hub-user" in info.reason
     with pytest.raises(ModelUnavailable, match="python -m ronan download hub-user"):
         registry.load_model("hub-user")
+
+
+def test_two_path_attribution_records_its_second_path(cache_tmp, real_images, monkeypatch):
+    """The ``two-path`` preset end to end on a wrapped model with a uniform input distribution (the
+    shell's radius is its own): own images belonging, real ones not; every result says what the
+    second path did, a real picture's inversion ran it (it never nears the 8-bit floor), and the
+    loss curve ends at the loss."""
+    from ronan import starts
+
+    torch.manual_seed(0)
+    g = ronan.wrap_generator(TinyGenerator(), input_shape=8, output_range=(-1, 1), name="tiny-two",
+                             input_distribution={"type": "uniform", "low": -2, "high": 2})
+    net, _ = starts.get_inverse(g, starts.StartSettings(steps=200, batch=32))
+    monkeypatch.setattr(starts, "get_inverse", lambda m, s=None, **k: (net, "test"))
+    results = attribute_batch(_uploads(g, 2, seed=21) + [load_image(p) for p in real_images[:2]], g,
+                              preset="two-path")
+    assert [r.belonging for r in results] == [True, True, False, False], [r.statistic for r in results]
+    assert all(r.preset == "two-path" and r.settings["retry_steps"] == 160 for r in results)
+    assert all(r.second_path in ("not needed", "kept", "not kept") for r in results)
+    for r in results[2:]:
+        assert r.second_path in ("kept", "not kept") and any("second path" in n for n in r.notes), r.notes
+        assert r.to_dict()["second_path"] == r.second_path
+    for r in results:
+        assert r.history[-1] == pytest.approx(r.loss, rel=1e-6), (r.history[-1], r.loss)
