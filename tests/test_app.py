@@ -228,10 +228,10 @@ def test_calibrate_shows_cached_distribution(client):
     out = client.predict(MODEL, "default", "mse", "fast", None, None, None, False, 0.05, api_name="/calibrate")
     assert "preset fast, N = 100" in out[1]
     assert out[3]["n"] == 100 and len(out[3]["values"]) == 100
-    # "default" is the model's own: upgan64-clipart's card names thorough (its distribution is committed)
+    # "default" is the model's own: upgan64-clipart's card names two-path (its distribution is committed)
     out = client.predict("upgan64-clipart", "default", "mse", "default", None, None, None, False, 0.05,
                          api_name="/calibrate")
-    assert "preset thorough, N = 100" in out[1], out[1]
+    assert "preset two-path, N = 100" in out[1], out[1]
 
 
 def test_queue_is_bounded(monkeypatch):

@@ -45,12 +45,13 @@ def test_an_attribution_runs_and_records_the_model_own_preset(tiny_dcgan, real_i
     assert "preset" not in result_line(replace(r, preset="fast"))  # the usual one goes unsaid
 
 
-def test_the_late_model_defaults_to_thorough_and_its_distribution_is_committed():
+def test_the_late_model_defaults_to_two_path_and_its_distributions_are_committed():
     p = prepare("upgan64-clipart", device="cpu")
-    assert p.preset == "thorough" and p.settings == PRESETS["thorough"]
+    assert p.preset == "two-path" and p.settings == PRESETS["two-path"]
     assert prepare("upgan64-clipart", preset="fast", device="cpu").preset == "fast"
     ready, line = studio.distribution_status("upgan64-clipart")
-    assert ready and "preset thorough" in line, line
+    assert ready and "preset two-path" in line, line
+    assert studio.has_distribution(prepare("upgan64-clipart", preset="thorough", device="cpu"))  # the one before
     assert prepare("dcgan64-clipart", device="cpu").preset == "fast"  # models whose card names none
 
 
@@ -63,11 +64,11 @@ def test_the_cli_default_preset_is_the_model_own(capsys):
 
 def test_the_model_lists_and_the_app_name_the_card_preset():
     choices = {c.name: c for c in studio.model_choices()}
-    assert choices["upgan64-clipart"].preset == "thorough" and choices["dcgan64-clipart"].preset is None
+    assert choices["upgan64-clipart"].preset == "two-path" and choices["dcgan64-clipart"].preset is None
     pytest.importorskip("gradio")
     import app
 
-    assert "names the <b>thorough</b> inversion preset" in app.model_info("upgan64-clipart")
+    assert "names the <b>two-path</b> inversion preset" in app.model_info("upgan64-clipart")
     assert "inversion preset" not in app.model_info("dcgan64-clipart")
 
 

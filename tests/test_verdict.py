@@ -115,15 +115,16 @@ def test_a_sample_of_unsettled_inversions_makes_every_verdict_inconclusive():
     assert decide(1.0, summarize(sample, DecisionSettings(mode="paper"), settled=[False] * 100)).verdict != "inconclusive"
 
 
-def test_an_unreliable_sample_advises_the_thorough_preset_unless_it_was_used():
+def test_an_unreliable_sample_advises_the_two_path_preset_unless_it_was_used():
     from ronan.inversion import resolve_settings
 
     sample = list(belonging_sample(100))
     settled = [True] * 74 + [False] * 26
-    fast = summarize(sample, DecisionSettings(), settled=settled, inversion=resolve_settings("fast").to_dict())
-    assert "try the 'thorough' inversion preset" in fast.problems[0]
-    thorough = summarize(sample, DecisionSettings(), settled=settled, inversion=resolve_settings("thorough").to_dict())
-    assert "thorough" in thorough.problems[0] and "try the" not in thorough.problems[0]
+    for preset in ("fast", "thorough"):
+        told = summarize(sample, DecisionSettings(), settled=settled, inversion=resolve_settings(preset).to_dict())
+        assert "try the 'two-path' inversion preset" in told.problems[0], told.problems
+    two = summarize(sample, DecisionSettings(), settled=settled, inversion=resolve_settings("two-path").to_dict())
+    assert "even the 'two-path'" in two.problems[0] and "try the" not in two.problems[0]
 
 
 def test_a_scattered_sample_makes_every_verdict_inconclusive():
