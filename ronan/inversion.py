@@ -580,11 +580,12 @@ def invert_stream(
         lm_settled &= ~cut
     retry = (loss_min.cpu() > settings.retry_above) & ~cut if settings.retry_above else torch.zeros(n_img, dtype=torch.bool)
     retry_kept, retry_settled = torch.zeros(n_img, dtype=torch.bool), torch.zeros(n_img, dtype=torch.bool)
-    if bool(retry.any()) and not stopped and not (should_stop is not None and should_stop()) \
-            and _refinable(generator, mask, dist.name):
+    stopped = stopped or (should_stop is not None and should_stop())  # a stop during the refinement
+    if bool(retry.any()) and not stopped and _refinable(generator, mask, dist.name):
         retry_kept, retry_settled = yield from _retry_phase(generator, start[pick], inputs, images, mask, transform,
                                                             settings, loss_min, history, image_steps, t0,
                                                             should_stop, retry, seed)
+        stopped = should_stop is not None and should_stop()  # a stop during the second path
     else:
         retry[:] = False
     with torch.no_grad(), autocast(device, "fp32"):

@@ -88,6 +88,29 @@ def test_should_stop_ends_early(tiny_dcgan):
     assert res.steps_run == 5 and res.extra["stopped"]
 
 
+@pytest.mark.parametrize("phase", ["refinement", "second path"])
+def test_a_stop_during_the_refinement_or_the_second_path_is_reported(tiny_dcgan, phase):
+    """A stop after Adam (in the Levenberg-Marquardt refinement, or in the second path) marks the
+    result stopped, so that callers cancel (a calibration must not cache a partial distribution)."""
+    settings = InversionSettings(steps=1, refine_steps=30, retry_above=1e-30 if phase == "second path" else 0.0)
+    calls = {"n": 0, "stop_at": 4 if phase == "refinement" else None}
+
+    def stop():
+        calls["n"] += 1
+        return calls["stop_at"] is not None and calls["n"] >= calls["stop_at"]
+
+    x = _samples(tiny_dcgan, 2)
+    if phase == "second path":  # stop a few polls after the refinement: inside the second path
+        polls = {"n": 0}
+        first = invert(tiny_dcgan, x, settings=replace(settings, retry_above=0.0),
+                       should_stop=lambda: polls.__setitem__("n", polls["n"] + 1) or False)
+        calls["stop_at"] = polls["n"] + 3
+    res = invert(tiny_dcgan, x, settings=settings, should_stop=stop)
+    assert res.extra["stopped"], calls
+    if phase == "second path":
+        assert res.extra["retry_kept"] == [False, False] and torch.equal(res.loss, first.loss)
+
+
 def test_inversion_leaves_model_untouched(tiny_dcgan):
     before = {k: v.clone() for k, v in tiny_dcgan.state_dict().items()}
     tiny_dcgan.train()  # adapters refuse train mode: BatchNorm must use running stats
