@@ -825,15 +825,15 @@ def _retry_phase(generator, starts, inputs, images, mask, transform, settings, l
     total = base + settings.retry_shell_steps + settings.retry_steps
     now = torch.full((len(idx),), float("inf"), device=loss_min.device)
     stopped_early = torch.zeros(len(idx), dtype=torch.bool)
+    kept = torch.zeros(len(loss_min), dtype=torch.bool)
+    settled = torch.zeros(len(loss_min), dtype=torch.bool)
     done = 0
     stages = [(lambda p: fn(_on_shell(p, mask, radius)), settings.retry_shell_steps), (fn, settings.retry_steps)]
     for stage, (f, iterations) in enumerate(stages):
-        if stage == 1:
+        if stage == 1:  # from here on the input itself (on the shell where the first stage left it)
             u = _on_shell(u, mask, radius)
-        if not iterations:
-            continue
         for it, value in refine(f, u, targets, iterations=iterations, mask=mask,
-                                jacobian_every=settings.refine_jacobian_every, iterations_run=ran):
+                                jacobian_every=settings.refine_jacobian_every, iterations_run=ran) if iterations else ():
             if it < 0:
                 stopped_early = value.cpu()
                 break
@@ -843,19 +843,14 @@ def _retry_phase(generator, starts, inputs, images, mask, transform, settings, l
             history.append(best)
             yield InversionProgress(base + done + it, total, best.cpu(), best.cpu(), time.perf_counter() - t0,
                                     len(idx), False)
-            if should_stop is not None and should_stop():
-                break
+            if should_stop is not None and should_stop():  # stopped: the first path's results stand
+                image_steps[idx.cpu()] += ran
+                return kept, settled
         done += iterations
-        if should_stop is not None and should_stop():  # stopped: the first path's results stand
-            image_steps[idx.cpu()] += ran
-            return torch.zeros(len(loss_min), dtype=torch.bool), torch.zeros(len(loss_min), dtype=torch.bool)
-    z = u if settings.retry_steps or not settings.retry_shell_steps else _on_shell(u, mask, radius)
     better = now < loss_min[idx]
-    kept = torch.zeros(len(loss_min), dtype=torch.bool)
-    settled = torch.zeros(len(loss_min), dtype=torch.bool)
     if bool(better.any()):
         win = idx[better]
-        inputs[win] = z[better].to(inputs.dtype)
+        inputs[win] = u[better].to(inputs.dtype)
         loss_min[win] = now[better]
         kept[win.cpu()] = True
         settled[win.cpu()] = stopped_early[better.cpu()]
