@@ -52,6 +52,7 @@ from .verdict import (
     DecisionSettings,
     SampleSummary,
     decide,
+    floor_for,
     pick,
     summarize,
     test_belongs,
@@ -96,6 +97,10 @@ class Attribution:
     inversion on M did (settings with ``retry_above``, e.g. the preset ``two-path``): ``"not
     needed"`` (the first path ended below ``retry_above``), ``"kept"`` (it ran and its result is
     ``loss``), ``"not kept"`` (it ran and the first path's result stood); None without one.
+    ``basis`` is the belonging sample the verdict was tested against: ``"all"``, or ``"floor"``
+    (the floor rule, :mod:`ronan.verdict`: the whole sample could not carry a verdict, and this
+    image's inversion reached the 8-bit floor, so it was tested against the samples that reached it
+    too; ``mean``, ``std``, ``threshold``, ``n_kept`` and ``n_removed`` are then that sample's).
     """
 
     image: str
@@ -150,6 +155,7 @@ class Attribution:
     reference_bound: bool = False
     start_sha256: dict | None = None
     second_path: str | None = None
+    basis: str = "all"
     # tensors for figures and the app; not part of the JSON
     image_tensor: torch.Tensor | None = field(default=None, repr=False)
     reconstruction: torch.Tensor | None = field(default=None, repr=False)
@@ -373,7 +379,11 @@ def _verdict_certain(losses: torch.Tensor, evidence: list[_Evidence]):
 
     def stop(best: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
         calibrated = calibrate_losses(losses[part].double(), best.double())
-        return torch.tensor([not any(test_belongs(float(c), e.summary) for e in evidence) for c in calibrated])
+        rows = []
+        for loss, c in zip(losses[part].tolist(), calibrated.tolist()):
+            deciding = [e.summary.deciding(loss) for e in evidence]  # None: inconclusive whatever A' is
+            rows.append(not any(s is not None and test_belongs(c, s) for s in deciding))
+        return torch.tensor(rows)
 
     return stop
 
@@ -567,7 +577,14 @@ class _Evidence:
 
 def _evidence(run: _Run, given, assumption, mode, n, seed, build, callback) -> _Evidence:
     dist = _distribution(run, given, assumption, mode, n, seed, build, callback)
-    summary = summarize(dist.values, run.decision, settled=dist.sample_settled, inversion=dist.settings)
+    summary = summarize(
+        dist.values,
+        run.decision,
+        settled=dist.sample_settled,
+        inversion=dist.settings,
+        losses=dist.losses,
+        floor=floor_for(run.prepared.distance, not assumption.is_none),
+    )
     if not contrast_check.applies(run.contrast, assumption, run.decision.mode):
         return _Evidence(assumption, dist, summary)
     pictures = run.picture_set
@@ -655,13 +672,21 @@ def _assemble(
     settled = bool(res_m.settled[j])
     checks = [_contrast_of(run, e, calibrated) for e in evidence]
     decisions = [
-        decide(calibrated, e.summary, settled=settled, contrast=c, edit=e.assumption.spec)
+        decide(calibrated, e.summary, settled=settled, contrast=c, edit=e.assumption.spec, loss=loss)
         for e, c in zip(evidence, checks)
     ]
     k = pick(decisions)
     chosen, decision, check = evidence[k], decisions[k], checks[k]
-    dist, summary = chosen.dist, chosen.summary
+    dist, summary = chosen.dist, chosen.summary.for_basis(decision.basis)
     notes = list(li.notes) + _run_notes(distance, run.settings)
+    if decision.basis == "floor":
+        notes.append(
+            f"decided by the floor rule: the whole belonging sample cannot carry a verdict "
+            f"({len(chosen.summary.problems)} problem{'s' if len(chosen.summary.problems) > 1 else ''}, below), "
+            f"but this image's inversion reached the 8-bit floor (loss {loss:.3g} < {summary.floor:.3g}), as "
+            f"{summary.n_kept} of the {summary.n} belonging samples' did; it was tested against those alone"
+        )
+        notes.extend(f"whole sample: {p}" for p in chosen.summary.problems)
     if assumption.is_robust:
         fits = ", ".join(f"{e.assumption.spec} {d.verdict} ({_fmt(d.statistic)})" for e, d in zip(evidence, decisions))
         notes.append(
@@ -671,9 +696,14 @@ def _assemble(
     elif not assumption.is_none:
         notes.append(f"edit assumed ({assumption.source}): {assumption.spec}, mode {mode}")
     if bound and res_r is not None:
+        why = (
+            "already beyond the threshold"
+            if chosen.summary.deciding(loss) is not None
+            else "and no reference loss decides an image whose inversion did not reach the floor (the floor rule)"
+        )
         notes.append(
             f"the reference model's inversion ended after {int(res_r.image_steps[j])} steps, once the verdict could "
-            f"no longer change: A(M_r, x) is an upper bound and A' a lower bound, already beyond the threshold "
+            f"no longer change: A(M_r, x) is an upper bound and A' a lower bound, {why} "
             f"(full_reference, --full-reference: exact values)"
         )
     second = _second_path(res_m, j)
@@ -741,6 +771,7 @@ def _assemble(
         reference_bound=bound,
         start_sha256=start_digests({"model": run.gen, "reference": run.ref}, run.settings),
         second_path=second,
+        basis=decision.basis,
         image_tensor=x[j],
         reconstruction=res_m.reconstructions[j],
         reference_reconstruction=res_r.reconstructions[j] if res_r is not None else None,

@@ -752,6 +752,8 @@ def result_line(r) -> str:
     least, most = bound_words(r)  # the reference's inversion ended once the verdict was certain
     ref = "None" if r.reference_loss is None else most + format(r.reference_loss, ".3g")  # as README documents
     removed = f", {r.n_removed} of {r.n_calibration} samples removed" if r.n_removed else ""
+    if r.basis == "floor":  # the floor rule (ronan.verdict): tested against the samples on the floor
+        removed = f", floor rule: {r.n_kept} of {r.n_calibration} samples"
     preset = f", preset {r.preset}" if r.preset not in (None, DEFAULT_PRESET) else ""
     matched = f": {r.robust_edit}" if r.robust_edit else ""
     edit = f"  edit {r.edit}{matched} ({r.edit_source})" if r.edit != "none" else ""

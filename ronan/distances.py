@@ -18,6 +18,14 @@ from .errors import DistanceUnavailable
 DISTANCES = ("mse", "mae", "ssim", "lpips")
 """Names accepted by :func:`get_distance`."""
 
+MSE_8BIT_FLOOR = 1 / (12 * 255**2)
+"""The MSE that rounding an image in [0, 1] to 8 bits leaves (uniform rounding error: 1.28e-6)."""
+
+REACHED_FLOOR = 8 * MSE_8BIT_FLOOR
+"""Below this MSE (8x the 8-bit floor, 1.03e-5) an inversion has *reached the floor*: it found an
+input that reproduces the 8-bit image up to rounding (benchmarks/RESULTS.md, "Inversions that
+converge")."""
+
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
 

@@ -266,7 +266,7 @@ def verdicts(
         contrast_distribution (BelongingDistribution | list | None): the contrast distribution the
             results were checked against (one per family edit with a list of distributions), or None.
     """
-    from .verdict import DecisionSettings, decide, pick, summarize
+    from .verdict import DecisionSettings, decide, floor_for, pick, summarize
 
     dists = distribution if isinstance(distribution, list) else [distribution]
     contrasts = (
@@ -279,7 +279,14 @@ def verdicts(
         if key not in summaries:
             settings = DecisionSettings(mode=key[0], alpha=key[1])
             summaries[key] = [
-                summarize(d.values if calibrated else d.losses, settings, settled=d.sample_settled) for d in dists
+                summarize(
+                    d.values if calibrated else d.losses,
+                    settings,
+                    settled=d.sample_settled,
+                    losses=d.losses,
+                    floor=floor_for(d.distance, d.edit is not None),
+                )
+                for d in dists
             ]
         value = r.calibrated_loss if calibrated else r.loss
         decisions = [
@@ -289,6 +296,7 @@ def verdicts(
                 settled=r.settled,
                 contrast=_recheck(r, value, (key[0], contrast_alpha), calibrated, c),
                 edit=r.edit,
+                loss=r.loss,
             )
             for sm, c in zip(summaries[key], contrasts)
         ]

@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from . import limits
-from .distances import Distance, get_distance
+from .distances import REACHED_FLOOR, Distance, get_distance
 from .errors import Cancelled
 from .graphs import GraphedGenerate, wants_graphs
 from .preset_names import MODEL_PRESET, PRESET_NAMES, preset_name
@@ -272,9 +272,9 @@ class InversionSettings:
         return d
 
 
-RETRY_ABOVE_8BIT = 8 / (12 * 255**2)
-"""8x the 8-bit floor of the MSE (rounding to 8 bits leaves ``1 / (12 x 255^2)`` = 1.28e-6 on
-[0, 1] images): above it a belonging inversion has not found the image's input (1.03e-5)."""
+RETRY_ABOVE_8BIT = REACHED_FLOOR
+"""8x the 8-bit floor of the MSE (:data:`ronan.distances.REACHED_FLOOR`, 1.03e-5): above it a
+belonging inversion has not found the image's input."""
 
 with limits.presets_unbounded():  # the operator's bounds apply when a request uses a preset
     PRESETS: dict[str, InversionSettings] = {

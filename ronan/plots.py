@@ -279,6 +279,7 @@ def histogram_figure(
     log: bool | None = None,
     threshold: float | None = None,
     removed: Sequence[int] = (),
+    removed_label: str = "removed as failed inversions",
     calibrated: bool = True,
     domain: str | None = None,
     contrast_values: Sequence[float] = (),
@@ -303,6 +304,8 @@ def histogram_figure(
             value; default ``mean + critical_value * std`` (the paper's linear test).
         removed (sequence of int): indices of samples the robust test removed as failed
             inversions (drawn apart, in the legend with their count).
+        removed_label (str): their legend entry before the count; default "removed as failed
+            inversions" (the floor rule's: "off the floor or removed").
         calibrated (bool): False when no reference model was used (the axis is the raw loss).
         domain (str | None): ``"log"`` or ``"linear"``, the test's domain.
         contrast_values (sequence of float): calibrated losses of the contrast check's real
@@ -378,7 +381,7 @@ def histogram_figure(
                 bins=bins,
                 color=REMOVED_COLOR,
                 edgecolor="white",
-                label=f"removed as failed inversions ({int(out.sum())})",
+                label=f"{removed_label} ({int(out.sum())})",
             )
     if real.size:
         ax.hist(

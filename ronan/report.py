@@ -96,6 +96,7 @@ def report_dict(
             "n_kept": result.n_kept,
             "n_removed": result.n_removed,
             "removed_values": _removed_values(result, distribution),
+            "basis": result.basis,
             "contrast": result.contrast,
         },
         "attribution": result.to_dict(history=True),
@@ -123,11 +124,15 @@ def _removed(result: Attribution, distribution: BelongingDistribution | None) ->
     """Indices of the belonging samples the result's test removed (none without the distribution)."""
     if distribution is None:
         return []
-    from .verdict import DecisionSettings, summarize
+    from .verdict import DecisionSettings, floor_for, summarize
 
     return summarize(
-        distribution.values, DecisionSettings(mode=result.test, alpha=result.alpha), settled=distribution.sample_settled
-    ).removed
+        distribution.values,
+        DecisionSettings(mode=result.test, alpha=result.alpha),
+        settled=distribution.sample_settled,
+        losses=distribution.losses,
+        floor=floor_for(result.distance, result.edit != "none"),
+    ).for_basis(result.basis).removed
 
 
 def _removed_values(result: Attribution, distribution: BelongingDistribution | None) -> list[float]:
@@ -176,6 +181,7 @@ def histogram_figure_of(result: Attribution, distribution: BelongingDistribution
         alpha=result.alpha,
         threshold=result.threshold,
         removed=_removed(result, distribution),
+        removed_label="off the floor or removed" if result.basis == "floor" else "removed as failed inversions",
         calibrated=result.reference is not None,
         domain=result.domain,
         contrast_values=recorded_values(result.contrast) or (),
@@ -239,7 +245,7 @@ def report_html(
 ) -> str:
     """A self-contained HTML report (figures embedded as base64 PNG, the JSON embedded too)."""
     from .plots import data_uri
-    from .views import REFERENCE_BOUND_NOTE, contrast_text, esc, num, verdict_card
+    from .views import REFERENCE_BOUND_NOTE, contrast_text, esc, num, samples_text, verdict_card
 
     least, most = bound_words(result)
     figs = figures(result, distribution, upload=upload) if figs is None else figs
@@ -274,8 +280,8 @@ def report_html(
         ),
         (
             "Belonging samples",
-            f"N = {result.n_calibration}: {result.n_kept} used, {result.n_removed} removed as failed "
-            f"inversions {esc([num(v) for v in data['test']['removed_values']])}",
+            f"N = {result.n_calibration}: {esc(samples_text(result))} "
+            f"{esc([num(v) for v in data['test']['removed_values']])}",
         ),
         ("mu, sigma (test domain)", f"{num(result.mean)}, {num(result.std)}"),
         ("Contrast check", contrast_text(result.contrast) if result.contrast else "not applied"),

@@ -35,15 +35,28 @@ Inconclusive rules (mode ``"robust"``; each gives a one-line reason):
   test says belonging, but the query's conformal p-value among held-out real pictures that went
   through the same edit is above ``contrast_alpha`` (default 0.01: with 100 pictures, one of them
   reconstructs at least as well), or that check applies but its distribution is not built here.
+
+The floor rule (mode ``"robust"``, ``floor_rule``, on by default): when the whole sample cannot
+carry a verdict (one of the first three rules) but at least ``min_kept`` of its samples' inversions
+*reached the floor* (MSE below 8x the 8-bit floor, :data:`ronan.distances.REACHED_FLOOR`: their
+input was found up to rounding) and those form a sound sample by themselves, a query whose own
+inversion reached the floor too is tested against them alone (``SampleSummary.on_floor``; the
+verdict's ``basis`` is ``"floor"``). Both sides are then conditioned on the same event, so the
+comparison is fair; a failed inversion can only raise a loss, never bring an image the model did
+not make to the floor, so this admits no image the full test would have refused for a failed
+inversion. A query that did not reach the floor stays inconclusive, with that reason: on such a
+model a belonging image fails as often as the samples did. Only for the MSE distance on unedited
+images (:func:`floor_for`: an edit's floor is not the 8-bit one).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .distances import REACHED_FLOOR
 from .stats import esd_outliers, grubbs_critical_value, grubbs_statistic
 
 BELONGING, NON_BELONGING, INCONCLUSIVE = "belonging", "non-belonging", "inconclusive"
@@ -71,6 +84,9 @@ class DecisionSettings:
         contrast_alpha (float): robust mode: level of the contrast check (:mod:`ronan.contrast`), in
             (0, 1); default 0.01 — with the bundled 100 real pictures, a belonging verdict under an
             edit must beat every one of them (p = 1/101).
+        floor_rule (bool): robust mode: when the whole sample cannot carry a verdict, decide a
+            query whose inversion reached the 8-bit floor against the samples that reached it
+            too (see the module docstring); default True. False: every verdict stays inconclusive.
     """
 
     mode: str = DEFAULT_TEST
@@ -80,6 +96,7 @@ class DecisionSettings:
     min_kept: int = 10
     max_log_spread: float = 1.5
     contrast_alpha: float = 0.01
+    floor_rule: bool = True
 
     def __post_init__(self):
         if self.mode not in TEST_MODES:
@@ -113,6 +130,12 @@ class SampleSummary:
         threshold (float): the calibrated loss A' at which the statistic equals the critical
             value: queries below it are belonging (NaN when std is 0).
         problems (list[str]): reasons why this sample cannot carry any verdict (robust mode).
+        basis (str): ``"all"`` (the whole sample) or ``"floor"`` (only the samples whose inversions
+            reached the floor; the others are in ``removed``).
+        floor (float | None): basis ``"floor"``: the raw loss below which an inversion reached it.
+        on_floor (SampleSummary | None): the floor rule's summary (basis ``"floor"``, no problems),
+            when the rule applies: the whole sample has problems and its samples that reached the
+            floor form a sound sample (see the module docstring); else None.
     """
 
     mode: str
@@ -127,6 +150,9 @@ class SampleSummary:
     threshold: float
     alpha: float
     problems: list[str] = field(default_factory=list)
+    basis: str = "all"
+    floor: float | None = None
+    on_floor: SampleSummary | None = None
 
     def statistic(self, value: float) -> float:
         """Grubbs' statistic of a calibrated loss ``value`` against this sample."""
@@ -136,6 +162,25 @@ class SampleSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def for_basis(self, basis: str) -> SampleSummary:
+        """The summary a verdict of ``basis`` (``Verdict.basis``) was tested against."""
+        return self.on_floor if basis == "floor" and self.on_floor is not None else self
+
+    def deciding(self, loss: float | None) -> SampleSummary | None:
+        """The summary that decides a query whose raw loss on M is ``loss``: this one, or with the
+        floor rule (``on_floor``) its floor sample for a query that reached the floor and None for
+        one that did not (inconclusive whatever its calibrated loss)."""
+        if self.on_floor is None or loss is None or math.isnan(loss):
+            return self
+        return self.on_floor if loss < self.on_floor.floor else None
+
+
+def floor_for(distance: str, edited: bool) -> float | None:
+    """The raw loss below which an inversion reached the floor, for the floor rule: 8x the 8-bit
+    floor of the MSE (:data:`ronan.distances.REACHED_FLOOR`) on unedited images; None otherwise (other
+    distances have no such floor, and an edit's own error is not the 8-bit one)."""
+    return REACHED_FLOOR if distance == "mse" and not edited else None
 
 
 def _to_domain(value: float, domain: str) -> float:
@@ -164,7 +209,13 @@ def remedy(inversion: dict | None = None) -> str:
 
 
 def summarize(
-    values, test: DecisionSettings | None = None, settled=None, inversion: dict | None = None
+    values,
+    test: DecisionSettings | None = None,
+    settled=None,
+    inversion: dict | None = None,
+    *,
+    losses=None,
+    floor: float | None = None,
 ) -> SampleSummary:
     """Prepare the belonging values (calibrated losses A') for the test of ``test``.
 
@@ -178,6 +229,10 @@ def summarize(
             sample rather than outliers, and no test on it can be trusted.
         inversion (dict | None): the distribution's inversion settings, for the advice in those
             reasons (:func:`remedy`); default None.
+        losses (sequence of float | None): the samples' raw losses on M
+            (``BelongingDistribution.losses``), for the floor rule; default None (no floor rule).
+        floor (float | None): the raw loss below which an inversion reached the floor
+            (:func:`floor_for`); None (default): no floor rule.
     """
     test = test or DecisionSettings()
     raw = np.asarray(values, dtype=np.float64)
@@ -221,7 +276,7 @@ def summarize(
         threshold = math.exp(edge) if domain == "log" else edge
     else:
         threshold = math.nan
-    return SampleSummary(
+    summary = SampleSummary(
         test.mode,
         domain,
         int(x.size),
@@ -235,6 +290,27 @@ def summarize(
         test.alpha,
         problems,
     )
+    if problems and test.floor_rule and floor is not None and losses is not None:
+        summary.on_floor = _on_floor(raw, np.asarray(losses, dtype=np.float64), floor, test)
+    return summary
+
+
+def _on_floor(values: np.ndarray, losses: np.ndarray, floor: float, test: DecisionSettings) -> SampleSummary | None:
+    """The floor rule's summary: the robust summary of the values whose raw loss is below ``floor``
+    (the others listed as removed, indices into the whole sample), or None when fewer than
+    ``min_kept`` reached it or those few have problems of their own."""
+    reached = np.nonzero(losses < floor)[0]
+    if reached.size < test.min_kept:
+        return None
+    sub = summarize(values[reached], test)
+    if sub.problems:
+        return None
+    kept = set(np.delete(reached, sub.removed).tolist())
+    removed = [i for i in range(values.size) if i not in kept]
+    return replace(
+        sub, n=int(values.size), removed=removed, removed_values=[float(values[i]) for i in removed],
+        basis="floor", floor=float(floor),
+    )
 
 
 @dataclass(frozen=True)
@@ -242,7 +318,8 @@ class Verdict:
     """A decision: ``verdict`` is belonging, non-belonging or inconclusive.
 
     ``test_belonging`` is what Grubbs' test alone says (``statistic < critical_value``);
-    ``reasons`` explain an inconclusive verdict (empty otherwise).
+    ``reasons`` explain an inconclusive verdict (empty otherwise); ``basis`` is the sample it was
+    tested against: ``"all"`` or ``"floor"`` (the floor rule: ``SampleSummary.on_floor``).
     """
 
     verdict: str
@@ -250,6 +327,7 @@ class Verdict:
     critical_value: float
     test_belonging: bool
     reasons: tuple[str, ...] = ()
+    basis: str = "all"
 
 
 def test_belongs(value: float, summary: SampleSummary) -> bool:
@@ -259,7 +337,15 @@ def test_belongs(value: float, summary: SampleSummary) -> bool:
     return bool(g < summary.critical_value) if not math.isnan(g) else False
 
 
-def decide(value: float, summary: SampleSummary, *, settled: bool = True, contrast=None, edit: str = "none") -> Verdict:
+def decide(
+    value: float,
+    summary: SampleSummary,
+    *,
+    settled: bool = True,
+    contrast=None,
+    edit: str = "none",
+    loss: float | None = None,
+) -> Verdict:
     """Test a query's calibrated loss ``value`` against ``summary`` and apply the abstention rules.
 
     Args:
@@ -270,13 +356,25 @@ def decide(value: float, summary: SampleSummary, *, settled: bool = True, contra
         contrast (ContrastCheck | None): the query among real pictures under the same edit
             (:func:`ronan.contrast.check`); None when no contrast check ran. Robust mode only.
         edit (str): the edit assumed (named in the contrast reason); default ``"none"``.
+        loss (float | None): the query's raw loss A(M, x), for the floor rule
+            (``summary.on_floor``); None (default): the rule is not applied.
     """
+    deciding = summary.deciding(loss)
+    if deciding is not None and deciding is not summary:  # the floor rule: both reached the floor
+        return replace(decide(value, deciding, settled=settled, contrast=contrast, edit=edit), basis="floor")
     g = summary.statistic(value)
     crit = summary.critical_value
     test_belonging = test_belongs(value, summary)
     if summary.mode == "paper":
         return Verdict(BELONGING if test_belonging else NON_BELONGING, g, crit, test_belonging)
     reasons = list(summary.problems)
+    if deciding is None and summary.on_floor is not None:
+        f = summary.on_floor
+        reasons.append(
+            f"this image's own inversion did not reach the 8-bit floor either (loss {loss:.3g}, floor "
+            f"{f.floor:.3g}): on this model only an image that does can be decided, against the {f.n_kept} of "
+            f"the {f.n} belonging samples that reached it"
+        )
     if math.isnan(value):
         reasons.append("the reconstruction loss is not a number")
     if not test_belonging and not settled:

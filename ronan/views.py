@@ -184,6 +184,18 @@ def assumptions(result, caveats: Sequence[str] = ()) -> list[str]:
 REFERENCE_BOUND_NOTE = "; its inversion ended once the verdict could no longer change (an upper bound)"
 
 
+def samples_text(r) -> str:
+    """How many belonging samples the test of attribution ``r`` used, and why the others not."""
+    if r.test != "robust":
+        return f"all {r.n_calibration} (paper's test)"
+    if r.basis == "floor":
+        return (
+            f"{r.n_kept} of {r.n_calibration} used: those whose inversions reached the 8-bit floor, as this "
+            f"image's did (the floor rule); {r.n_removed} left out"
+        )
+    return f"{r.n_kept} of {r.n_calibration} used; {r.n_removed} removed as failed inversions"
+
+
 def verdict_card(
     result,
     *,
@@ -234,12 +246,7 @@ def verdict_card(
             if r.reference is not None
             else "none: no reference model",
         ),
-        (
-            "Belonging samples",
-            f"{r.n_kept} of {r.n_calibration} used; {r.n_removed} removed as failed inversions"
-            if r.test == "robust"
-            else f"all {r.n_calibration} (paper's test)",
-        ),
+        ("Belonging samples", samples_text(r)),
         (
             "Test",
             f"{esc(r.test)} ({'log domain' if r.domain == 'log' else 'linear'}), α = {r.alpha:g}; "

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -150,3 +151,32 @@ def test_one_part_keeps_the_batchs_order_even_with_heavy_images():
     heavy = torch.tensor([False, True, False, True])
     (only,) = split(4, 1, heavy)
     assert only.tolist() == [0, 1, 2, 3]
+
+
+def test_with_the_floor_rule_the_staged_reference_keeps_the_full_runs_verdicts(monkeypatch, tmp_path):
+    """The bundled model's belonging sample with 40 planted failed inversions: the floor rule decides own
+    images (their inversions reach the 8-bit floor) against the 60 that did; real pictures, which do not
+    reach it, are inconclusive whatever the reference says, so the staged reference ends them at once —
+    and every verdict is the one the full reference inversion gives."""
+    from ronan.calibration import calibrate_losses, get_distribution, save_distribution
+    from ronan.prepare import prepare
+
+    target = prepare("dcgan-fmnist")
+    dist = get_distribution(target.model, target.reference, settings=target.settings, build=False)
+    monkeypatch.setenv("RONAN_CACHE_DIR", str(tmp_path))
+    dist.losses = dist.losses[:60] + [float(v) for v in torch.logspace(-4, -1, 40)]
+    dist.values = calibrate_losses(torch.tensor(dist.losses, dtype=torch.float64),
+                                   torch.tensor(dist.reference_losses, dtype=torch.float64)).tolist()
+    dist.mean, dist.std = float(np.mean(dist.values)), float(np.std(dist.values, ddof=1))
+    dist.validate()
+    save_distribution(dist, tmp_path)
+    images = _queries(target.model, 3, 3)
+    full = attribute_batch(images, target, full_reference=True, build_calibration=False)
+    monkeypatch.setattr(attribution, "parallel_default", lambda device: True)
+    monkeypatch.setattr(attribution, "SPLIT_MIN_VALUES", 1)
+    staged = attribute_batch(images, target, build_calibration=False)
+    assert [r.verdict for r in staged] == [r.verdict for r in full] == ["belonging"] * 3 + ["inconclusive"] * 3
+    assert [r.basis for r in staged] == ["floor"] * 3 + ["all"] * 3
+    assert [r.reference_bound for r in staged] == [False] * 3 + [True] * 3
+    for r in staged[3:]:
+        assert r.reference_steps_run == 0 and any("did not reach the floor (the floor rule)" in n for n in r.notes)

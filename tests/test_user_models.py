@@ -6,6 +6,7 @@ the factory cards name them as ``test_user_models:tiny_generator`` (``tests/`` i
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -277,3 +278,39 @@ def test_two_path_attribution_records_its_second_path(cache_tmp, real_images, mo
         assert r.to_dict()["second_path"] == r.second_path
     for r in results:
         assert r.history[-1] == pytest.approx(r.loss, rel=1e-6), (r.history[-1], r.loss)
+
+
+def test_the_floor_rule_end_to_end(cache_tmp, real_images):
+    """A model whose inversions fail on most of its own images: its belonging sample cannot carry a
+    verdict, yet an own image whose inversion reached the 8-bit floor is decided belonging against the
+    samples that reached it too (and says so); a real picture stays inconclusive, with the reason."""
+    from ronan import views
+    from ronan.calibration import load_distribution, save_distribution
+    from ronan.cli import result_line
+    from ronan.report import _removed, report_html
+
+    torch.manual_seed(0)
+    g = ronan.wrap_generator(TinyGenerator(), input_shape=8, output_range=(-1, 1), name="tiny-floor")
+    own = _uploads(g, 2, seed=31)
+    first = attribute_batch(own[:1], g)
+    assert first[0].belonging and first[0].basis == "all"
+    # plant failed inversions in 40 of the 100 samples (as on resgan64-clipart with `fast`: 85)
+    (path,) = cache_tmp.glob("tiny-floor__none__mse__*.json")
+    dist = load_distribution(path)
+    assert max(dist.losses[:60]) < 1e-5
+    dist.losses = dist.losses[:60] + [float(v) for v in torch.logspace(-4.5, -1.5, 40)]
+    dist.values = list(dist.losses)
+    dist.mean, dist.std = float(np.mean(dist.values)), float(np.std(dist.values, ddof=1))
+    dist.validate()
+    save_distribution(dist, cache_tmp)
+    results = attribute_batch(own + [load_image(p) for p in real_images[:2]], g, edit="none")
+    for r in results[:2]:
+        assert r.verdict == "belonging" and r.basis == "floor" and r.to_dict()["basis"] == "floor", r.reasons
+        assert r.n_kept <= 60 and r.n_removed >= 40 and r.threshold < 1e-5
+        assert any(n.startswith("decided by the floor rule") for n in r.notes), r.notes
+        assert set(range(60, 100)) <= set(_removed(r, dist)) and len(_removed(r, dist)) == r.n_removed
+        assert "floor rule" in report_html(r, dist) and "floor rule" in views.verdict_card(r)
+        assert ", floor rule: " in result_line(r)
+    for r in results[2:]:
+        assert r.verdict == "inconclusive" and r.basis == "all", (r.loss, r.reasons, r.notes)
+        assert "did not reach the 8-bit floor" in r.reasons[-1], r.reasons

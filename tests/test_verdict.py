@@ -141,3 +141,56 @@ def test_a_scattered_sample_makes_every_verdict_inconclusive():
         assert d.verdict == "inconclusive" and "scattered" in d.reasons[0]
     assert decide(50 * np.median(scattered), summarize(scattered, DecisionSettings(mode="paper"))).verdict != "inconclusive"
     assert not summarize(scattered, DecisionSettings(max_log_spread=2.5)).problems
+
+
+def unreliable_sample(n=100, reached=40, seed=0):
+    """A model whose inversions fail on most of its own images (resgan64-clipart with `fast`: 15 of
+    100 reach the floor): raw losses and calibrated losses of ``reached`` converged samples (raw
+    ~1e-6, A' log-normal around 2e-4) and of failed ones spread over orders of magnitude."""
+    rng = np.random.default_rng(seed)
+    raw = np.concatenate([np.exp(np.log(1e-6) + 0.2 * rng.standard_normal(reached)),
+                          np.geomspace(3e-5, 3e-2, n - reached)])
+    ref = raw / np.concatenate([belonging_sample(reached, seed), np.geomspace(6e-3, 2.0, n - reached)])
+    return list(raw / ref), list(raw)
+
+
+def test_the_floor_rule_decides_only_images_that_reached_the_floor():
+    """When failed inversions are the bulk of the sample, an image whose own inversion reached the
+    8-bit floor is tested against the samples that reached it too; one that did not stays inconclusive."""
+    from ronan.verdict import floor_for
+
+    values, losses = unreliable_sample()
+    floor = floor_for("mse", edited=False)
+    assert floor == pytest.approx(8 / (12 * 255**2))
+    s = summarize(values, DecisionSettings(), losses=losses, floor=floor)
+    assert s.problems and s.on_floor is not None and s.on_floor.basis == "floor" and not s.on_floor.problems
+    f = s.on_floor
+    assert f.n == 100 and f.n_kept + len(f.removed) == 100 and set(range(40, 100)) <= set(f.removed)
+    assert 1e-4 < f.threshold < 1e-3 < s.threshold        # the whole sample's threshold admits far more
+    own = decide(2e-4, s, loss=1e-6)
+    assert own.verdict == "belonging" and own.basis == "floor" and not own.reasons
+    assert own.statistic == pytest.approx(f.statistic(2e-4))
+    generic = decide(2e-2, s, loss=1e-6)                  # on the floor, but the reference makes it nearly as well
+    assert generic.verdict == "non-belonging" and generic.basis == "floor"
+    for value, loss in ((2e-4, 5e-4), (1.0, 3e-3)):       # did not reach the floor: no verdict, whatever A'
+        d = decide(value, s, loss=loss)
+        assert d.verdict == "inconclusive" and d.basis == "all"
+        assert "scattered" in d.reasons[0] and "did not reach the 8-bit floor" in d.reasons[-1]
+    assert decide(2e-4, s).verdict == "inconclusive"      # the query's raw loss unknown: no floor rule
+    assert s.deciding(1e-6) is f and s.deciding(1e-3) is None and s.for_basis("floor") is f
+    # the rule switched off, an edit or another distance: every verdict inconclusive, as before
+    off = summarize(values, DecisionSettings(floor_rule=False), losses=losses, floor=floor)
+    assert off.on_floor is None and decide(2e-4, off, loss=1e-6).verdict == "inconclusive"
+    assert floor_for("mse", edited=True) is None and floor_for("ssim", edited=False) is None
+    assert summarize(values, DecisionSettings(), losses=losses, floor=None).on_floor is None
+    # the paper's test and a healthy sample are untouched
+    assert summarize(values, DecisionSettings(mode="paper"), losses=losses, floor=floor).on_floor is None
+    healthy = summarize(belonging_sample(), DecisionSettings(), losses=[1e-6] * 100, floor=floor)
+    assert healthy.on_floor is None and decide(2e-4, healthy, loss=1e-6).basis == "all"
+
+
+def test_the_floor_rule_needs_enough_samples_on_the_floor():
+    values, losses = unreliable_sample(reached=8)
+    s = summarize(values, DecisionSettings(), losses=losses, floor=8 / (12 * 255**2))
+    assert s.problems and s.on_floor is None               # 8 < min_kept (10): nothing to test against
+    assert decide(2e-4, s, loss=1e-6).verdict == "inconclusive"
