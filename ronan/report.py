@@ -126,13 +126,17 @@ def _removed(result: Attribution, distribution: BelongingDistribution | None) ->
         return []
     from .verdict import DecisionSettings, floor_for, summarize
 
-    return summarize(
-        distribution.values,
-        DecisionSettings(mode=result.test, alpha=result.alpha),
-        settled=distribution.sample_settled,
-        losses=distribution.losses,
-        floor=floor_for(result.distance, result.edit != "none"),
-    ).for_basis(result.basis).removed
+    return (
+        summarize(
+            distribution.values,
+            DecisionSettings(mode=result.test, alpha=result.alpha),
+            settled=distribution.sample_settled,
+            losses=distribution.losses,
+            floor=floor_for(result.distance, result.edit != "none"),
+        )
+        .for_basis(result.basis)
+        .removed
+    )
 
 
 def _removed_values(result: Attribution, distribution: BelongingDistribution | None) -> list[float]:

@@ -171,9 +171,10 @@ class SampleSummary:
         """The summary that decides a query whose raw loss on M is ``loss``: this one, or with the
         floor rule (``on_floor``) its floor sample for a query that reached the floor and None for
         one that did not (inconclusive whatever its calibrated loss)."""
-        if self.on_floor is None or loss is None or math.isnan(loss):
+        floor = self.on_floor.floor if self.on_floor is not None else None
+        if floor is None or loss is None or math.isnan(loss):
             return self
-        return self.on_floor if loss < self.on_floor.floor else None
+        return self.on_floor if loss < floor else None
 
 
 def floor_for(distance: str, edited: bool) -> float | None:
@@ -308,8 +309,12 @@ def _on_floor(values: np.ndarray, losses: np.ndarray, floor: float, test: Decisi
     kept = set(np.delete(reached, sub.removed).tolist())
     removed = [i for i in range(values.size) if i not in kept]
     return replace(
-        sub, n=int(values.size), removed=removed, removed_values=[float(values[i]) for i in removed],
-        basis="floor", floor=float(floor),
+        sub,
+        n=int(values.size),
+        removed=removed,
+        removed_values=[float(values[i]) for i in removed],
+        basis="floor",
+        floor=float(floor),
     )
 
 
