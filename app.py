@@ -1028,12 +1028,20 @@ def _dist_summary(dist, sm, preset: str = "") -> str:
         f"<small>mean {dist.mean:.4g}, std {dist.std:.4g}, min {min(dist.values):.4g}, max "
         f"{max(dist.values):.4g}; file `{studio.distribution_file(dist)}`, built {dist.created or '?'} in "
         f"{dist.seconds:.0f} s (settings in the JSON)</small>"
+        + "".join(f"  \n**No verdict on the whole sample:** {p}" for p in sm.problems)
+        + (
+            f"  \n**Floor rule:** an image whose inversion reaches the 8-bit floor is tested against the "
+            f"{sm.on_floor.n_kept} of the {dist.n} samples that reached it (threshold on A' "
+            f"{sm.on_floor.threshold:.4g}); any other stays inconclusive"
+            if sm.on_floor is not None
+            else ""
+        )
     )
 
 
 def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebuild, alpha, request: gr.Request = None):
     """Show a model's belonging distribution (build or rebuild it where the operator allows)."""
-    from ronan.verdict import DecisionSettings, summarize
+    from ronan.verdict import DecisionSettings, floor_for, summarize
 
     try:
         ticket = LINE.join(_session(request), "calibrate")
@@ -1063,7 +1071,14 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
                 if isinstance(ev, studio.RunProgress):
                     LINE.touch(ticket, ev.eta)
                     yield _running_status(ev), gr.skip(), gr.skip(), gr.skip()
-            sm = summarize(ev.values, DecisionSettings(alpha=float(alpha)))
+            sm = summarize(
+                ev.values,
+                DecisionSettings(alpha=float(alpha)),
+                settled=ev.sample_settled,
+                inversion=ev.settings,
+                losses=ev.losses,
+                floor=floor_for(ev.distance, ev.edit is not None),
+            )
             fig = plots.histogram_figure(
                 ev.values,
                 mean=sm.mean,
