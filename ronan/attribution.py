@@ -200,7 +200,7 @@ class Attribution:
 
     def to_row(self) -> dict:
         """One flat row for tables and CSV files: the columns of :data:`ronan.rows.ROW_FIELDS`
-        (image, verdict, statistic, critical value, the three losses, the models, N, SHA-256, seconds)."""
+        (image, verdict, statistic, critical value, the three losses, the models, N, the basis, SHA-256, seconds)."""
         return {k: getattr(self, k) for k in ROW_FIELDS}
 
 

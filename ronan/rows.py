@@ -27,13 +27,15 @@ ROW_FIELDS = (
     "model",
     "reference",
     "n_calibration",
+    "basis",
     "image_sha256",
     "seconds",
 )
 """Columns of :meth:`~ronan.attribution.Attribution.to_row`, in order: the image, the verdict and
 the numbers behind it (Grubbs' statistic and critical value, A', A(M, x), A(M_r, x), whether the
 last is an upper bound: ``Attribution.reference_bound``), the models,
-N, the image's SHA-256 and the seconds per image."""
+N, the sample the test used (``Attribution.basis``: ``"all"``, or ``"floor"`` under the floor
+rule of :mod:`ronan.verdict`), the image's SHA-256 and the seconds per image."""
 
 
 def empty_row(image: str, verdict: str = "error", **columns: Any) -> dict:
