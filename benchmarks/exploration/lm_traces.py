@@ -2,11 +2,18 @@
 and held-out real pictures, to study stop rules offline.
 
     python benchmarks/exploration/lm_traces.py upgan64-clipart two-path 100 30 out.json
+    python benchmarks/exploration/lm_traces.py simulate bel.json real.json   # stall rules, offline
+
 
 Records, per call of ``ronan.refine.refine`` made by the engine (the first path's refinement,
 the second path's shell and free stages; the reference never runs here), the loss of every row
 after every iteration. Belonging: the model's calibration samples (seed 0, 8-bit); real: the
 first M pictures of the tier's committed held-out folder (``assets/samples/clipart-test``).
+
+``simulate`` replays a family of stall rules on recorded traces: a row stops at iteration t >= K
+when its loss is above H and fell by less than a fraction G over the last W iterations. Printed
+per rule: belonging rows that reached the floor (8x the 8-bit floor) in the recording but would
+have been stopped above it, and the LM iterations per real picture (all stages) with and without it.
 """
 
 from __future__ import annotations
@@ -58,7 +65,48 @@ def run(model, x: torch.Tensor, preset: str) -> dict:
             "seconds": seconds, "calls": calls}
 
 
+def stall_stop(col, k: int, w: int, g: float, h: float):
+    """Iteration (1-based) at which the stall rule stops a row with losses ``col``, or None."""
+    for t in range(max(k, w + 1), len(col) + 1):
+        if col[t - 1] > h and col[t - 1 - w] / col[t - 1] < 1 + g:
+            return t
+    return None
+
+
+def iterations_run(col) -> int:
+    changed = np.nonzero(np.diff(np.asarray(col)) != 0)[0]
+    return int(changed[-1]) + 2 if len(changed) else 1
+
+
+def simulate(bel_path: str, real_path: str) -> None:
+    import itertools
+
+    floor = 8 / (12 * 255**2)
+    bel = json.loads(Path(bel_path).read_text())["belonging"]
+    real = json.loads(Path(real_path).read_text())["real"]
+    n_real = len(real["loss"])
+    for k, w, g, h in itertools.product([20, 40], [5, 10, 20], [0.01, 0.03, 0.1], [floor, 1e-4]):
+        lost = 0
+        for call in bel["calls"][:2]:  # the first path and the second path's shell stage
+            a = np.asarray(call)
+            for j in range(a.shape[1]):
+                col, t = a[:, j], stall_stop(a[:, j], k, w, g, h)
+                lost += bool((col < floor).any() and t is not None and col[t - 1] >= floor)
+        total = saved = 0
+        for call in real["calls"]:
+            a = np.asarray(call)
+            for j in range(a.shape[1]):
+                r = iterations_run(a[:, j])
+                t = stall_stop(a[:r, j], k, w, g, h)
+                total, saved = total + r, saved + (r - t if t else 0)
+        print(f"K={k} W={w} G={g} H={h:.0e}: belonging rows stopped above the floor {lost}; LM iterations per "
+              f"real picture {total / n_real:.0f} -> {(total - saved) / n_real:.0f}")
+
+
 def main() -> None:
+    if sys.argv[1] == "simulate":
+        simulate(sys.argv[2], sys.argv[3])
+        return
     model_name, preset, n_bel, n_real, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     torch.set_num_threads(1)
     model = load_model(model_name)
