@@ -683,8 +683,8 @@ def _assemble(
         notes.append(
             f"decided by the floor rule: the whole belonging sample cannot carry a verdict "
             f"({len(chosen.summary.problems)} problem{'s' if len(chosen.summary.problems) > 1 else ''}, below), "
-            f"but this image's inversion reached the 8-bit floor (loss {loss:.3g} < {summary.floor:.3g}), as "
-            f"{summary.n_kept} of the {summary.n} belonging samples' did; it was tested against those alone"
+            f"but this image's inversion reached the 8-bit floor (loss {loss:.3g} < {summary.floor:.3g}): it was "
+            f"tested against the {summary.n_kept} of the {summary.n} belonging samples whose inversions reached it too"
         )
         notes.extend(f"whole sample: {p}" for p in chosen.summary.problems)
     if assumption.is_robust:
