@@ -310,7 +310,7 @@ def test_the_floor_rule_end_to_end(cache_tmp, real_images):
         assert any(n.startswith("decided by the floor rule") for n in r.notes), r.notes
         assert set(range(60, 100)) <= set(_removed(r, dist)) and len(_removed(r, dist)) == r.n_removed
         assert "floor rule" in report_html(r, dist) and "floor rule" in views.verdict_card(r)
-        assert ", floor rule: " in result_line(r)
+        assert ", floor rule: " in result_line(r) and "samples whose inversions reached the 8-bit floor" in r.explanation()
     for r in results[2:]:
         assert r.verdict == "inconclusive" and r.basis == "all", (r.loss, r.reasons, r.notes)
         assert "did not reach the 8-bit floor" in r.reasons[-1], r.reasons
