@@ -180,3 +180,8 @@ def test_with_the_floor_rule_the_staged_reference_keeps_the_full_runs_verdicts(m
     assert [r.reference_bound for r in staged] == [False] * 3 + [True] * 3
     for r in staged[3:]:
         assert r.reference_steps_run == 0 and any("did not reach the floor (the floor rule)" in n for n in r.notes)
+    # re-deciding the recorded numbers (evaluate, tier tables) applies the same rule
+    from ronan.evaluation import verdicts
+
+    assert verdicts(full, dist) == [r.verdict for r in full]
+    assert verdicts(full, dist, calibrated=False)[:3] == ["belonging"] * 3
