@@ -217,6 +217,7 @@ def summarize(
     *,
     losses=None,
     floor: float | None = None,
+    remove_outliers: bool = True,
 ) -> SampleSummary:
     """Prepare the belonging values (calibrated losses A') for the test of ``test``.
 
@@ -234,12 +235,15 @@ def summarize(
             (``BelongingDistribution.losses``), for the floor rule; default None (no floor rule).
         floor (float | None): the raw loss below which an inversion reached the floor
             (:func:`floor_for`); None (default): no floor rule.
+        remove_outliers (bool): robust mode: remove failed inversions with the generalized ESD
+            test (default True); False for the floor rule's sample, where every inversion
+            succeeded and a high value is the reference's doing, not a failure.
     """
     test = test or DecisionSettings()
     raw = np.asarray(values, dtype=np.float64)
     domain = "log" if test.log_domain else "linear"
     x = np.log(np.maximum(raw, LOG_FLOOR)) if domain == "log" else raw
-    removed = esd_outliers(x, test.outlier_alpha) if test.mode == "robust" else []
+    removed = esd_outliers(x, test.outlier_alpha) if test.mode == "robust" and remove_outliers else []
     keep = np.ones(x.size, dtype=bool)
     keep[removed] = False
     kept = x[keep]
@@ -297,17 +301,18 @@ def summarize(
 
 
 def _on_floor(values: np.ndarray, losses: np.ndarray, floor: float, test: DecisionSettings) -> SampleSummary | None:
-    """The floor rule's summary: the robust summary of the values whose raw loss is below ``floor``
-    (the others listed as removed, indices into the whole sample), or None when fewer than
-    ``min_kept`` reached it or those few have problems of their own."""
+    """The floor rule's summary: the values whose raw loss is below ``floor``, in the log domain, none
+    of them removed (every inversion in it succeeded: a high value there means the reference
+    reconstructs that image well, which is the spread a query meets too); the others listed as
+    removed (indices into the whole sample). None when fewer than ``min_kept`` reached it or those
+    have problems of their own (no spread, scattered)."""
     reached = np.nonzero(losses < floor)[0]
     if reached.size < test.min_kept:
         return None
-    sub = summarize(values[reached], test)
+    sub = summarize(values[reached], test, remove_outliers=False)
     if sub.problems:
         return None
-    kept = set(np.delete(reached, sub.removed).tolist())
-    removed = [i for i in range(values.size) if i not in kept]
+    removed = [i for i in range(values.size) if i not in set(reached.tolist())]
     return replace(
         sub,
         n=int(values.size),

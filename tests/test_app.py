@@ -236,7 +236,7 @@ def test_calibrate_shows_cached_distribution(client):
     # the late resgan64-clipart: its inversions fail on most of its own images (15 of 100 reach the floor)
     out = client.predict("resgan64-clipart", "default", "mse", "default", None, None, None, False, 0.05,
                          api_name="/calibrate")
-    assert "**No verdict on the whole sample:**" in out[1] and "tested against the 14 of the 100 samples" in out[1], out[1]
+    assert "**No verdict on the whole sample:**" in out[1] and "tested against the 15 of the 100 samples" in out[1], out[1]
 
 
 def test_queue_is_bounded(monkeypatch):
