@@ -305,7 +305,7 @@ def histogram_figure(
         removed (sequence of int): indices of samples the robust test removed as failed
             inversions (drawn apart, in the legend with their count).
         removed_label (str): their legend entry before the count; default "removed as failed
-            inversions" (the floor rule's: "off the floor or removed").
+            inversions" (the floor rule's: "did not reach the 8-bit floor").
         calibrated (bool): False when no reference model was used (the axis is the raw loss).
         domain (str | None): ``"log"`` or ``"linear"``, the test's domain.
         contrast_values (sequence of float): calibrated losses of the contrast check's real

@@ -185,7 +185,7 @@ def histogram_figure_of(result: Attribution, distribution: BelongingDistribution
         alpha=result.alpha,
         threshold=result.threshold,
         removed=_removed(result, distribution),
-        removed_label="off the floor or removed" if result.basis == "floor" else "removed as failed inversions",
+        removed_label="did not reach the 8-bit floor" if result.basis == "floor" else "removed as failed inversions",
         calibrated=result.reference is not None,
         domain=result.domain,
         contrast_values=recorded_values(result.contrast) or (),
