@@ -100,7 +100,8 @@ class Attribution:
     ``basis`` is the belonging sample the verdict was tested against: ``"all"``, or ``"floor"``
     (the floor rule, :mod:`ronan.verdict`: the whole sample could not carry a verdict, and this
     image's inversion reached the 8-bit floor, so it was tested against the samples that reached it
-    too; ``mean``, ``std``, ``threshold``, ``n_kept`` and ``n_removed`` are then that sample's).
+    too; ``mean``, ``std``, ``threshold``, ``n_kept`` and ``n_removed`` are then that sample's);
+    ``floor_rule`` whether that rule was allowed (``attribute(..., floor_rule=)``).
     """
 
     image: str
@@ -156,6 +157,7 @@ class Attribution:
     start_sha256: dict | None = None
     second_path: str | None = None
     basis: str = "all"
+    floor_rule: bool = True
     # tensors for figures and the app; not part of the JSON
     image_tensor: torch.Tensor | None = field(default=None, repr=False)
     reconstruction: torch.Tensor | None = field(default=None, repr=False)
@@ -253,13 +255,21 @@ class _Run:
 
 
 def _check_inputs(
-    images: list, *, edit: str, seed: int, test: str, alpha: float, contrast: str, contrast_alpha: float
+    images: list,
+    *,
+    edit: str,
+    seed: int,
+    test: str,
+    alpha: float,
+    contrast: str,
+    contrast_alpha: float,
+    floor_rule: bool = True,
 ) -> DecisionSettings:
     """Step 1: the arguments that need no model (edit, seed, test, alpha, contrast, how many images)."""
     validate_assume(edit)
     contrast_check.validate_contrast(contrast)
     limits.check_seed(seed)
-    decision = DecisionSettings(mode=test, alpha=alpha, contrast_alpha=contrast_alpha)
+    decision = DecisionSettings(mode=test, alpha=alpha, contrast_alpha=contrast_alpha, floor_rule=bool(floor_rule))
     limits.check_images(len(images))
     return decision
 
@@ -397,6 +407,7 @@ def attribute_stream(
     distance: str = "mse",
     alpha: float = 0.05,
     test: str = "robust",
+    floor_rule: bool = True,
     edit: str = "auto",
     edit_mode: str | None = None,
     contrast: str = "auto",
@@ -448,6 +459,10 @@ def attribute_stream(
             (p <= ``contrast_alpha``), else it is inconclusive. The contrast distribution is built
             on first use and cached.
         contrast_alpha (float): level of the contrast check, in (0, 1); default 0.01.
+        floor_rule (bool): the robust test's floor rule (:mod:`ronan.verdict`): when the whole
+            belonging sample cannot carry a verdict, an image whose inversion reached the 8-bit
+            floor is tested against the samples that reached it; default True. False: those
+            verdicts stay inconclusive (the robust test before it).
         contrast_pictures (PictureSet | None): the real pictures of the check; None: the bundled
             model's tier set (:func:`ronan.contrast.bundled_set`; other models then have none,
             and the result notes that the check could not run).
@@ -478,7 +493,14 @@ def attribute_stream(
     t0 = time.perf_counter()
     # 1. check inputs (images are loaded here: an unreadable one is an input error)
     decision = _check_inputs(
-        images, edit=edit, seed=seed, test=test, alpha=alpha, contrast=contrast, contrast_alpha=contrast_alpha
+        images,
+        edit=edit,
+        seed=seed,
+        test=test,
+        alpha=alpha,
+        contrast=contrast,
+        contrast_alpha=contrast_alpha,
+        floor_rule=floor_rule,
     )
     budget = limits.PixelBudget()
     loaded = [_as_loaded(im, budget) for im in images]
@@ -773,6 +795,7 @@ def _assemble(
         start_sha256=start_digests({"model": run.gen, "reference": run.ref}, run.settings),
         second_path=second,
         basis=decision.basis,
+        floor_rule=run.decision.floor_rule,
         image_tensor=x[j],
         reconstruction=res_m.reconstructions[j],
         reference_reconstruction=res_r.reconstructions[j] if res_r is not None else None,

@@ -277,6 +277,12 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
         help="robust (default: log domain, failed belonging inversions removed, inconclusive when the "
         "evidence is weak) or paper (Eq. 3 on all N values, as published)",
     )
+    p.add_argument(
+        "--no-floor-rule",
+        action="store_true",
+        help="robust test: no floor rule (when the whole belonging sample cannot carry a verdict, every verdict "
+        "stays inconclusive, even for an image whose inversion reached the 8-bit floor)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     p.add_argument("--history", action="store_true", help="include loss curves in the JSON")
     p.add_argument(
@@ -302,6 +308,7 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100, help="samples K drawn for generate: sources (default 100)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance of Grubbs' test (default 0.05)")
     p.add_argument("--test", default="robust", choices=["robust", "paper"], help="decision test (default robust)")
+    p.add_argument("--no-floor-rule", action="store_true", help="robust test without the floor rule (see attribute)")
     p.add_argument(
         "--edit",
         default=None,
@@ -710,6 +717,7 @@ def cmd_attribute(args) -> int:
             p,
             alpha=args.alpha,
             test=args.test,
+            floor_rule=not args.no_floor_rule,
             edit=args.assume_edit,
             edit_mode=args.edit_mode,
             contrast=args.contrast,
@@ -817,6 +825,7 @@ def cmd_evaluate(args) -> int:
             chunk=chunk,
             alpha=args.alpha,
             test=args.test,
+            floor_rule=not args.no_floor_rule,
             edit=args.assume_edit if args.assume_edit != "auto" or not args.edit else args.edit,
             edit_mode=args.edit_mode,
             contrast=args.contrast,

@@ -274,10 +274,10 @@ def verdicts(
     )
     out, summaries = [], {}
     for r in results:
-        key = (test or r.test, alpha or r.alpha)
+        key = (test or r.test, alpha or r.alpha, getattr(r, "floor_rule", True))
         contrast_alpha = (r.contrast or {}).get("alpha", DecisionSettings.contrast_alpha)
         if key not in summaries:
-            settings = DecisionSettings(mode=key[0], alpha=key[1])
+            settings = DecisionSettings(mode=key[0], alpha=key[1], floor_rule=key[2])
             summaries[key] = [
                 summarize(
                     d.values if calibrated else d.losses,

@@ -314,3 +314,8 @@ def test_the_floor_rule_end_to_end(cache_tmp, real_images):
     for r in results[2:]:
         assert r.verdict == "inconclusive" and r.basis == "all", (r.loss, r.reasons, r.notes)
         assert "did not reach the 8-bit floor" in r.reasons[-1], r.reasons
+    assert all(r.floor_rule for r in results)
+    # without the rule (attribute(..., floor_rule=False), --no-floor-rule): the robust test as before it
+    off = attribute_batch(own[:1], g, edit="none", floor_rule=False)[0]
+    assert off.verdict == "inconclusive" and off.basis == "all" and not off.floor_rule
+    assert not any("floor" in reason for reason in off.reasons), off.reasons
