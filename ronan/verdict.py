@@ -43,10 +43,10 @@ input was found up to rounding) and those form a sound sample by themselves, a q
 inversion reached the floor too is tested against them alone (``SampleSummary.on_floor``; the
 verdict's ``basis`` is ``"floor"``). Both sides are then conditioned on the same event, so the
 comparison is fair; a failed inversion can only raise a loss, never bring an image the model did
-not make to the floor, so this admits no image the full test would have refused for a failed
-inversion. A query that did not reach the floor stays inconclusive, with that reason: on such a
-model a belonging image fails as often as the samples did. Only for the MSE distance on unedited
-images (:func:`floor_for`: an edit's floor is not the 8-bit one).
+not make to the floor, so failures cannot make such an image look belonging. A query that did
+not reach the floor stays inconclusive, with that reason: on such a model a belonging image fails
+as often as the samples did. Only for the MSE distance on unedited images (:func:`floor_for`: an
+edit's floor is not the 8-bit one).
 """
 
 from __future__ import annotations
@@ -312,7 +312,8 @@ def _on_floor(values: np.ndarray, losses: np.ndarray, floor: float, test: Decisi
     sub = summarize(values[reached], test, remove_outliers=False)
     if sub.problems:
         return None
-    removed = [i for i in range(values.size) if i not in set(reached.tolist())]
+    on_floor = set(reached.tolist())
+    removed = [i for i in range(values.size) if i not in on_floor]
     return replace(
         sub,
         n=int(values.size),
