@@ -1079,17 +1079,21 @@ def calibrate_run(model, reference, distance, preset, steps, restarts, lr, rebui
                 losses=ev.losses,
                 floor=floor_for(ev.distance, ev.edit is not None),
             )
+            shown = sm.on_floor or sm  # under the floor rule, the sample that decides is drawn
             fig = plots.histogram_figure(
                 ev.values,
-                mean=sm.mean,
-                std=sm.std,
-                critical_value=sm.critical_value,
+                mean=shown.mean,
+                std=shown.std,
+                critical_value=shown.critical_value,
                 model=ev.model,
                 alpha=float(alpha),
-                threshold=sm.threshold,
-                removed=sm.removed,
+                threshold=shown.threshold,
+                removed=shown.removed,
+                removed_label="did not reach the 8-bit floor"
+                if shown.basis == "floor"
+                else "removed as failed inversions",
                 calibrated=ev.reference is not None,
-                domain=sm.domain,
+                domain=shown.domain,
             )
             plot = views.figure_html(
                 plots.fig_to_png(fig),

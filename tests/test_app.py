@@ -237,6 +237,7 @@ def test_calibrate_shows_cached_distribution(client):
     out = client.predict("resgan64-clipart", "default", "mse", "default", None, None, None, False, 0.05,
                          api_name="/calibrate")
     assert "**No verdict on the whole sample:**" in out[1] and "tested against the 15 of the 100 samples" in out[1], out[1]
+    assert "did not reach the 8-bit floor (85)" in out[2] and "samples used (N = 15)" in out[2]  # the histogram's legend
 
 
 def test_queue_is_bounded(monkeypatch):
