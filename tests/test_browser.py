@@ -324,3 +324,34 @@ def test_jpeg_real_picture_on_the_colour_model_is_inconclusive_by_the_contrast_c
     if UPDATE:
         shutil.copy(tmp_path / "contrast-1366.png", SHOTS / "contrast-1366.png")
     page.close()
+
+
+def test_the_floor_rule_verdict_on_the_late_residual_model(url, browser, tmp_path):
+    """resgan64-clipart (its inversions fail on most of its own images, so its whole belonging sample
+    cannot carry a verdict): an own image whose inversion reaches the 8-bit floor is found belonging by
+    the floor rule — the card says against which samples, the histogram draws them with their threshold."""
+    from ronan.generation import generate
+    from ronan.images import to_pil
+    from ronan.models.registry import load_model
+
+    own = tmp_path / "resgan64-own.png"
+    to_pil(generate(load_model("resgan64-clipart"), 5, 0, purpose="calibration")[4]).save(own)
+    page = _open(browser, url, WIDTHS[0])
+    page.locator("#model input").click()
+    page.get_by_role("option", name="resgan64-clipart").first.click()
+    page.wait_for_timeout(1000)
+    page.locator("#image-file input[type=file]").set_input_files(str(own))
+    page.wait_for_timeout(1000)
+    page.locator("#run").click()
+    assert _verdict(page, "belonging") == "BELONGING"
+    card = page.locator("#ronan-verdict").inner_text()
+    assert "its own samples whose inversions reached the 8-bit floor" in card
+    assert "those whose inversions reached the 8-bit floor, as this image's did (the floor rule)" in card
+    _wait_images(page, "#hist img")
+    alt = page.locator("#hist img").get_attribute("alt")
+    assert "did not reach the 8-bit floor (85)" in alt and "samples used (N = 15)" in alt
+    page.locator("#report-files a").first.wait_for(timeout=60_000)  # the job ends with its report
+    page.screenshot(path=str(tmp_path / "floor-rule-1366.png"), full_page=True)
+    if UPDATE:
+        shutil.copy(tmp_path / "floor-rule-1366.png", SHOTS / "floor-rule-1366.png")
+    page.close()
