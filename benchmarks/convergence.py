@@ -110,6 +110,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="dcgan64-clipart")
     p.add_argument("--n", type=int, default=100)
+    p.add_argument("--first", type=int, default=0, help="skip this many calibration samples (default 0): "
+                   "samples FIRST .. FIRST+N-1, so a long run can be split over processes")
     p.add_argument("--configs", nargs="+", default=["paper", "fast", "fast-adam", "cand8"], choices=list(CONFIGS))
     p.add_argument("--floor-factor", type=float, default=8.0)
     p.add_argument("--chunk", type=int, default=100, help="images per batch (default 100)")
@@ -119,9 +121,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model, args.device)
-    x = generate(model, args.n, 0, purpose="calibration")
+    x = generate(model, args.first + args.n, 0, purpose="calibration")[args.first:]
     floor = args.floor_factor * floor_mse()
-    print(f"{args.model}: {args.n} belonging 8-bit samples; converged = loss < {floor:.2e} "
+    print(f"{args.model}: {args.n} belonging 8-bit samples (from sample {args.first}); converged = loss < {floor:.2e} "
           f"({args.floor_factor:g} x the 8-bit floor {floor_mse():.2e})", flush=True)
     print(f"| setting | converged (of {args.n}) | median loss | max loss | row-steps per image | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")
