@@ -2,6 +2,7 @@
 
     python benchmarks/convergence.py --model dcgan64-clipart --n 100 --configs paper fast fast-adam cand8
     python benchmarks/convergence.py --model dcgan64-clipart --n 100 --json-out out.json
+    python benchmarks/convergence.py --model resgan64-clipart --first 20 --n 40 --configs two-path   # samples 20-59
 
 The samples are the model's calibration samples (seed 0 of the "calibration" stream, quantized to
 8 bits), i.e. exactly the belonging samples of Algorithm 1. A sample *converged* when its best
