@@ -110,6 +110,18 @@ def _wait_images(page, selector: str) -> None:
                            "i.naturalWidth > 0; }", arg=selector, timeout=60_000)
 
 
+def _upload_and_run(browser, url, model: str, image: Path):
+    """A desktop page with ``model`` chosen, ``image`` uploaded and Run clicked."""
+    page = _open(browser, url, WIDTHS[0])
+    page.locator("#model input").click()
+    page.get_by_role("option", name=model).first.click()
+    page.wait_for_timeout(1000)
+    page.locator("#image-file input[type=file]").set_input_files(str(image))
+    page.wait_for_timeout(1000)
+    page.locator("#run").click()
+    return page
+
+
 # ----------------------------------------------------------------------------- first visit
 
 def _wait_http(url: str, proc, deadline: float) -> None:
@@ -306,13 +318,7 @@ def test_jpeg_real_picture_on_the_colour_model_is_inconclusive_by_the_contrast_c
     data, ext = parse_edit("jpeg:50").to_file(load_image(REPO / "assets/samples/clipart-test/0002.png").image, seed=2)
     jpg = tmp_path / f"clipart-test-0002-q50{ext}"
     jpg.write_bytes(data)
-    page = _open(browser, url, WIDTHS[0])
-    page.locator("#model input").click()
-    page.get_by_role("option", name="dcgan64-clipart").first.click()
-    page.wait_for_timeout(1000)
-    page.locator("#image-file input[type=file]").set_input_files(str(jpg))
-    page.wait_for_timeout(1000)
-    page.locator("#run").click()
+    page = _upload_and_run(browser, url, "dcgan64-clipart", jpg)
     assert _verdict(page, "inconclusive").startswith("INCONCLUSIVE")
     card = page.locator("#ronan-verdict").inner_text()
     assert "held-out real pictures (clipart-test[100:200]) passed through the same edit (jpeg:50)" in card
@@ -336,13 +342,7 @@ def test_the_floor_rule_verdict_on_the_late_residual_model(url, browser, tmp_pat
 
     own = tmp_path / "resgan64-own.png"
     to_pil(generate(load_model("resgan64-clipart"), 5, 0, purpose="calibration")[4]).save(own)
-    page = _open(browser, url, WIDTHS[0])
-    page.locator("#model input").click()
-    page.get_by_role("option", name="resgan64-clipart").first.click()
-    page.wait_for_timeout(1000)
-    page.locator("#image-file input[type=file]").set_input_files(str(own))
-    page.wait_for_timeout(1000)
-    page.locator("#run").click()
+    page = _upload_and_run(browser, url, "resgan64-clipart", own)
     assert _verdict(page, "belonging") == "BELONGING"
     card = page.locator("#ronan-verdict").inner_text()
     assert "its own samples whose inversions reached the 8-bit floor" in card
