@@ -535,7 +535,8 @@ def _attribute_work(
             lr=_opt_float(lr),
             seed=int(seed or 0),
             edit=edit or "auto",
-            test=test or "robust",
+            test="robust" if test == "robust-no-floor" else test or "robust",
+            floor_rule=test != "robust-no-floor",
             build_calibration=bool(build) and studio.builds_allowed(),
             should_stop=ticket.stop.is_set,
             eta_prior=ticket.estimate,
@@ -675,11 +676,13 @@ def build_attribute_tab(default: str, presets: list[str], choices: list[studio.M
                     c["alpha"] = gr.Slider(0.001, 0.2, value=0.05, step=0.001, label="alpha (Grubbs)")
                     c["seed"] = gr.Number(0, label="seed", precision=0)
                 c["test"] = gr.Radio(
-                    ["robust", "paper"],
+                    [("robust", "robust"), ("robust, no floor rule", "robust-no-floor"), ("paper", "paper")],
                     value="robust",
                     label="Test",
                     info="robust: log domain, failed belonging inversions removed, inconclusive "
-                    "when the evidence is weak; paper: Eq. 3 on all N values",
+                    "when the evidence is weak (where many of the model's own inversions failed, an image "
+                    "that reached the 8-bit floor is tested against the samples that did: the floor rule); "
+                    "paper: Eq. 3 on all N values",
                 )
                 c["dist_status"] = gr.Markdown(
                     _dist_status(default, "default", "mse", MODEL_PRESET, None, None, None), elem_id="dist-status"

@@ -863,6 +863,7 @@ def run_attribution(
     device=None,
     edit: str = "auto",
     test: str = "robust",
+    floor_rule: bool = True,
     build_calibration: bool = True,
     should_stop: Callable[[], bool] | None = None,
     progress_every: int = 10,
@@ -881,6 +882,7 @@ def run_attribution(
         build_calibration (bool): build a missing belonging distribution (minutes) or raise
             :class:`DistributionMissing`.
         eta_prior (float | None): expected seconds (the ETA before the first progress).
+        floor_rule (bool): the robust test's floor rule (default True; :mod:`ronan.verdict`).
         Other arguments as for :func:`ronan.attribution.attribute_stream`.
 
     Yields:
@@ -930,6 +932,7 @@ def run_attribution(
         p,
         alpha=alpha,
         test=test,
+        floor_rule=floor_rule,
         edit=edit,
         distribution=None if assumption.is_robust else dists[assumption.spec],
         build_calibration=build_calibration,
