@@ -45,8 +45,13 @@ verdict's ``basis`` is ``"floor"``). Both sides are then conditioned on the same
 comparison is fair; a failed inversion can only raise a loss, never bring an image the model did
 not make to the floor, so failures cannot make such an image look belonging. A query that did
 not reach the floor stays inconclusive, with that reason: on such a model a belonging image fails
-as often as the samples did. Only for the MSE distance on unedited images (:func:`floor_for`: an
-edit's floor is not the 8-bit one).
+as often as the samples did. And on every model, a query whose own inversion reached the floor is
+never judged *not belonging*: where the test rejects it, the outcome is inconclusive with that
+reason. The model reproduces such an image up to rounding; what pushes its calibrated loss above
+the samples' is a reference model that reproduces it nearly as well (a plain image) or an inversion
+that stopped just short of the samples' floor — neither is evidence that another model made it
+(measured: no real picture or other model's image reached the floor in 600, RESULTS.md). Only for
+the MSE distance on unedited images (:func:`floor_for`: an edit's floor is not the 8-bit one).
 """
 
 from __future__ import annotations
@@ -86,7 +91,8 @@ class DecisionSettings:
             edit must beat every one of them (p = 1/101).
         floor_rule (bool): robust mode: when the whole sample cannot carry a verdict, decide a
             query whose inversion reached the 8-bit floor against the samples that reached it
-            too (see the module docstring); default True. False: every verdict stays inconclusive.
+            too, and never judge a query that reached the floor not belonging (see the module
+            docstring); default True. False: the robust test before the rule.
     """
 
     mode: str = DEFAULT_TEST
@@ -132,7 +138,9 @@ class SampleSummary:
         problems (list[str]): reasons why this sample cannot carry any verdict (robust mode).
         basis (str): ``"all"`` (the whole sample) or ``"floor"`` (only the samples whose inversions
             reached the floor; the others are in ``removed``).
-        floor (float | None): basis ``"floor"``: the raw loss below which an inversion reached it.
+        floor (float | None): the raw loss below which an inversion reached the 8-bit floor
+            (:func:`floor_for`), where the floor rule applies (robust test, ``floor_rule``, MSE on
+            unedited images); None otherwise.
         on_floor (SampleSummary | None): the floor rule's summary (basis ``"floor"``, no problems),
             when the rule applies: the whole sample has problems and its samples that reached the
             floor form a sound sample (see the module docstring); else None.
@@ -295,8 +303,10 @@ def summarize(
         test.alpha,
         problems,
     )
-    if problems and test.floor_rule and floor is not None and losses is not None:
-        summary.on_floor = _on_floor(raw, np.asarray(losses, dtype=np.float64), floor, test)
+    if test.mode == "robust" and test.floor_rule and floor is not None:
+        summary.floor = float(floor)
+        if problems and losses is not None:
+            summary.on_floor = _on_floor(raw, np.asarray(losses, dtype=np.float64), floor, test)
     return summary
 
 
@@ -372,7 +382,8 @@ def decide(
     """
     deciding = summary.deciding(loss)
     if deciding is not None and deciding is not summary:  # the floor rule: both reached the floor
-        return replace(decide(value, deciding, settled=settled, contrast=contrast, edit=edit), basis="floor")
+        verdict = decide(value, deciding, settled=settled, contrast=contrast, edit=edit, loss=loss)
+        return replace(verdict, basis="floor")
     g = summary.statistic(value)
     crit = summary.critical_value
     test_belonging = test_belongs(value, summary)
@@ -385,6 +396,13 @@ def decide(
             f"this image's own inversion did not reach the 8-bit floor either (loss {loss:.3g}, floor "
             f"{f.floor:.3g}): on this model only an image that does can be decided, against the {f.n_kept} of "
             f"the {f.n} belonging samples that reached it"
+        )
+    if not test_belonging and summary.floor is not None and loss is not None and loss < summary.floor:
+        reasons.append(
+            f"this image's own inversion reached the 8-bit floor (loss {loss:.3g} < {summary.floor:.3g}): the model "
+            f"reproduces it up to rounding, so a calibrated loss above its own samples' is no evidence that "
+            f"another model made it (the reference model reproduces it nearly as well, or this inversion "
+            f"stopped just short of the samples' floor)"
         )
     if math.isnan(value):
         reasons.append("the reconstruction loss is not a number")

@@ -173,7 +173,8 @@ def test_the_floor_rule_decides_only_images_that_reached_the_floor():
     assert own.verdict == "belonging" and own.basis == "floor" and not own.reasons
     assert own.statistic == pytest.approx(f.statistic(2e-4))
     generic = decide(2e-2, s, loss=1e-6)                  # on the floor, but the reference makes it nearly as well
-    assert generic.verdict == "non-belonging" and generic.basis == "floor"
+    assert generic.verdict == "inconclusive" and generic.basis == "floor" and not generic.test_belonging
+    assert "reached the 8-bit floor" in generic.reasons[0]  # never a confident "not belonging" for it
     for value, loss in ((2e-4, 5e-4), (1.0, 3e-3)):       # did not reach the floor: no verdict, whatever A'
         d = decide(value, s, loss=loss)
         assert d.verdict == "inconclusive" and d.basis == "all"
@@ -189,6 +190,25 @@ def test_the_floor_rule_decides_only_images_that_reached_the_floor():
     assert summarize(values, DecisionSettings(mode="paper"), losses=losses, floor=floor).on_floor is None
     healthy = summarize(belonging_sample(), DecisionSettings(), losses=[1e-6] * 100, floor=floor)
     assert healthy.on_floor is None and decide(2e-4, healthy, loss=1e-6).basis == "all"
+
+
+def test_an_image_that_reached_the_floor_is_never_judged_not_belonging():
+    """On a healthy sample too: a query whose inversion reached the 8-bit floor but whose calibrated
+    loss the test rejects (the reference reproduces a plain image nearly as well) is inconclusive
+    with the reason; off the floor the same value is not belonging; the paper's test, the rule
+    switched off, an edit (no floor) keep the rejection."""
+    floor = 8 / (12 * 255**2)
+    healthy = summarize(belonging_sample(), DecisionSettings(), losses=[1e-6] * 100, floor=floor)
+    assert not healthy.problems and healthy.on_floor is None and healthy.floor == floor
+    plain = decide(5e-2, healthy, loss=1e-6)
+    assert plain.verdict == "inconclusive" and not plain.test_belonging and plain.basis == "all"
+    assert len(plain.reasons) == 1 and "reached the 8-bit floor (loss 1e-06" in plain.reasons[0]
+    assert decide(5e-2, healthy, loss=2e-5).verdict == "non-belonging"  # above the floor: the test decides
+    assert decide(2e-4, healthy, loss=1e-6).verdict == "belonging"     # the rule only withholds a rejection
+    for settings, f in ((DecisionSettings(floor_rule=False), floor), (DecisionSettings(mode="paper"), floor),
+                        (DecisionSettings(), None)):
+        s = summarize(belonging_sample(), settings, losses=[1e-6] * 100, floor=f)
+        assert s.floor is None and decide(5e-2, s, loss=1e-6).verdict == "non-belonging"
 
 
 def test_the_floor_rule_needs_enough_samples_on_the_floor():
