@@ -48,7 +48,7 @@ not reach the floor stays inconclusive, with that reason: on such a model a belo
 as often as the samples did. And on every model, a query whose own inversion reached the floor is
 never judged *not belonging*: where the test rejects it, the outcome is inconclusive with that
 reason. The model reproduces such an image up to rounding; what pushes its calibrated loss above
-the samples' is a reference model that reproduces it nearly as well (a plain image) or an inversion
+the samples' is a reference model that also reconstructs it closely (a plain image) or an inversion
 that stopped just short of the samples' floor — neither is evidence that another model made it
 (measured: no real picture or other model's image reached the floor in 600, RESULTS.md). Only for
 the MSE distance on unedited images (:func:`floor_for`: an edit's floor is not the 8-bit one).
@@ -400,9 +400,9 @@ def decide(
     if not test_belonging and summary.floor is not None and loss is not None and loss < summary.floor:
         reasons.append(
             f"this image's own inversion reached the 8-bit floor (loss {loss:.3g} < {summary.floor:.3g}): the model "
-            f"reproduces it up to rounding, so a calibrated loss above its own samples' is no evidence that "
-            f"another model made it (the reference model reproduces it nearly as well, or this inversion "
-            f"stopped just short of the samples' floor)"
+            f"reproduces it up to rounding; its calibrated loss lies above the model's own samples' because the "
+            f"reference model also reconstructs it closely (a plain image) or because this inversion stopped "
+            f"just short of the samples' floor, and neither is evidence that another model made it"
         )
     if math.isnan(value):
         reasons.append("the reconstruction loss is not a number")
