@@ -98,6 +98,24 @@ def test_register_errors_are_one_line(tmp_path, capsys, monkeypatch):
         assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], lines
 
 
+def test_an_own_image_the_model_reproduces_is_never_judged_not_belonging(tmp_path):
+    """A plain own image of dcgan64-clipart (the first of its seed-1000 hundred): its inversion reaches
+    the 8-bit floor, but the reference reconstructs it closely too, so its calibrated loss lies above
+    the belonging threshold. With the floor rule: inconclusive with the reason; without: the
+    rejection the robust test gave before (a confident wrong verdict)."""
+    from ronan.generation import generate_pil
+    from ronan.models.registry import load_model
+
+    plain = tmp_path / "plain.png"
+    generate_pil(load_model("dcgan64-clipart"), 100, 1000)[0].save(plain)
+    out = json.loads(run("attribute", "dcgan64-clipart", str(plain), "--json", check_status=0).stdout)[0]
+    assert out["verdict"] == "inconclusive" and out["test_verdict"] == "non-belonging", out["reasons"]
+    assert out["loss"] < 8 / (12 * 255**2) and out["calibrated_loss"] > out["threshold"]
+    assert len(out["reasons"]) == 1 and "reached the 8-bit floor" in out["reasons"][0]
+    off = json.loads(run("attribute", "dcgan64-clipart", str(plain), "--json", "--no-floor-rule", check_status=0).stdout)
+    assert off[0]["verdict"] == "non-belonging" and off[0]["loss"] == pytest.approx(out["loss"])
+
+
 def test_the_floor_rule_on_the_late_residual_model(tmp_path):
     """resgan64-clipart (trained after every setting was fixed) fails to invert most of its own images
     with its `fast` preset, so its whole belonging sample cannot carry a verdict: an own image whose
