@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ronan.distances import MSE_8BIT_FLOOR  # noqa: E402
 from ronan.generation import generate  # noqa: E402
 from ronan.inversion import PRESETS, InversionSettings, invert  # noqa: E402
 from ronan.models.registry import load_model  # noqa: E402
@@ -87,7 +88,7 @@ CONFIGS: dict[str, InversionSettings] = {
 
 def floor_mse() -> float:
     """MSE of rounding a uniform [0, 1] signal to 8 bits: (1/255)^2 / 12."""
-    return (1 / 255) ** 2 / 12
+    return MSE_8BIT_FLOOR
 
 
 def run(model, x: torch.Tensor, name: str, settings: InversionSettings, floor: float, chunk: int) -> dict:

@@ -31,8 +31,7 @@ from ronan.generation import generate  # noqa: E402
 from ronan.models.registry import load_model  # noqa: E402
 from ronan.refine import refine  # noqa: E402
 
-FLOOR = 8 * (1 / 255) ** 2 / 12
-"""Converged: a loss below 8x the MSE of rounding to 8 bits."""
+from ronan.distances import REACHED_FLOOR as FLOOR  # noqa: E402  (converged: below 8x the 8-bit floor)
 
 
 def losses(gen, z, targets):

@@ -40,7 +40,7 @@ from ronan.inversion import PRESETS, invert  # noqa: E402
 from ronan.models.registry import load_model  # noqa: E402
 from ronan.seeding import rng  # noqa: E402
 
-FLOOR = 8 * (1 / 255) ** 2 / 12
+from ronan.distances import REACHED_FLOOR as FLOOR  # noqa: E402
 
 
 def loss_of(variant: str, model, net, x, z, k: int, z_weight: float) -> torch.Tensor:

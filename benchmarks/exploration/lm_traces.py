@@ -81,7 +81,7 @@ def iterations_run(col) -> int:
 def simulate(bel_path: str, real_path: str) -> None:
     import itertools
 
-    floor = 8 / (12 * 255**2)
+    from ronan.distances import REACHED_FLOOR as floor
     bel = json.loads(Path(bel_path).read_text())["belonging"]
     real = json.loads(Path(real_path).read_text())["real"]
     n_real = len(real["loss"])
