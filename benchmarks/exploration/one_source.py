@@ -2,10 +2,12 @@
 the same attribution (calibrated, robust test, full reference inversion, 1 torch thread), per-image
 numbers as JSON (``tier_tables.per_image``); re-decide or count them offline.
 
-    python benchmarks/exploration/one_source.py MODEL PRESET SOURCE N OUT.json
+    python benchmarks/exploration/one_source.py MODEL PRESET SOURCE N OUT.json [staged]
 
 SOURCE: ``belonging`` (N images of MODEL, seed 1000, never its calibration samples) or any source
-of ``tier_tables.py --others`` (``real-test``, another model's name, ...).
+of ``tier_tables.py --others`` (``real-test``, another model's name, ...). ``staged``: the
+reference's inversion only as far as the verdict needs (the product's default; the calibrated
+robust verdicts are the full run's, the paper-test and raw rows cannot be re-decided from it).
 """
 import json
 import sys
@@ -28,7 +30,8 @@ model = load_model(model_name)
 target = prepare(model_name, default_reference(model), preset=preset)
 imgs = as_uploads(generate_pil(model, n, 1000), model_name) if src == "belonging" else source_images(src, model, n)
 t0 = time.perf_counter()
-res = attribute_batch(imgs, target, edit="auto", full_reference=True)
+staged = len(sys.argv) > 6 and sys.argv[6] == "staged"
+res = attribute_batch(imgs, target, edit="auto", full_reference=not staged)
 s = (time.perf_counter() - t0) / n
 verdicts = [r.verdict for r in res]
 print(f"{model_name} {preset} {src}: {n} images, {s:.2f} s/image, "
