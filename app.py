@@ -1345,8 +1345,8 @@ the Attribute and Calibrate tabs (removed samples in yellow).
 $$\frac{\mathcal{A}'(\mathcal{M}, x) - \mu}{\sigma} \;<\; \frac{N-1}{\sqrt{N}} \sqrt{\frac{t^2_{\alpha/N,\,N-2}}{N-2+t^2_{\alpha/N,\,N-2}}}$$
 
 with $t_{\alpha/N,N-2}$ the upper critical value of Student's $t$ and $\alpha = 0.05$. When the evidence cannot carry a
-verdict (the image's inversion was still improving, the model's own samples did not invert reliably), the answer is
-*inconclusive*, with the reason. *In the app:* the dashed **threshold** on the histogram, the **statistic** and
+verdict (the image's inversion was still improving, the model's own samples did not invert reliably, the model
+reproduces the image to the 8-bit floor yet the test rejects it), the answer is *inconclusive*, with the reason. *In the app:* the dashed **threshold** on the histogram, the **statistic** and
 **critical value** on the verdict card.
 
 **Assumptions.** The method compares like with like: an image re-saved as JPEG or resized is compared with the model's
