@@ -1346,8 +1346,8 @@ $$\frac{\mathcal{A}'(\mathcal{M}, x) - \mu}{\sigma} \;<\; \frac{N-1}{\sqrt{N}} \
 
 with $t_{\alpha/N,N-2}$ the upper critical value of Student's $t$ and $\alpha = 0.05$. When the evidence cannot carry a
 verdict (the image's inversion was still improving, the model's own samples did not invert reliably, the model
-reproduces the image to the 8-bit floor yet the test rejects it), the answer is *inconclusive*, with the reason. *In the app:* the dashed **threshold** on the histogram, the **statistic** and
-**critical value** on the verdict card.
+reproduces the image to the 8-bit floor yet the test rejects it), the answer is *inconclusive*, with the reason.
+*In the app:* the dashed **threshold** on the histogram, the **statistic** and **critical value** on the verdict card.
 
 **Assumptions.** The method compares like with like: an image re-saved as JPEG or resized is compared with the model's
 samples passed through the same edit, when that distribution is available; otherwise the card says that the result

@@ -50,7 +50,7 @@ never judged *not belonging*: where the test rejects it, the outcome is inconclu
 reason. The model reproduces such an image up to rounding; what pushes its calibrated loss above
 the samples' is a reference model that also reconstructs it closely (a plain image) or an inversion
 that stopped just short of the samples' floor — neither is evidence that another model made it
-(measured: no real picture or other model's image reached the floor in 600, RESULTS.md). Only for
+(measured: no real picture or other model's image reached the floor in any run, RESULTS.md). Only for
 the MSE distance on unedited images (:func:`floor_for`: an edit's floor is not the 8-bit one).
 """
 
@@ -400,9 +400,9 @@ def decide(
     if not test_belonging and summary.floor is not None and loss is not None and loss < summary.floor:
         reasons.append(
             f"this image's own inversion reached the 8-bit floor (loss {loss:.3g} < {summary.floor:.3g}): the model "
-            f"reproduces it up to rounding; its calibrated loss lies above the model's own samples' because the "
-            f"reference model also reconstructs it closely (a plain image) or because this inversion stopped "
-            f"just short of the samples' floor, and neither is evidence that another model made it"
+            f"reproduces it up to rounding, and what lifts it above the model's own samples (an inversion that "
+            f"stopped just short of their floor, or a reference model that also reconstructs a plain image "
+            f"closely) is no evidence that another model made it"
         )
     if math.isnan(value):
         reasons.append("the reconstruction loss is not a number")
