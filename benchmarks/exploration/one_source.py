@@ -2,12 +2,14 @@
 the same attribution (calibrated, robust test, full reference inversion, 1 torch thread), per-image
 numbers as JSON (``tier_tables.per_image``); re-decide or count them offline.
 
-    python benchmarks/exploration/one_source.py MODEL PRESET SOURCE N OUT.json [staged]
+    python benchmarks/exploration/one_source.py MODEL PRESET SOURCE N OUT.json [staged|full] [FIRST:LAST]
 
 SOURCE: ``belonging`` (N images of MODEL, seed 1000, never its calibration samples) or any source
 of ``tier_tables.py --others`` (``real-test``, another model's name, ...). ``staged``: the
 reference's inversion only as far as the verdict needs (the product's default; the calibrated
 robust verdicts are the full run's, the paper-test and raw rows cannot be re-decided from it).
+``full`` (default): the whole reference inversion. ``FIRST:LAST``: only those of the N images (a
+source split over processes).
 """
 import json
 import sys
@@ -29,6 +31,9 @@ model_name, preset, src, n, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys
 model = load_model(model_name)
 target = prepare(model_name, default_reference(model), preset=preset)
 imgs = as_uploads(generate_pil(model, n, 1000), model_name) if src == "belonging" else source_images(src, model, n)
+if len(sys.argv) > 7:
+    first, last = (int(v) for v in sys.argv[7].split(":"))
+    imgs, n = imgs[first:last], last - first
 t0 = time.perf_counter()
 staged = len(sys.argv) > 6 and sys.argv[6] == "staged"
 res = attribute_batch(imgs, target, edit="auto", full_reference=not staged)
