@@ -36,7 +36,8 @@ def merge_results(results: list[InversionResult], parts: list[torch.Tensor]) -> 
     """One :class:`InversionResult` of a batch from the results of its ``parts`` (:func:`split`),
     in the batch's order.
 
-    Per-image fields are concatenated; ``history`` (one row per step) of a part that ran fewer
+    Per-image fields are concatenated (also the per-image lists of ``extra``, such as a second
+    path's ``retried`` and ``retry_kept``); ``history`` (one row per step) of a part that ran fewer
     steps is extended with its last row (its images keep their best loss from then on, as stopped
     rows do); ``steps_run`` and ``seconds`` are the longest part's (the parts ran side by side),
     ``extra["row_steps"]`` the sum.
@@ -69,11 +70,24 @@ def merge_results(results: list[InversionResult], parts: list[torch.Tensor]) -> 
         settled=cat("settled"),
         extra={
             **first.extra,
+            **_per_image_extra(results, parts, back),
             "stopped": any(r.extra.get("stopped") for r in results),
             "row_steps": sum(r.extra.get("row_steps", 0) for r in results),
         },
         cut=cat("cut"),
     )
+
+
+def _per_image_extra(results: list[InversionResult], parts: list[torch.Tensor], back: torch.Tensor) -> dict:
+    """The ``extra`` entries that hold one value per image in every part (lists as long as the
+    part), concatenated in the batch's order."""
+    out = {}
+    for key in results[0].extra:
+        values = [r.extra.get(key) for r in results]
+        if all(isinstance(v, list) and len(v) == len(p) for v, p in zip(values, parts)):
+            flat = [x for v in values for x in v]
+            out[key] = [flat[k] for k in back.tolist()]
+    return out
 
 
 def merge_progress(events: list[InversionProgress], parts: list[torch.Tensor]) -> InversionProgress:

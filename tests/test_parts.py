@@ -53,6 +53,21 @@ def test_parts_side_by_side_give_the_whole_batchs_result_in_its_order(tiny_dcgan
     assert torch.allclose(last_progress.best_loss, merged.loss, rtol=1e-3, atol=1e-7)  # in the batch's order
 
 
+def test_parts_keep_the_second_paths_per_image_lists(tiny_dcgan):
+    """A batch split into parts and merged keeps ``extra["retried"]`` / ``["retry_kept"]`` for every
+    image in the batch's order (once only the first part's: a two-path batch failed in assembly)."""
+    from ronan.distances import REACHED_FLOOR
+
+    x = torch.cat([_samples(tiny_dcgan, 3), torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))])
+    settings = replace(_settings(tiny_dcgan), retry_above=REACHED_FLOOR, retry_shell_steps=2, retry_steps=2)
+    whole = invert(tiny_dcgan, x, settings=settings, seed=4)
+    assert whole.extra["retried"][3:] == [True] * 3  # the random pictures take the second path
+    heavy = torch.tensor([False, True, False, True, True, False])
+    merged = list(invert_parts_stream("model", tiny_dcgan, x, {"settings": settings}, parts=2, heavy=heavy, seed=4))
+    extra = merged[-1][1].extra
+    assert extra["retried"] == whole.extra["retried"] and extra["retry_kept"] == whole.extra["retry_kept"]
+
+
 def test_stop_images_ends_an_image_with_an_upper_bound_and_leaves_the_others_alone(tiny_dcgan):
     x = torch.cat([_samples(tiny_dcgan, 2), torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))])
     settings = _settings(tiny_dcgan)
