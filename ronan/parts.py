@@ -85,7 +85,7 @@ def _per_image_extra(results: list[InversionResult], parts: list[torch.Tensor], 
     for key in results[0].extra:
         values = [r.extra.get(key) for r in results]
         if all(isinstance(v, list) and len(v) == len(p) for v, p in zip(values, parts)):
-            flat = [x for v in values for x in v]
+            flat = [x for v in values for x in (v or [])]
             out[key] = [flat[k] for k in back.tolist()]
     return out
 

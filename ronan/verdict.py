@@ -382,8 +382,8 @@ def decide(
     """
     deciding = summary.deciding(loss)
     if deciding is not None and deciding is not summary:  # the floor rule: both reached the floor
-        verdict = decide(value, deciding, settled=settled, contrast=contrast, edit=edit, loss=loss)
-        return replace(verdict, basis="floor")
+        on_floor = decide(value, deciding, settled=settled, contrast=contrast, edit=edit, loss=loss)
+        return replace(on_floor, basis="floor")
     g = summary.statistic(value)
     crit = summary.critical_value
     test_belonging = test_belongs(value, summary)
