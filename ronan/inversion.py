@@ -411,6 +411,11 @@ def settled_curve(curve: torch.Tensor, window: int = SETTLE_WINDOW, tol: float =
     return bool(best[-1] >= (1.0 - tol) * best[-1 - window])
 
 
+PER_IMAGE_EXTRA = ("retried", "retry_kept")
+"""The entries of ``InversionResult.extra`` that hold one value per image (a second path's: whether
+the image took it, whether its result was kept); a batch run in parts merges them in its order."""
+
+
 def invert_stream(
     generator: Generator,
     images: torch.Tensor,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .inversion import InversionProgress, InversionResult, invert_jobs_stream
+from .inversion import PER_IMAGE_EXTRA, InversionProgress, InversionResult, invert_jobs_stream
 
 
 def split(n: int, parts: int, heavy: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -36,8 +36,8 @@ def merge_results(results: list[InversionResult], parts: list[torch.Tensor]) -> 
     """One :class:`InversionResult` of a batch from the results of its ``parts`` (:func:`split`),
     in the batch's order.
 
-    Per-image fields are concatenated (also the per-image lists of ``extra``, such as a second
-    path's ``retried`` and ``retry_kept``); ``history`` (one row per step) of a part that ran fewer
+    Per-image fields are concatenated (also those of ``extra``,
+    :data:`ronan.inversion.PER_IMAGE_EXTRA`); ``history`` (one row per step) of a part that ran fewer
     steps is extended with its last row (its images keep their best loss from then on, as stopped
     rows do); ``steps_run`` and ``seconds`` are the longest part's (the parts ran side by side),
     ``extra["row_steps"]`` the sum.
@@ -70,7 +70,11 @@ def merge_results(results: list[InversionResult], parts: list[torch.Tensor]) -> 
         settled=cat("settled"),
         extra={
             **first.extra,
-            **_per_image_extra(results, parts, back),
+            **{
+                key: _in_batch_order([r.extra[key] for r in results], back)
+                for key in PER_IMAGE_EXTRA
+                if key in first.extra
+            },
             "stopped": any(r.extra.get("stopped") for r in results),
             "row_steps": sum(r.extra.get("row_steps", 0) for r in results),
         },
@@ -78,16 +82,10 @@ def merge_results(results: list[InversionResult], parts: list[torch.Tensor]) -> 
     )
 
 
-def _per_image_extra(results: list[InversionResult], parts: list[torch.Tensor], back: torch.Tensor) -> dict:
-    """The ``extra`` entries that hold one value per image in every part (lists as long as the
-    part), concatenated in the batch's order."""
-    out = {}
-    for key in results[0].extra:
-        values = [r.extra.get(key) for r in results]
-        if all(isinstance(v, list) and len(v) == len(p) for v, p in zip(values, parts)):
-            flat = [x for v in values for x in (v or [])]
-            out[key] = [flat[k] for k in back.tolist()]
-    return out
+def _in_batch_order(lists: list[list], back: torch.Tensor) -> list:
+    """Per-image lists of the parts, one list in the batch's order."""
+    flat = [v for values in lists for v in values]
+    return [flat[k] for k in back.tolist()]
 
 
 def merge_progress(events: list[InversionProgress], parts: list[torch.Tensor]) -> InversionProgress:

@@ -65,6 +65,24 @@ def real_images():
 
 
 @pytest.fixture
+def own_pngs(tmp_path):
+    """``own_pngs(model, *k)``: calibration samples k of a bundled model (seed 0, the belonging
+    samples of its distribution), saved as 8-bit PNGs; returns their paths."""
+    from ronan.generation import generate
+    from ronan.images import to_pil
+    from ronan.models.registry import load_model
+
+    def save(model: str, *k: int) -> list[Path]:
+        x = generate(load_model(model), max(k) + 1, 0, purpose="calibration")
+        paths = [tmp_path / f"{model}-own{i}.png" for i in k]
+        for i, path in zip(k, paths):
+            to_pil(x[i]).save(path)
+        return paths
+
+    return save
+
+
+@pytest.fixture
 def models_tmp(tmp_path, monkeypatch):
     """Point the user models folder (``$RONAN_MODELS_DIR``) at an empty temporary folder."""
     folder = tmp_path / "models"

@@ -240,15 +240,10 @@ def test_calibrate_shows_cached_distribution(client):
     assert "did not reach the 8-bit floor (85)" in out[2] and "samples used (N = 15)" in out[2]  # the histogram's legend
 
 
-def test_the_test_choice_turns_the_floor_rule_off(client, tmp_path):
+def test_the_test_choice_turns_the_floor_rule_off(client, own_pngs):
     """The Test radio's "robust, no floor rule": an own image of resgan64-clipart (its calibration
     sample 4 reaches the 8-bit floor) is belonging by the floor rule, inconclusive without it."""
-    from ronan.generation import generate
-    from ronan.images import to_pil
-    from ronan.models.registry import load_model
-
-    own = tmp_path / "own.png"
-    to_pil(generate(load_model("resgan64-clipart"), 5, 0, purpose="calibration")[4]).save(own)
+    (own,) = own_pngs("resgan64-clipart", 4)
     runs = {}
     for test in ("robust", "robust-no-floor"):
         settings = ("default", "mse", "default", None, None, None, 0.05, 0, False, "auto", test)

@@ -332,16 +332,11 @@ def test_jpeg_real_picture_on_the_colour_model_is_inconclusive_by_the_contrast_c
     page.close()
 
 
-def test_the_floor_rule_verdict_on_the_late_residual_model(url, browser, tmp_path):
+def test_the_floor_rule_verdict_on_the_late_residual_model(url, browser, tmp_path, own_pngs):
     """resgan64-clipart (its inversions fail on most of its own images, so its whole belonging sample
     cannot carry a verdict): an own image whose inversion reaches the 8-bit floor is found belonging by
     the floor rule — the card says against which samples, the histogram draws them with their threshold."""
-    from ronan.generation import generate
-    from ronan.images import to_pil
-    from ronan.models.registry import load_model
-
-    own = tmp_path / "resgan64-own.png"
-    to_pil(generate(load_model("resgan64-clipart"), 5, 0, purpose="calibration")[4]).save(own)
+    (own,) = own_pngs("resgan64-clipart", 4)
     page = _upload_and_run(browser, url, "resgan64-clipart", own)
     assert _verdict(page, "belonging") == "BELONGING"
     card = page.locator("#ronan-verdict").inner_text()

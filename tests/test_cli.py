@@ -116,35 +116,23 @@ def test_an_own_image_the_model_reproduces_is_never_judged_not_belonging(tmp_pat
     assert off[0]["verdict"] == "non-belonging" and off[0]["loss"] == pytest.approx(out["loss"])
 
 
-def test_a_two_path_batch_split_over_two_cores(tmp_path):
+def test_a_two_path_batch_split_over_two_cores(own_pngs):
     """upgan64-clipart's card names two-path: two images in one call (one torch thread: the batch is
     split into two parts that run side by side) each get their second path's outcome. Once the
     merge kept only the first part's, and the call failed."""
-    from ronan.generation import generate
-    from ronan.images import to_pil
-    from ronan.models.registry import load_model
-
-    x = generate(load_model("upgan64-clipart"), 2, 0, purpose="calibration")
-    paths = [tmp_path / f"own{k}.png" for k in range(2)]
-    for img, path in zip(x, paths):
-        to_pil(img).save(path)
+    paths = own_pngs("upgan64-clipart", 0, 1)
     out = json.loads(run("attribute", "upgan64-clipart", *map(str, paths), "--json", "--threads", "1").stdout)
     assert [r["preset"] for r in out] == ["two-path"] * 2
     assert all(r["second_path"] in ("not needed", "kept", "not kept") for r in out), [r["second_path"] for r in out]
 
 
-def test_the_floor_rule_on_the_late_residual_model(tmp_path):
+def test_the_floor_rule_on_the_late_residual_model(own_pngs):
     """resgan64-clipart (trained after every setting was fixed) fails to invert most of its own images
     with its `fast` preset, so its whole belonging sample cannot carry a verdict: an own image whose
     inversion reaches the 8-bit floor is still found belonging by the floor rule (its calibration
     sample 4 does), a held-out real picture is inconclusive; --no-floor-rule gives the robust test
     before the rule (inconclusive)."""
-    from ronan.generation import generate
-    from ronan.images import to_pil
-    from ronan.models.registry import load_model
-
-    own = tmp_path / "own.png"
-    to_pil(generate(load_model("resgan64-clipart"), 5, 0, purpose="calibration")[4]).save(own)
+    (own,) = own_pngs("resgan64-clipart", 4)
     real = REPO / "assets" / "samples" / "clipart-test" / "0000.png"
     out = json.loads(run("attribute", "resgan64-clipart", str(own), str(real), "--json", check_status=0).stdout)
     assert [r["verdict"] for r in out] == ["belonging", "inconclusive"], [r["reasons"] for r in out]
