@@ -17,9 +17,9 @@ below and normalises odd modes, so that the rest of the code only sees 8-bit ``L
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +132,8 @@ def load_image(
         if budget is not None:
             budget.charge(source.width * source.height, label)
         digest = sha256_bytes(source.tobytes())
-        img, notes = decode(source, lim.max_side, draft=False)
+        with _decoding(label):
+            img, notes = decode(source, lim.max_side, draft=False)
         return _normalise(img, label, digest, notes, source.mode, source.size)
 
     max_bytes = lim.max_file_mb * 2**20
@@ -185,24 +186,38 @@ def _open_and_decode(
     """Open ``data``, check the header's size, decode (reduced past ``max_side``) under the
     process-wide decode budget; returns the image, the notes of what was done and the file's
     ``(format, mode, size)``."""
+    with _decoding(label), warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size was checked just below
+        img = Image.open(io.BytesIO(data))
+        _check_size(img.size, label, lim)
+        if budget is not None:
+            budget.charge(img.width * img.height, label)
+        original = (img.format, img.mode, img.size)
+        with limits.decode_slot(img.width * img.height):
+            return (*decode(img, lim.max_side), original)
+    raise AssertionError("unreachable")  # for mypy: _decoding re-raises every exception
+
+
+@contextlib.contextmanager
+def _decoding(label: str):
+    """Turn any failure of Pillow's opening or decoding into one :class:`ImageError` line.
+
+    A format plugin's decoder may raise anything on damaged data: OSError, SyntaxError,
+    ValueError, EOFError, struct.error, MemoryError, and (Pillow 12) IndexError from a truncated
+    QOI file or TypeError from a TIFF without dimensions. ImageError and LimitExceeded pass as
+    they are (already one line).
+    """
     from .errors import ImageError, RonanError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size was checked just below
-            img = Image.open(io.BytesIO(data))
-            _check_size(img.size, label, lim)
-            if budget is not None:
-                budget.charge(img.width * img.height, label)
-            original = (img.format, img.mode, img.size)
-            with limits.decode_slot(img.width * img.height):
-                return (*decode(img, lim.max_side), original)
-    except RonanError:  # ImageError, LimitExceeded (a ValueError): already one line
+        yield
+    except RonanError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError):
         raise ImageError(f"{label}: not a readable image (unknown format, or a damaged or oversized file)") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as e:
-        raise ImageError(f"{label}: image data is damaged or truncated ({str(e).splitlines()[0][:200]})") from None
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0][:200] or type(e).__name__
+        raise ImageError(f"{label}: image data is damaged or truncated ({first})") from None
 
 
 REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F", "CMYK", "YCbCr"}

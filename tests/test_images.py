@@ -72,6 +72,37 @@ def test_truncated_png():
         load_image(data[: len(data) // 2], name="bad.png")
 
 
+DAMAGE_FORMATS = [("PNG", "RGBA"), ("JPEG", "RGB"), ("GIF", "P"), ("TIFF", "F"), ("TIFF", "RGB"), ("WEBP", "RGB"),
+                  ("BMP", "RGB"), ("QOI", "RGB"), ("QOI", "RGBA"), ("TGA", "RGB"), ("SGI", "RGB"), ("PCX", "RGB")]
+
+
+@pytest.mark.parametrize("fmt,mode", DAMAGE_FORMATS, ids=[f"{f}-{m}" for f, m in DAMAGE_FORMATS])
+def test_damaged_files_of_every_format_are_one_line(fmt, mode):
+    """Truncated or bit-flipped files of each format Pillow writes: either a loaded 8-bit image or an
+    ImageError naming the file, never another exception (Pillow's QOI decoder raised IndexError on a
+    truncated file, its TIFF plugin TypeError on a damaged header)."""
+    arr = np.random.default_rng(0).integers(0, 256, (48, 40, 4 if mode == "RGBA" else 3), dtype=np.uint8)
+    noise = Image.fromarray(arr, "RGBA" if mode == "RGBA" else "RGB")
+    flips = np.random.default_rng(1)
+    damaged = []
+    for img in (noise, Image.new(noise.mode, (64, 64))):  # busy and flat pictures are coded differently
+        img = img.convert("L").convert("F") if mode == "F" else img.convert(mode)
+        data = _png(img, fmt)
+        damaged += [data[:k] for k in (len(data) // 2, len(data) - 7, 40)]
+        for _ in range(12):
+            b = bytearray(data)
+            for i in flips.integers(0, len(b), 1 + len(b) // 100):
+                b[i] ^= int(flips.integers(1, 256))
+            damaged.append(bytes(b))
+    for d in damaged:
+        try:
+            li = load_image(d, name=f"bad.{fmt.lower()}")
+        except ImageError as e:
+            assert f"bad.{fmt.lower()}" in str(e) and "\n" not in str(e)
+        else:
+            assert li.image.mode in ("L", "RGB")
+
+
 def test_tiny_and_huge_images():
     with pytest.raises(ImageError, match=f"at least {MIN_SIDE}x{MIN_SIDE}"):
         load_image(_png(Image.new("L", (3, 3))), name="tiny.png")
