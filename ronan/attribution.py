@@ -242,6 +242,13 @@ class _Run:
         return self.pictures or contrast_check.bundled_set(self.gen)
 
     @property
+    def reference_to_end(self) -> bool:
+        """Whether every reference inversion runs to its end: ``full_reference``, or the paper's fixed
+        schedule (``plateau_steps`` 0, e.g. ``--preset paper``: Algorithm 1 inverts both models fully,
+        so its reference losses are exact, never bounds)."""
+        return self.full_reference or self.settings.plateau_steps == 0
+
+    @property
     def gen(self) -> Generator:
         return self.prepared.model
 
@@ -328,7 +335,8 @@ def _invert_group(run: _Run, idx: list[int], transform, evidence: list[_Evidence
       a thousand times the threshold or more on the bundled tiers), so the reference inverts the
       candidates only.
     * *together*: both inversions at once, one per core, each to its end — with
-      ``full_reference`` (exact A(M_r, x) for every image), or where M's inversion is not split
+      ``full_reference`` or the paper's fixed schedule (exact A(M_r, x) for every image:
+      :attr:`_Run.reference_to_end`), or where M's inversion is not split
       on a CPU (:func:`_parts`: too few images; the second core would idle).
     """
     x = torch.stack([run.gen.preprocess(run.loaded[i].image) for i in idx])
@@ -340,7 +348,7 @@ def _invert_group(run: _Run, idx: list[int], transform, evidence: list[_Evidence
         return results, x
     xr = torch.stack([run.ref.preprocess(run.loaded[i].image) for i in idx])
     reference = ("reference", run.ref, xr, {"settings": settings.for_reference()})
-    if run.full_reference or (parts == 1 and parallel_default(run.gen.device)):
+    if run.reference_to_end or (parts == 1 and parallel_default(run.gen.device)):
         for role, event in invert_jobs_stream([model, reference], **kwargs):
             if isinstance(event, InversionResult):
                 results[role] = event
@@ -485,6 +493,8 @@ def attribute_stream(
             the reference's inversion of an image ends once its verdict cannot change any more
             (``Attribution.reference_bound``; the verdicts are the same either way, see
             :func:`_invert_group`), which spares most of its cost on pictures M did not make.
+            Settings with the paper's fixed schedule (``plateau_steps`` 0: ``preset="paper"``)
+            always invert the reference to the end, as Algorithm 1 does.
 
     Raises:
         ImageError, ModelUnavailable, DistanceUnavailable, CalibrationError, EditError, Cancelled,

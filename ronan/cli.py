@@ -290,7 +290,8 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="invert every image on the reference model to the end, so that its loss and A' are exact "
         "(default: the reference's inversion of an image ends once its verdict can no longer change; "
-        "its loss is then an upper bound and A' a lower bound; the verdicts are the same)",
+        "its loss is then an upper bound and A' a lower bound; the verdicts are the same; "
+        "--preset paper always inverts it to the end, as the paper does)",
     )
     method(p)
     _add_common(p)

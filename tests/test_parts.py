@@ -200,3 +200,18 @@ def test_with_the_floor_rule_the_staged_reference_keeps_the_full_runs_verdicts(m
 
     assert verdicts(full, dist) == [r.verdict for r in full]
     assert verdicts(full, dist, calibrated=False)[:3] == ["belonging"] * 3
+
+
+def test_the_papers_schedule_inverts_the_reference_to_the_end(monkeypatch, cache_tmp):
+    """`preset="paper"` (a fixed schedule, ``plateau_steps`` 0): even a batch that would be staged
+    inverts every image on the reference to its end, as Algorithm 1 does — no reference loss is a
+    bound, every one ran all its steps; the same batch with `fast` stages its real pictures."""
+    monkeypatch.setattr(attribution, "parallel_default", lambda device: True)
+    monkeypatch.setattr(attribution, "SPLIT_MIN_VALUES", 1)
+    model = load_model("dcgan-fmnist")
+    images = _queries(model, 2, 4)
+    paper = attribute_batch(images, "dcgan-fmnist", preset="paper", steps=300, n_calibration=10)
+    assert not any(r.reference_bound for r in paper)
+    assert [r.reference_steps_run for r in paper] == [300] * 6
+    staged = attribute_batch(images, "dcgan-fmnist", build_calibration=False)
+    assert any(r.reference_bound for r in staged)
