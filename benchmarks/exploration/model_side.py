@@ -2,7 +2,9 @@
 (``real-test``) on MODEL with a preset; prints how many reached 8x the 8-bit floor (under the floor
 rule, a picture that did not is inconclusive whatever the reference says).
 
-    python benchmarks/exploration/model_side.py MODEL N OUT.json [PRESET]   # PRESET default two-path
+    python benchmarks/exploration/model_side.py MODEL N OUT.json [PRESET] [FIRST:LAST]   # PRESET default two-path
+
+``FIRST:LAST``: only those of the first N pictures (a source split over runs).
 """
 import json
 import sys
@@ -23,7 +25,11 @@ name, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 preset = sys.argv[4] if len(sys.argv) > 4 else "two-path"
 m = load_model(name)
 m.requires_grad_(False)
-x = torch.stack([m.preprocess(li.image) for li in source_images("real-test", m, n)])
+pictures = source_images("real-test", m, n)
+if len(sys.argv) > 5:
+    first, last = (int(v) for v in sys.argv[5].split(":"))
+    pictures, n = pictures[first:last], last - first
+x = torch.stack([m.preprocess(li.image) for li in pictures])
 t0 = time.perf_counter()
 res = invert(m, x, settings=PRESETS[preset], seed=0)
 s = (time.perf_counter() - t0) / n
