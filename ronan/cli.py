@@ -254,7 +254,7 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="generate images with a model (DIR/000000.png ...)")
     p.add_argument("model", help="model name (see `models`) or path of a model card (card.json or its folder)")
     p.add_argument("--n", type=int, default=16, help="number of images (default 16, at most 10000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0); --n and --seed together define the images")
     p.add_argument("--out", required=True, help="output folder (created)")
     _add_common(p)
 

@@ -27,7 +27,14 @@ def generate(model: Generator, n: int, seed: int = 0, *, purpose: str = "generat
         seed (int): seed; the inputs come from stream ``purpose`` of that seed (see
             :mod:`ronan.seeding`), so ``generate`` and calibration never share inputs.
         purpose (str): seed stream, default ``"generate"``.
-        batch (int): images per forward pass (memory bound), default 256.
+        batch (int): images per forward pass (memory bound), default 256; the images do not depend on it.
+
+    The images are defined by ``(seed, purpose, n)``: image k of ``n`` images need not equal image k
+    of another ``n``. Torch's normal sampler fills the last 16 values of a tensor whose size is not a
+    multiple of 16 in another way (``dcgan64-clipart``, 100 inputs: the last image of ``n`` = 5 differs
+    from image 4 of ``n`` = 100; with 128 inputs, ``n`` never matters), and a class-conditional model
+    draws every image's class after all the inputs (``cgan-fmnist``: most images differ). Record ``n``
+    with the seed, as every benchmark and result does.
     """
     inputs = model.sample_inputs(n, rng(seed, purpose))
     with torch.no_grad(), autocast(model.device, "fp32"):  # exact fp32 on CUDA too (no TF32)

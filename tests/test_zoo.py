@@ -101,3 +101,13 @@ def test_attribution_result_is_reproducible_and_serialisable(real_images):
     cap = a.settings["steps"] + a.settings["refine_steps"]
     assert a.settings["steps"] < d["steps_run"] < cap and len(d["reference_history"]) == d["reference_steps_run"] + 1
     assert a.explanation().startswith("dcgan-fmnist cannot reconstruct")
+
+
+def test_generated_images_are_defined_by_seed_and_n():
+    """As `generate` documents: the batch size never changes the images; `n` may, where the input's size
+    is not a multiple of 16 (dcgan64-clipart: 100 inputs; the last of 5 images differs)."""
+    m = load_model("dcgan64-clipart")
+    five = generate(m, 5, 7)
+    assert torch.equal(five, generate(m, 5, 7, batch=2))
+    sixteen = generate(m, 16, 7)
+    assert torch.equal(five[:4], sixteen[:4]) and not torch.equal(five[4], sixteen[4])
