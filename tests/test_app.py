@@ -7,6 +7,7 @@ images, loss curves, histogram, JSON, report files.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -111,6 +112,12 @@ def test_corrupt_upload_is_a_message_and_app_stays_up(client, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     with pytest.raises(AppError, match="not a readable image|damaged"):
         client.predict(handle_file(str(bad)), MODEL, *DEFAULTS, api_name="/attribute")
+    qoi = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(qoi, "QOI")
+    cut = tmp_path / "cut.qoi"  # Pillow's QOI decoder raises IndexError on it: still one line
+    cut.write_bytes(qoi.getvalue()[: len(qoi.getvalue()) // 2])
+    with pytest.raises(AppError, match="cut.qoi: image data is damaged or truncated"):
+        client.predict(handle_file(str(cut)), MODEL, *DEFAULTS, api_name="/attribute")
     svg = tmp_path / "drawing.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
     with pytest.raises(AppError, match="SVG"):
