@@ -167,6 +167,8 @@ def test_card_fields_are_checked_against_the_model(tmp_path):
         build(_family_card(tmp_path, resolution=32))
     with pytest.raises(CardError, match="config: does not fit family"):
         build(_family_card(tmp_path, config={"latent_dim": 8, "base": 8, "depth": 3}))
+    with pytest.raises(CardError, match="config: does not fit family .*negative dimension"):  # was a traceback
+        build(_family_card(tmp_path, config={"latent_dim": -1, "base": 8}))
     with pytest.raises(CardError, match="weights do not fit"):
         build(_family_card(tmp_path, config={"latent_dim": 9, "base": 8}))
 
