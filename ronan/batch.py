@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import limits
-from .errors import ImageError, RonanError
+from .errors import ImageError, RonanError, first_line
 from .images import IMAGE_SUFFIXES, LoadedImage, load_image
 
 
@@ -55,8 +55,9 @@ class BatchItem:
         try:
             with zipfile.ZipFile(self.archive) as zf:
                 return zf.read(self.member)
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, KeyError, EOFError) as e:
-            raise ImageError(f"{self.name}: cannot be extracted ({str(e).splitlines()[0][:200]})") from None
+        except Exception as e:  # BadZipFile, OSError, zlib.error (damaged data), RuntimeError (encrypted),
+            # NotImplementedError (compression), KeyError, EOFError...: one line
+            raise ImageError(f"{self.name}: cannot be extracted ({first_line(e)})") from None
 
 
 def collect_batch(paths: list[str | Path]) -> list[BatchItem]:

@@ -35,3 +35,16 @@ class CardError(ModelUnavailable):
 
 class EditError(RonanError, ValueError):
     """An edit spec (``jpeg:75``, ``resize:0.5+jpeg:90``...) is not valid."""
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (default 200), or its
+    type's name when the message is empty (``str(IndexError())`` is ``""``): for one-line errors."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:limit] if lines else type(e).__name__
+
+
+def described(e: BaseException, limit: int = 160) -> str:
+    """``"Type: first line"`` of an exception (:func:`first_line`), or ``"Type"`` without a message."""
+    line = first_line(e, limit)
+    return line if line == type(e).__name__ else f"{type(e).__name__}: {line}"

@@ -30,6 +30,7 @@ from typing import cast
 
 import torch
 
+from .errors import described
 from .models.base import Generator
 from .precision import exact_fp32
 
@@ -102,5 +103,5 @@ class GraphedGenerate:
                 graphed = torch.cuda.make_graphed_callables(self.generator.generate, (sample,))
             return cast(Callable[[torch.Tensor], torch.Tensor], graphed)
         except Exception as exc:  # noqa: BLE001 - any recording failure: run eagerly instead
-            self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.failure = described(exc, 10_000)
             return None

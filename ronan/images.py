@@ -207,7 +207,7 @@ def _decoding(label: str):
     QOI file or TypeError from a TIFF without dimensions. ImageError and LimitExceeded pass as
     they are (already one line).
     """
-    from .errors import ImageError, RonanError
+    from .errors import ImageError, RonanError, first_line
 
     try:
         yield
@@ -216,8 +216,7 @@ def _decoding(label: str):
     except (UnidentifiedImageError, Image.DecompressionBombError):
         raise ImageError(f"{label}: not a readable image (unknown format, or a damaged or oversized file)") from None
     except Exception as e:
-        first = (str(e).splitlines() or [""])[0][:200] or type(e).__name__
-        raise ImageError(f"{label}: image data is damaged or truncated ({first})") from None
+        raise ImageError(f"{label}: image data is damaged or truncated ({first_line(e)})") from None
 
 
 REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F", "CMYK", "YCbCr"}

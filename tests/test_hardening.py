@@ -220,6 +220,30 @@ def test_batch_intake_is_lazy_and_bounded(tmp_path, monkeypatch):
     assert "the limit is 1 MiB" in items[0].error
 
 
+def test_a_damaged_archive_member_is_one_line_and_the_others_load(tmp_path):
+    """A deflated member whose compressed data is damaged: zipfile raises zlib.error (a type its
+    handler did not list) and an empty-message exception broke the message itself (IndexError)."""
+    from ronan.batch import collect_batch
+    from ronan.errors import first_line
+
+    small = (SAMPLES / "fmnist-test" / "0001.png").read_bytes()
+    path = tmp_path / "upload.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.png", small)
+        z.writestr("b.png", small)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("a.png")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)  # the local header's end
+    data[start : start + 8] = b"\xff" * 8  # an invalid deflate block type
+    path.write_bytes(bytes(data))
+    items = collect_batch([path])
+    with pytest.raises(ImageError, match=r"^a.png: cannot be extracted \(Error -3 while decompressing"):
+        items[0].read()
+    assert load_image(items[1].read(), items[1].name).image.size == (28, 28)
+    assert first_line(IndexError()) == "IndexError" and first_line(ValueError("one\ntwo")) == "one"
+
+
 def test_batch_with_an_edited_image_keeps_the_others(tmp_path):
     """A JPEG (edit detected) without its belonging distribution is an error row; the PNGs still get verdicts."""
     from ronan import studio

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..digests import file_sha256
-from ..errors import ModelUnavailable
+from ..errors import ModelUnavailable, described
 from .snapshot import NO_WEIGHTS, WEIGHT_FILES, component_dir, weights_file
 
 if TYPE_CHECKING:
@@ -421,9 +421,7 @@ def load_hub(m: HubModel, device: torch.device, **options):
     try:
         model = cls.from_folder(root, **opts)
     except (OSError, RuntimeError) as e:  # missing/damaged files, weights that do not fit the config
-        raise ModelUnavailable(
-            f"{name}: cannot load {root} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        ) from None
+        raise ModelUnavailable(f"{name}: cannot load {root} ({described(e, 200)})") from None
     model.name = name
     model.weights_sha256 = weights_digest(root, m.components)
     if device.type == "cpu":

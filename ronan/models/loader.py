@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..digests import file_sha256
-from ..errors import CardError, ModelUnavailable
+from ..errors import CardError, ModelUnavailable, described, first_line
 from .cards import SAFETENSORS_SUFFIXES, ModelCard
 
 if TYPE_CHECKING:
@@ -71,16 +71,14 @@ def read_state_dict(path: Path, key: str | None = None, prefix: str | None = Non
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise CardError(
-                f"{who}{path.name} is not a readable safetensors file ({str(e).splitlines()[0][:160]})"
-            ) from None
+            raise CardError(f"{who}{path.name} is not a readable safetensors file ({first_line(e, 160)})") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - UnpicklingError and kin: one line
             raise CardError(
                 f"{who}{path.name}: torch.load(weights_only=True) refused it "
-                f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); save "
+                f"({described(e)}); save "
                 "torch.save(model.state_dict(), f) or safetensors instead of a pickled object"
             ) from None
     if key is not None:
@@ -119,10 +117,7 @@ def import_factory(spec: str, code_dir: Path | None, name: str = ""):
         try:
             module = importlib.import_module(mod_name)
         except Exception as e:  # noqa: BLE001 - any error in user code: one line
-            raise CardError(
-                f"{who}factory {spec}: cannot import {mod_name} ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160] if str(e) else ''})"
-            ) from None
+            raise CardError(f"{who}factory {spec}: cannot import {mod_name} ({described(e)})") from None
         finally:
             if entry is not None and entry in sys.path:
                 sys.path.remove(entry)
@@ -193,10 +188,7 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
         try:
             module = factory(**card.config, **options)
         except Exception as e:  # noqa: BLE001 - user code: one line
-            raise CardError(
-                f"{card.name}: factory {card.factory} failed ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160] if str(e) else ''})"
-            ) from None
+            raise CardError(f"{card.name}: factory {card.factory} failed ({described(e)})") from None
         if not isinstance(module, torch.nn.Module):
             raise CardError(
                 f"{card.name}: factory {card.factory} returned {type(module).__name__}, not a torch.nn.Module"

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import CardError
+from ..errors import CardError, described
 from .base import Generator
 from .cards import Conditioning, InputDistribution, Preprocessing, inversion_fields, validate_name
 
@@ -264,8 +264,7 @@ def wrap_generator(
             out = gen.generate(gen.sample_inputs(2, torch.Generator().manual_seed(0)))
     except Exception as e:  # noqa: BLE001 - user code: one line
         raise CardError(
-            f"{name}: the module fails on inputs of shape [2, {', '.join(map(str, shape))}] "
-            f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
+            f"{name}: the module fails on inputs of shape [2, {', '.join(map(str, shape))}] ({described(e)})"
         ) from None
     if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[1] not in (1, 3) or out.shape[2] != out.shape[3]:
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
