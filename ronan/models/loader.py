@@ -181,8 +181,9 @@ def build(card: ModelCard, device: torch.device | str = "cpu", **options) -> Gen
             module = FAMILIES[card.family](**card.config, **options)
         except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as e:  # torch: a negative
             # or huge size is a RuntimeError ("Trying to create tensor with negative dimension")
-            why = " ".join(str(e).split())[:200] or type(e).__name__
-            raise CardError(f"{card.path or card.name}: config: does not fit family {card.family!r} ({why})") from None
+            raise CardError(
+                f"{card.path or card.name}: config: does not fit family {card.family!r} ({first_line(e)})"
+            ) from None
     else:
         factory = import_factory(str(card.factory), card.factory_path, card.name)  # a factory card (kind)
         try:
