@@ -10,10 +10,10 @@ Presets (``PRESETS``):
 
 * ``"paper"``: the paper's procedure — Adam, lr 0.1, 1500 steps, 1 restart.
 * ``"fast"`` (default): restart 0 from the model's learned inverse (:mod:`ronan.starts`), Adam
-  lr 0.2 for at most 100 steps (a row stops earlier once its loss improves by less than 10% over
-  100 steps), then up to 32 Levenberg-Marquardt iterations (:mod:`ronan.refine`) on each image's
-  best input, the finite-difference Jacobian computed afresh every 4 iterations and updated by
-  Broyden's rule in between; the reference model's inversions run at most 4 of them
+  lr 0.2 for 100 steps (its early-stopping window is as long: no row stops sooner), then up to 32
+  Levenberg-Marquardt iterations (:mod:`ronan.refine`) on each image's best input, the
+  finite-difference Jacobian computed afresh every 4 iterations and updated by Broyden's rule in
+  between; the reference model's inversions run at most 4 of them
   (``reference_refine_steps``: Eq. 2 needs their loss as a scale, not at the floor). Where the
   refinement cannot apply (a distance other than MSE, inputs of more than 512 entries)
   :func:`resolve_settings` given the model uses ``"fast-adam"`` instead. Chosen by measurement on
@@ -199,7 +199,9 @@ class InversionSettings:
                              f"warmup_steps={self.warmup_steps} (between 1 and steps when candidates > 1)")
 
     def describe(self) -> str:
-        """One line for humans, e.g. ``"Adam lr 0.1, 1500 steps, 1 restart"``."""
+        """One line for humans, e.g. ``"Adam lr 0.1, 1500 steps, 1 restart"``: the Adam phase first
+        (its early-stopping rule only where it can end a row before ``steps``), then the starts, the
+        refinement, the second path and the reference model's inversion where they apply."""
         restarts = f"{self.restarts} restart{'s' if self.restarts != 1 else ''}"
         if self.candidates > 1:
             restarts += (f" (the best {self.restarts} of {self.candidates * self.restarts} starting points after "
@@ -216,7 +218,7 @@ class InversionSettings:
             restarts += (f"; an image still above loss {self.retry_above:.3g} is inverted again from the same start: "
                          f"{self.retry_shell_steps} Levenberg-Marquardt iterations on the typical shell of the "
                          f"input, then {self.retry_steps} free, the better of the two kept")
-        return self._describe_model(restarts) + self._describe_reference()
+        return f"{self._describe_adam()}, {restarts}{self._describe_reference()}"
 
     def _describe_reference(self) -> str:
         n = self.refine_steps if self.reference_refine_steps is None else self.reference_refine_steps
@@ -224,14 +226,16 @@ class InversionSettings:
             return ""
         return f"; the reference model's inversion: {f'up to {n} Levenberg-Marquardt iterations' if n else 'Adam only'}"
 
-    def _describe_model(self, restarts: str) -> str:
-        if not self.plateau_steps:
-            return f"Adam lr {self.lr:g}, {self.steps} steps, {restarts}"
-        drop = (f"its lr drops to {self.lr * self.plateau_lr_factor:g} once its loss improves by less than "
+    def _describe_adam(self) -> str:
+        steps = f"{self.steps} step{'s' if self.steps != 1 else ''}"
+        if not self.plateau_steps or self.steps <= self.plateau_steps:
+            return f"Adam lr {self.lr:g}, {steps}"  # a row is first judged when its window W has passed
+        rule = (f"a row's lr drops to {self.lr * self.plateau_lr_factor:g} once its loss improves by less than "
                 f"{self.plateau_tol:.0%} over {self.plateau_steps} steps, and it stops at the next such plateau "
                 f"({self.plateau_steps_after_drop} steps)" if self.plateau_lr_drops else
-                f"it stops once its loss improves by less than {self.plateau_tol:.0%} over {self.plateau_steps} steps")
-        return f"Adam lr {self.lr:g}, {restarts}, early stopping: {drop}; at most {self.steps} steps"
+                f"a row stops once its loss improves by less than {self.plateau_tol:.0%} over "
+                f"{self.plateau_steps} steps")
+        return f"Adam lr {self.lr:g}, at most {steps} (early stopping: {rule})"
 
     def for_reference(self) -> InversionSettings:
         """The settings of the reference model's inversions: these, with ``reference_refine_steps``

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ronan.inversion import (
+    PRESETS,
     InversionProgress,
     InversionResult,
     InversionSettings,
@@ -569,3 +570,15 @@ def test_the_retry_settings_key_only_when_used_and_skip_the_reference(tiny_dcgan
                 {"retry_above": 1e-5, "retry_shell_steps": 0, "retry_steps": 0}):
         with pytest.raises(ValueError, match="retry"):
             InversionSettings(**bad)
+
+
+def test_each_preset_is_described_as_it_runs():
+    """The one-line description names the Adam phase first and its early-stopping rule only where
+    the rule can end a row before the last step (the CLI's --preset help is built from these)."""
+    text = {name: s.describe() for name, s in PRESETS.items()}
+    assert text["paper"] == "Adam lr 0.1, 1500 steps, 1 restart"
+    assert text["fast"].startswith("Adam lr 0.2, 100 steps, 1 restart, the first from the model's learned inverse")
+    assert text["two-path"].startswith("Adam lr 0.2, 1 step, 1 restart,") and "early stopping" not in text["two-path"]
+    assert text["fast-lm16"].startswith("Adam lr 0.2, at most 300 steps (early stopping: a row stops once its loss")
+    assert text["fast-adam"].startswith("Adam lr 0.2, at most 1000 steps (early stopping: a row's lr drops to 0.02")
+    assert text["fast"].endswith("the reference model's inversion: up to 4 Levenberg-Marquardt iterations")
