@@ -60,6 +60,12 @@ class _WarningLines(logging.Handler):
 
 
 def _setup_logging() -> None:
+    """The library's warnings as ``warning:`` lines; Pillow's own log records (its decoders' complaints
+    about a damaged file, e.g. ``More samples per pixel than can be decoded: 9999``) are dropped: the
+    file's one ``error:`` line already says what failed."""
+    pil = logging.getLogger("PIL")
+    if not any(isinstance(h, logging.NullHandler) for h in pil.handlers):
+        pil.addHandler(logging.NullHandler())  # a handler in the chain: logging's last resort stays silent
     log = logging.getLogger("ronan")
     if not any(isinstance(h, _WarningLines) for h in log.handlers):
         log.addHandler(_WarningLines(logging.WARNING))

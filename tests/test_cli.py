@@ -79,6 +79,26 @@ def test_user_errors_are_one_line(tmp_path):
     assert "missing.png: file not found" in p.stderr
 
 
+def test_a_damaged_image_is_one_error_line_and_nothing_else(tmp_path):
+    """Pillow logs its own complaint about some damaged files (a TIFF claiming 9999 samples per pixel);
+    the CLI's stderr holds the one error line only, and --json still prints the (empty) list."""
+    import struct
+
+    tif = tmp_path / "bad.tif"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tif)
+    data = bytearray(tif.read_bytes())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, entry)[0] == 277:  # SamplesPerPixel
+            struct.pack_into("<H", data, entry + 8, 9999)
+    tif.write_bytes(bytes(data))
+    p = run("attribute", "dcgan-fmnist", str(tif), "--json", check_status=2)
+    assert p.stderr.strip().splitlines() == [f"error: {tif}: not a readable image (unknown format, or a damaged "
+                                             "or oversized file)"]
+    assert json.loads(p.stdout) == []
+
+
 def test_register_errors_are_one_line(tmp_path, capsys, monkeypatch):
     from ronan.cli import main
 
