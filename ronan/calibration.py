@@ -371,6 +371,23 @@ def find_model_side(key: dict, folder: Path | None = None) -> BelongingDistribut
     return None
 
 
+def cached_edits(model: str) -> list[str]:
+    """Specs of the edits whose belonging distributions of ``model`` (a name) lie in the cache folders,
+    whatever their other settings (sorted, each once; damaged files skipped). Which of them fit a
+    request is for :func:`find_cache` to say."""
+    prefix = cache_path({"model": model, "reference": None, "distance": "mse"}).name.split("__")[0] + "__"
+    specs: set[str] = set()
+    for d in paths.cache_read_dirs():
+        for path in sorted(Path(d).glob(prefix + "*.json")) if Path(d).is_dir() else []:
+            try:
+                edit = json.loads(path.read_text()).get("edit")
+            except (OSError, ValueError):
+                continue
+            if isinstance(edit, dict) and isinstance(edit.get("spec"), str):
+                specs.add(edit["spec"])
+    return sorted(specs)
+
+
 def cache_path(key: dict, folder: Path | None = None) -> Path:
     """File of the distribution with ``key``: ``<model>__<reference>__<distance>__<hash>.json``.
 

@@ -46,11 +46,14 @@ from .batch import BatchItem, collect_batch, iter_loaded, load_batch, skipped_me
 from .calibration import (
     BelongingDistribution,
     cache_path,
+    cached_edits,
     distribution_key,
     find_cache,
     get_distribution,
     reuses_model_side,
 )
+from .edits import parse_edit
+from .edits import stand_in as stand_in_rule
 from .edits.policy import NONE as NO_EDIT
 from .edits.policy import EditAssumption, resolve_edit
 from .errors import CalibrationError, Cancelled, RonanError
@@ -848,6 +851,30 @@ def _build_stream(p: Prepared, builds: list, *, mode: str, progress, eta, t0, sh
     return built
 
 
+def _stand_in(p: Prepared, revealed: EditAssumption, test: str) -> EditAssumption:
+    """What decides for an image whose detected edit has no distribution here (no builds): the edit
+    of the same kind whose belonging and contrast distributions are in the cache that
+    :func:`ronan.edits.stand_in.pick` chooses, else the pristine distribution."""
+    here = []
+    for spec in cached_edits(p.model.name):
+        a = EditAssumption(parse_edit(spec), "stand-in", f"stand-in: {spec}")
+        if not _builds(p, a, default_edit_mode(a), test):
+            here.append(a)
+    assert revealed.edit is not None  # a detected edit, never the robust family
+    chosen = stand_in_rule.pick(p.model, revealed.edit, [a.edit for a in here if a.edit is not None])
+    return next((a for a in here if a.edit == chosen), NO_EDIT)
+
+
+def _stand_in_caveat(model: str, revealed: EditAssumption, stand_in: EditAssumption) -> str:
+    how = f"it was tested as {stand_in.spec}" if not stand_in.is_none else "it was tested as if unedited"
+    return (
+        f"The file shows signs of an edit ({revealed.description}), but {model}'s belonging distribution "
+        f"for that edit is not built on this server, so {how}. A 'not belonging' stands only where the "
+        f"edit moves the model's own images no further than the samples it was tested against; "
+        f"otherwise the outcome is inconclusive."
+    )
+
+
 def run_attribution(
     image,
     model: str,
@@ -877,8 +904,11 @@ def run_attribution(
             ``"none"``/None (no calibration); see :func:`ronan.prepare.reference_name`.
         edit (str): the edit to assume (``"auto"``: detected from the file; see
             :mod:`ronan.edits.policy`). When the distribution of a *detected* edit is missing and
-            ``build_calibration`` is False, the image is tested as if unedited and the outcome's
-            ``caveats`` say so; a declared edit (or ``"robust"``) then raises instead.
+            ``build_calibration`` is False, a stand-in decides (:func:`_stand_in`: the robust
+            assumption where its distributions are all here, else the pristine distribution), the
+            outcome's ``caveats`` say so, and a "not belonging" that the file's edit alone could
+            explain is inconclusive (:mod:`ronan.edits.stand_in`); a declared edit (or
+            ``"robust"``) then raises instead.
         build_calibration (bool): build a missing belonging distribution (minutes) or raise
             :class:`DistributionMissing`.
         eta_prior (float | None): expected seconds (the ETA before the first progress).
@@ -902,18 +932,14 @@ def run_attribution(
         raise Cancelled("stopped by the user")
     assumption = resolve_edit(loaded, gen.image_size, gen.channels, edit)
     mode = default_edit_mode(assumption)
-    caveats, detected = [], None
+    caveats, detected, revealed = [], None, None
     if not build_calibration and not assumption.is_none and not has_distribution(p, edit=assumption, edit_mode=mode):
         if assumption.source != "detected":
             raise DistributionMissing(missing_message(gen.name, distance, p.settings, assumption))
-        detected = assumption.detection
-        caveats.append(
-            f"The file shows signs of an edit ({assumption.description}), but {gen.name}'s belonging "
-            f"distribution for that edit is not built on this server, so the image was tested as if "
-            f"unedited. An edit alone (a JPEG re-save, a resize) can make a generated image look not "
-            f"belonging: a 'not belonging' here is weak evidence."
-        )
-        edit, assumption = "none", NO_EDIT
+        detected, revealed = assumption.detection, assumption
+        assumption = _stand_in(p, revealed, test)
+        edit, mode = assumption.spec, default_edit_mode(assumption)
+        caveats.append(_stand_in_caveat(gen.name, revealed, assumption))
     builds = _builds(p, assumption, mode, test) if build_calibration else []
     # a build takes minutes: the prior of a plain attribution would be wrong
     progress, eta = _plan(ref, len(builds)), Eta(None if builds else eta_prior)
@@ -943,8 +969,13 @@ def run_attribution(
     ):
         if isinstance(ev, list):
             progress.update("model", 1.0), progress.update("reference", 1.0)
-            dist = dists[ev[0].robust_edit or assumption.spec]
-            yield RunOutcome(ev[0], dist, loaded, preprocessing_steps(loaded, gen), caveats, detected)
+            result = ev[0]
+            if revealed is not None:
+                result = stand_in_rule.judged(
+                    result, gen, revealed, assumption, [dists[m.spec] for m in assumption.members()]
+                )
+            dist = dists[result.robust_edit or assumption.spec]
+            yield RunOutcome(result, dist, loaded, preprocessing_steps(loaded, gen), caveats, detected)
             return
         inv = ev.progress
         xs, ys = hist[ev.role]

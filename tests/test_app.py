@@ -334,16 +334,18 @@ def test_stop_is_per_session():
 
 def test_jpeg_resave_is_tested_with_a_caveat_in_the_card(client, tmp_path):
     """A JPEG re-save of a generated image: its edit's belonging distribution is not built here (q85:
-    none committed; q90/75/50 are, from benchmarks/RESULTS.md's Table 8), so the card says plainly that
-    the result rests on testing it as if unedited."""
+    none committed; q90/75/50 are, from benchmarks/RESULTS.md's Table 8), so the committed q75 stands
+    in: the image is found belonging (tested as if unedited, it was
+    judged not belonging), and the card says plainly what the result rests on."""
     jpg = tmp_path / "resaved.jpg"
     Image.open(_generated(client, 15)).save(jpg, quality=85)
     out = client.predict(handle_file(str(jpg)), MODEL, *DEFAULTS, api_name="/attribute")
     card = out[CARD]
-    assert "This result rests on" in card and "JPEG quality 85" in card and "as if unedited" in card
+    assert "This result rests on" in card and "JPEG quality 85" in card and "tested as jpeg:75" in card
     assert "python -m" not in card
     assert "JPEG quality 85" in " ".join(_data(out)["assumptions"])
     assert _data(out)["edit"]["detected_but_not_tested"]["jpeg_quality"] == 85
+    assert _data(out)["verdict"] == "belonging", _data(out)["explanation"]
 
 
 def test_reports_do_not_pile_up(tmp_path):

@@ -1,0 +1,79 @@
+"""Files whose edit has no belonging distribution where the run happens (a server that does not
+build): verdicts with the stand-in rule (ronan.edits.stand_in) against the previous fallback
+(tested as if unedited, every verdict as the test gave it).
+
+Own images (the model's seed-1000 images, never calibration samples) and held-out real pictures
+(the tier's test split, first N) go through each edit with Pillow, are saved as the file the edit
+makes (JPEG or PNG) and attributed through ronan.studio.run_attribution(build_calibration=False),
+as the app does for a visitor. Each verdict of the new rule is recorded, and the verdict the
+previous fallback gives is re-decided from the same inversion where possible (the unedited
+distribution); --previous runs it through the studio instead (costs a second inversion).
+
+    python benchmarks/stand_in.py --model dcgan64-clipart --n 20 \
+        --edits jpeg:95 jpeg:85 jpeg:80 jpeg:30 resize:4+jpeg:85 resize:2
+
+Prints one row per (edit, source): belonging / not belonging / inconclusive, new and previous.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+
+from PIL import Image
+
+from ronan import studio
+from ronan.edits import parse_edit
+from ronan.gallery import real_samples
+from ronan.generation import generate_pil
+from ronan.images import load_image
+from ronan.models.registry import load_model
+
+
+def _verdict(data: bytes, name: str, model: str, edit: str):
+    li = load_image(data, name=name)
+    out = None
+    for ev in studio.run_attribution(li, model, build_calibration=False, edit=edit):
+        out = ev
+    return out.result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="dcgan64-clipart")
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--split", help="real pictures' folder in assets/samples (default: the tier's test split)")
+    ap.add_argument("--edits", nargs="+", default=["jpeg:95", "jpeg:85", "jpeg:80", "jpeg:30", "resize:4+jpeg:85"])
+    ap.add_argument("--json-out")
+    args = ap.parse_args()
+    gen = load_model(args.model)
+    args.split = args.split or ("clipart-test" if gen.channels == 3 else "fmnist-test")
+    sources = {
+        "own": generate_pil(gen, args.n, 1000),
+        "real": [Image.open(f).convert("L" if gen.channels == 1 else "RGB") for f in real_samples(args.n, args.split)],
+    }
+    rows = []
+    for spec in args.edits:
+        edit = parse_edit(spec)
+        for source, images in sources.items():
+            new, old = Counter(), Counter()
+            t0 = time.perf_counter()
+            for k, im in enumerate(images):
+                data, ext = edit.to_file(im, seed=0)
+                name = f"{source}{k}{ext}"
+                r = _verdict(data, name, args.model, "auto")
+                new[r.verdict] += 1
+                old[r.test_verdict if r.edit == "none" else _verdict(data, name, args.model, "none").verdict] += 1
+            row = dict(edit=spec, source=source, n=len(images), new=dict(new), previous=dict(old),
+                       seconds=round(time.perf_counter() - t0, 1))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""A file whose edit has no belonging distribution where the run happens (a server that does not
+build): a stand-in decides, and a rejection the edit alone could explain is inconclusive."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from ronan import studio
+from ronan.edits import parse_edit
+from ronan.edits import stand_in as rule
+from ronan.gallery import real_samples
+from ronan.generation import generate_pil
+from ronan.models.registry import load_model
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _attribute(data: bytes, model: str):
+    out = None
+    for ev in studio.run_attribution(data, model, build_calibration=False):
+        out = ev
+    return out.result, out.caveats
+
+
+def test_distortion_grows_with_the_edit():
+    gen = load_model("dcgan-fmnist")
+    moved = {q: rule.distortion(gen, parse_edit(f"jpeg:{q}")) for q in (95, 85, 30)}
+    assert rule.distortion(gen, parse_edit("none")) == 0.0
+    assert 0 < moved[95] < moved[85] < moved[30]
+    assert rule.distortion(gen, parse_edit("jpeg:85")) == moved[85]  # seeded: the same images each time
+    assert rule.rejection_holds(1e-4, 2e-4) and not rule.rejection_holds(3e-4, 2e-4)
+
+
+def test_the_stand_in_is_the_nearest_edit_of_the_same_kind_that_moves_images_as_far():
+    gen = load_model("dcgan-fmnist")
+    here = [parse_edit(s) for s in ("jpeg:90", "jpeg:75", "jpeg:50", "filter:blur", "resize:0.5")]
+    assert rule.pick(gen, parse_edit("jpeg:85"), here).spec == "jpeg:75"  # q90 moves them less than q85
+    assert rule.pick(gen, parse_edit("jpeg:95"), here).spec == "jpeg:90"
+    assert rule.pick(gen, parse_edit("jpeg:20"), here).spec == "jpeg:50"  # none as far: the furthest
+    assert rule.pick(gen, parse_edit("resize:4+jpeg:85"), here).spec.startswith("jpeg:")
+    assert rule.pick(gen, parse_edit("resize:2"), here).spec == "resize:0.5"
+    assert rule.pick(gen, parse_edit("noise:0.02"), here) is None
+    assert rule.kind(parse_edit("resize:4+jpeg:85")) == "jpeg" and rule.kind(parse_edit("none")) == "none"
+
+
+def test_a_resaved_own_image_is_found_belonging_by_the_stand_in():
+    """An own image re-saved as JPEG q85 (no q85 distribution committed): the committed q75 stands in
+    and finds it belonging; tested as if unedited (the fallback before) it was judged not belonging."""
+    own = generate_pil(load_model("dcgan-fmnist"), 1, 1000)[0]
+    r, caveats = _attribute(_jpeg(own, 85), "dcgan-fmnist")
+    assert r.verdict == "belonging" and r.edit == "jpeg:75" and r.edit_source == "stand-in"
+    assert r.detection["jpeg_quality"] == 85 and "tested as jpeg:75" in r.edit_description
+    assert any("stand-in for the file's edit jpeg:85: jpeg:75" in n for n in r.notes)
+    assert any("it was tested as jpeg:75" in c for c in caveats)
+    unedited = None
+    for ev in studio.run_attribution(_jpeg(own, 85), "dcgan-fmnist", build_calibration=False, edit="none"):
+        unedited = ev
+    assert unedited.result.verdict == "non-belonging"  # what the previous fallback answered
+
+
+@pytest.mark.parametrize("quality, verdict", [(85, "non-belonging"), (30, "inconclusive")])
+def test_a_real_picture_is_rejected_only_where_the_edit_cannot_explain_it(quality, verdict):
+    """A real picture re-saved as JPEG: at q85 the edit moves the model's own images less than the
+    stand-in's samples lie, so "not belonging" holds; at q30 it moves them further, so the same
+    rejection is inconclusive with the reason."""
+    real = Image.open(real_samples(2, "fmnist-test")[1]).convert("L")
+    r, _ = _attribute(_jpeg(real, quality), "dcgan-fmnist")
+    assert r.test_verdict == "non-belonging" and r.verdict == verdict, r.reasons
+    assert any(f"stand-in for the file's edit jpeg:{quality}" in n for n in r.notes)
+    assert any("the edit alone can make a generated image look not belonging" in x for x in r.reasons) == (
+        verdict == "inconclusive"
+    )
+
+
+def test_without_the_family_the_pristine_sample_stands_in_and_never_rejects():
+    """dcgan-fmnist-seed1 has only its pristine distribution committed: an edited file is tested as
+    if unedited, and no rejection holds against samples at the 8-bit floor."""
+    gen = load_model("dcgan-fmnist-seed1")
+    own = generate_pil(gen, 1, 1000)[0]
+    real = Image.open(real_samples(1, "fmnist-test")[0]).convert("L")
+    for image in (own, real):
+        r, caveats = _attribute(_jpeg(image, 85), "dcgan-fmnist-seed1")
+        assert r.edit == "none" and r.edit_source == "stand-in"
+        assert r.verdict == "inconclusive" and r.test_verdict == "non-belonging"
+        assert any("as if unedited" in c for c in caveats)
