@@ -911,7 +911,7 @@ def _which_outcome(ev: WhichModelResult, li):
     fig = plots.which_model_figure(rows) if rows else None
     png = plots.fig_to_png(fig) if fig is not None else None
     errs = [f"{k}: {_which_error(ev, k)}" for k in ev.errors]
-    color = plots.BELONGING_COLOR if ev.best else plots.GREY
+    color = plots.BELONGING_COLOR if ev.best else plots.INCONCLUSIVE_COLOR if ev.inconclusive else plots.GREY
     caveats = "".join(
         f"<div class='ronan-caveat'><b>This answer rests on:</b> {html.escape(c)}</div>" for c in ev.caveats
     )

@@ -373,11 +373,11 @@ def which_model_dict(result, *, upload: dict | None = None) -> dict:
 
 def which_model_html(result, figure_png: bytes | None = None, *, upload: dict | None = None) -> str:
     """Self-contained HTML report of a which-model run: the answer, the figure, one row per model."""
-    from .plots import BELONGING_COLOR, GREY, VERDICT_COLORS, data_uri, verdict_label
+    from .plots import BELONGING_COLOR, GREY, INCONCLUSIVE_COLOR, VERDICT_COLORS, data_uri, verdict_label
     from .views import esc, num
 
     data = which_model_dict(result, upload=upload)
-    color = BELONGING_COLOR if result.best else GREY
+    color = BELONGING_COLOR if result.best else INCONCLUSIVE_COLOR if result.inconclusive else GREY
     rows = "".join(
         f"<tr><td>{esc(a.model)}</td><td style='color:{VERDICT_COLORS.get(a.verdict, GREY)}'>"
         f"<b>{verdict_label(a.verdict)}</b></td><td>{num(a.statistic)}</td><td>{num(a.critical_value)}</td>"

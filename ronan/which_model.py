@@ -4,8 +4,9 @@ Classifier-based attribution (e.g. GAN fingerprints) trains a classifier over a 
 of sources; RONAN needs no training: the image is attributed to each candidate model
 independently (each with its own belonging distribution and Grubbs test) and the answer is
 the model that accepts it. When several accept it, the one with the lowest Grubbs statistic
-(the image most typical of its samples) is named first; when none does, the image is real
-or comes from a model outside the set.
+(the image most typical of its samples) is named first; when none does and every one rejects
+it, the image is real or comes from a model outside the set; when none accepts it but some
+could not decide (inconclusive, with their reasons), the answer says so and names them.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ from dataclasses import dataclass, field
 import torch
 
 from .attribution import Attribution, AttributionEvent, attribute_stream
+from .calibration import load_distribution
+from .edits import stand_in
+from .edits.policy import NONE as NO_EDIT
+from .edits.policy import resolve_edit
 from .errors import CalibrationError, Cancelled, RonanError
 from .images import LoadedImage, load_image
-from .models.registry import CATALOGUE, list_models
+from .models.registry import CATALOGUE, list_models, load_model
+from .paths import cache_read_dirs
 
 NONE_ANSWER = "none of these: real or unknown model"
+INCONCLUSIVE_ANSWER = "inconclusive for"
+"""Start of the answer when no model accepts the image but at least one could not decide (its result
+says why): e.g. ``"inconclusive for dcgan-fmnist; no model accepts it"``."""
 
 
 def is_reference_only(name: str) -> bool:
@@ -95,7 +104,8 @@ class WhichModelResult:
         attributions (list[Attribution]): one per model that could be tested.
         errors (dict[str, str]): models that could not be tested, with the reason.
         accepted (list[str]): models whose verdict is belonging, lowest statistic first.
-        answer (str): ``"made by X"`` (with alternatives), or :data:`NONE_ANSWER`.
+        answer (str): ``"made by X"`` (with alternatives), :data:`NONE_ANSWER`, or
+            ``"inconclusive for X, Y; no model accepts it"`` (:data:`INCONCLUSIVE_ANSWER`).
         error_kinds (dict[str, str]): the exception class behind each error
             (``"CalibrationError"``, ``"ModelUnavailable"``...), for messages that fit the reader.
         caveats (list[str]): assumptions the answer rests on (e.g. an edit detected in the file
@@ -113,6 +123,11 @@ class WhichModelResult:
     @property
     def best(self) -> str | None:
         return self.accepted[0] if self.accepted else None
+
+    @property
+    def inconclusive(self) -> bool:
+        """No model accepts the image and at least one could not decide."""
+        return self.answer.startswith(INCONCLUSIVE_ANSWER)
 
     def rows(self) -> list[dict]:
         """One row per tested model: :meth:`~ronan.attribution.Attribution.to_row` (model, verdict,
@@ -138,6 +153,9 @@ def decide(image: str, attributions: list[Attribution], errors: dict[str, str] |
         answer = f"made by {accepted[0]}"
         if len(accepted) > 1:
             answer += f" (also consistent with {', '.join(accepted[1:])})"
+    elif any(a.inconclusive for a in attributions):  # "none of these" would be a verdict the evidence lacks
+        unsure = [a.model for a in attributions if a.inconclusive]
+        answer = f"{INCONCLUSIVE_ANSWER} {', '.join(unsure)}; no model accepts it"
     else:
         answer = NONE_ANSWER
     return WhichModelResult(image, attributions, dict(errors or {}), accepted, answer)
@@ -179,7 +197,7 @@ def which_model_stream(
             try:
                 for event in attribute_stream([loaded], name, should_stop=should_stop, edit=assume, **kwargs):
                     if isinstance(event, list):
-                        results.append(event[0])
+                        results.append(event[0] if k == 0 else _as_unedited(event[0], loaded, name))
                         if k > 0:
                             untested_edits.append(name)
                     else:
@@ -198,10 +216,26 @@ def which_model_stream(
     if untested_edits:
         out.caveats.append(
             f"The file shows signs of an edit, but the belonging distributions for it are not built "
-            f"for {', '.join(untested_edits)}: the image was tested as if unedited there. An edit "
-            f"alone can make a generated image look not belonging."
+            f"for {', '.join(untested_edits)}: the image was tested as if unedited there, and a 'not "
+            f"belonging' there is inconclusive unless the edit moves the model's own images no further "
+            f"than its unedited samples lie."
         )
     yield out
+
+
+def _as_unedited(result: Attribution, loaded: LoadedImage, name: str) -> Attribution:
+    """A result tested as if unedited although the file reveals an edit: the pristine distribution
+    stood in (:func:`ronan.edits.stand_in.judged`; its rejections hold only for an edit that moves
+    the model's own images no further than those samples lie)."""
+    gen = load_model(name, device=result.device)
+    revealed = resolve_edit(loaded, gen.image_size, gen.channels, "auto")
+    if revealed.edit is None or revealed.is_none or result.calibration_file is None:
+        return result
+    folder = next((d for d in cache_read_dirs() if (d / result.calibration_file).is_file()), None)
+    if folder is None:
+        return result
+    pristine = load_distribution(folder / result.calibration_file)
+    return stand_in.judged(result, gen, revealed, NO_EDIT, [pristine])
 
 
 def which_model(image, models: list[str] | None = None, **kwargs) -> WhichModelResult:

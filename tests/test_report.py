@@ -144,6 +144,9 @@ def test_which_model_decision(tiny_result):
     out = decide("x.png", [a, b, c])
     assert out.best == "b" and out.answer == "made by b (also consistent with a)"
     assert decide("x.png", [c]).answer == NONE_ANSWER
+    e = dataclasses.replace(res, model="e", verdict="inconclusive", reasons=["the sample is unreliable"])
+    assert decide("x.png", [c, e]).answer == "inconclusive for e; no model accepts it"  # not "none of these"
+    assert decide("x.png", [a, e]).answer == "made by a"
     d = json.loads(json.dumps(out.to_dict()))  # JSON-ready: the answer, the models accepted, one result each
     assert d["answer"] == "made by b (also consistent with a)" and d["best"] == "b" and d["accepted"] == ["b", "a"]
     assert [r["model"] for r in d["results"]] == ["a", "b", "c"]

@@ -88,3 +88,17 @@ def test_without_the_family_the_pristine_sample_stands_in_and_never_rejects():
         assert r.edit == "none" and r.edit_source == "stand-in"
         assert r.verdict == "inconclusive" and r.test_verdict == "non-belonging"
         assert any("as if unedited" in c for c in caveats)
+
+
+def test_which_model_does_not_reject_an_edited_own_image_tested_as_if_unedited():
+    """Which model? with no builds: an own image of dcgan-fmnist-seed1 re-saved as JPEG q85 (no edited
+    distribution of that model is here) is tested as if unedited; the rejection does not hold, so the
+    answer is inconclusive for it, never "none of these"."""
+    from ronan.which_model import which_model
+
+    own = generate_pil(load_model("dcgan-fmnist-seed1"), 1, 1000)[0]
+    res = which_model(_jpeg(own, 85), ["dcgan-fmnist-seed1"], build_calibration=False)
+    (r,) = res.attributions
+    assert r.test_verdict == "non-belonging" and r.verdict == "inconclusive" and r.edit_source == "stand-in"
+    assert res.inconclusive and res.answer == "inconclusive for dcgan-fmnist-seed1; no model accepts it"
+    assert any("as if unedited" in c for c in res.caveats)
