@@ -77,7 +77,8 @@ class Attribution:
     settled when it ended. ``edit`` is the edit assumed (``"none"``, ``"robust"`` or a spec such
     as ``"jpeg:75"``), ``edit_source`` how (``"detected"``, ``"declared"``, ``"robust"``,
     ``"none"``, or ``"stand-in"``: the file's detected edit had no distribution on a server that does
-    not build, and ``edit`` stood in for it, :mod:`ronan.edits.stand_in`), ``edit_mode`` how it entered the method (``"samples"``/``"through"``),
+    not build, and ``edit`` stood in for it, :mod:`ronan.edits.stand_in`), ``edit_mode`` how it
+    entered the method (``"samples"``/``"through"``),
     ``detection`` what the file revealed, ``robust_edit`` (robust assumption only) the edit of the
     family whose belonging distribution decided (the closest fit, :func:`ronan.verdict.pick`);
     ``original_format``/``original_size``/``original_mode``
