@@ -34,6 +34,10 @@ def test_distortion_grows_with_the_edit():
     assert 0 < moved[95] < moved[85] < moved[30]
     assert rule.distortion(gen, parse_edit("jpeg:85")) == moved[85]  # seeded: the same images each time
     assert rule.rejection_holds(1e-4, 2e-4) and not rule.rejection_holds(3e-4, 2e-4)
+    assert rule.rejection_holds(3e-4, 2e-4, loss=5e-3, edit_most=1e-3)  # further than the edit takes any own image
+    assert not rule.rejection_holds(3e-4, 2e-4, loss=5e-4, edit_most=1e-3)
+    errors = rule.own_errors(gen, [parse_edit("jpeg:85"), parse_edit("none")], n=6)
+    assert errors[0].shape == (6,) and (errors[0] > 0).all() and not errors[1].any()
 
 
 def test_the_stand_in_is_the_nearest_edit_of_the_same_kind_that_moves_images_as_far():
@@ -63,13 +67,16 @@ def test_a_resaved_own_image_is_found_belonging_by_the_stand_in():
     assert unedited.result.verdict == "non-belonging"  # what the previous fallback answered
 
 
-@pytest.mark.parametrize("quality, verdict", [(85, "non-belonging"), (30, "inconclusive")])
-def test_a_real_picture_is_rejected_only_where_the_edit_cannot_explain_it(quality, verdict):
-    """A real picture re-saved as JPEG: at q85 the edit moves the model's own images less than the
-    stand-in's samples lie, so "not belonging" holds; at q30 it moves them further, so the same
-    rejection is inconclusive with the reason."""
-    real = Image.open(real_samples(2, "fmnist-test")[1]).convert("L")
-    r, _ = _attribute(_jpeg(real, quality), "dcgan-fmnist")
+@pytest.mark.parametrize("source, quality, verdict", [("real", 85, "non-belonging"), ("real", 30, "non-belonging"),
+                                                     ("own", 20, "inconclusive")])
+def test_a_rejection_stands_only_where_the_edit_cannot_explain_it(source, quality, verdict):
+    """Re-saved as JPEG q85, the edit moves the model's own images less than the stand-in's (q75)
+    samples lie: "not belonging" holds. At q30 and q20 it moves them further than any committed JPEG
+    distribution: a real picture's loss lies far beyond what the edit does to the model's own images,
+    so its rejection still holds; an own image's does not, and its rejection is inconclusive."""
+    image = (generate_pil(load_model("dcgan-fmnist"), 1, 1000)[0] if source == "own"
+             else Image.open(real_samples(2, "fmnist-test")[1]).convert("L"))
+    r, _ = _attribute(_jpeg(image, quality), "dcgan-fmnist")
     assert r.test_verdict == "non-belonging" and r.verdict == verdict, r.reasons
     assert any(f"stand-in for the file's edit jpeg:{quality}" in n for n in r.notes)
     assert any("the edit alone can make a generated image look not belonging" in x for x in r.reasons) == (
@@ -77,16 +84,17 @@ def test_a_real_picture_is_rejected_only_where_the_edit_cannot_explain_it(qualit
     )
 
 
-def test_without_the_family_the_pristine_sample_stands_in_and_never_rejects():
+def test_without_edited_distributions_the_pristine_sample_stands_in():
     """dcgan-fmnist-seed1 has only its pristine distribution committed: an edited file is tested as
-    if unedited, and no rejection holds against samples at the 8-bit floor."""
+    if unedited; an own image's rejection is the edit's doing (inconclusive), a real picture's loss
+    lies far beyond what the edit does to the model's own images (not belonging holds)."""
     gen = load_model("dcgan-fmnist-seed1")
     own = generate_pil(gen, 1, 1000)[0]
-    real = Image.open(real_samples(1, "fmnist-test")[0]).convert("L")
-    for image in (own, real):
+    real = Image.open(real_samples(2, "fmnist-test")[1]).convert("L")
+    for image, verdict in ((own, "inconclusive"), (real, "non-belonging")):
         r, caveats = _attribute(_jpeg(image, 85), "dcgan-fmnist-seed1")
         assert r.edit == "none" and r.edit_source == "stand-in"
-        assert r.verdict == "inconclusive" and r.test_verdict == "non-belonging"
+        assert r.verdict == verdict and r.test_verdict == "non-belonging"
         assert any("as if unedited" in c for c in caveats)
 
 

@@ -29,33 +29,41 @@ from ..generation import generate_pil
 from ..verdict import INCONCLUSIVE, NON_BELONGING
 from .spec import Edit
 
-DISTORTION_IMAGES = 8
-"""Own images the distortion is measured on (one forward pass of the generator)."""
+DISTORTION_IMAGES = 32
+"""Own images the distortion is measured on (one forward pass of the generator; their largest
+distortion stands for the edit's upper tail)."""
 
 DISTORTION_SEED = 0
 """Seed of those images (:func:`ronan.generation.generate_pil`)."""
 
 
-def distortions(model, edits: Sequence[Edit], n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> list[float]:
-    """How far each of ``edits`` alone moves the model's own images: the median, over ``n`` of its
-    8-bit images (``seed``), of the MSE on [0, 1] between each image and the same image after the
-    edit (Pillow, :meth:`Edit.apply` with seed 0) and the model's preprocessing.
+def own_errors(model, edits: Sequence[Edit], n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> list:
+    """How far each of ``edits`` alone moves the model's own images: for each edit, the MSE on
+    [0, 1] between each of ``n`` of the model's 8-bit images (``seed``) and the same image after the
+    edit (Pillow, :meth:`Edit.apply` with seed 0) and the model's preprocessing — the loss that own
+    image, so edited, has at its true input.
 
     Args:
         model (Generator): the inspected model.
         edits (list[Edit]): the edits (a file's, candidates').
-        n (int): images, >= 1 (default 8). seed (int): their seed (default 0).
+        n (int): images, >= 1 (default 32). seed (int): their seed (default 0).
 
     Returns:
-        list[float], each >= 0 (0 for ``none``), in the order of ``edits``.
+        list of ``np.ndarray[n]`` (float, >= 0; zeros for ``none``), in the order of ``edits``.
     """
     images = generate_pil(model, n, seed)
     own = [model.preprocess(image) for image in images]
-    out = []
-    for edit in edits:
-        errors = [float(torch.mean((model.preprocess(edit.apply(im, seed=0)) - x) ** 2)) for im, x in zip(images, own)]
-        out.append(0.0 if edit.is_none else float(np.median(errors)))
-    return out
+    return [
+        np.array([float(torch.mean((model.preprocess(edit.apply(im, seed=0)) - x) ** 2)) for im, x in zip(images, own)])
+        if not edit.is_none
+        else np.zeros(len(images))
+        for edit in edits
+    ]
+
+
+def distortions(model, edits: Sequence[Edit], n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> list[float]:
+    """The *distortion* of each of ``edits``: the median of :func:`own_errors` (float >= 0)."""
+    return [float(np.median(e)) for e in own_errors(model, edits, n, seed)]
 
 
 def distortion(model, edit: Edit, n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> float:
@@ -93,21 +101,31 @@ def reach(distributions: Sequence, quantile: float = REACH_QUANTILE) -> float:
     return max(float(np.quantile(d.losses, quantile)) for d in distributions)
 
 
-def rejection_holds(edit_distortion: float, stand_in_reach: float) -> bool:
+def rejection_holds(
+    edit_distortion: float, stand_in_reach: float, loss: float | None = None, edit_most: float | None = None
+) -> bool:
     """Whether a "not belonging" against the stand-in holds for an image edited with distortion
-    ``edit_distortion`` (:func:`distortion`): an own image edited this way would lie no further from
-    the model than a quarter of the stand-in's own samples do (``stand_in_reach``, :func:`reach`),
-    so the test that rejected the image would have accepted such an own image."""
-    return edit_distortion <= stand_in_reach
+    ``edit_distortion`` (:func:`distortions`). Either: an own image edited this way would lie no
+    further from the model than a quarter of the stand-in's own samples do (``stand_in_reach``,
+    :func:`reach`), so the test that rejected the image would have accepted it; or the image's own
+    MSE on the model (``loss``) is above what the edit alone gives *any* of the own images measured
+    (``edit_most``: the largest of :func:`own_errors`), so the edit cannot explain it."""
+    return edit_distortion <= stand_in_reach or (loss is not None and edit_most is not None and loss > edit_most)
 
 
-def unheld_reason(edit: Edit, edit_distortion: float, stand_in: str, stand_in_reach: float) -> str:
-    """The reason of an inconclusive outcome where a rejection does not hold (one clause)."""
+def unheld_reason(
+    edit: Edit, edit_distortion: float, stand_in: str, stand_in_reach: float, loss: float | None, edit_most: float
+) -> str:
+    """The reason of an inconclusive outcome where a rejection does not hold (one clause); ``loss``
+    None: a distance other than MSE, which the distortions cannot be compared with."""
+    start = f"the file's edit ({edit.spec}) has no belonging distribution here"
+    if loss is None:
+        return f"{start}, and with a distance other than MSE it cannot tell whether the edit alone explains a rejection"
     return (
-        f"the file's edit ({edit.spec}) has no belonging distribution here, and it moves the model's own "
-        f"images further (MSE {edit_distortion:.3g}) than the samples it was tested against ({stand_in}) "
-        f"lie (upper quartile of their losses {stand_in_reach:.3g}): the edit alone can make a generated "
-        f"image look not belonging"
+        f"{start}; it moves the model's own images further (median MSE {edit_distortion:.3g}) than the samples "
+        f"it was tested against ({stand_in}) lie (upper quartile of their losses {stand_in_reach:.3g}), and this "
+        f"image's loss ({loss:.3g}) is within what it does to them (up to {edit_most:.3g}): the edit alone can "
+        f"make a generated image look not belonging"
     )
 
 
@@ -124,11 +142,13 @@ def judged(result, model, revealed, stand_in, distributions: Sequence):
         distributions: the stand-in's belonging distribution(s).
     """
     edit = revealed.edit
-    (moved, theirs), far = distortions(model, [edit, stand_in.edit]), reach(distributions)
+    errors, theirs = own_errors(model, [edit, stand_in.edit])
+    moved, most, far = float(np.median(errors)), float(errors.max()), reach(distributions)
+    mse = result.distance == "mse"  # distortions are MSE: another distance has no comparison, nothing holds
     notes = [
         *result.notes,
-        f"stand-in for the file's edit {edit.spec}: {stand_in.spec} (the edit moves {DISTORTION_IMAGES} of the "
-        f"model's own images by median MSE {moved:.3g}, the stand-in by {theirs:.3g}; "
+        f"stand-in for the file's edit {edit.spec}: {stand_in.spec} (the edit moves {len(errors)} of the model's "
+        f"own images by median MSE {moved:.3g}, at most {most:.3g}; the stand-in by {float(np.median(theirs)):.3g}; "
         f"upper quartile of the stand-in's belonging losses {far:.3g})",
     ]
     fields = dict(
@@ -137,7 +157,7 @@ def judged(result, model, revealed, stand_in, distributions: Sequence):
         edit_description=f"{revealed.description}; its distribution is not built here: tested as {stand_in.spec}",
         detection=revealed.detection,
     )
-    if result.verdict != NON_BELONGING or rejection_holds(moved, far):
+    if result.verdict != NON_BELONGING or (mse and rejection_holds(moved, far, result.loss, most)):
         return replace(result, **fields)
-    reason = unheld_reason(edit, moved, stand_in.spec, far)
+    reason = unheld_reason(edit, moved, stand_in.spec, far, result.loss if mse else None, most)
     return replace(result, verdict=INCONCLUSIVE, reasons=[*result.reasons, reason], **fields)
