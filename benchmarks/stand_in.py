@@ -58,18 +58,23 @@ def main() -> None:
     for spec in args.edits:
         edit = parse_edit(spec)
         for source, images in sources.items():
-            new, old = Counter(), Counter()
+            new, old, images_out = Counter(), Counter(), []
             t0 = time.perf_counter()
             for k, im in enumerate(images):
                 data, ext = edit.to_file(im, seed=0)
                 name = f"{source}{k}{ext}"
                 r = _verdict(data, name, args.model, "auto")
+                before = r.test_verdict if r.edit == "none" else _verdict(data, name, args.model, "none").verdict
                 new[r.verdict] += 1
-                old[r.test_verdict if r.edit == "none" else _verdict(data, name, args.model, "none").verdict] += 1
+                old[before] += 1
+                images_out.append(dict(verdict=r.verdict, test_verdict=r.test_verdict, previous=before, loss=r.loss,
+                                       edit=r.edit, edit_source=r.edit_source, reasons=r.reasons,
+                                       note=next((n for n in r.notes if n.startswith("stand-in")), None)))
             row = dict(edit=spec, source=source, n=len(images), new=dict(new), previous=dict(old),
-                       seconds=round(time.perf_counter() - t0, 1))
+                       seconds=round(time.perf_counter() - t0, 1), stand_in=images_out[0]["edit"],
+                       note=images_out[0]["note"], images=images_out)
             rows.append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps({k: v for k, v in row.items() if k != "images"}), flush=True)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(rows, f, indent=1)
