@@ -302,6 +302,7 @@ BATCH_COLUMNS = [
     ("statistic", "statistic"),
     ("critical value", "critical_value"),
     ("A'", "calibrated_loss"),
+    ("edit", "edit"),
     ("error", "error"),
 ]
 
@@ -313,6 +314,8 @@ BOUNDS = {"calibrated_loss": "≥ ", "statistic": "≥ ", "reference_loss": "≤
 def _cell(key: str, value, row: dict):
     if key == "verdict":
         return value if value == "error" else plots.verdict_label(value)
+    if key == "edit" and row.get("edit_source") == "stand-in":
+        return f"{value} (stand-in)"
     if isinstance(value, float) and row.get("reference_bound") and key in BOUNDS:
         return f"{BOUNDS[key]}{_sig(value)}"
     return _sig(value) if isinstance(value, float) else value

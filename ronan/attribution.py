@@ -205,7 +205,8 @@ class Attribution:
 
     def to_row(self) -> dict:
         """One flat row for tables and CSV files: the columns of :data:`ronan.rows.ROW_FIELDS`
-        (image, verdict, statistic, critical value, the three losses, the models, N, the basis, SHA-256, seconds)."""
+        (image, verdict, statistic, critical value, the three losses, the models, N, the basis, the edit
+        assumed and how, SHA-256, seconds)."""
         return {k: getattr(self, k) for k in ROW_FIELDS}
 
 

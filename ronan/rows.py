@@ -28,6 +28,8 @@ ROW_FIELDS = (
     "reference",
     "n_calibration",
     "basis",
+    "edit",
+    "edit_source",
     "image_sha256",
     "seconds",
 )
@@ -35,7 +37,8 @@ ROW_FIELDS = (
 the numbers behind it (Grubbs' statistic and critical value, A', A(M, x), A(M_r, x), whether the
 last is an upper bound: ``Attribution.reference_bound``), the models,
 N, the sample the test used (``Attribution.basis``: ``"all"``, or ``"floor"`` under the floor
-rule of :mod:`ronan.verdict`), the image's SHA-256 and the seconds per image."""
+rule of :mod:`ronan.verdict`), the edit assumed and how (``Attribution.edit``, ``edit_source``:
+e.g. ``jpeg:75`` ``stand-in``), the image's SHA-256 and the seconds per image."""
 
 
 def empty_row(image: str, verdict: str = "error", **columns: Any) -> dict:

@@ -1099,7 +1099,8 @@ def run_batch(
     exists at a time, ``chunk`` shrinks so that a batch stays within ``RONAN_MAX_BATCH_ROWS``
     inversion rows, and the request's decoded pixels are bounded (:mod:`ronan.limits`). Images
     whose file reveals an edit (a JPEG, a resized copy) are tested against their edit's belonging
-    distribution (from the cache, or built when ``build_calibration``; otherwise error rows).
+    distribution (from the cache, or built when ``build_calibration``; otherwise against a stand-in,
+    as in :func:`run_attribution`).
 
     Labels (folder names, see :func:`collect_batch`) give ground truth through
     :func:`is_belonging_label`; when both groups are present the outcome has the paper's
@@ -1130,12 +1131,24 @@ def run_batch(
     for c, part in enumerate(iter_loaded(items, chunk)):  # one chunk of decoded images at a time
         loaded += [(it, li is not None) for it, li in part]
         good = [(it, li) for it, li in part if li is not None]
-        for group, given in _edit_split(good, p.model, dist):
+        for group, given, stand_in in _edit_split(p, good, dist, build_calibration):
             try:
                 if given is None and build_calibration:  # edited files: their distributions, built with progress
                     edited = [li for _, li in group]
                     yield from _edit_builds_stream(
                         p, edited, progress=progress, eta=eta, t0=t0, should_stop=should_stop
+                    )
+                if stand_in is not None and not stand_in.is_none:  # its distribution, from the cache
+                    given = yield from _calibration_stream(
+                        p,
+                        n=N_CALIBRATION,
+                        seed=0,
+                        rebuild=False,
+                        build=False,
+                        should_stop=should_stop,
+                        t0=t0,
+                        edit=stand_in,
+                        edit_mode=default_edit_mode(stand_in),
                     )
                 for ev in attribute_stream(
                     [li for _, li in group],
@@ -1145,9 +1158,13 @@ def run_batch(
                     build_calibration=build_calibration,
                     seed=seed,
                     should_stop=should_stop,
+                    edit="auto" if stand_in is None else stand_in.spec,
                 ):
                     if isinstance(ev, list):
-                        for (it, _), result in zip(group, ev):
+                        for (it, li), result in zip(group, ev):
+                            if stand_in is not None:  # the file's own edit, as run_attribution judges it
+                                revealed = resolve_edit(li, p.model.image_size, p.model.channels)
+                                result = stand_in_rule.judged(result, p.model, revealed, stand_in, [given])
                             by_item[id(it)] = result
                         continue
                     inv = ev.progress
@@ -1205,15 +1222,34 @@ def _edit_builds_stream(p: Prepared, loaded: list, *, progress, eta, t0, should_
 
 
 def _edit_split(
-    good: list, gen: Generator, dist: BelongingDistribution
-) -> list[tuple[list, BelongingDistribution | None]]:
-    """Split loaded batch items into pristine ones (tested against ``dist``) and those whose file
-    reveals an edit (their own edit-aware distribution, from the cache or built when allowed)."""
+    p: Prepared, good: list, dist: BelongingDistribution, build: bool, test: str = "robust"
+) -> list[tuple[list, BelongingDistribution | None, EditAssumption | None]]:
+    """Split loaded batch items into groups ``(items, distribution, stand_in)``: pristine ones
+    (tested against ``dist``); those whose file reveals an edit with its own belonging distribution
+    here, or to be built when ``build`` (``distribution`` None: their own, by edit); and, without
+    builds, the others, grouped by the stand-in that decides for them (:func:`_stand_in`; pristine:
+    ``dist``), whose results :func:`ronan.edits.stand_in.judged` then qualifies."""
     pristine: list = []
     edited: list = []
+    stood: dict[str, tuple[EditAssumption, list]] = {}
+    chosen_for: dict[str, EditAssumption] = {}  # the stand-in depends on the file's edit only
     for it, li in good:
-        (pristine if resolve_edit(li, gen.image_size, gen.channels).is_none else edited).append((it, li))
-    return [(g, d) for g, d in ((pristine, dist), (edited, None)) if g]
+        a = resolve_edit(li, p.model.image_size, p.model.channels)
+        if a.is_none:
+            pristine.append((it, li))
+        elif build or has_distribution(p, edit=a, edit_mode=default_edit_mode(a)):
+            edited.append((it, li))
+        else:
+            if a.spec not in chosen_for:
+                chosen_for[a.spec] = _stand_in(p, a, test)
+            chosen = chosen_for[a.spec]
+            stood.setdefault(chosen.spec, (chosen, []))[1].append((it, li))
+    groups: list[tuple[list, BelongingDistribution | None, EditAssumption | None]] = [
+        (pristine, dist, None),
+        (edited, None, None),
+    ]
+    groups += [(g, dist if s.is_none else None, s) for s, g in stood.values()]
+    return [(g, d, s) for g, d, s in groups if g]
 
 
 def batch_summary(rows: list[dict], model: str, skipped: Sequence[str] = ()) -> str:

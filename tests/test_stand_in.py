@@ -110,3 +110,25 @@ def test_which_model_does_not_reject_an_edited_own_image_tested_as_if_unedited()
     assert r.test_verdict == "non-belonging" and r.verdict == "inconclusive" and r.edit_source == "stand-in"
     assert res.inconclusive and res.answer == "inconclusive for dcgan-fmnist-seed1; no model accepts it"
     assert any("as if unedited" in c for c in res.caveats)
+
+
+def test_a_batch_on_a_server_that_does_not_build_uses_the_same_stand_ins():
+    """The app's batch (no builds): edited files are no longer error rows; each is tested against its
+    stand-in and judged as a single attribution is (a pristine file against the pristine sample)."""
+    from ronan.batch import BatchItem
+
+    gen = load_model("dcgan-fmnist")
+    own = generate_pil(gen, 2, 1000)
+    real = Image.open(real_samples(2, "fmnist-test")[1]).convert("L")
+    png = io.BytesIO()
+    own[0].save(png, "PNG")
+    items = [BatchItem("own.png", None, png.getvalue()), BatchItem("own85.jpg", None, _jpeg(own[0], 85)),
+             BatchItem("real85.jpg", None, _jpeg(real, 85)), BatchItem("own20.jpg", None, _jpeg(own[1], 20))]
+    out = list(studio.run_batch(items, "dcgan-fmnist", build_calibration=False))[-1]
+    rows = {r["image"]: r for r in out.rows}
+    assert not any(r["error"] for r in rows.values()), rows
+    assert [rows[n]["verdict"] for n in ("own.png", "own85.jpg", "real85.jpg", "own20.jpg")] == [
+        "belonging", "belonging", "non-belonging", "inconclusive"]
+    single, _ = _attribute(_jpeg(own[0], 85), "dcgan-fmnist")
+    assert rows["own85.jpg"]["edit"] == single.edit == "jpeg:75" and rows["own85.jpg"]["edit_source"] == "stand-in"
+    assert rows["own85.jpg"]["loss"] == pytest.approx(single.loss, rel=0.02)  # batch rounding: README, "Inversion engine"
