@@ -109,7 +109,8 @@ class WhichModelResult:
         error_kinds (dict[str, str]): the exception class behind each error
             (``"CalibrationError"``, ``"ModelUnavailable"``...), for messages that fit the reader.
         caveats (list[str]): assumptions the answer rests on (e.g. an edit detected in the file
-            whose belonging distributions are missing: the image was tested as if unedited).
+            whose belonging distributions are missing: the image was tested as if unedited, and a
+            rejection the edit could explain is inconclusive).
     """
 
     image: str
