@@ -904,11 +904,11 @@ def run_attribution(
             ``"none"``/None (no calibration); see :func:`ronan.prepare.reference_name`.
         edit (str): the edit to assume (``"auto"``: detected from the file; see
             :mod:`ronan.edits.policy`). When the distribution of a *detected* edit is missing and
-            ``build_calibration`` is False, a stand-in decides (:func:`_stand_in`: the robust
-            assumption where its distributions are all here, else the pristine distribution), the
-            outcome's ``caveats`` say so, and a "not belonging" that the file's edit alone could
-            explain is inconclusive (:mod:`ronan.edits.stand_in`); a declared edit (or
-            ``"robust"``) then raises instead.
+            ``build_calibration`` is False, a stand-in decides (:func:`_stand_in`: a cached edit of
+            the same kind that moves the model's own images at least as far, else the pristine
+            distribution), the outcome's ``caveats`` say so, and a "not belonging" that the file's
+            edit alone could explain is inconclusive (:mod:`ronan.edits.stand_in`); a declared edit
+            (or ``"robust"``) then raises instead.
         build_calibration (bool): build a missing belonging distribution (minutes) or raise
             :class:`DistributionMissing`.
         eta_prior (float | None): expected seconds (the ETA before the first progress).
