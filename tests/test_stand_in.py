@@ -36,6 +36,7 @@ def test_distortion_grows_with_the_edit():
     assert rule.rejection_holds(1e-4, 2e-4) and not rule.rejection_holds(3e-4, 2e-4)
     assert rule.rejection_holds(3e-4, 2e-4, loss=5e-3, edit_most=1e-3)  # further than the edit takes any own image
     assert not rule.rejection_holds(3e-4, 2e-4, loss=5e-4, edit_most=1e-3)
+    assert not rule.rejection_holds(3e-4, 2e-4, loss=1.6e-3, edit_most=1e-3)  # within the margin (2x)
     errors = rule.own_errors(gen, [parse_edit("jpeg:85"), parse_edit("none")], n=6)
     assert errors[0].shape == (6,) and (errors[0] > 0).all() and not errors[1].any()
 
