@@ -13,12 +13,14 @@ distribution); --previous runs it through the studio instead (costs a second inv
         --edits jpeg:95 jpeg:85 jpeg:80 jpeg:30 resize:4+jpeg:85 resize:2
 
 Prints one row per (edit, source): belonging / not belonging / inconclusive, new and previous.
+``--redecide FILE`` re-decides a recorded run with the current rule (no inversions).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from collections import Counter
 
@@ -26,6 +28,7 @@ from PIL import Image
 
 from ronan import studio
 from ronan.edits import parse_edit
+from ronan.edits.stand_in import rejection_holds
 from ronan.gallery import real_samples
 from ronan.generation import generate_pil
 from ronan.images import load_image
@@ -40,6 +43,25 @@ def _verdict(data: bytes, name: str, model: str, edit: str):
     return out.result
 
 
+NOTE = re.compile(r"median MSE ([0-9.e+-]+), at most ([0-9.e+-]+);.* belonging losses ([0-9.e+-]+)\)")
+
+
+def redecide(path: str) -> None:
+    """Re-decide a --json-out file's rejections with the current rule (ronan.edits.stand_in.
+    rejection_holds): a "not belonging" whose rejection no longer holds turns inconclusive (the rule
+    only ever tightened, so nothing else changes). Prints the rows as the main run does."""
+    for row in json.load(open(path)):
+        new = Counter()
+        for im in row["images"]:
+            verdict = im["verdict"]
+            if verdict == "non-belonging" and im["edit_source"] == "stand-in":
+                moved, most, far = (float(x) for x in NOTE.search(im["note"]).groups())
+                verdict = verdict if rejection_holds(moved, far, im["loss"], most) else "inconclusive"
+            new[verdict] += 1
+        print(json.dumps(dict(edit=row["edit"], source=row["source"], n=row["n"], new=dict(new),
+                              previous=row["previous"], stand_in=row["stand_in"])))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="dcgan64-clipart")
@@ -47,7 +69,10 @@ def main() -> None:
     ap.add_argument("--split", help="real pictures' folder in assets/samples (default: the tier's test split)")
     ap.add_argument("--edits", nargs="+", default=["jpeg:95", "jpeg:85", "jpeg:80", "jpeg:30", "resize:4+jpeg:85"])
     ap.add_argument("--json-out")
+    ap.add_argument("--redecide", metavar="JSON", help="re-decide a --json-out file with the current rule; no run")
     args = ap.parse_args()
+    if args.redecide:
+        return redecide(args.redecide)
     gen = load_model(args.model)
     args.split = args.split or ("clipart-test" if gen.channels == 3 else "fmnist-test")
     sources = {
