@@ -94,8 +94,8 @@ EDIT_MARGIN = 2.0
 """How far beyond the largest of :func:`own_errors` an image's loss must lie for the edit not to
 explain it: the largest of 32 stands for the edit's upper tail only roughly, and an inversion can
 end above its true input's loss (own images of vae-fmnist re-saved at q85 reached 1.6x the largest
-of 32; real pictures lay 5-800x beyond it; benchmarks/RESULTS.md, "Edited files without their
-distribution")."""
+of 32; real pictures re-saved at q85 lay 5-136x beyond it; benchmarks/RESULTS.md, "Edited files
+without their distribution")."""
 
 REACH_QUANTILE = 0.75
 """Which quantile of a stand-in's belonging losses an edit's distortion is compared with."""
