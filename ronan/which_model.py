@@ -218,8 +218,8 @@ def which_model_stream(
         out.caveats.append(
             f"The file shows signs of an edit, but the belonging distributions for it are not built "
             f"for {', '.join(untested_edits)}: the image was tested as if unedited there, and a 'not "
-            f"belonging' there is inconclusive unless the edit moves the model's own images no further "
-            f"than its unedited samples lie."
+            f"belonging' there stands only where the edit alone cannot explain it (the image lies twice "
+            f"as far from the model as the edit takes any of its own images); otherwise it is inconclusive."
         )
     yield out
 
