@@ -870,7 +870,8 @@ def _stand_in_caveat(model: str, revealed: EditAssumption, stand_in: EditAssumpt
     return (
         f"The file shows signs of an edit ({revealed.description}), but {model}'s belonging distribution "
         f"for that edit is not built on this server, so {how}. A 'not belonging' stands only where the "
-        f"edit moves the model's own images no further than the samples it was tested against; "
+        f"edit alone cannot explain it (it moves the model's own images no further than the samples it was "
+        f"tested against, or the image lies twice as far from the model as the edit takes any of them); "
         f"otherwise the outcome is inconclusive."
     )
 
