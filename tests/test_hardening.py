@@ -245,7 +245,8 @@ def test_a_damaged_archive_member_is_one_line_and_the_others_load(tmp_path):
 
 
 def test_batch_with_an_edited_image_keeps_the_others(tmp_path):
-    """A JPEG (edit detected) without its belonging distribution is an error row; the PNGs still get verdicts."""
+    """A JPEG (edit detected) without its belonging distribution (q70) is tested against its stand-in
+    (the committed q50: ronan.edits.stand_in), not turned into an error row; the PNGs keep their verdicts."""
     from ronan import studio
 
     jpeg = png_bytes(Image.open(SAMPLES / "fmnist-test" / "0002.png"), "JPEG", quality=70)
@@ -254,7 +255,9 @@ def test_batch_with_an_edited_image_keeps_the_others(tmp_path):
     out = [ev for ev in studio.run_batch(items, "dcgan-fmnist")][-1]
     by_name = {r["image"]: r for r in out.rows}
     assert by_name["real/a.png"]["verdict"] == "non-belonging"
-    assert by_name["real/b.jpg"]["verdict"] == "error" and "jpeg" in by_name["real/b.jpg"]["error"].lower()
+    assert by_name["real/b.jpg"]["verdict"] == "non-belonging" and not by_name["real/b.jpg"]["error"]
+    assert (by_name["real/b.jpg"]["edit"], by_name["real/b.jpg"]["edit_source"]) == ("jpeg:50", "stand-in")
+    assert (by_name["real/a.png"]["edit"], by_name["real/a.png"]["edit_source"]) == ("none", "none")
 
 
 def test_a_batch_that_builds_an_edit_distribution_streams_its_progress(tmp_path, cache_tmp):
