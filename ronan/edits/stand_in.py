@@ -8,10 +8,12 @@ tested against a *stand-in*: the distribution of an edit of the same kind that i
 images least among those that move them at least as far as the file's edit does; else the
 pristine distribution.
 
-A rejection by the stand-in holds only where the file's edit moves the model's own images no
-further than the stand-in's own samples lie. Otherwise the edit alone can lift a generated image
-above the stand-in's threshold, and a "not belonging" is no evidence: :func:`judged` makes it
-inconclusive with the reason. The measure is the edit's *distortion* on the model's own images
+A rejection by the stand-in holds only where the edit alone cannot explain it
+(:func:`rejection_holds`): the file's edit moves the model's own images no further than the
+stand-in's own samples lie, or the image lies twice as far from the model as the edit takes any of
+the own images measured. Otherwise the edit alone can lift a generated image above the stand-in's
+threshold, and a "not belonging" is no evidence: :func:`judged` makes it inconclusive with the
+reason. The measure is the edit's *distortion* on the model's own images
 (:func:`distortion`), which is the loss an own image edited this way has at its true input (an
 upper bound of what its inversion reaches), compared with how far the stand-in's own samples lie
 (the upper quartile of their losses, :func:`reach`).
