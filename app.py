@@ -299,10 +299,10 @@ BATCH_COLUMNS = [
     ("image", "image"),
     ("label", "label"),
     ("verdict", "verdict"),
+    ("edit", "edit"),
     ("statistic", "statistic"),
     ("critical value", "critical_value"),
     ("A'", "calibrated_loss"),
-    ("edit", "edit"),
     ("error", "error"),
 ]
 
