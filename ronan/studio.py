@@ -1296,7 +1296,9 @@ def run_which_model(
 
     :func:`ronan.which_model.which_model_stream` with one overall fraction over every model's
     inversions on M and M_r (:class:`Progress`) and an :class:`Eta` (``eta_prior``: the expected
-    seconds, the ETA before the first progress). Each model uses its default reference.
+    seconds, the ETA before the first progress). Each model uses its default reference; a file whose
+    edit has no distribution on a model is tested there against that model's stand-in, chosen as
+    :func:`run_attribution` chooses it.
 
     Yields:
         RunProgress updates (``model`` the model being tested), then one WhichModelResult.
@@ -1304,8 +1306,20 @@ def run_which_model(
     t0 = time.perf_counter()
     progress: Progress | None = None
     eta = Eta(eta_prior)
+
+    def stand_in(name: str, loaded: LoadedImage) -> EditAssumption:  # as run_attribution chooses it
+        p = prepare(name, "default", preset=preset)
+        revealed = resolve_edit(loaded, p.model.image_size, p.model.channels)
+        return NO_EDIT if revealed.edit is None or revealed.is_none else _stand_in(p, revealed, "robust")
+
     for ev in which_model_stream(
-        image, preset=preset, alpha=alpha, seed=seed, build_calibration=build_calibration, should_stop=should_stop
+        image,
+        preset=preset,
+        alpha=alpha,
+        seed=seed,
+        build_calibration=build_calibration,
+        should_stop=should_stop,
+        stand_in=stand_in,
     ):
         if isinstance(ev, WhichModelResult):
             yield ev

@@ -18,9 +18,9 @@ import torch
 
 from .attribution import Attribution, AttributionEvent, attribute_stream
 from .calibration import load_distribution
-from .edits import stand_in
+from .edits import stand_in as stand_rule
 from .edits.policy import NONE as NO_EDIT
-from .edits.policy import resolve_edit
+from .edits.policy import EditAssumption, resolve_edit
 from .errors import CalibrationError, Cancelled, RonanError
 from .images import LoadedImage, load_image
 from .models.registry import CATALOGUE, list_models, load_model
@@ -163,7 +163,12 @@ def decide(image: str, attributions: list[Attribution], errors: dict[str, str] |
 
 
 def which_model_stream(
-    image, models: list[str] | None = None, *, should_stop: Callable[[], bool] | None = None, **kwargs
+    image,
+    models: list[str] | None = None,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    stand_in: Callable[[str, LoadedImage], EditAssumption] | None = None,
+    **kwargs,
 ) -> Iterator[WhichModelEvent | WhichModelResult]:
     """Attribute ``image`` to every model in ``models`` (default: :func:`candidate_models`).
 
@@ -172,7 +177,9 @@ def which_model_stream(
     ``build_calibration=False``) is listed in ``errors`` with the reason, never silently dropped;
     :class:`~ronan.errors.Cancelled` and image errors propagate. With ``edit="auto"`` (the default),
     when the belonging distribution of the edit detected in the file is missing (and not built),
-    the model is tested as if the image were unedited, and the result's ``caveats`` say so.
+    the model is tested against a stand-in (``stand_in(name, loaded)``, e.g. another JPEG quality
+    that is here; default and where it gives none: as if the image were unedited), its rejection
+    judged by :func:`ronan.edits.stand_in.judged`, and the result's ``caveats`` say so.
 
     Args:
         image: path, bytes, PIL image or LoadedImage.
@@ -193,12 +200,14 @@ def which_model_stream(
     kinds: dict[str, str] = {}
     untested_edits: list[str] = []
     for i, name in enumerate(models):
-        tries = [edit, "none"] if edit == "auto" and not kwargs.get("build_calibration", True) else [edit]
-        for k, assume in enumerate(tries):
+        tries = 2 if edit == "auto" and not kwargs.get("build_calibration", True) else 1
+        for k in range(tries):  # the file's own edit, then (without builds) a stand-in for it
             try:
-                for event in attribute_stream([loaded], name, should_stop=should_stop, edit=assume, **kwargs):
+                stood = None if k == 0 else (stand_in(name, loaded) if stand_in is not None else NO_EDIT)
+                spec = edit if stood is None else stood.spec
+                for event in attribute_stream([loaded], name, should_stop=should_stop, edit=spec, **kwargs):
                     if isinstance(event, list):
-                        results.append(event[0] if k == 0 else _as_unedited(event[0], loaded, name))
+                        results.append(event[0] if stood is None else _stood_in(event[0], loaded, name, stood))
                         if k > 0:
                             untested_edits.append(name)
                     else:
@@ -217,17 +226,18 @@ def which_model_stream(
     if untested_edits:
         out.caveats.append(
             f"The file shows signs of an edit, but the belonging distributions for it are not built "
-            f"for {', '.join(untested_edits)}: the image was tested as if unedited there, and a 'not "
+            f"for {', '.join(untested_edits)}: the image was tested against a stand-in there (another edit "
+            f"of the same kind that is here, else as if unedited; each result names it), and a 'not "
             f"belonging' there stands only where the edit alone cannot explain it (the image lies twice "
             f"as far from the model as the edit takes any of its own images); otherwise it is inconclusive."
         )
     yield out
 
 
-def _as_unedited(result: Attribution, loaded: LoadedImage, name: str) -> Attribution:
-    """A result tested as if unedited although the file reveals an edit: the pristine distribution
-    stood in (:func:`ronan.edits.stand_in.judged`; its rejections hold only for an edit that moves
-    the model's own images no further than those samples lie)."""
+def _stood_in(result: Attribution, loaded: LoadedImage, name: str, stood: EditAssumption) -> Attribution:
+    """A result tested against ``stood`` (a stand-in: another edit, or none) because the file's own
+    edit had no distribution: judged by :func:`ronan.edits.stand_in.judged` against the stand-in's
+    distribution (its rejections hold only where the edit alone cannot explain them)."""
     gen = load_model(name, device=result.device)
     revealed = resolve_edit(loaded, gen.image_size, gen.channels, "auto")
     if revealed.edit is None or revealed.is_none or result.calibration_file is None:
@@ -235,8 +245,8 @@ def _as_unedited(result: Attribution, loaded: LoadedImage, name: str) -> Attribu
     folder = next((d for d in cache_read_dirs() if (d / result.calibration_file).is_file()), None)
     if folder is None:
         return result
-    pristine = load_distribution(folder / result.calibration_file)
-    return stand_in.judged(result, gen, revealed, NO_EDIT, [pristine])
+    used = load_distribution(folder / result.calibration_file)
+    return stand_rule.judged(result, gen, revealed, stood, [used])
 
 
 def which_model(image, models: list[str] | None = None, **kwargs) -> WhichModelResult:
