@@ -128,7 +128,7 @@ class WhichModelResult:
     @property
     def inconclusive(self) -> bool:
         """No model accepts the image and at least one could not decide."""
-        return self.answer.startswith(INCONCLUSIVE_ANSWER)
+        return not self.accepted and any(a.inconclusive for a in self.attributions)
 
     def rows(self) -> list[dict]:
         """One row per tested model: :meth:`~ronan.attribution.Attribution.to_row` (model, verdict,
@@ -240,13 +240,14 @@ def _stood_in(result: Attribution, loaded: LoadedImage, name: str, stood: EditAs
     distribution (its rejections hold only where the edit alone cannot explain them)."""
     gen = load_model(name, device=result.device)
     revealed = resolve_edit(loaded, gen.image_size, gen.channels, "auto")
-    if revealed.edit is None or revealed.is_none or result.calibration_file is None:
+    if revealed.edit is None or revealed.is_none:  # no edit in the file: nothing stood in for one
         return result
-    folder = next((d for d in cache_read_dirs() if (d / result.calibration_file).is_file()), None)
-    if folder is None:
-        return result
-    used = load_distribution(folder / result.calibration_file)
-    return stand_rule.judged(result, gen, revealed, stood, [used])
+    # the distribution the result was tested against (attribute_stream read it from this file)
+    file = str(result.calibration_file)
+    path = next((d / file for d in cache_read_dirs() if (d / file).is_file()), None)
+    if path is None:  # never judged blind: no result for this model rather than an unchecked rejection
+        raise CalibrationError(f"{name}: the stand-in's belonging distribution {result.calibration_file} is gone")
+    return stand_rule.judged(result, gen, revealed, stood, [load_distribution(path)])
 
 
 def which_model(image, models: list[str] | None = None, **kwargs) -> WhichModelResult:

@@ -14,7 +14,7 @@ stand-in's own samples lie, or the image lies twice as far from the model as the
 the own images measured. Otherwise the edit alone can lift a generated image above the stand-in's
 threshold, and a "not belonging" is no evidence: :func:`judged` makes it inconclusive with the
 reason. The measure is the edit's *distortion* on the model's own images
-(:func:`distortion`), which is the loss an own image edited this way has at its true input (an
+(:func:`distortions`), which is the loss an own image edited this way has at its true input (an
 upper bound of what its inversion reaches), compared with how far the stand-in's own samples lie
 (the upper quartile of their losses, :func:`reach`).
 """
@@ -68,11 +68,6 @@ def distortions(model, edits: Sequence[Edit], n: int = DISTORTION_IMAGES, seed: 
     return [float(np.median(e)) for e in own_errors(model, edits, n, seed)]
 
 
-def distortion(model, edit: Edit, n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> float:
-    """:func:`distortions` of one edit."""
-    return distortions(model, [edit], n, seed)[0]
-
-
 def kind(edit: Edit) -> str:
     """What kind of file an edit leaves: the operation of its last step (``"jpeg"`` for
     ``resize:4+jpeg:85``), ``"none"`` for no edit."""
@@ -82,7 +77,7 @@ def kind(edit: Edit) -> str:
 def pick(model, edit: Edit, candidates: Sequence[Edit]) -> Edit | None:
     """The stand-in for ``edit`` among ``candidates`` (edits whose distributions are here): of the
     same :func:`kind`, the one that moves the model's own images least among those that move them at
-    least as far as ``edit`` (:func:`distortion`); where none does, the one that moves them furthest
+    least as far as ``edit`` (:func:`distortions`); where none does, the one that moves them furthest
     (its rejections then rarely hold, see :func:`judged`). None when no candidate is of that kind."""
     same = [c for c in candidates if kind(c) == kind(edit) and not c.is_none]
     if not same:
