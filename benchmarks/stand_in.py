@@ -28,7 +28,7 @@ from PIL import Image
 
 from ronan import studio
 from ronan.edits import parse_edit
-from ronan.edits.stand_in import rejection_holds
+from ronan.edits.stand_in import acceptance_holds, rejection_holds
 from ronan.gallery import real_samples
 from ronan.generation import generate_pil
 from ronan.images import load_image
@@ -47,16 +47,19 @@ NOTE = re.compile(r"median MSE ([0-9.e+-]+), at most ([0-9.e+-]+);.* belonging l
 
 
 def redecide(path: str) -> None:
-    """Re-decide a --json-out file's rejections with the current rule (ronan.edits.stand_in.
-    rejection_holds): a "not belonging" whose rejection no longer holds turns inconclusive (the rule
-    only ever tightened, so nothing else changes). Prints the rows as the main run does."""
+    """Re-decide a --json-out file with the current rules (ronan.edits.stand_in.rejection_holds and
+    acceptance_holds): a "not belonging" whose rejection, or a "belonging" whose acceptance, no longer
+    holds turns inconclusive (the rules only ever tightened, so nothing else changes). Prints the rows
+    as the main run does."""
     for row in json.load(open(path)):
         new = Counter()
         for im in row["images"]:
             verdict = im["verdict"]
-            if verdict == "non-belonging" and im["edit_source"] == "stand-in":
+            if verdict != "inconclusive" and im["edit_source"] == "stand-in":
                 moved, most, far = (float(x) for x in NOTE.search(im["note"]).groups())
-                verdict = verdict if rejection_holds(moved, far, im["loss"], most) else "inconclusive"
+                holds = rejection_holds(moved, far, im["loss"], most) if verdict == "non-belonging" else (
+                    acceptance_holds(im["loss"], most))
+                verdict = verdict if holds else "inconclusive"
             new[verdict] += 1
         print(json.dumps(dict(edit=row["edit"], source=row["source"], n=row["n"], new=dict(new),
                               previous=row["previous"], stand_in=row["stand_in"])))

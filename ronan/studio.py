@@ -871,7 +871,8 @@ def _stand_in_caveat(model: str, revealed: EditAssumption, stand_in: EditAssumpt
         f"The file shows signs of an edit ({revealed.description}), but {model}'s belonging distribution "
         f"for that edit is not built on this server, so {how}. A 'not belonging' stands only where the "
         f"edit alone cannot explain it (it moves the model's own images no further than the samples it was "
-        f"tested against, or the image lies twice as far from the model as the edit takes any of them); "
+        f"tested against, or the image lies twice as far from the model as the edit takes any of them), and "
+        f"a 'belonging' only where the image lies no further from the model than the edit takes any of them; "
         f"otherwise the outcome is inconclusive."
     )
 
@@ -908,7 +909,8 @@ def run_attribution(
             ``build_calibration`` is False, a stand-in decides (:func:`_stand_in`: a cached edit of
             the same kind that moves the model's own images at least as far, else the pristine
             distribution), the outcome's ``caveats`` say so, and a "not belonging" that the file's
-            edit alone could explain is inconclusive (:mod:`ronan.edits.stand_in`); a declared edit
+            edit alone could explain, or a "belonging" of an image further from the model than the
+            edit takes its own images, is inconclusive (:mod:`ronan.edits.stand_in`); a declared edit
             (or ``"robust"``) then raises instead.
         build_calibration (bool): build a missing belonging distribution (minutes) or raise
             :class:`DistributionMissing`.

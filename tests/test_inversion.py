@@ -294,9 +294,10 @@ def test_transform_inverts_through_an_edit(tiny_dcgan):
     assert torch.all(through.loss * 10 < plain.loss)
 
 
-def test_learned_start_trains_once_and_starts_close(tiny_dcgan, cache_tmp):
+def test_learned_start_trains_once_and_starts_close(tiny_dcgan, cache_tmp, monkeypatch):
     from ronan import starts
 
+    monkeypatch.setattr(starts, "_LOADED", {})  # cleared below; the other tests' networks stay loaded
     quick = starts.StartSettings(steps=300, batch=32)
     net, digest = starts.get_inverse(tiny_dcgan, quick)
     assert list(cache_tmp.glob("starts/tiny-dcgan__start__*.safetensors")) and len(digest) == 64

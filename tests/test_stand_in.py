@@ -36,6 +36,8 @@ def test_distortion_grows_with_the_edit():
     assert rule.rejection_holds(3e-4, 2e-4, loss=5e-3, edit_most=1e-3)  # further than the edit takes any own image
     assert not rule.rejection_holds(3e-4, 2e-4, loss=5e-4, edit_most=1e-3)
     assert not rule.rejection_holds(3e-4, 2e-4, loss=1.6e-3, edit_most=1e-3)  # within the margin (2x)
+    assert rule.acceptance_holds(1e-3, 2e-3) and not rule.acceptance_holds(3e-3, 2e-3)
+    assert not rule.acceptance_holds(None, 2e-3)  # a distance other than MSE: the distortions cannot tell
     errors = rule.own_errors(gen, [parse_edit("jpeg:85"), parse_edit("none")], n=6)
     assert errors[0].shape == (6,) and (errors[0] > 0).all() and not errors[1].any()
 
@@ -84,10 +86,27 @@ def test_a_rejection_stands_only_where_the_edit_cannot_explain_it(source, qualit
     )
 
 
-def test_without_edited_distributions_the_pristine_sample_stands_in():
-    """dcgan-fmnist-seed1 has only its pristine distribution committed: an edited file is tested as
-    if unedited; an own image's rejection is the edit's doing (inconclusive), a real picture's loss
-    lies far beyond what the edit does to the model's own images (not belonging holds)."""
+@pytest.mark.parametrize("source, index, verdict", [("own", 0, "belonging"), ("real", 7, "inconclusive")])
+def test_an_acceptance_stands_only_where_the_edit_explains_the_loss(source, index, verdict):
+    """Upscaled 2x (no resize 2 distribution; resize 0.75 stands in, which moves the model's own
+    images ~5x further than an upscale does): an own image's loss lies within what the upscale does to
+    the model's own images and its "belonging" holds; real picture 7 of the test split passed the
+    stand-in's test and its contrast check (a false positive before this rule) but lies beyond that,
+    so it is inconclusive, never "belonging"."""
+    image = (generate_pil(load_model("dcgan-fmnist"), 1, 1000)[index] if source == "own"
+             else Image.open(real_samples(index + 1, "fmnist-test")[index]).convert("L"))
+    data, ext = parse_edit("resize:2").to_file(image, seed=0)
+    r, _ = _attribute(data, "dcgan-fmnist")
+    assert r.edit == "resize:0.75" and r.edit_source == "stand-in" and r.test_verdict == "belonging"
+    assert r.verdict == verdict, r.reasons
+    assert any("cannot show that it belongs" in x for x in r.reasons) == (verdict == "inconclusive")
+
+
+def test_without_edited_distributions_the_pristine_sample_stands_in(monkeypatch):
+    """Where no edited distribution of the model is here (the cache lists none), an edited file is
+    tested as if unedited; an own image's rejection is the edit's doing (inconclusive), a real
+    picture's loss lies far beyond what the edit does to the model's own images (not belonging holds)."""
+    monkeypatch.setattr(studio, "cached_edits", lambda model: [])
     gen = load_model("dcgan-fmnist-seed1")
     own = generate_pil(gen, 1, 1000)[0]
     real = Image.open(real_samples(2, "fmnist-test")[1]).convert("L")
