@@ -14,6 +14,12 @@ from ronan.generation import generate_pil
 from ronan.models.registry import load_model
 
 
+@pytest.fixture(autouse=True)
+def _only_committed_distributions(cache_tmp):
+    """An empty write cache: the distributions here are the committed ones (other tests build more,
+    e.g. resize 2, which would leave nothing to stand in for)."""
+
+
 def _jpeg(image: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "JPEG", quality=quality)
