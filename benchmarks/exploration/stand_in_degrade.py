@@ -31,10 +31,11 @@ for source, images in sources.items():
         data, ext = file_edit.to_file(im, seed=0)
         at_size = Image.open(io.BytesIO(data)).convert(mode).resize((gen.image_size, gen.image_size), Image.LANCZOS)
         out, ext2 = stand_in.to_file(at_size, seed=0)
-        r = None
+        ev = None
         for ev in studio.run_attribution(load_image(out, name=f"{source}{k}{ext2}"), name, build_calibration=False,
                                          edit=stand_in.spec):
-            r = ev.result
+            pass
+        r = ev.result
         counts[r.verdict] += 1
         losses.append(round(r.loss, 6))
     print(name, file_edit.spec, "->", stand_in.spec, source, dict(counts), flush=True)
