@@ -28,7 +28,7 @@ from .calibration import (
     edit_transform,
     get_distribution,
 )
-from .edits.policy import EditAssumption, resolve_edit, validate_assume
+from .edits.policy import EditAssumption, resolve_edit, unmodelled, validate_assume
 from .errors import CalibrationError, Cancelled
 from .images import LoadedImage, load_image
 from .inversion import (
@@ -708,7 +708,15 @@ def _assemble(
     settled = bool(res_m.settled[j])
     checks = [_contrast_of(run, e, calibrated) for e in evidence]
     decisions = [
-        decide(calibrated, e.summary, settled=settled, contrast=c, edit=e.assumption.spec, loss=loss)
+        decide(
+            calibrated,
+            e.summary,
+            settled=settled,
+            contrast=c,
+            edit=e.assumption.spec,
+            loss=loss,
+            unmodelled=unmodelled(assumption),
+        )
         for e, c in zip(evidence, checks)
     ]
     k = pick(decisions)

@@ -358,6 +358,15 @@ def test_belongs(value: float, summary: SampleSummary) -> bool:
     return bool(g < summary.critical_value) if not math.isnan(g) else False
 
 
+def unmodelled_reason(what: str) -> str:
+    """The reason of an inconclusive outcome where the file is ``what`` (e.g. ``"a lossy WebP"``), an
+    encoding no edit models (one clause)."""
+    return (
+        f"the file is {what}, an encoding no edit here models: the encoding alone can lift a generated image "
+        f"above the model's own samples, so a rejection is no evidence"
+    )
+
+
 def decide(
     value: float,
     summary: SampleSummary,
@@ -366,6 +375,7 @@ def decide(
     contrast=None,
     edit: str = "none",
     loss: float | None = None,
+    unmodelled: str | None = None,
 ) -> Verdict:
     """Test a query's calibrated loss ``value`` against ``summary`` and apply the abstention rules.
 
@@ -379,10 +389,15 @@ def decide(
         edit (str): the edit assumed (named in the contrast reason); default ``"none"``.
         loss (float | None): the query's raw loss A(M, x), for the floor rule
             (``summary.on_floor``); None (default): the rule is not applied.
+        unmodelled (str | None): a lossy encoding the file reveals that no assumed edit models
+            (:func:`ronan.edits.policy.unmodelled`, e.g. ``"a lossy WebP"``): a rejection is then
+            inconclusive (robust mode). None (default): nothing unmodelled.
     """
     deciding = summary.deciding(loss)
     if deciding is not None and deciding is not summary:  # the floor rule: both reached the floor
-        on_floor = decide(value, deciding, settled=settled, contrast=contrast, edit=edit, loss=loss)
+        on_floor = decide(
+            value, deciding, settled=settled, contrast=contrast, edit=edit, loss=loss, unmodelled=unmodelled
+        )
         return replace(on_floor, basis="floor")
     g = summary.statistic(value)
     crit = summary.critical_value
@@ -411,6 +426,8 @@ def decide(
             "the inversion was still improving when it ended (more than 10% over its last 100 steps): "
             "more steps might reach the belonging range"
         )
+    if not test_belonging and unmodelled:
+        reasons.append(unmodelled_reason(unmodelled))
     if test_belonging and contrast is not None and not contrast.apart:
         reasons.append(contrast.reason(edit))
     verdict = INCONCLUSIVE if reasons else (BELONGING if test_belonging else NON_BELONGING)

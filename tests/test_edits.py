@@ -278,6 +278,37 @@ def test_detect_webp_lossless_or_lossy():
         assert any("WebP" in n for n in det.notes) == lossy
 
 
+def test_what_no_edit_models_is_named():
+    """A lossy encoding no edit models (lossy WebP, JPEG in TIFF, a colour image in a 256-colour
+    palette) is named for the verdict's reason; a GIF of a grayscale image holds its 256 levels, a
+    JPEG step models a JPEG, and a declared edit is the user's model of the file."""
+    from ronan.edits.policy import EditAssumption, unmodelled
+    from ronan.images import load_image
+
+    def assumption(data: bytes, name: str, channels: int, assume: str = "auto"):
+        from ronan.edits.policy import resolve_edit
+
+        return resolve_edit(load_image(data, name=name), 32, channels, assume)
+
+    def saved(image, fmt, **kw):
+        buf = io.BytesIO()
+        image.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    rgb = noise_image(32, 32)
+    gray = rgb.convert("L")
+    if features.check("webp"):
+        assert unmodelled(assumption(saved(rgb, "WEBP", quality=80), "a.webp", 3)) == "a lossy WebP"
+        assert unmodelled(assumption(saved(rgb, "WEBP", lossless=True), "a.webp", 3)) is None
+        assert unmodelled(assumption(saved(rgb, "WEBP", quality=80), "a.webp", 3, "jpeg:75")) is None
+    assert unmodelled(assumption(saved(rgb, "GIF"), "a.gif", 3)) == "a GIF (at most 256 colours)"
+    assert unmodelled(assumption(saved(gray, "GIF"), "a.gif", 1)) is None
+    assert unmodelled(assumption(saved(rgb.convert("P"), "PNG"), "a.png", 3)) == "a palette image (at most 256 colours)"
+    assert unmodelled(assumption(saved(rgb, "PNG"), "a.png", 3)) is None
+    assert unmodelled(assumption(saved(rgb, "JPEG", quality=80), "a.jpg", 3)) is None  # jpeg:80 models it
+    assert unmodelled(EditAssumption(parse_edit("none"), "none", "nothing")) is None
+
+
 def test_default_edit_mode_follows_the_measurement():
     """Crop decides better inverted through the edit; JPEG, noise, filters with edited samples (RESULTS.md)."""
     from ronan.attribution import default_edit_mode

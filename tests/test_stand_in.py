@@ -108,6 +108,28 @@ def test_an_acceptance_stands_only_where_the_edit_explains_the_loss(source, inde
     assert any("cannot show that it belongs" in x for x in r.reasons) == (verdict == "inconclusive")
 
 
+@pytest.mark.skipif(not __import__("PIL.features").features.check("webp"), reason="Pillow without WebP")
+def test_a_lossy_webp_is_never_rejected_for_its_encoding():
+    """No edit models lossy WebP: an own image saved as WebP q80 was judged not belonging (tested as
+    unedited); its rejection is inconclusive now, the paper's test keeps its verdict, and a lossless
+    WebP of the same image is belonging."""
+    own = generate_pil(load_model("dcgan-fmnist"), 1, 1000)[0]
+    runs = {}
+    for key, kw, test in (("lossy", {"quality": 80}, "robust"), ("lossy-paper", {"quality": 80}, "paper"),
+                          ("lossless", {"lossless": True}, "robust")):
+        buf = io.BytesIO()
+        own.save(buf, "WEBP", **kw)
+        out = None
+        for out in studio.run_attribution(buf.getvalue(), "dcgan-fmnist", build_calibration=False, test=test):
+            pass
+        runs[key] = out.result
+    r = runs["lossy"]
+    assert r.edit == "none" and r.test_verdict == "non-belonging" and r.verdict == "inconclusive"
+    assert any("the file is a lossy WebP" in x for x in r.reasons)
+    assert runs["lossy-paper"].verdict == "non-belonging"
+    assert runs["lossless"].verdict == "belonging"
+
+
 def test_without_edited_distributions_the_pristine_sample_stands_in(monkeypatch):
     """Where no edited distribution of the model is here (the cache lists none), an edited file is
     tested as if unedited; an own image's rejection is the edit's doing (inconclusive), a real

@@ -188,6 +188,9 @@ def detect(data: bytes | str | Path | Image.Image, model_size: int, model_channe
     elif fmt == "GIF":
         det.lossy = True
         det.notes.append("GIF: colours reduced to a 256-colour palette (not modelled)")
+    elif fmt in _LOSSLESS and img.mode in ("P", "PA") and model_channels == 3:
+        det.lossy = True
+        det.notes.append("palette image: colours reduced to at most 256 (not modelled)")
     elif fmt in _LOSSLESS:
         det.lossy = False
     det.suggested = _suggest(det).spec

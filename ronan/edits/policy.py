@@ -132,3 +132,21 @@ def _detect(loaded, model_size: int, model_channels: int) -> Detection | None:
         return detect(head, model_size, model_channels)
     except ImageError:
         return None
+
+
+def unmodelled(assumption: EditAssumption) -> str | None:
+    """What the file reveals that the assumed edit does not model: a lossy encoding (a lossy WebP, a
+    JPEG-compressed TIFF, a colour image reduced to a 256-colour palette: GIF or palette PNG) under an
+    edit with no JPEG step, as ``"a lossy WebP"``; None otherwise (no detection, a lossless file, a
+    GIF of a grayscale model's image, whose 256 levels it holds exactly, or a declared edit: the
+    declaration is the user's model of the file)."""
+    det = assumption.detection
+    if not det or not det.get("lossy") or assumption.source not in ("none", "detected", "stand-in"):
+        return None
+    if assumption.edit is not None and any(step.op == "jpeg" for step in assumption.edit.steps):
+        return None
+    fmt = str(det.get("format"))
+    if fmt == "GIF" and det.get("model_channels") == 1:
+        return None
+    names = {"WEBP": "a lossy WebP", "TIFF": "a JPEG-compressed TIFF", "GIF": "a GIF (at most 256 colours)"}
+    return names.get(fmt, "a palette image (at most 256 colours)")

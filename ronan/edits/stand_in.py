@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from ..generation import generate_pil
-from ..verdict import BELONGING, INCONCLUSIVE, NON_BELONGING
+from ..verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, unmodelled_reason
+from .policy import unmodelled
 from .spec import Edit
 
 DISTORTION_IMAGES = 32
@@ -207,6 +208,8 @@ def judged(result, model, revealed, stand_in, distributions: Sequence):
     loss = result.loss if mse else None
     if result.verdict == BELONGING and not acceptance_holds(loss, most):
         reason = unaccepted_reason(edit, stand_in.spec, moved, their_moved, loss, most)
+    elif result.verdict == NON_BELONGING and (lossy := unmodelled(revealed)):  # the distortions do not model it
+        reason = unmodelled_reason(lossy)
     elif result.verdict == NON_BELONGING and not (mse and rejection_holds(moved, far, result.loss, most)):
         reason = unheld_reason(edit, moved, stand_in.spec, far, loss, most)
     else:

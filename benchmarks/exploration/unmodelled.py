@@ -1,0 +1,42 @@
+"""Files whose lossy encoding no edit models (lossy WebP; a colour image as a GIF or palette PNG),
+attributed as the app does (no builds): verdicts now against what Grubbs' test alone said (the
+verdict before a rejection of such a file became inconclusive). Own images seed 1000, real pictures
+the tier's test split (first N).
+
+    python benchmarks/exploration/unmodelled.py MODEL N
+"""
+import io
+import sys
+from collections import Counter
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from PIL import Image  # noqa: E402
+
+from ronan import studio  # noqa: E402
+from ronan.gallery import real_samples  # noqa: E402
+from ronan.generation import generate_pil  # noqa: E402
+from ronan.models.registry import load_model  # noqa: E402
+
+name, n = sys.argv[1], int(sys.argv[2])
+gen = load_model(name)
+mode = "L" if gen.channels == 1 else "RGB"
+split = "clipart-test" if gen.channels == 3 else "fmnist-test"
+sources = {"own": generate_pil(gen, n, 1000), "real": [Image.open(f).convert(mode) for f in real_samples(n, split)]}
+encodings = {"webp:95": ("WEBP", {"quality": 95}), "webp:80": ("WEBP", {"quality": 80})}
+if gen.channels == 3:
+    encodings |= {"gif": ("GIF", {}), "png-palette": ("PNG", {})}
+for enc, (fmt, kw) in encodings.items():
+    for source, images in sources.items():
+        now, before = Counter(), Counter()
+        for im in images:
+            buf = io.BytesIO()
+            (im.convert("P", palette=Image.ADAPTIVE) if enc == "png-palette" else im).save(buf, fmt, **kw)
+            out = None
+            for out in studio.run_attribution(buf.getvalue(), name, build_calibration=False):
+                pass
+            r = out.result
+            now[r.verdict] += 1
+            stated = r.verdict if not any(x.startswith("the file is") for x in r.reasons) else r.test_verdict
+            before[stated if len(r.reasons) == 1 or r.verdict != "inconclusive" else "inconclusive"] += 1
+        print(name, enc, source, "now", dict(now), "before", dict(before), flush=True)
