@@ -29,6 +29,7 @@ from .calibration import (
     get_distribution,
 )
 from .edits.policy import EditAssumption, resolve_edit, unmodelled, validate_assume
+from .edits.stand_in import unmodelled_rejection_holds
 from .errors import CalibrationError, Cancelled
 from .images import LoadedImage, load_image
 from .inversion import (
@@ -706,6 +707,9 @@ def _assemble(
         )[0]
     )
     settled = bool(res_m.settled[j])
+    lossy = unmodelled(assumption)  # an encoding no edit models: a rejection holds only far beyond its reach
+    if lossy and unmodelled_rejection_holds(run.gen, lossy, loss if distance == "mse" else None):
+        lossy = None
     checks = [_contrast_of(run, e, calibrated) for e in evidence]
     decisions = [
         decide(
@@ -715,7 +719,7 @@ def _assemble(
             contrast=c,
             edit=e.assumption.spec,
             loss=loss,
-            unmodelled=unmodelled(assumption),
+            unmodelled=lossy,
         )
         for e, c in zip(evidence, checks)
     ]

@@ -363,7 +363,8 @@ def unmodelled_reason(what: str) -> str:
     encoding no edit models (one clause)."""
     return (
         f"the file is {what}, an encoding no edit here models: the encoding alone can lift a generated image "
-        f"above the model's own samples, so a rejection is no evidence"
+        f"above the model's own samples, and this image lies within twice what its strongest form does to them, "
+        f"so a rejection is no evidence"
     )
 
 
@@ -390,8 +391,9 @@ def decide(
         loss (float | None): the query's raw loss A(M, x), for the floor rule
             (``summary.on_floor``); None (default): the rule is not applied.
         unmodelled (str | None): a lossy encoding the file reveals that no assumed edit models
-            (:func:`ronan.edits.policy.unmodelled`, e.g. ``"a lossy WebP"``): a rejection is then
-            inconclusive (robust mode). None (default): nothing unmodelled.
+            (:func:`ronan.edits.policy.unmodelled`, e.g. ``"a lossy WebP"``) and whose strongest
+            form could explain a rejection (:func:`ronan.edits.stand_in.unmodelled_rejection_holds`
+            is False): a rejection is then inconclusive (robust mode). None (default): nothing.
     """
     deciding = summary.deciding(loss)
     if deciding is not None and deciding is not summary:  # the floor rule: both reached the floor

@@ -29,11 +29,14 @@ inconclusive with the reason. With a distance other than MSE neither holds (the 
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..generation import generate_pil
 from ..verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, unmodelled_reason
@@ -75,6 +78,39 @@ def own_errors(model, edits: Sequence[Edit], n: int = DISTORTION_IMAGES, seed: i
 def distortions(model, edits: Sequence[Edit], n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> list[float]:
     """The *distortion* of each of ``edits``: the median of :func:`own_errors` (float >= 0)."""
     return [float(np.median(e)) for e in own_errors(model, edits, n, seed)]
+
+
+STRONGEST_ENCODINGS = {
+    "a lossy WebP": ("WEBP", {"quality": 0}),
+    "a JPEG-compressed TIFF": ("JPEG", {"quality": 1}),
+    "a GIF (at most 256 colours)": ("GIF", {}),
+    "a palette image (at most 256 colours)": ("GIF", {}),
+}
+"""Each lossy encoding no edit models (:func:`ronan.edits.policy.unmodelled`), in its strongest form
+with Pillow: how far it can move an image at most, whatever quality the file was saved at."""
+
+
+@functools.lru_cache(maxsize=32)
+def encoding_most(model, what: str, n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> float:
+    """The largest MSE (on [0, 1], after the model's preprocessing) that the strongest form of the
+    encoding ``what`` (:data:`STRONGEST_ENCODINGS`) gives ``n`` of the model's own 8-bit images
+    (``seed``): the most that encoding alone can lift an own image's loss. Cached per model."""
+    fmt, options = STRONGEST_ENCODINGS[what]
+    out = []
+    for image in generate_pil(model, n, seed):
+        buf = io.BytesIO()
+        image.save(buf, fmt, **options)
+        encoded = Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
+        out.append(float(torch.mean((model.preprocess(encoded) - model.preprocess(image)) ** 2)))
+    return max(out)
+
+
+def unmodelled_rejection_holds(model, what: str, loss: float | None) -> bool:
+    """Whether a "not belonging" of a file that is ``what`` (an encoding no edit models) holds: its
+    MSE on the model (``loss``; None for another distance: never) lies :data:`EDIT_MARGIN` (2) times
+    beyond what the encoding's strongest form does to any of the own images measured
+    (:func:`encoding_most`), so the encoding cannot explain it."""
+    return loss is not None and loss > EDIT_MARGIN * encoding_most(model, what)
 
 
 def kind(edit: Edit) -> str:
@@ -208,7 +244,11 @@ def judged(result, model, revealed, stand_in, distributions: Sequence):
     loss = result.loss if mse else None
     if result.verdict == BELONGING and not acceptance_holds(loss, most):
         reason = unaccepted_reason(edit, stand_in.spec, moved, their_moved, loss, most)
-    elif result.verdict == NON_BELONGING and (lossy := unmodelled(revealed)):  # the distortions do not model it
+    elif (
+        result.verdict == NON_BELONGING
+        and (lossy := unmodelled(revealed))
+        and not unmodelled_rejection_holds(model, lossy, loss)
+    ):
         reason = unmodelled_reason(lossy)
     elif result.verdict == NON_BELONGING and not (mse and rejection_holds(moved, far, result.loss, most)):
         reason = unheld_reason(edit, moved, stand_in.spec, far, loss, most)
