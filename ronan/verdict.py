@@ -362,9 +362,9 @@ def unmodelled_reason(what: str) -> str:
     """The reason of an inconclusive outcome where the file is ``what`` (e.g. ``"a lossy WebP"``), an
     encoding no edit models (one clause)."""
     return (
-        f"the file is {what}, an encoding no edit here models: the encoding alone can lift a generated image "
-        f"above the model's own samples, and this image lies within twice what its strongest form does to them, "
-        f"so a rejection is no evidence"
+        f"the file is {what}, a change no edit here models: it alone can lift a generated image above the "
+        f"model's own samples, and this image lies within twice what its strongest form does to them, so a "
+        f"rejection is no evidence"
     )
 
 

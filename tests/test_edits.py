@@ -305,6 +305,8 @@ def test_what_no_edit_models_is_named():
     assert unmodelled(assumption(saved(gray, "GIF"), "a.gif", 1)) is None
     assert unmodelled(assumption(saved(rgb.convert("P"), "PNG"), "a.png", 3)) == "a palette image (at most 256 colours)"
     assert unmodelled(assumption(saved(rgb, "PNG"), "a.png", 3)) is None
+    assert unmodelled(assumption(saved(gray, "PNG"), "a.png", 3)) == "a grayscale file of a colour model"
+    assert unmodelled(assumption(saved(gray, "PNG"), "a.png", 1)) is None
     assert unmodelled(assumption(saved(rgb, "JPEG", quality=80), "a.jpg", 3)) is None  # jpeg:80 models it
     assert unmodelled(EditAssumption(parse_edit("none"), "none", "nothing")) is None
 

@@ -3,7 +3,7 @@ attributed as the app does (no builds): verdicts now against what Grubbs' test a
 verdict before a rejection of such a file became inconclusive). Own images seed 1000, real pictures
 the tier's test split (first N).
 
-    python benchmarks/exploration/unmodelled.py MODEL N
+    python benchmarks/exploration/unmodelled.py MODEL N [ENCODINGS]   # e.g. webp:80,gif,png-grey
 """
 import io
 import sys
@@ -25,13 +25,17 @@ split = "clipart-test" if gen.channels == 3 else "fmnist-test"
 sources = {"own": generate_pil(gen, n, 1000), "real": [Image.open(f).convert(mode) for f in real_samples(n, split)]}
 encodings = {"webp:95": ("WEBP", {"quality": 95}), "webp:80": ("WEBP", {"quality": 80})}
 if gen.channels == 3:
-    encodings |= {"gif": ("GIF", {}), "png-palette": ("PNG", {})}
+    encodings |= {"gif": ("GIF", {}), "png-palette": ("PNG", {}), "png-grey": ("PNG", {})}
+if len(sys.argv) > 3:
+    encodings = {k: v for k, v in encodings.items() if k in sys.argv[3].split(",")}
 for enc, (fmt, kw) in encodings.items():
     for source, images in sources.items():
         now, before = Counter(), Counter()
         for im in images:
             buf = io.BytesIO()
-            (im.convert("P", palette=Image.ADAPTIVE) if enc == "png-palette" else im).save(buf, fmt, **kw)
+            {"png-palette": im.convert("P", palette=Image.ADAPTIVE), "png-grey": im.convert("L")}.get(enc, im).save(
+                buf, fmt, **kw
+            )
             out = None
             for out in studio.run_attribution(buf.getvalue(), name, build_calibration=False):
                 pass

@@ -45,6 +45,8 @@ class Detection:
         jpeg_subsampling (str | None): ``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``, ``"4:1:1"``,
             ``"4:4:0"`` or ``"other"``; None for grayscale JPEG and other formats.
         progressive (bool | None): progressive JPEG.
+        grayscale (bool): the file holds one channel (Pillow modes 1, L, LA, I, I;16, F) while the
+            model makes colour images: its colour was removed, an edit no spec models.
         software (list[str]): ``"Software: ..."`` hints from EXIF and PNG text.
         notes (list[str]): what the suggestion cannot model, or approximates.
         suggested (str): canonical spec of the edit to assume (:func:`suggested_edit`).
@@ -60,6 +62,7 @@ class Detection:
     jpeg_table_error: float | None = None
     jpeg_subsampling: str | None = None
     progressive: bool | None = None
+    grayscale: bool = False
     software: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     suggested: str = "none"
@@ -167,6 +170,9 @@ def detect(data: bytes | str | Path | Image.Image, model_size: int, model_channe
     if isinstance(img.info.get("Software"), str) and fmt != "JPEG":
         det.software.append(f"Software: {img.info['Software'].strip()}")
 
+    if model_channels == 3 and img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        det.grayscale = True
+        det.notes.append("grayscale file for a colour model: its colour was removed (not modelled)")
     if fmt == "JPEG":
         det.lossy = True
         tables = getattr(img, "quantization", None) or {}

@@ -135,15 +135,18 @@ def _detect(loaded, model_size: int, model_channels: int) -> Detection | None:
 
 
 def unmodelled(assumption: EditAssumption) -> str | None:
-    """What the file reveals that the assumed edit does not model: a lossy encoding (a lossy WebP, a
-    JPEG-compressed TIFF, a colour image reduced to a 256-colour palette: GIF or palette PNG) under an
-    edit with no JPEG step, as ``"a lossy WebP"``; None otherwise (no detection, a lossless file, a
+    """What the file reveals that the assumed edit does not model: a colour model's image saved in
+    grayscale, or a lossy encoding (a lossy WebP, a JPEG-compressed TIFF, a colour image reduced to a
+    256-colour palette: GIF or palette PNG) under an edit with no JPEG step, as ``"a lossy WebP"``;
+    None otherwise (no detection, a lossless file, a
     GIF of a grayscale model's image, whose 256 levels it holds exactly, or a declared edit: the
     declaration is the user's model of the file)."""
     det = assumption.detection
-    if not det or not det.get("lossy") or assumption.source not in ("none", "detected", "stand-in"):
+    if not det or assumption.source not in ("none", "detected", "stand-in"):
         return None
-    if assumption.edit is not None and any(step.op == "jpeg" for step in assumption.edit.steps):
+    if det.get("grayscale"):
+        return "a grayscale file of a colour model"
+    if not det.get("lossy") or (assumption.edit is not None and any(s.op == "jpeg" for s in assumption.edit.steps)):
         return None
     fmt = str(det.get("format"))
     if fmt == "GIF" and det.get("model_channels") == 1:

@@ -80,14 +80,16 @@ def distortions(model, edits: Sequence[Edit], n: int = DISTORTION_IMAGES, seed: 
     return [float(np.median(e)) for e in own_errors(model, edits, n, seed)]
 
 
-STRONGEST_ENCODINGS = {
-    "a lossy WebP": ("WEBP", {"quality": 0}),
-    "a JPEG-compressed TIFF": ("JPEG", {"quality": 1}),
-    "a GIF (at most 256 colours)": ("GIF", {}),
-    "a palette image (at most 256 colours)": ("GIF", {}),
+STRONGEST_ENCODINGS: dict[str, tuple[str, dict, bool]] = {
+    "a lossy WebP": ("WEBP", {"quality": 0}, False),
+    "a JPEG-compressed TIFF": ("JPEG", {"quality": 1}, False),
+    "a GIF (at most 256 colours)": ("GIF", {}, False),
+    "a palette image (at most 256 colours)": ("GIF", {}, False),
+    "a grayscale file of a colour model": ("PNG", {}, True),
 }
-"""Each lossy encoding no edit models (:func:`ronan.edits.policy.unmodelled`), in its strongest form
-with Pillow: how far it can move an image at most, whatever quality the file was saved at."""
+"""Each change no edit models (:func:`ronan.edits.policy.unmodelled`), in its strongest form with
+Pillow: format, save options, and whether the image is first converted to one channel: how far it can move an image
+at most, whatever quality the file was saved at."""
 
 
 @functools.lru_cache(maxsize=32)
@@ -95,11 +97,11 @@ def encoding_most(model, what: str, n: int = DISTORTION_IMAGES, seed: int = DIST
     """The largest MSE (on [0, 1], after the model's preprocessing) that the strongest form of the
     encoding ``what`` (:data:`STRONGEST_ENCODINGS`) gives ``n`` of the model's own 8-bit images
     (``seed``): the most that encoding alone can lift an own image's loss. Cached per model."""
-    fmt, options = STRONGEST_ENCODINGS[what]
+    fmt, options, grey = STRONGEST_ENCODINGS[what]
     out = []
     for image in generate_pil(model, n, seed):
         buf = io.BytesIO()
-        image.save(buf, fmt, **options)
+        (image.convert("L") if grey else image).save(buf, fmt, **options)
         encoded = Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
         out.append(float(torch.mean((model.preprocess(encoded) - model.preprocess(image)) ** 2)))
     return max(out)
