@@ -282,12 +282,10 @@ def test_what_no_edit_models_is_named():
     """A lossy encoding no edit models (lossy WebP, JPEG in TIFF, a colour image in a 256-colour
     palette) is named for the verdict's reason; a GIF of a grayscale image holds its 256 levels, a
     JPEG step models a JPEG, and a declared edit is the user's model of the file."""
-    from ronan.edits.policy import EditAssumption, unmodelled
+    from ronan.edits.policy import EditAssumption, resolve_edit, unmodelled
     from ronan.images import load_image
 
     def assumption(data: bytes, name: str, channels: int, assume: str = "auto"):
-        from ronan.edits.policy import resolve_edit
-
         return resolve_edit(load_image(data, name=name), 32, channels, assume)
 
     def saved(image, fmt, **kw):

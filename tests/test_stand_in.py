@@ -4,7 +4,7 @@ build): a stand-in decides, and a rejection the edit alone could explain is inco
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from ronan import studio
 from ronan.edits import parse_edit
@@ -108,7 +108,7 @@ def test_an_acceptance_stands_only_where_the_edit_explains_the_loss(source, inde
     assert any("cannot show that it belongs" in x for x in r.reasons) == (verdict == "inconclusive")
 
 
-@pytest.mark.skipif(not __import__("PIL.features").features.check("webp"), reason="Pillow without WebP")
+@pytest.mark.skipif(not features.check("webp"), reason="Pillow without WebP")
 def test_a_lossy_webp_is_never_rejected_for_its_encoding():
     """No edit models lossy WebP: an own image saved as WebP q80 was judged not belonging (tested as
     unedited); its rejection is inconclusive now, the paper's test keeps its verdict, and a lossless
@@ -188,8 +188,8 @@ def test_a_batch_on_a_server_that_does_not_build_uses_the_same_stand_ins():
 
 def test_the_apps_which_model_uses_each_models_stand_in():
     """studio.run_which_model (the app's tab): an own dcgan-fmnist image re-saved at q85 is tested on
-    dcgan-fmnist against its committed q75 and found made by it; models with only a pristine sample
-    are tested as if unedited there and may only reject where the edit cannot explain it."""
+    dcgan-fmnist against its committed q75 and found made by it; every other model is tested against
+    its own stand-in (an edit of the same kind, else the unedited sample)."""
     own = generate_pil(load_model("dcgan-fmnist"), 1, 1000)[0]
     out = list(studio.run_which_model(_jpeg(own, 85)))[-1]
     by = {a.model: a for a in out.attributions}

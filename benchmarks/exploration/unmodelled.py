@@ -41,6 +41,6 @@ for enc, (fmt, kw) in encodings.items():
                 pass
             r = out.result
             now[r.verdict] += 1
-            stated = r.verdict if not any(x.startswith("the file is") for x in r.reasons) else r.test_verdict
-            before[stated if len(r.reasons) == 1 or r.verdict != "inconclusive" else "inconclusive"] += 1
+            others = [x for x in r.reasons if not x.startswith("the file is")]  # the rule's reason aside
+            before[r.test_verdict if r.reasons and not others else r.verdict] += 1
         print(name, enc, source, "now", dict(now), "before", dict(before), flush=True)

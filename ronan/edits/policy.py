@@ -138,11 +138,10 @@ def unmodelled(assumption: EditAssumption) -> str | None:
     """What the file reveals that the assumed edit does not model: a colour model's image saved in
     grayscale, or a lossy encoding (a lossy WebP, a JPEG-compressed TIFF, a colour image reduced to a
     256-colour palette: GIF or palette PNG) under an edit with no JPEG step, as ``"a lossy WebP"``;
-    None otherwise (no detection, a lossless file, a
-    GIF of a grayscale model's image, whose 256 levels it holds exactly, or a declared edit: the
-    declaration is the user's model of the file)."""
+    None otherwise (a lossless file, a GIF of a grayscale model's image, whose 256 levels it holds
+    exactly, or no detection: a declared edit is the user's model of the file)."""
     det = assumption.detection
-    if not det or assumption.source not in ("none", "detected", "stand-in"):
+    if not det:
         return None
     if det.get("grayscale"):
         return "a grayscale file of a colour model"

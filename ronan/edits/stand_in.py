@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -65,13 +65,20 @@ def own_errors(model, edits: Sequence[Edit], n: int = DISTORTION_IMAGES, seed: i
     Returns:
         list of ``np.ndarray[n]`` (float, >= 0; zeros for ``none``), in the order of ``edits``.
     """
+    return _moved(model, [None if e.is_none else functools.partial(e.apply, seed=0) for e in edits], n, seed)
+
+
+def _moved(model, changes: Sequence[Callable | None], n: int, seed: int) -> list:
+    """For each of ``changes`` (PIL image -> PIL image; None: unchanged), the MSE on [0, 1] after the
+    model's preprocessing between each of ``n`` of the model's 8-bit images (``seed``) and the same
+    image so changed: a list of ``np.ndarray[n]``."""
     images = generate_pil(model, n, seed)
     own = [model.preprocess(image) for image in images]
     return [
-        np.array([float(torch.mean((model.preprocess(edit.apply(im, seed=0)) - x) ** 2)) for im, x in zip(images, own)])
-        if not edit.is_none
+        np.array([float(torch.mean((model.preprocess(change(im)) - x) ** 2)) for im, x in zip(images, own)])
+        if change is not None
         else np.zeros(len(images))
-        for edit in edits
+        for change in changes
     ]
 
 
@@ -87,9 +94,17 @@ STRONGEST_ENCODINGS: dict[str, tuple[str, dict, bool]] = {
     "a palette image (at most 256 colours)": ("GIF", {}, False),
     "a grayscale file of a colour model": ("PNG", {}, True),
 }
-"""Each change no edit models (:func:`ronan.edits.policy.unmodelled`), in its strongest form with
-Pillow: format, save options, and whether the image is first converted to one channel: how far it can move an image
-at most, whatever quality the file was saved at."""
+"""Each change no edit models (:func:`ronan.edits.policy.unmodelled`) in its strongest form with
+Pillow (format, save options, whether the image first loses its colour): the most it can move an
+image, whatever quality the file was saved at."""
+
+
+def _strongest(what: str, image: Image.Image) -> Image.Image:
+    """``image`` saved and reloaded in the strongest form of ``what`` (:data:`STRONGEST_ENCODINGS`)."""
+    fmt, options, grey = STRONGEST_ENCODINGS[what]
+    buf = io.BytesIO()
+    (image.convert("L") if grey else image).save(buf, fmt, **options)
+    return Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
 
 
 @functools.lru_cache(maxsize=32)
@@ -97,14 +112,7 @@ def encoding_most(model, what: str, n: int = DISTORTION_IMAGES, seed: int = DIST
     """The largest MSE (on [0, 1], after the model's preprocessing) that the strongest form of the
     encoding ``what`` (:data:`STRONGEST_ENCODINGS`) gives ``n`` of the model's own 8-bit images
     (``seed``): the most that encoding alone can lift an own image's loss. Cached per model."""
-    fmt, options, grey = STRONGEST_ENCODINGS[what]
-    out = []
-    for image in generate_pil(model, n, seed):
-        buf = io.BytesIO()
-        (image.convert("L") if grey else image).save(buf, fmt, **options)
-        encoded = Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
-        out.append(float(torch.mean((model.preprocess(encoded) - model.preprocess(image)) ** 2)))
-    return max(out)
+    return float(_moved(model, [functools.partial(_strongest, what)], n, seed)[0].max())
 
 
 def unmodelled_rejection_holds(model, what: str, loss: float | None) -> bool:
@@ -224,12 +232,8 @@ def judged(result, model, revealed, stand_in, distributions: Sequence):
     """
     edit = revealed.edit
     errors, theirs = own_errors(model, [edit, stand_in.edit])
-    moved, most, far, their_moved = (
-        float(np.median(errors)),
-        float(errors.max()),
-        reach(distributions),
-        float(np.median(theirs)),
-    )
+    moved, most, their_moved = float(np.median(errors)), float(errors.max()), float(np.median(theirs))
+    far = reach(distributions)
     mse = result.distance == "mse"  # distortions are MSE: another distance has no comparison, nothing holds
     notes = [
         *result.notes,
