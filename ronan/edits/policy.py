@@ -85,6 +85,9 @@ class EditAssumption:
         ]
 
 
+LOSSY_OPS = ("jpeg", "webp")
+"""Edit steps that model a lossy encoding: under an edit with one, the file's encoding is modelled."""
+
 NONE = EditAssumption(parse_edit("none"), "none", "no edit assumed")
 
 
@@ -128,16 +131,19 @@ def _detect(loaded, model_size: int, model_channels: int) -> Detection | None:
     head = getattr(loaded, "head", None)
     if head is None:
         return None
+    image = getattr(loaded, "image", None)
+    pixels = image if image is not None and image.size == tuple(getattr(loaded, "original_size", ())) else None
     try:
-        return detect(head, model_size, model_channels)
+        return detect(head, model_size, model_channels, pixels)
     except ImageError:
         return None
 
 
 def unmodelled(assumption: EditAssumption) -> str | None:
     """What the file reveals that the assumed edit does not model: a colour model's image saved in
-    grayscale, or a lossy encoding (a lossy WebP, a JPEG-compressed TIFF, a colour image reduced to a
-    256-colour palette: GIF or palette PNG) under an edit with no JPEG step, as ``"a lossy WebP"``;
+    grayscale, or a lossy encoding (a lossy WebP of unknown quality, a JPEG-compressed TIFF, a colour
+    image reduced to a 256-colour palette: GIF or palette PNG) under an edit with no lossy step
+    (:data:`LOSSY_OPS`), as ``"a lossy WebP"``;
     None otherwise (a lossless file, a GIF of a grayscale model's image, whose 256 levels it holds
     exactly, or no detection: a declared edit is the user's model of the file)."""
     det = assumption.detection
@@ -145,7 +151,7 @@ def unmodelled(assumption: EditAssumption) -> str | None:
         return None
     if det.get("grayscale"):
         return "a grayscale file of a colour model"
-    if not det.get("lossy") or (assumption.edit is not None and any(s.op == "jpeg" for s in assumption.edit.steps)):
+    if not det.get("lossy") or (assumption.edit is not None and any(s.op in LOSSY_OPS for s in assumption.edit.steps)):
         return None
     fmt = str(det.get("format"))
     if fmt == "GIF" and det.get("model_channels") == 1:

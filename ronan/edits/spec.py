@@ -6,6 +6,8 @@ Grammar (case-insensitive, steps joined by ``+`` and applied left to right)::
     jpeg:Q[:SS]          JPEG save and reload at quality Q (integer 1..100), chroma
                          subsampling SS = 420 (Pillow's default at every quality, used when
                          SS is omitted), 422 or 444; grayscale images have no chroma
+    webp:Q               lossy WebP save and reload at quality Q (integer 0..100), Pillow's
+                         libwebp with its default settings (4:2:0 chroma)
     resize:F             resize by F in (0, 4] (each side to floor(side * F + 0.5), at
                          least 1 px; Pillow bicubic, antialiased when reducing); the model's
                          own preprocessing later brings the image back to its size
@@ -37,6 +39,8 @@ from ..images import to_pil
 from ..seeding import rng
 from .jpeg import jpeg_roundtrip
 from .resample import fit_resize, pil_resize, ste_floor, ste_round
+from .webp import roundtrip as webp_save_load
+from .webp import webp_roundtrip
 
 EDITS_VERSION = 1
 """Bump when an edit's definition changes: it is part of ``Edit.to_dict()`` (cache keys)."""
@@ -53,7 +57,7 @@ FILTERS = {
 """The Instagram-style filters of ``filter:NAME`` and their exact definitions."""
 
 GRAMMAR = (
-    "none, jpeg:Q[:420|422|444] (Q 1..100), resize:F (0<F<=4), crop:F (0.3<F<=1), "
+    "none, jpeg:Q[:420|422|444] (Q 1..100), webp:Q (Q 0..100), resize:F (0<F<=4), crop:F (0.3<F<=1), "
     "noise:S (0<=S<=0.5), filter:" + "|".join(FILTERS) + ", or a chain such as resize:0.5+jpeg:75"
 )
 
@@ -122,6 +126,28 @@ class Jpeg(Step):
 
     def levels(self, v, quantize):
         return jpeg_roundtrip(v, self.quality, self.subsampling, quantize)
+
+
+@dataclass(frozen=True)
+class Webp(Step):
+    """``webp:Q``: Pillow lossy WebP save and reload in memory. Its differentiable twin is exact in
+    the forward pass and the identity in the backward pass (:func:`ronan.edits.webp.webp_roundtrip`)."""
+
+    quality: int
+    op = "webp"
+
+    @property
+    def spec(self) -> str:
+        return f"webp:{self.quality}"
+
+    def to_dict(self) -> dict:
+        return {"op": "webp", "quality": self.quality, "encoder": "libwebp defaults (Pillow)"}
+
+    def apply(self, image, seed, index):
+        return webp_save_load(image, self.quality)
+
+    def levels(self, v, quantize):
+        return webp_roundtrip(v, self.quality)
 
 
 def _scaled(size: tuple[int, int], factor: float) -> tuple[int, int]:
@@ -334,8 +360,9 @@ class Edit:
 
     @property
     def fully_differentiable(self) -> bool:
-        """False when :meth:`differentiable` leaves a step out (noise is the identity there)."""
-        return not any(isinstance(s, Noise) for s in self.steps)
+        """False when :meth:`differentiable` leaves a step out or passes gradients around it (noise
+        is the identity there; WebP is exact forward, the identity backward)."""
+        return not any(isinstance(s, (Noise, Webp)) for s in self.steps)
 
     def to_dict(self) -> dict:
         """Stable JSON description (cache keys): spec, definitions version, each step's parameters."""
@@ -360,15 +387,18 @@ class Edit:
     def to_file(self, image: Image.Image, seed: int = 0) -> tuple[bytes, str]:
         """The file this edit leaves behind: ``(bytes, extension)``.
 
-        An edit that ends with ``jpeg:Q`` gives that JPEG file itself (the steps before it are
-        applied, then Pillow saves at quality Q: decoding it gives exactly :meth:`apply`'s pixels,
-        and :func:`ronan.edits.detect` finds the quality in it); any other edit gives a PNG of
-        :meth:`apply`'s pixels.
+        An edit that ends with ``jpeg:Q`` (``webp:Q``) gives that JPEG (lossy WebP) file itself (the
+        steps before it are applied, then Pillow saves at quality Q: decoding it gives exactly
+        :meth:`apply`'s pixels, and :func:`ronan.edits.detect` finds the quality in it); any other
+        edit gives a PNG of :meth:`apply`'s pixels.
         """
         buf = io.BytesIO()
-        if self.steps and isinstance(self.steps[-1], Jpeg):
+        if self.steps and isinstance(self.steps[-1], (Jpeg, Webp)):
             last = self.steps[-1]
             before = Edit(self.steps[:-1]).apply(image, seed)
+            if isinstance(last, Webp):
+                before.save(buf, "WEBP", quality=last.quality)
+                return buf.getvalue(), ".webp"
             before.save(buf, "JPEG", quality=last.quality, subsampling=_PIL_SUBSAMPLING[last.subsampling])
             return buf.getvalue(), ".jpg"
         self.apply(image, seed).save(buf, "PNG")
@@ -383,8 +413,8 @@ class Edit:
         rounding: a blur is then off by one level on ~10% of pixels). Rounding is
         straight-through: the forward pass follows the exact path (see the measured differences
         in ``tests/test_edits.py``), gradients pass rounding unchanged and stop only where a
-        value is clipped. Noise is the identity (it cannot be inverted; see
-        :attr:`fully_differentiable`).
+        value is clipped. Noise is the identity (it cannot be inverted); WebP is Pillow's exact
+        round trip forward and the identity backward (see :attr:`fully_differentiable`).
 
         Args:
             x (Tensor[B, C, H, W]): images in [0, 1], C = 1 or 3 (the model's channels).
@@ -431,6 +461,10 @@ def _parse_step(spec: str, part: str) -> Step | None:
         if len(args) == 2 and args[1] not in _SUBSAMPLING:
             raise _bad(spec, f"subsampling {args[1]!r} is not 420, 422 or 444")
         return Jpeg(int(args[0]), _SUBSAMPLING[args[1]] if len(args) == 2 else "4:2:0")
+    if op == "webp":
+        if len(args) != 1 or not _INT.match(args[0]) or not 0 <= int(args[0]) <= 100:
+            raise _bad(spec, f"{part!r} needs an integer quality 0..100")
+        return Webp(int(args[0]))
     if op == "filter":
         if len(args) != 1 or args[0] not in FILTERS:
             raise _bad(spec, f"unknown filter in {part!r}")

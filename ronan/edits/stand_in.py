@@ -25,6 +25,10 @@ pictures under the stand-in's edit) is no fair comparison: a real picture upscal
 ``dcgan-fmnist``'s resize 0.75 stand-in and its contrast check (3 of 25, benchmarks/RESULTS.md,
 "Edited files without their distribution"). Otherwise :func:`judged` makes a "belonging"
 inconclusive with the reason. With a distance other than MSE neither holds (the distortions are MSE).
+
+A lossy WebP's quality is an estimate (:mod:`ronan.edits.webp`): its header allows a few qualities,
+and each rule takes its bound at the one where it is hardest to pass (:func:`quality_span`): an
+acceptance the highest quality's (the least an own image is moved), a rejection the lowest's.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from PIL import Image
 from ..generation import generate_pil
 from ..verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, unmodelled_reason
 from .policy import unmodelled
-from .spec import Edit
+from .spec import Edit, parse_edit
 
 DISTORTION_IMAGES = 32
 """Own images the distortion is measured on (one forward pass of the generator; their largest
@@ -121,6 +125,20 @@ def unmodelled_rejection_holds(model, what: str, loss: float | None) -> bool:
     beyond what the encoding's strongest form does to any of the own images measured
     (:func:`encoding_most`), so the encoding cannot explain it."""
     return loss is not None and loss > EDIT_MARGIN * encoding_most(model, what)
+
+
+def quality_span(assumption) -> tuple[Edit, Edit]:
+    """The assumed edit (an :class:`ronan.edits.policy.EditAssumption`'s) at the lowest and at the
+    highest quality the file allows: for a detected lossy WebP, whose quality is an estimate, its
+    last ``webp`` step at the first and the last of the detection's ``webp_qualities``; else the
+    edit itself, twice."""
+    edit, det = assumption.edit, assumption.detection or {}
+    qualities = det.get("webp_qualities")
+    if edit is None or not edit.steps or edit.steps[-1].op != "webp" or not qualities:
+        return edit, edit
+    head = "+".join(step.spec for step in edit.steps[:-1])
+    at = [parse_edit("+".join(filter(None, [head, f"webp:{q}"]))) for q in (min(qualities), max(qualities))]
+    return at[0], at[1]
 
 
 def kind(edit: Edit) -> str:
@@ -231,8 +249,14 @@ def judged(result, model, revealed, stand_in, distributions: Sequence):
         distributions: the stand-in's belonging distribution(s).
     """
     edit = revealed.edit
-    errors, theirs = own_errors(model, [edit, stand_in.edit])
+    weakest, strongest = quality_span(revealed)
+    errors, theirs, *span = own_errors(model, [edit, stand_in.edit, *{weakest, strongest} - {edit}])
     moved, most, their_moved = float(np.median(errors)), float(errors.max()), float(np.median(theirs))
+    # where the file's quality is uncertain (a WebP's), each rule takes the bound that holds at every
+    # quality its header allows: an acceptance the strictest, a rejection the most lenient
+    accept_most = min([most, *(float(e.max()) for e in span)])
+    reject_moved = max([moved, *(float(np.median(e)) for e in span)])
+    reject_most = max([most, *(float(e.max()) for e in span)])
     far = reach(distributions)
     mse = result.distance == "mse"  # distortions are MSE: another distance has no comparison, nothing holds
     notes = [
@@ -248,16 +272,16 @@ def judged(result, model, revealed, stand_in, distributions: Sequence):
         detection=revealed.detection,
     )
     loss = result.loss if mse else None
-    if result.verdict == BELONGING and not acceptance_holds(loss, most):
-        reason = unaccepted_reason(edit, stand_in.spec, moved, their_moved, loss, most)
+    if result.verdict == BELONGING and not acceptance_holds(loss, accept_most):
+        reason = unaccepted_reason(edit, stand_in.spec, moved, their_moved, loss, accept_most)
     elif (
         result.verdict == NON_BELONGING
         and (lossy := unmodelled(revealed))
         and not unmodelled_rejection_holds(model, lossy, loss)
     ):
         reason = unmodelled_reason(lossy)
-    elif result.verdict == NON_BELONGING and not (mse and rejection_holds(moved, far, result.loss, most)):
-        reason = unheld_reason(edit, moved, stand_in.spec, far, loss, most)
+    elif result.verdict == NON_BELONGING and not (mse and rejection_holds(reject_moved, far, result.loss, reject_most)):
+        reason = unheld_reason(edit, reject_moved, stand_in.spec, far, loss, reject_most)
     else:
         return replace(result, **fields)
     return replace(result, verdict=INCONCLUSIVE, reasons=[*result.reasons, reason], **fields)
