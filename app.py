@@ -662,8 +662,8 @@ def build_attribute_tab(default: str, presets: list[str], choices: list[studio.M
                     value="auto",
                     allow_custom_value=True,
                     label="Edit assumed",
-                    info="auto: read from the file (JPEG quality, size); none; robust (unknown edits: each of a "
-                    "family of common edits is tried, the closest fit decides); or a spec such as jpeg:75",
+                    info="auto: read from the file (JPEG or WebP quality, size); none; robust (unknown edits: each of "
+                    "a family of common edits is tried, the closest fit decides); or a spec such as jpeg:75 or webp:80",
                 )
                 c["preset"] = gr.Radio(
                     presets,
@@ -1357,9 +1357,10 @@ samples passed through the same edit, when that distribution is available; other
 an edit of the same kind (another JPEG quality) that moves the model's own images at least as far, else the unedited
 samples. A "not belonging" then stands only where the edit alone cannot explain it, a "belonging" only where the
 image is no further from the model than the edit takes the model's own images; otherwise the answer is inconclusive.
-A file in a lossy encoding no edit models (a lossy WebP, a colour GIF, a colour model's image in grayscale) is tested
-as unedited, and a "not belonging" stands only where the image lies far beyond what that change can do to the model's
-own images. The card lists every such assumption next to the verdict.
+A lossy WebP counts as an edit too: its quality is read from the file, as an estimate (its header allows a few
+qualities, and the rules take the bound that holds at each of them). A file in a lossy encoding no edit models (a
+colour GIF, a colour model's image in grayscale) is tested as unedited, and a "not belonging" stands only where the
+image lies far beyond what that change can do to the model's own images. The card lists every such assumption next to the verdict.
 
 **Which model?** Run the test against every model: the one that accepts the image made it; if every one rejects it,
 the image is real or comes from a model outside the set; if none accepts it and some cannot decide, the answer says so. No classifier is trained, so adding a model only needs its belonging

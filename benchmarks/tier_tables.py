@@ -14,8 +14,8 @@ re-decide the same numbers (:func:`ronan.evaluation.verdicts`): the paper's test
 calibration (raw losses against the raw losses of the same belonging samples).
 
 With ``--edits``, each edit is applied to every image of *both* groups exactly as the world would
-(``Edit.to_file``: a JPEG edit leaves a real JPEG file), and the attribution assumes the edit:
-detected from the file (``auto``) where it can be (JPEG, resize), declared otherwise (crop, noise,
+(``Edit.to_file``: a JPEG or WebP edit leaves a real JPEG or WebP file), and the attribution assumes
+the edit: detected from the file (``auto``) where it can be (JPEG, WebP, resize), declared otherwise (crop, noise,
 filter) — or as ``--assume`` says (e.g. ``robust``).
 
 The contrast check (``--contrast``, default ``auto``: edited rows; :mod:`ronan.contrast`) uses
@@ -53,7 +53,7 @@ from ronan.models.registry import default_reference, load_model  # noqa: E402
 from ronan.prepare import prepare  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
-DETECTABLE = ("jpeg", "resize")
+DETECTABLE = ("jpeg", "webp", "resize")
 
 
 def tier_folder(model, split: str) -> Path:

@@ -137,9 +137,9 @@ def _add_method(p: argparse.ArgumentParser) -> None:
         "--assume-edit",
         default="auto",
         metavar="EDIT",
-        help="edit the images went through: auto (default: detected from each file - JPEG quality, "
-        "size), none, robust (a family of common edits), or a spec such as jpeg:75, resize:0.5, "
-        "crop:0.9, noise:0.01, filter:contrast, or a chain resize:0.5+jpeg:90",
+        help="edit the images went through: auto (default: detected from each file - JPEG or WebP "
+        "quality, size), none, robust (a family of common edits), or a spec such as jpeg:75, webp:80, "
+        "resize:0.5, crop:0.9, noise:0.01, filter:contrast, or a chain resize:0.5+jpeg:90",
     )
     p.add_argument(
         "--edit-mode",

@@ -117,35 +117,42 @@ def test_an_acceptance_stands_only_where_the_edit_explains_the_loss(source, inde
 
 
 @pytest.mark.skipif(not features.check("webp"), reason="Pillow without WebP")
-def test_a_lossy_webp_is_never_rejected_for_its_encoding():
+def test_a_lossy_webp_is_judged_as_the_edit_it_is(monkeypatch):
     """An own image saved as WebP q80 was judged not belonging (tested as unedited). Its quality is
-    read from the file (``webp:80``); with no WebP distribution here the pristine sample stands in, and
-    its rejection is inconclusive (the encoding alone moves own images that far), with the paper's
-    test too (as for a JPEG file without its distribution); a lossless WebP of the same image is
-    belonging. A real picture whose loss
-    lies twice beyond what WebP at the lowest quality its header allows does to the model's own
-    images stays not belonging."""
+    read from the file (``webp:80``): the committed WebP q75 distribution stands in and it is belonging,
+    and a real picture so saved is not. Without a WebP distribution the pristine sample stands in: the
+    own file's rejection is inconclusive (the encoding alone moves own images that far), with the
+    paper's test too (as for a JPEG file without its distribution); a lossless WebP of the same image is
+    belonging; the real picture, whose loss lies twice beyond what WebP at the lowest quality its
+    header allows does to the model's own images, stays not belonging."""
     gen = load_model("dcgan-fmnist")
     own = generate_pil(gen, 1, 1000)[0]
     real = Image.open(real_samples(10, "fmnist-test")[9]).convert("L")
-    runs = {}
-    for key, image, kw, test in (("lossy", own, {"quality": 80}, "robust"), ("lossy-paper", own, {"quality": 80}, "paper"),
-                                 ("lossless", own, {"lossless": True}, "robust"), ("real", real, {"quality": 80}, "robust")):
+
+    def run(image, test="robust", **kw):
         buf = io.BytesIO()
         image.save(buf, "WEBP", **kw)
         out = None
         for out in studio.run_attribution(buf.getvalue(), "dcgan-fmnist", build_calibration=False, test=test):
             pass
-        runs[key] = out.result
-    r = runs["lossy"]
-    assert (r.edit, r.edit_source, r.test_verdict, r.verdict) == ("none", "stand-in", "non-belonging", "inconclusive")
+        return out.result
+
+    r = run(own, quality=80)
+    assert (r.edit, r.edit_source, r.verdict) == ("webp:75", "stand-in", "belonging"), r.reasons
     assert r.detection["suggested"] == "webp:80" and 80 in r.detection["webp_qualities"]
+    assert run(real, quality=80).verdict == "non-belonging"
+
+    monkeypatch.setattr(studio, "cached_edits", lambda model: [])  # no WebP distribution here
+    r, paper = run(own, quality=80), run(own, "paper", quality=80)
+    lossless, other = run(own, lossless=True), run(real, quality=80)
+    assert (r.edit, r.edit_source, r.test_verdict, r.verdict) == ("none", "stand-in", "non-belonging",
+                                                                  "inconclusive")
     assert any("the file's edit (webp:80) has no belonging distribution here" in x for x in r.reasons)
-    assert (runs["lossy-paper"].test_verdict, runs["lossy-paper"].verdict) == ("non-belonging", "inconclusive")
-    assert runs["lossless"].verdict == "belonging"
-    assert runs["real"].verdict == "non-belonging"
+    assert (paper.test_verdict, paper.verdict) == ("non-belonging", "inconclusive")
+    assert lossless.verdict == "belonging"
+    assert other.verdict == "non-belonging"
     weakest, _ = rule.quality_span(policy.resolve_edit(load_image(_webp(real, 80)), 28, 1))
-    assert runs["real"].loss > 2 * rule.own_errors(gen, [weakest])[0].max() > 2 * r.loss
+    assert other.loss > 2 * rule.own_errors(gen, [weakest])[0].max() > 2 * r.loss
 
 
 def test_without_edited_distributions_the_pristine_sample_stands_in(monkeypatch):
