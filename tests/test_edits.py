@@ -331,6 +331,14 @@ def test_webp_quality_is_read_from_its_quantizers():
     picture.save(buf, "WEBP", lossless=True)
     assert quantizers(buf.getvalue()) is None and estimate_quality(buf.getvalue(), picture) is None
     assert quantizers(b"RIFF\x00\x00\x00\x00WEBPVP8 ") is None
+    # damaged headers give None or indices in range, never an exception
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        damaged = bytearray(data[:80])
+        for i in rng.integers(12, len(damaged), 4):
+            damaged[i] = int(rng.integers(0, 256))
+        got = quantizers(bytes(damaged))
+        assert got is None or all(0 <= v <= 127 for v in got)
 
 
 def test_what_no_edit_models_is_named():

@@ -107,8 +107,8 @@ def quantizers(data: bytes) -> list[int] | None:
             VP8 chunk).
 
     Returns:
-        list[int] of 1..4 indices, or None: no VP8 chunk (lossless, animated, not WebP), not a key
-        frame, or a header cut off.
+        list[int] of 1..4 indices, or None: no VP8 chunk (lossless, not WebP; an animation's first
+        frame is read), not a key frame, or a header cut off.
     """
     vp8 = _chunk(data, b"VP8 ")
     if vp8 is None or len(vp8) < 12 or vp8[0] & 1 or vp8[3:6] != b"\x9d\x01\x2a":
