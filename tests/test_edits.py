@@ -2,6 +2,7 @@
 
 import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -274,7 +275,7 @@ def test_detect_foreign_tables_exif_and_in_memory_images():
 
 
 @pytest.mark.skipif(not features.check("webp"), reason="Pillow without WebP")
-def test_detect_webp_lossless_or_lossy():
+def test_detect_webp_lossless_or_lossy(monkeypatch):
     """A lossless WebP is no edit; a lossy one is ``webp:Q`` at the quality its quantizers give,
     resized like a JPEG where its size is not the model's; the file ``Edit.to_file`` writes for a
     WebP edit is that WebP, and its detection gives the edit back."""
@@ -303,6 +304,10 @@ def test_detect_webp_lossless_or_lossy():
     assert len(buf.getvalue()) > HEAD_BYTES
     steps = resolve_edit(load_image(buf.getvalue(), name="big.webp"), 64, 3).edit.steps
     assert [s.op for s in steps] == ["resize", "webp"] and abs(steps[1].quality - 95) <= 2
+    # above WEBP_REENCODE_PIXELS the pixels are not re-encoded: the middle candidate
+    monkeypatch.setattr(sys.modules["ronan.edits.detect"], "WEBP_REENCODE_PIXELS", 100 * 100)
+    det = detect(buf.getvalue(), 64, 3)
+    assert det.webp_quality == det.webp_qualities[len(det.webp_qualities) // 2] and 95 in det.webp_qualities
 
 
 @pytest.mark.skipif(not features.check("webp"), reason="Pillow without WebP")
