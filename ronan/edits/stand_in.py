@@ -45,7 +45,7 @@ from PIL import Image
 from ..generation import generate_pil
 from ..verdict import BELONGING, INCONCLUSIVE, NON_BELONGING, unmodelled_reason
 from .policy import unmodelled
-from .spec import Edit, parse_edit
+from .spec import Edit
 
 DISTORTION_IMAGES = 32
 """Own images the distortion is measured on (one forward pass of the generator; their largest
@@ -136,9 +136,8 @@ def quality_span(assumption) -> tuple[Edit, Edit]:
     qualities = det.get("webp_qualities")
     if edit is None or not edit.steps or edit.steps[-1].op != "webp" or not qualities:
         return edit, edit
-    head = "+".join(step.spec for step in edit.steps[:-1])
-    at = [parse_edit("+".join(filter(None, [head, f"webp:{q}"]))) for q in (min(qualities), max(qualities))]
-    return at[0], at[1]
+    low, high = (Edit((*edit.steps[:-1], replace(edit.steps[-1], quality=q))) for q in (min(qualities), max(qualities)))
+    return low, high
 
 
 def kind(edit: Edit) -> str:

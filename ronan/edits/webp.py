@@ -29,8 +29,11 @@ import io
 import struct
 import threading
 
+import numpy as np
 import torch
 from PIL import Image
+
+from ..images import to_pil
 
 SNS_AMPLITUDE = 0.9 * 50 / 100 / 128
 """libwebp's ``SNS_TO_DQ * sns_strength / 100 / 128`` at its default ``sns_strength`` 50."""
@@ -254,13 +257,6 @@ def webp_roundtrip(v: torch.Tensor, quality: int) -> torch.Tensor:
     """:func:`roundtrip` on levels ``Tensor[B, C, H, W]`` in [0, 255] (C = 1 or 3): the exact pixels
     in the forward pass, the identity in the backward pass (straight-through: there is no
     differentiable WebP codec here)."""
-    import numpy as np
-
-    levels = v.detach().round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    out = []
-    for im in levels:
-        pil = Image.fromarray(im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0))
-        arr = np.asarray(roundtrip(pil, quality), dtype=np.float64)
-        out.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
-    exact = torch.from_numpy(np.stack(out)).to(device=v.device, dtype=v.dtype)
-    return v + (exact - v).detach()
+    out = [np.asarray(roundtrip(to_pil(im / 255.0), quality), dtype=np.float64) for im in v]
+    exact = torch.from_numpy(np.stack([a[None] if a.ndim == 2 else a.transpose(2, 0, 1) for a in out]))
+    return v + (exact.to(device=v.device, dtype=v.dtype) - v).detach()
