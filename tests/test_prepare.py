@@ -35,10 +35,11 @@ def test_prepare_resolves_once(tiny_dcgan):
 
 
 def test_a_prepared_model_is_used_as_is(tiny_dcgan, cache_tmp):
-    p = prepare(tiny_dcgan, None, steps=5)
+    # the paper's preset: no start network to train for the tiny model (50 s), the reuse is the point
+    p = prepare(tiny_dcgan, None, preset="paper", steps=5)
     img = Image.new("L", (28, 28), 40)
     a = attribute(img, p, n_calibration=5)
-    b = attribute(img, tiny_dcgan, reference=None, steps=5, n_calibration=5)  # the same, prepared inside
+    b = attribute(img, tiny_dcgan, reference=None, preset="paper", steps=5, n_calibration=5)  # prepared inside
     assert (a.loss, a.statistic, a.settings, a.preset) == (b.loss, b.statistic, b.settings, b.preset)
     with pytest.raises(ValueError, match="steps: already fixed by the prepared model"):
         attribute_batch([img], p, steps=9)
