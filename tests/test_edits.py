@@ -348,8 +348,8 @@ def test_webp_quality_is_read_from_its_quantizers():
 
 def test_what_no_edit_models_is_named():
     """A lossy encoding no edit models (lossy WebP, JPEG in TIFF, a colour image in a 256-colour
-    palette) is named for the verdict's reason; a GIF of a grayscale image holds its 256 levels, a
-    JPEG step models a JPEG, and a declared edit is the user's model of the file."""
+    palette, a grayscale model's image in a palette of however many grey levels it kept) is named for
+    the verdict's reason; a JPEG step models a JPEG, and a declared edit is the user's model of the file."""
     from ronan.edits.policy import EditAssumption, resolve_edit, unmodelled
     from ronan.images import load_image
 
@@ -377,7 +377,12 @@ def test_what_no_edit_models_is_named():
         assert unmodelled(assumption(saved(rgb, "WEBP", lossless=True), "a.webp", 3)) is None
         assert unmodelled(assumption(saved(rgb, "WEBP", quality=80), "a.webp", 3, "jpeg:75")) is None
     assert unmodelled(assumption(saved(rgb, "GIF"), "a.gif", 3)) == "a GIF (at most 256 colours)"
-    assert unmodelled(assumption(saved(gray, "GIF"), "a.gif", 1)) is None
+    # a grayscale model's palette image: how many grey levels it kept is what bounds a rejection
+    levels = len(gray.getcolors(256))
+    assert unmodelled(assumption(saved(gray, "GIF"), "a.gif", 1)) == f"a GIF of {levels} grey levels"
+    six = assumption(saved(gray.quantize(6), "PNG"), "a.png", 1)
+    assert six.detection["grey_levels"] == 6 and unmodelled(six) == "a palette image of 6 grey levels"
+    assert assumption(saved(rgb.convert("P"), "PNG"), "a.png", 3).detection["grey_levels"] is None  # colour model
     assert unmodelled(assumption(saved(rgb.convert("P"), "PNG"), "a.png", 3)) == "a palette image (at most 256 colours)"
     assert unmodelled(assumption(saved(rgb, "PNG"), "a.png", 3)) is None
     assert unmodelled(assumption(saved(gray, "PNG"), "a.png", 3)) == "a grayscale file of a colour model"

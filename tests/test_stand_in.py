@@ -155,6 +155,34 @@ def test_a_lossy_webp_is_judged_as_the_edit_it_is(monkeypatch):
     assert other.loss > 2 * rule.own_errors(gen, [weakest])[0].max() > 2 * r.loss
 
 
+def test_a_grey_palette_is_never_rejected_for_its_levels():
+    """An own image of a grayscale model saved as a palette PNG of the web palette (6 grey levels) was
+    judged not belonging (a palette PNG was taken for lossless). A rejection now holds only where the
+    image lies twice beyond what a reduction to that many levels does to the model's own images: the
+    own file is inconclusive with the reason, a real picture far beyond stays not belonging, and a
+    palette that kept every level of an own image is belonging."""
+    gen = load_model("dcgan-fmnist")
+    own = generate_pil(gen, 1, 1000)[0]
+    real = Image.open(real_samples(2, "fmnist-test")[1]).convert("L")
+
+    def png(image: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        return buf.getvalue()
+
+    r, _ = _attribute(png(own.convert("RGB").convert("P")), "dcgan-fmnist")
+    assert (r.test_verdict, r.verdict) == ("non-belonging", "inconclusive")
+    assert any("the file is a palette image of 6 grey levels" in x for x in r.reasons), r.reasons
+    assert r.detection["grey_levels"] == 6
+    most = rule.encoding_most(gen, "a palette image of 6 grey levels")
+    assert r.loss <= 2 * most
+    other, _ = _attribute(png(real.convert("RGB").convert("P")), "dcgan-fmnist")
+    assert other.verdict == "non-belonging" and other.loss > 2 * most
+    kept = own.quantize(256)  # every level of the image kept
+    assert len(kept.convert("L").getcolors(256)) == len(own.getcolors(256))
+    assert _attribute(png(kept), "dcgan-fmnist")[0].verdict == "belonging"
+
+
 def test_without_edited_distributions_the_pristine_sample_stands_in(monkeypatch):
     """Where no edited distribution of the model is here (the cache lists none), an edited file is
     tested as if unedited; an own image's rejection is the edit's doing (inconclusive), a real

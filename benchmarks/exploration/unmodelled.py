@@ -1,9 +1,10 @@
-"""Files whose lossy encoding no edit models (lossy WebP; a colour image as a GIF or palette PNG),
+"""Files whose lossy encoding no edit models (lossy WebP; a colour image as a GIF or palette PNG; a
+grey image as a palette PNG of the web palette's 6 levels, or of 16 or 64 adaptive levels),
 attributed as the app does (no builds): verdicts now against what Grubbs' test alone said (the
 verdict before a rejection of such a file became inconclusive). Own images seed 1000, real pictures
 the tier's test split (first N).
 
-    python benchmarks/exploration/unmodelled.py MODEL N [ENCODINGS]   # e.g. webp:80,gif,png-grey
+    python benchmarks/exploration/unmodelled.py MODEL N [ENCODINGS]   # e.g. webp:80,gif,png-grey,pal-web
 """
 import io
 import sys
@@ -26,6 +27,15 @@ sources = {"own": generate_pil(gen, n, 1000), "real": [Image.open(f).convert(mod
 encodings = {"webp:95": ("WEBP", {"quality": 95}), "webp:80": ("WEBP", {"quality": 80})}
 if gen.channels == 3:
     encodings |= {"gif": ("GIF", {}), "png-palette": ("PNG", {}), "png-grey": ("PNG", {})}
+else:
+    encodings |= {"gif": ("GIF", {}), "pal-web": ("PNG", {}), "pal-16": ("PNG", {}), "pal-64": ("PNG", {})}
+CHANGES = {
+    "png-palette": lambda im: im.convert("P", palette=Image.ADAPTIVE),
+    "png-grey": lambda im: im.convert("L"),
+    "pal-web": lambda im: im.convert("RGB").convert("P"),  # the web palette: 6 grey levels
+    "pal-16": lambda im: im.quantize(16),
+    "pal-64": lambda im: im.quantize(64),
+}
 if len(sys.argv) > 3:
     encodings = {k: v for k, v in encodings.items() if k in sys.argv[3].split(",")}
 for enc, (fmt, kw) in encodings.items():
@@ -33,9 +43,7 @@ for enc, (fmt, kw) in encodings.items():
         now, before = Counter(), Counter()
         for im in images:
             buf = io.BytesIO()
-            {"png-palette": im.convert("P", palette=Image.ADAPTIVE), "png-grey": im.convert("L")}.get(enc, im).save(
-                buf, fmt, **kw
-            )
+            CHANGES.get(enc, lambda i: i)(im).save(buf, fmt, **kw)
             out = None
             for out in studio.run_attribution(buf.getvalue(), name, build_calibration=False):
                 pass

@@ -58,6 +58,10 @@ class Detection:
             defaults at ``webp_quality`` (0: consistent; more: another encoder or other settings).
         grayscale (bool): the file holds one channel (Pillow modes 1, L, LA, I, I;16, F) while the
             model makes colour images: its colour was removed, an edit no spec models.
+        grey_levels (int | None): for a palette image (GIF, palette PNG...) checked against a
+            grayscale model: how many grey levels it holds, 1..256 (a palette keeps an 8-bit grey
+            image exactly only where it kept each of its levels; a web palette keeps 6); None for
+            other files and for colour models.
         software (list[str]): ``"Software: ..."`` hints from EXIF and PNG text.
         notes (list[str]): what the suggestion cannot model, or approximates.
         suggested (str): canonical spec of the edit to assume (:func:`suggested_edit`).
@@ -77,6 +81,7 @@ class Detection:
     webp_qualities: list[int] | None = None
     webp_index_error: int | None = None
     grayscale: bool = False
+    grey_levels: int | None = None
     software: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     suggested: str = "none"
@@ -212,8 +217,30 @@ def detect(
         det.notes.append("palette image: colours reduced to at most 256 (not modelled)")
     elif fmt in _LOSSLESS:
         det.lossy = False
+    if model_channels == 1 and (fmt == "GIF" or (fmt in _LOSSLESS and img.mode in ("P", "PA"))):
+        # the decoded pixels; the file itself only where small (a huge declared size is not decoded here)
+        small = img.width * img.height <= LEVELS_DECODE_PIXELS
+        det.grey_levels = grey_levels(pixels if pixels is not None else img if small else None)
+        if det.grey_levels is not None:
+            det.notes.append(f"palette image of {det.grey_levels} grey levels (fewer levels: not modelled)")
     det.suggested = _suggest(det).spec
     return det
+
+
+LEVELS_DECODE_PIXELS = 1024 * 1024
+"""Largest palette file (pixels) whose grey levels :func:`detect` decodes itself, where it is not given
+the decoded pixels (a loaded image reduced on load, or bytes alone); a larger one gets none counted."""
+
+
+def grey_levels(image: Image.Image | None) -> int | None:
+    """How many grey levels ``image`` holds once converted to 8-bit grey (1..256), as a grayscale
+    model sees it; None for no image, or where its pixels cannot be decoded (a file cut off)."""
+    if image is None:
+        return None
+    try:
+        return len(image.convert("L").getcolors(256) or [])
+    except (OSError, ValueError):
+        return None
 
 
 WEBP_REENCODE_PIXELS = 1024 * 1024

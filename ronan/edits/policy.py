@@ -143,18 +143,23 @@ def unmodelled(assumption: EditAssumption) -> str | None:
     """What the file reveals that the assumed edit does not model: a colour model's image saved in
     grayscale, or a lossy encoding (a lossy WebP of unknown quality, a JPEG-compressed TIFF, a colour
     image reduced to a 256-colour palette: GIF or palette PNG) under an edit with no lossy step
-    (:data:`LOSSY_OPS`), as ``"a lossy WebP"``;
-    None otherwise (a lossless file, a GIF of a grayscale model's image, whose 256 levels it holds
-    exactly, or no detection: a declared edit is the user's model of the file)."""
+    (:data:`LOSSY_OPS`), as ``"a lossy WebP"``; for a grayscale model, any palette image (GIF or
+    palette PNG), as ``"a palette image of 6 grey levels"``: a palette holds an 8-bit grey image
+    exactly only where it kept every level, which the file cannot show, and the bound of a rejection
+    is what a reduction to that many levels does to the model's own images
+    (:func:`ronan.edits.stand_in.encoding_most`). None otherwise (a lossless file, or no detection:
+    a declared edit is the user's model of the file)."""
     det = assumption.detection
     if not det:
         return None
     if det.get("grayscale"):
         return "a grayscale file of a colour model"
-    if not det.get("lossy") or (assumption.edit is not None and any(s.op in LOSSY_OPS for s in assumption.edit.steps)):
+    if assumption.edit is not None and any(s.op in LOSSY_OPS for s in assumption.edit.steps):
         return None
     fmt = str(det.get("format"))
-    if fmt == "GIF" and det.get("model_channels") == 1:
+    if det.get("grey_levels") is not None:
+        return f"{'a GIF' if fmt == 'GIF' else 'a palette image'} of {det['grey_levels']} grey levels"
+    if not det.get("lossy"):
         return None
     names = {"WEBP": "a lossy WebP", "TIFF": "a JPEG-compressed TIFF", "GIF": "a GIF (at most 256 colours)"}
     return names.get(fmt, "a palette image (at most 256 colours)")

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -103,6 +104,11 @@ Pillow (format, save options, whether the image first loses its colour): the mos
 image, whatever quality the file was saved at."""
 
 
+GREY_PALETTE = re.compile(r"a (?:GIF|palette image) of (\d+) grey levels")
+"""A grayscale model's palette image (:func:`ronan.edits.policy.unmodelled`): its strongest forms
+are the reductions to that many levels (:func:`_grey_levels`)."""
+
+
 def _strongest(what: str, image: Image.Image) -> Image.Image:
     """``image`` saved and reloaded in the strongest form of ``what`` (:data:`STRONGEST_ENCODINGS`)."""
     fmt, options, grey = STRONGEST_ENCODINGS[what]
@@ -111,12 +117,28 @@ def _strongest(what: str, image: Image.Image) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
 
 
+def _grey_levels(levels: int, adaptive: bool, image: Image.Image) -> Image.Image:
+    """``image`` in grey reduced to ``levels`` (1..256) grey levels: an adaptive palette (Pillow's
+    median cut) or ``levels`` evenly spaced ones (as a web palette's 6), each pixel to the nearest."""
+    grey = image.convert("L")
+    if adaptive:
+        return grey.quantize(levels).convert("L")
+    steps = max(levels, 2) - 1
+    return grey.point([round(round(v * steps / 255) * 255 / steps) for v in range(256)])
+
+
 @functools.lru_cache(maxsize=32)
 def encoding_most(model, what: str, n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> float:
     """The largest MSE (on [0, 1], after the model's preprocessing) that the strongest form of the
-    encoding ``what`` (:data:`STRONGEST_ENCODINGS`) gives ``n`` of the model's own 8-bit images
-    (``seed``): the most that encoding alone can lift an own image's loss. Cached per model."""
-    return float(_moved(model, [functools.partial(_strongest, what)], n, seed)[0].max())
+    encoding ``what`` (:data:`STRONGEST_ENCODINGS`; for a grayscale model's palette image of k grey
+    levels, :data:`GREY_PALETTE`, the larger of an adaptive and an evenly spaced reduction to k
+    levels) gives ``n`` of the model's own 8-bit images (``seed``): the most that encoding alone can
+    lift an own image's loss. Cached per model."""
+    if match := GREY_PALETTE.fullmatch(what):
+        forms = [functools.partial(_grey_levels, int(match[1]), adaptive) for adaptive in (True, False)]
+    else:
+        forms = [functools.partial(_strongest, what)]
+    return float(max(moved.max() for moved in _moved(model, forms, n, seed)))
 
 
 def unmodelled_rejection_holds(model, what: str, loss: float | None) -> bool:
