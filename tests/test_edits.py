@@ -350,6 +350,7 @@ def test_what_no_edit_models_is_named():
     """A lossy encoding no edit models (lossy WebP, JPEG in TIFF, a colour image in a 256-colour
     palette, a grayscale model's image in a palette of however many grey levels it kept) is named for
     the verdict's reason; a JPEG step models a JPEG, and a declared edit is the user's model of the file."""
+    from ronan.edits.detect import grey_levels
     from ronan.edits.policy import EditAssumption, resolve_edit, unmodelled
     from ronan.images import load_image
 
@@ -378,8 +379,8 @@ def test_what_no_edit_models_is_named():
         assert unmodelled(assumption(saved(rgb, "WEBP", quality=80), "a.webp", 3, "jpeg:75")) is None
     assert unmodelled(assumption(saved(rgb, "GIF"), "a.gif", 3)) == "a GIF (at most 256 colours)"
     # a grayscale model's palette image: how many grey levels it kept is what bounds a rejection
-    levels = len(gray.getcolors(256))
-    assert unmodelled(assumption(saved(gray, "GIF"), "a.gif", 1)) == f"a GIF of {levels} grey levels"
+    levels = grey_levels(gray)  # those of 99% of its pixels
+    assert 200 < levels <= len(gray.getcolors(256)) and unmodelled(assumption(saved(gray, "GIF"), "a.gif", 1)) == f"a GIF of {levels} grey levels"
     six = assumption(saved(gray.quantize(6), "PNG"), "a.png", 1)
     assert six.detection["grey_levels"] == 6 and unmodelled(six) == "a palette image of 6 grey levels"
     assert assumption(saved(rgb.convert("P"), "PNG"), "a.png", 3).detection["grey_levels"] is None  # colour model
@@ -389,6 +390,18 @@ def test_what_no_edit_models_is_named():
     assert unmodelled(assumption(saved(gray, "PNG"), "a.png", 1)) is None
     assert unmodelled(assumption(saved(rgb, "JPEG", quality=80), "a.jpg", 3)) is None  # jpeg:80 models it
     assert unmodelled(EditAssumption(parse_edit("none"), "none", "nothing")) is None
+
+
+def test_grey_levels_are_those_of_most_pixels():
+    """A palette's level count ignores the few stray pixels a dithered palette puts on other colours."""
+    from ronan.edits.detect import grey_levels
+
+    image = Image.new("L", (28, 28))
+    image.putdata([51 * (i % 6) for i in range(28 * 28)])  # six levels, evenly used
+    for i, v in enumerate((15, 87, 36)):  # three stray pixels
+        image.putpixel((i, 0), v)
+    assert len(image.getcolors(256)) == 9 and grey_levels(image) == 6 and grey_levels(image, share=1.0) == 9
+    assert grey_levels(None) is None
 
 
 def test_default_edit_mode_follows_the_measurement():

@@ -59,9 +59,9 @@ class Detection:
         grayscale (bool): the file holds one channel (Pillow modes 1, L, LA, I, I;16, F) while the
             model makes colour images: its colour was removed, an edit no spec models.
         grey_levels (int | None): for a palette image (GIF, palette PNG...) checked against a
-            grayscale model: how many grey levels it holds, 1..256 (a palette keeps an 8-bit grey
-            image exactly only where it kept each of its levels; a web palette keeps 6); None for
-            other files and for colour models.
+            grayscale model: how many grey levels it holds (:func:`grey_levels`: those of 99% of its
+            pixels), 1..256 (a palette keeps an 8-bit grey image exactly only where it kept each of
+            its levels; a web palette keeps 6); None for other files and for colour models.
         software (list[str]): ``"Software: ..."`` hints from EXIF and PNG text.
         notes (list[str]): what the suggestion cannot model, or approximates.
         suggested (str): canonical spec of the edit to assume (:func:`suggested_edit`).
@@ -232,15 +232,23 @@ LEVELS_DECODE_PIXELS = 1024 * 1024
 the decoded pixels (a loaded image reduced on load, or bytes alone); a larger one gets none counted."""
 
 
-def grey_levels(image: Image.Image | None) -> int | None:
-    """How many grey levels ``image`` holds once converted to 8-bit grey (1..256), as a grayscale
-    model sees it; None for no image, or where its pixels cannot be decoded (a file cut off)."""
+def grey_levels(image: Image.Image | None, share: float = 0.99) -> int | None:
+    """How many grey levels ``image`` holds once converted to 8-bit grey, as a grayscale model sees
+    it: the fewest levels that hold ``share`` (default 99%) of its pixels (1..256; the few stray pixels
+    a dithered palette puts on other colours do not count as levels). None for no image, or where its
+    pixels cannot be decoded (a file cut off)."""
     if image is None:
         return None
     try:
-        return len(image.convert("L").getcolors(256) or [])
+        counts = sorted((count for count, _ in image.convert("L").getcolors(256) or []), reverse=True)
     except (OSError, ValueError):
         return None
+    held, need = 0, share * sum(counts)
+    for levels, count in enumerate(counts, 1):
+        held += count
+        if held >= need:
+            return levels
+    return len(counts) or None
 
 
 WEBP_REENCODE_PIXELS = 1024 * 1024

@@ -117,25 +117,32 @@ def _strongest(what: str, image: Image.Image) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
 
 
-def _grey_levels(levels: int, adaptive: bool, image: Image.Image) -> Image.Image:
-    """``image`` in grey reduced to ``levels`` (1..256) grey levels: an adaptive palette (Pillow's
-    median cut) or ``levels`` evenly spaced ones (as a web palette's 6), each pixel to the nearest."""
+def _grey_levels(levels: int, form: str, image: Image.Image) -> Image.Image:
+    """``image`` in grey reduced to ``levels`` (1..256) grey levels, by ``form``: ``"adaptive"``
+    (Pillow's median-cut palette), ``"even"`` (evenly spaced levels, as a web palette's 6, each pixel to
+    the nearest) or ``"dithered"`` (the even levels with Floyd-Steinberg dithering, as Pillow converts
+    a colour image to the web palette)."""
     grey = image.convert("L")
-    if adaptive:
+    if form == "adaptive":
         return grey.quantize(levels).convert("L")
     steps = max(levels, 2) - 1
-    return grey.point([round(round(v * steps / 255) * 255 / steps) for v in range(256)])
+    values = [round(i * 255 / steps) for i in range(steps + 1)]
+    if form == "even":
+        return grey.point([values[round(v * steps / 255)] for v in range(256)])
+    palette = Image.new("P", (1, 1))
+    palette.putpalette([v for value in values for v in (value, value, value)])
+    return grey.convert("RGB").quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG).convert("L")
 
 
 @functools.lru_cache(maxsize=32)
 def encoding_most(model, what: str, n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> float:
     """The largest MSE (on [0, 1], after the model's preprocessing) that the strongest form of the
     encoding ``what`` (:data:`STRONGEST_ENCODINGS`; for a grayscale model's palette image of k grey
-    levels, :data:`GREY_PALETTE`, the larger of an adaptive and an evenly spaced reduction to k
-    levels) gives ``n`` of the model's own 8-bit images (``seed``): the most that encoding alone can
-    lift an own image's loss. Cached per model."""
+    levels, :data:`GREY_PALETTE`, the largest of an adaptive, an evenly spaced and a dithered
+    reduction to k levels, :func:`_grey_levels`) gives ``n`` of the model's own 8-bit images
+    (``seed``): the most that encoding alone can lift an own image's loss. Cached per model."""
     if match := GREY_PALETTE.fullmatch(what):
-        forms = [functools.partial(_grey_levels, int(match[1]), adaptive) for adaptive in (True, False)]
+        forms = [functools.partial(_grey_levels, int(match[1]), form) for form in ("adaptive", "even", "dithered")]
     else:
         forms = [functools.partial(_strongest, what)]
     return float(max(moved.max() for moved in _moved(model, forms, n, seed)))
