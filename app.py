@@ -1359,7 +1359,8 @@ samples. A "not belonging" then stands only where the edit alone cannot explain 
 image is no further from the model than the edit takes the model's own images; otherwise the answer is inconclusive.
 A lossy WebP counts as an edit too: its quality is read from the file, as an estimate (its header allows a few
 qualities, and the rules take the bound that holds at each of them). A file in a lossy encoding no edit models (a
-colour GIF, a colour model's image in grayscale, a grey image in a palette of few levels) is tested as unedited, and a "not belonging" stands only where the
+colour GIF, a colour model's image in grayscale, a grey image in a palette of few levels, an AVIF or JPEG 2000 file)
+is tested as unedited, and a "not belonging" stands only where the
 image lies far beyond what that change can do to the model's own images. The card lists every such assumption next to the verdict.
 
 **Which model?** Run the test against every model: the one that accepts the image made it; if every one rejects it,

@@ -89,6 +89,8 @@ class LoadedImage:
         head (bytes | None): the first :data:`HEAD_BYTES` of the file (its headers: JPEG
             quantization tables, EXIF, WebP chunks), for :func:`ronan.edits.detect`; None for
             an image made in memory.
+        file_bytes (int | None): the file's size in bytes (an AVIF's or JPEG 2000's bits per
+            pixel bound what its compression did); None for an image made in memory.
     """
 
     image: Image.Image
@@ -99,6 +101,7 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)
     original_format: str | None = None
     head: bytes | None = field(default=None, repr=False)
+    file_bytes: int | None = None
 
 
 def load_image(
@@ -166,7 +169,9 @@ def load_image(
     if head.startswith(b"<?xml") or head.startswith(b"<svg") or b"<svg" in head:
         raise ImageError(f"{label}: SVG (vector) images are not supported; export it as PNG first")
     img, notes, (fmt, mode, size) = _open_and_decode(data, label, lim, budget)
-    return _normalise(img, label, sha256_bytes(data), notes, mode, size, fmt, data[:HEAD_BYTES])
+    loaded = _normalise(img, label, sha256_bytes(data), notes, mode, size, fmt, data[:HEAD_BYTES])
+    loaded.file_bytes = len(data)
+    return loaded
 
 
 def _check_size(size: tuple[int, int], label: str, lim: limits.Limits) -> None:

@@ -392,6 +392,32 @@ def test_what_no_edit_models_is_named():
     assert unmodelled(EditAssumption(parse_edit("none"), "none", "nothing")) is None
 
 
+@pytest.mark.parametrize("fmt, feature", [("AVIF", "avif"), ("JPEG2000", "jpg_2000")])
+def test_codecs_whose_quality_is_not_read_are_named_with_their_bits_per_pixel(fmt, feature):
+    """AVIF and JPEG 2000 files reveal no quality: detection records their bits per pixel (from the
+    whole file's size where it holds only the start) and the verdict's bound is named by it."""
+    if not features.check(feature):
+        pytest.skip(f"Pillow without {feature}")
+    from ronan.edits.detect import detect
+    from ronan.edits.policy import resolve_edit, unmodelled
+    from ronan.images import load_image
+
+    buf = io.BytesIO()
+    noise_image(32, 32).save(buf, fmt)
+    data = buf.getvalue()
+    det = detect(data, 32, 3)
+    assert det.format == fmt and det.lossy is None and det.bits_per_pixel == round(8 * len(data) / 32**2, 3)
+    # a file's start (a loaded image's head) that Pillow cannot open: the decoded pixels stand in
+    pixels = Image.open(io.BytesIO(data)).convert("RGB")
+    cut = detect(data[:100], 32, 3, pixels, file_bytes=len(data))
+    assert (cut.format, cut.bits_per_pixel) == (fmt, det.bits_per_pixel)
+    name = {"AVIF": "an AVIF file", "JPEG2000": "a JPEG 2000 file"}[fmt]
+    loaded = load_image(data, name="a")
+    assert loaded.file_bytes == len(data)
+    assert unmodelled(resolve_edit(loaded, 32, 3)) == f"{name} of {det.bits_per_pixel:.3g} bits per pixel"
+    assert unmodelled(resolve_edit(loaded, 32, 3, "jpeg:75")) is None  # a declared edit models it
+
+
 def test_grey_levels_are_those_of_most_pixels():
     """A palette's level count ignores the few stray pixels a dithered palette puts on other colours."""
     from ronan.edits.detect import grey_levels

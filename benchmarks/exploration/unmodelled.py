@@ -1,10 +1,11 @@
 """Files whose lossy encoding no edit models (lossy WebP; a colour image as a GIF or palette PNG; a
-grey image as a palette PNG of the web palette's 6 levels, or of 16 or 64 adaptive levels),
+grey image as a palette PNG of the web palette's 6 levels, or of 16 or 64 adaptive levels; AVIF and
+JPEG 2000),
 attributed as the app does (no builds): verdicts now against what Grubbs' test alone said (the
 verdict before a rejection of such a file became inconclusive). Own images seed 1000, real pictures
 the tier's test split (first N).
 
-    python benchmarks/exploration/unmodelled.py MODEL N [ENCODINGS]   # e.g. webp:80,gif,png-grey,pal-web
+    python benchmarks/exploration/unmodelled.py MODEL N [ENCODINGS]   # e.g. webp:80,gif,png-grey,pal-web,avif:60,j2k:10
 """
 import io
 import sys
@@ -35,6 +36,12 @@ CHANGES = {
     "pal-web": lambda im: im.convert("RGB").convert("P"),  # the web palette: 6 grey levels
     "pal-16": lambda im: im.quantize(16),
     "pal-64": lambda im: im.quantize(64),
+}
+encodings |= {
+    "avif:90": ("AVIF", {"quality": 90}),
+    "avif:60": ("AVIF", {"quality": 60}),
+    "j2k:10": ("JPEG2000", {"quality_mode": "rates", "quality_layers": [10]}),  # 10:1
+    "j2k:lossless": ("JPEG2000", {}),
 }
 if len(sys.argv) > 3:
     encodings = {k: v for k, v in encodings.items() if k in sys.argv[3].split(",")}

@@ -62,6 +62,8 @@ class Detection:
             grayscale model: how many grey levels it holds (:func:`grey_levels`: those of 99% of its
             pixels), 1..256 (a palette keeps an 8-bit grey image exactly only where it kept each of
             its levels; a web palette keeps 6); None for other files and for colour models.
+        bits_per_pixel (float | None): for an AVIF or JPEG 2000 file (codecs whose quality a file
+            does not reveal): its size in bits over its pixels; None for other files.
         software (list[str]): ``"Software: ..."`` hints from EXIF and PNG text.
         notes (list[str]): what the suggestion cannot model, or approximates.
         suggested (str): canonical spec of the edit to assume (:func:`suggested_edit`).
@@ -82,6 +84,7 @@ class Detection:
     webp_index_error: int | None = None
     grayscale: bool = False
     grey_levels: int | None = None
+    bits_per_pixel: float | None = None
     software: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     suggested: str = "none"
@@ -141,7 +144,11 @@ class Detection:
 
 
 def detect(
-    data: bytes | str | Path | Image.Image, model_size: int, model_channels: int, pixels: Image.Image | None = None
+    data: bytes | str | Path | Image.Image,
+    model_size: int,
+    model_channels: int,
+    pixels: Image.Image | None = None,
+    file_bytes: int | None = None,
 ) -> Detection:
     """Read what the file reveals about its edits; suggest the edit to assume.
 
@@ -153,6 +160,8 @@ def detect(
         pixels (PIL.Image.Image | None): the file's decoded image (8-bit L or RGB, after EXIF
             orientation), for a lossy WebP's quality, and for its size where ``data`` is only the
             start of a WebP (Pillow opens none cut off); None: decoded from ``data``.
+        file_bytes (int | None): the whole file's size where ``data`` is only its start (an AVIF's
+            or JPEG 2000's bits per pixel); None: the size of ``data``.
 
     Returns:
         Detection; ``detection.suggested`` is the canonical spec of :func:`suggested_edit`.
@@ -168,10 +177,10 @@ def detect(
         try:
             img = Image.open(io.BytesIO(raw))
         except (UnidentifiedImageError, OSError, ValueError) as e:
-            if pixels is None or webp_lossless(raw) is None:
+            if pixels is None or signature(raw) is None:
                 raise ImageError(f"not a readable image ({e})") from None
-            img = pixels  # Pillow opens no WebP cut off (a loaded image's head): its pixels stand in
-    fmt = "WEBP" if img is pixels and raw is not None else img.format
+            img = pixels  # Pillow opens no WebP or AVIF cut off (a loaded image's head): its pixels stand in
+    fmt = signature(raw) if img is pixels and raw is not None else img.format
     w, h = img.size
     det = Detection(fmt, w, h, model_size, model_channels)
     exif: Mapping[int, Any]
@@ -207,6 +216,10 @@ def detect(
         det.lossy = None if lossless is None else not lossless
         if det.lossy and raw is not None:
             _webp_quality(det, raw, img if pixels is None else pixels)
+    elif fmt in ("AVIF", "JPEG2000"):
+        size = file_bytes if file_bytes is not None else len(raw) if raw is not None else None
+        det.bits_per_pixel = None if size is None else round(8 * size / max(w * h, 1), 3)
+        det.notes.append(f"{'AVIF' if fmt == 'AVIF' else 'JPEG 2000'}: its quality is not read (not modelled)")
     elif fmt == "TIFF":
         det.lossy = "jpeg" in str(img.info.get("compression", "")).lower()
     elif fmt == "GIF":
@@ -225,6 +238,19 @@ def detect(
             det.notes.append(f"palette image of {det.grey_levels} grey levels (fewer levels: not modelled)")
     det.suggested = _suggest(det).spec
     return det
+
+
+def signature(raw: bytes) -> str | None:
+    """The format of a file Pillow may not open from its start alone, read from its first bytes:
+    ``"WEBP"``, ``"AVIF"`` (an ISO media file of brand ``avif`` or ``avis``), ``"JPEG2000"`` (a JP2 box
+    or a bare codestream); None for others."""
+    if webp_lossless(raw) is not None:
+        return "WEBP"
+    if raw[4:8] == b"ftyp" and raw[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    if raw.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
+        return "JPEG2000"
+    return None
 
 
 LEVELS_DECODE_PIXELS = 1024 * 1024

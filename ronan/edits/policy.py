@@ -134,9 +134,14 @@ def _detect(loaded, model_size: int, model_channels: int) -> Detection | None:
     image = getattr(loaded, "image", None)
     pixels = image if image is not None and image.size == tuple(getattr(loaded, "original_size", ())) else None
     try:
-        return detect(head, model_size, model_channels, pixels)
+        return detect(head, model_size, model_channels, pixels, getattr(loaded, "file_bytes", None))
     except ImageError:
         return None
+
+
+RATE_CODECS = {"AVIF": "an AVIF file", "JPEG2000": "a JPEG 2000 file"}
+"""Codecs read but not modelled whose quality a file does not reveal: judged by their bits per pixel
+(:func:`ronan.edits.stand_in.encoding_most`), lossless or not."""
 
 
 def unmodelled(assumption: EditAssumption) -> str | None:
@@ -147,8 +152,10 @@ def unmodelled(assumption: EditAssumption) -> str | None:
     palette PNG), as ``"a palette image of 6 grey levels"``: a palette holds an 8-bit grey image
     exactly only where it kept every level, which the file cannot show, and the bound of a rejection
     is what a reduction to that many levels does to the model's own images
-    (:func:`ronan.edits.stand_in.encoding_most`). None otherwise (a lossless file, or no detection:
-    a declared edit is the user's model of the file)."""
+    (:func:`ronan.edits.stand_in.encoding_most`); any AVIF or JPEG 2000 file (:data:`RATE_CODECS`),
+    as ``"an AVIF file of 1.2 bits per pixel"``, bounded by what that many bits per pixel do to the
+    model's own images. None otherwise (a lossless file, or no detection: a declared edit is the
+    user's model of the file)."""
     det = assumption.detection
     if not det:
         return None
@@ -159,6 +166,9 @@ def unmodelled(assumption: EditAssumption) -> str | None:
     fmt = str(det.get("format"))
     if det.get("grey_levels") is not None:
         return f"{'a GIF' if fmt == 'GIF' else 'a palette image'} of {det['grey_levels']} grey levels"
+    if fmt in RATE_CODECS:
+        bpp = det.get("bits_per_pixel")
+        return RATE_CODECS[fmt] + (f" of {bpp:.3g} bits per pixel" if bpp else "")
     if not det.get("lossy"):
         return None
     names = {"WEBP": "a lossy WebP", "TIFF": "a JPEG-compressed TIFF", "GIF": "a GIF (at most 256 colours)"}

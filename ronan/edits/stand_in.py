@@ -112,9 +112,7 @@ are the reductions to that many levels (:func:`_grey_levels`)."""
 def _strongest(what: str, image: Image.Image) -> Image.Image:
     """``image`` saved and reloaded in the strongest form of ``what`` (:data:`STRONGEST_ENCODINGS`)."""
     fmt, options, grey = STRONGEST_ENCODINGS[what]
-    buf = io.BytesIO()
-    (image.convert("L") if grey else image).save(buf, fmt, **options)
-    return Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
+    return _saved(image.convert("L") if grey else image, fmt, **options)[0].convert(image.mode)
 
 
 def _grey_levels(levels: int, form: str, image: Image.Image) -> Image.Image:
@@ -134,15 +132,54 @@ def _grey_levels(levels: int, form: str, image: Image.Image) -> Image.Image:
     return grey.convert("RGB").quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG).convert("L")
 
 
+RATE_FILE = re.compile(r"(an AVIF file|a JPEG 2000 file)(?: of ([0-9.]+(?:e[+-]?[0-9]+)?) bits per pixel)?")
+"""An AVIF or JPEG 2000 file (:data:`ronan.edits.policy.RATE_CODECS`), with its bits per pixel where
+known: its strongest forms are what those bits per pixel allow (:func:`_at_rate`)."""
+
+STRONGEST_BITS_PER_PIXEL = 0.1
+"""Bits per pixel of an AVIF or JPEG 2000 file of unknown size: a strong compression (an AVIF at
+quality 0 of a 64x64 model image takes about 0.8)."""
+
+
+def _saved(image: Image.Image, fmt: str, **options) -> tuple[Image.Image, int]:
+    """``image`` saved as ``fmt`` and reloaded (in its own mode), with the file's size in bytes."""
+    buf = io.BytesIO()
+    image.save(buf, fmt, **options)
+    return Image.open(io.BytesIO(buf.getvalue())).convert(image.mode), buf.tell()
+
+
+def _at_rate(codec: str, bits_per_pixel: float, variant: bool, image: Image.Image) -> Image.Image:
+    """``image`` saved at about ``bits_per_pixel`` and reloaded. AVIF: the highest quality (0..100,
+    by bisection) whose file fits the size, else quality 0; JPEG 2000: Pillow's rate mode at that
+    compression ratio (the reversible wavelet, or the irreversible one with ``variant``), lossless
+    where the ratio is at most 1."""
+    budget = bits_per_pixel * image.width * image.height / 8
+    if codec == "an AVIF file":
+        low, high = 0, 100
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if _saved(image, "AVIF", quality=mid)[1] <= budget else (low, mid - 1)
+        return _saved(image, "AVIF", quality=low)[0]
+    ratio = len(image.getbands()) * image.width * image.height / max(budget, 1.0)
+    if ratio <= 1:
+        return _saved(image, "JPEG2000")[0]
+    return _saved(image, "JPEG2000", quality_mode="rates", quality_layers=[ratio], irreversible=variant)[0]
+
+
 @functools.lru_cache(maxsize=32)
 def encoding_most(model, what: str, n: int = DISTORTION_IMAGES, seed: int = DISTORTION_SEED) -> float:
     """The largest MSE (on [0, 1], after the model's preprocessing) that the strongest form of the
     encoding ``what`` (:data:`STRONGEST_ENCODINGS`; for a grayscale model's palette image of k grey
     levels, :data:`GREY_PALETTE`, the largest of an adaptive, an evenly spaced and a dithered
-    reduction to k levels, :func:`_grey_levels`) gives ``n`` of the model's own 8-bit images
+    reduction to k levels, :func:`_grey_levels`; for an AVIF or JPEG 2000 file, :data:`RATE_FILE`,
+    the same codec at the file's bits per pixel, :func:`_at_rate`) gives ``n`` of the model's own 8-bit images
     (``seed``): the most that encoding alone can lift an own image's loss. Cached per model."""
     if match := GREY_PALETTE.fullmatch(what):
         forms = [functools.partial(_grey_levels, int(match[1]), form) for form in ("adaptive", "even", "dithered")]
+    elif match := RATE_FILE.fullmatch(what):
+        bits = float(match[2]) if match[2] else STRONGEST_BITS_PER_PIXEL
+        forms = [functools.partial(_at_rate, match[1], bits, variant) for variant in (False, True)]
+        forms = forms[:1] if match[1] == "an AVIF file" else forms
     else:
         forms = [functools.partial(_strongest, what)]
     return float(max(moved.max() for moved in _moved(model, forms, n, seed)))
