@@ -57,6 +57,20 @@ def lm(fn, z, targets, iterations, every):
         pass
 
 
+def lm_converged(gen, z, targets, iterations, label: str) -> int:
+    """LM (``iterations``, Jacobian every 4) from a copy of ``z``; prints how many rows end below the
+    floor (which, median loss, seconds) after ``label``; returns the count."""
+    import time
+
+    z, t0 = z.clone(), time.perf_counter()
+    lm(gen, z, targets, iterations, 4)
+    ll = losses(gen, z, targets)
+    ok = ll < FLOOR
+    print(f"  LM {iterations} from {label}: converged {int(ok.sum())}/{len(z)} {ok.nonzero().flatten().tolist()}, "
+          f"median loss {ll.median().item():.2e} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return int(ok.sum())
+
+
 def run(gen, z0, x, o: dict) -> torch.Tensor:
     """One strategy (``o``: its key=value options) from the learned starts ``z0``; returns the final losses."""
     n, steps, every = len(x), int(o.get("adam", 100)), int(o.get("every", 4))

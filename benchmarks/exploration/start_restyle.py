@@ -15,7 +15,7 @@ import time
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "benchmarks"))
 import torch
 from torch import nn
-from convergence_sweep import FLOOR, lm, losses
+from convergence_sweep import lm_converged, losses
 from ronan import starts
 from ronan.generation import generate, quantize
 from ronan.models.registry import load_model
@@ -74,13 +74,7 @@ def report(label, lm_from=None):
     print(label + ": " + ", ".join(f"stage {k}: distance {r:.2f} image {l:.4f}" for k, r, l in rows), flush=True)
     if lm_from is None:
         return
-    zz = zs[lm_from].clone()
-    t0 = time.perf_counter()
-    lm(gen, zz, x_eval, iters, 4)
-    ll = losses(gen, zz, x_eval)
-    ok = ll < FLOOR
-    print(f"  LM {iters} from stage {lm_from}: converged {ok.sum().item()}/{n} {[i for i in range(n) if ok[i]]}, "
-          f"median loss {ll.median().item():.2e} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    lm_converged(gen, zs[lm_from], x_eval, iters, f"stage {lm_from}")
 
 
 opt = torch.optim.Adam(ref.parameters(), lr=1e-3)

@@ -17,7 +17,7 @@ import copy
 
 import torch
 from torch import nn
-from convergence_sweep import FLOOR, lm, losses
+from convergence_sweep import lm_converged, losses
 from ronan import starts
 from ronan.generation import generate, quantize
 from ronan.models.registry import load_model
@@ -64,13 +64,7 @@ def report(label, run_lm=False):
           f"head 0 {rel[:, 0].median().item():.2f}, heads picked {sorted(set(which.tolist()))}", flush=True)
     if not run_lm:
         return
-    zz = zp.clone()
-    t0 = time.perf_counter()
-    lm(gen, zz, x_eval, iters, 4)
-    ll = losses(gen, zz, x_eval)
-    ok = ll < FLOOR
-    print(f"  LM {iters} from the picked heads: converged {ok.sum().item()}/{n} {[i for i in range(n) if ok[i]]}, "
-          f"median loss {ll.median().item():.2e} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    lm_converged(gen, zp, x_eval, iters, "the picked heads")
 
 
 report("start (copies of the committed head)")
