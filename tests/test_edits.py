@@ -418,6 +418,38 @@ def test_codecs_whose_quality_is_not_read_are_named_with_their_bits_per_pixel(fm
     assert unmodelled(resolve_edit(loaded, 32, 3, "jpeg:75")) is None  # a declared edit models it
 
 
+def test_an_earlier_jpeg_is_found_in_a_lossless_files_pixels():
+    """A PNG made from a JPEG keeps the JPEG's quantization: re-compressing its pixels changes them
+    least at the quality they had (a JPEG ghost); pixels never compressed show no such minimum."""
+    from ronan.edits.ghost import earlier_jpeg_quality, ghost_minimum
+
+    assert ghost_minimum(np.linspace(10.0, 0.1, 100)) is None  # only falls: never compressed
+    dip = np.linspace(10.0, 0.1, 100)
+    dip[74] = 0.5  # quality 75, well below what follows
+    assert ghost_minimum(dip) == 75
+    own = Image.open(sorted((SAMPLES / "fmnist-test").glob("*.png"))[3]).convert("L")
+    clip = Image.open(sorted((SAMPLES / "clipart-test").glob("*.png"))[2]).convert("RGB")
+
+    def png_of_jpeg(image, quality):
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=quality)
+        decoded = Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
+        out = io.BytesIO()
+        decoded.save(out, "PNG")
+        return decoded, out.getvalue()
+
+    for image, size, channels in ((own, 28, 1), (clip, 64, 3)):
+        assert earlier_jpeg_quality(image) is None
+        decoded, data = png_of_jpeg(image, 80)
+        assert abs(earlier_jpeg_quality(decoded) - 80) <= 1
+        det = detect(data, size, channels)
+        assert det.lossy is False and det.suggested == f"jpeg:{det.jpeg_ghost_quality}"
+        assert "an earlier JPEG about quality" in det.describe()
+        plain = io.BytesIO()
+        image.save(plain, "PNG")
+        assert detect(plain.getvalue(), size, channels).suggested == "none"
+
+
 def test_grey_levels_are_those_of_most_pixels():
     """A palette's level count ignores the few stray pixels a dithered palette puts on other colours."""
     from ronan.edits.detect import grey_levels

@@ -211,6 +211,27 @@ def test_an_avif_or_jpeg_2000_file_is_never_rejected_for_its_compression():
     assert _attribute(saved(own, "JPEG2000"), "dcgan-fmnist")[0].verdict == "belonging"  # lossless
 
 
+def test_a_png_made_from_a_jpeg_is_judged_as_the_jpeg_it_was():
+    """An own image saved as JPEG (quality 85) and then as PNG was judged not belonging: the PNG was
+    taken for an unedited file. Its pixels carry the JPEG (a ghost at quality 85): it is judged as
+    ``jpeg:85``, with the committed q75 distribution standing in, and found belonging; a real picture so
+    re-saved stays not belonging."""
+    gen = load_model("dcgan-fmnist")
+    own = generate_pil(gen, 1, 1000)[0]
+    real = Image.open(real_samples(2, "fmnist-test")[1]).convert("L")
+
+    def png_of_jpeg(image: Image.Image) -> bytes:
+        decoded = Image.open(io.BytesIO(_jpeg(image, 85))).convert("L")
+        buf = io.BytesIO()
+        decoded.save(buf, "PNG")
+        return buf.getvalue()
+
+    r, _ = _attribute(png_of_jpeg(own), "dcgan-fmnist")
+    assert r.detection["jpeg_ghost_quality"] == 85 and r.detection["suggested"] == "jpeg:85"
+    assert (r.edit, r.edit_source, r.verdict) == ("jpeg:75", "stand-in", "belonging"), r.reasons
+    assert _attribute(png_of_jpeg(real), "dcgan-fmnist")[0].verdict == "non-belonging"
+
+
 def test_without_edited_distributions_the_pristine_sample_stands_in(monkeypatch):
     """Where no edited distribution of the model is here (the cache lists none), an edited file is
     tested as if unedited; an own image's rejection is the edit's doing (inconclusive), a real

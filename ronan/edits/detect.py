@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError
+from .ghost import earlier_jpeg_quality
 from .jpeg import estimate_quality
 from .spec import Edit, parse_edit
 from .webp import estimate_quality as estimate_webp_quality
@@ -64,6 +65,9 @@ class Detection:
             its levels; a web palette keeps 6); None for other files and for colour models.
         bits_per_pixel (float | None): for an AVIF or JPEG 2000 file (codecs whose quality a file
             does not reveal): its size in bits over its pixels; None for other files.
+        jpeg_ghost_quality (int | None): for a lossless file whose pixels carry an earlier JPEG
+            compression (a PNG made from a JPEG): its quality, 2..98, found by re-compressing them
+            (:mod:`ronan.edits.ghost`; within 1 at 75 and above, 3 at 50); None where none is found.
         software (list[str]): ``"Software: ..."`` hints from EXIF and PNG text.
         notes (list[str]): what the suggestion cannot model, or approximates.
         suggested (str): canonical spec of the edit to assume (:func:`suggested_edit`).
@@ -85,6 +89,7 @@ class Detection:
     grayscale: bool = False
     grey_levels: int | None = None
     bits_per_pixel: float | None = None
+    jpeg_ghost_quality: int | None = None
     software: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     suggested: str = "none"
@@ -124,6 +129,8 @@ class Detection:
             what = "in-memory image"
         else:
             kind = {True: " (lossy)", False: " (lossless)", None: ""}[self.lossy]
+            if self.jpeg_ghost_quality is not None:
+                kind = f" (lossless; an earlier JPEG about quality {self.jpeg_ghost_quality} in its pixels)"
             what = f"{'WebP' if self.format == 'WEBP' else self.format}{kind}"
         m = self.model_size
         size = f"{self.width}x{self.height}"
@@ -230,6 +237,10 @@ def detect(
         det.notes.append("palette image: colours reduced to at most 256 (not modelled)")
     elif fmt in _LOSSLESS:
         det.lossy = False
+    if det.lossy is False and img.mode not in ("P", "PA"):
+        # the decoded pixels; the file itself only where small (a huge declared size is not decoded here)
+        source = pixels if pixels is not None else img if img.width * img.height <= LEVELS_DECODE_PIXELS else None
+        det.jpeg_ghost_quality = _ghost(source)
     if model_channels == 1 and (fmt == "GIF" or (fmt in _LOSSLESS and img.mode in ("P", "PA"))):
         # the decoded pixels; the file itself only where small (a huge declared size is not decoded here)
         small = img.width * img.height <= LEVELS_DECODE_PIXELS
@@ -238,6 +249,17 @@ def detect(
             det.notes.append(f"palette image of {det.grey_levels} grey levels (fewer levels: not modelled)")
     det.suggested = _suggest(det).spec
     return det
+
+
+def _ghost(image: Image.Image | None) -> int | None:
+    """:func:`ronan.edits.ghost.earlier_jpeg_quality` of ``image``; None for none, or where its pixels
+    cannot be decoded (a file cut off)."""
+    if image is None:
+        return None
+    try:
+        return earlier_jpeg_quality(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
+    except (OSError, ValueError):
+        return None
 
 
 def signature(raw: bytes) -> str | None:
@@ -318,6 +340,12 @@ def _suggest(det: Detection) -> Edit:
             steps.append(f"jpeg:{det.jpeg_quality}")
         if det.jpeg_table_error:
             det.notes.append(f"quantization tables are not libjpeg's; quality {det.jpeg_quality} is the nearest")
+    elif det.jpeg_ghost_quality is not None:
+        steps.append(f"jpeg:{det.jpeg_ghost_quality}")
+        det.notes.append(
+            f"its pixels carry an earlier JPEG compression, quality about {det.jpeg_ghost_quality} "
+            "(from re-compressing them: a JPEG ghost)"
+        )
     elif det.lossy and det.format == "WEBP" and det.webp_quality is not None:
         steps.append(f"webp:{det.webp_quality}")
     elif det.lossy and det.format == "WEBP":

@@ -1,0 +1,89 @@
+"""An earlier JPEG compression in a lossless file's pixels: the JPEG ghost (Farid 2009).
+
+A JPEG decoded and saved again losslessly (a PNG made from a JPEG, a screenshot of one) keeps what
+the quantization did: compressing its pixels again at the quality they were compressed at changes
+them least, so the difference d(Q) between the pixels and their re-compression at quality Q has a
+local minimum there and rises after it, while for pixels never compressed d(Q) only falls as Q rises.
+:func:`earlier_jpeg_quality` finds that minimum on the luma (chroma subsampling, re-applied at every
+quality, would hide it), on a grid-aligned crop of at most :data:`GHOST_SIDE` pixels a side.
+
+It finds an earlier JPEG only where the file's pixel grid is the JPEG's (no crop by other than
+multiples of 8, no resize since), and rarely at quality 95 and above, where the quantization steps
+are about the size of the rounding (benchmarks/RESULTS.md, "Own images re-saved as PNG after a
+JPEG"); the quality found is within 1 of the true one at 75 and above, within 3 at 50.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+
+import numpy as np
+from PIL import Image
+
+GHOST_SIDE = 256
+"""Largest side of the crop (from the top-left corner, on the JPEG grid) the ghost is computed on:
+100 re-compressions of at most 256 x 256 pixels."""
+
+GHOST_WINDOW = 15
+"""How many qualities after a local minimum the curve is looked at for its rise."""
+
+GHOST_RISE = 2.0
+"""How far the curve must rise after a local minimum (the largest d over the window, over d at the
+minimum) for the minimum to count as an earlier compression."""
+
+_LOCK = threading.Lock()
+_FOUND: dict[str, int | None] = {}
+"""The last 64 crops' results (a request detects a file once per model)."""
+
+
+def _luma(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("YCbCr").getchannel(0) if image.mode == "RGB" else image, dtype=np.float64)
+
+
+def ghost_curve(image: Image.Image) -> np.ndarray:
+    """d(Q) for Q = 1..100: the luma MSE (on [0, 255]) between ``image`` (8-bit L or RGB) and its
+    JPEG re-compression at quality Q (Pillow's defaults)."""
+    base = _luma(image)
+    curve = np.empty(100)
+    for q in range(1, 101):
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=q)
+        curve[q - 1] = float(((_luma(Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)) - base) ** 2).mean())
+    return curve
+
+
+def ghost_minimum(curve: np.ndarray, window: int = GHOST_WINDOW, rise: float = GHOST_RISE) -> int | None:
+    """The earlier quality in ``curve`` (:func:`ghost_curve`): among its local minima at qualities
+    2..98 after which it rises at least ``rise`` times within ``window`` qualities, the one with the
+    largest rise; None where there is none (pixels never compressed, or not found)."""
+    best: tuple[int, float] | None = None
+    for q in range(2, 99):
+        i = q - 1
+        after = curve[i + 1 : min(i + 1 + window, 98)]
+        if curve[i] > curve[i - 1] or curve[i] > curve[i + 1] or len(after) == 0:
+            continue
+        up = float(after.max()) / max(float(curve[i]), 1e-12)
+        if up >= rise and (best is None or up > best[1]):
+            best = (q, up)
+    return None if best is None else best[0]
+
+
+def earlier_jpeg_quality(image: Image.Image) -> int | None:
+    """The quality (2..98) of an earlier JPEG compression of ``image``'s pixels (8-bit L or RGB, as
+    decoded from a lossless file), or None. Computed on the top-left crop of at most
+    :data:`GHOST_SIDE` pixels a side (on the JPEG grid); cached per crop."""
+    crop = image.crop((0, 0, min(image.width, GHOST_SIDE), min(image.height, GHOST_SIDE)))
+    if crop.mode not in ("L", "RGB"):
+        crop = crop.convert("RGB")
+    key = hashlib.sha256(crop.mode.encode() + repr(crop.size).encode() + crop.tobytes()).hexdigest()
+    with _LOCK:
+        if key in _FOUND:
+            return _FOUND[key]
+    found = ghost_minimum(ghost_curve(crop))
+    with _LOCK:
+        if len(_FOUND) >= 64:
+            _FOUND.pop(next(iter(_FOUND)))
+        _FOUND[key] = found
+    return found
