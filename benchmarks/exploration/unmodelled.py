@@ -1,6 +1,6 @@
 """Files whose lossy encoding no edit models (lossy WebP; a colour image as a GIF or palette PNG; a
 grey image as a palette PNG of the web palette's 6 levels, or of 16 or 64 adaptive levels; AVIF and
-JPEG 2000),
+JPEG 2000; a PNG made from a JPEG),
 attributed as the app does (no builds): verdicts now against what Grubbs' test alone said (the
 verdict before a rejection of such a file became inconclusive). Own images seed 1000, real pictures
 the tier's test split (first N).
@@ -30,18 +30,28 @@ if gen.channels == 3:
     encodings |= {"gif": ("GIF", {}), "png-palette": ("PNG", {}), "png-grey": ("PNG", {})}
 else:
     encodings |= {"gif": ("GIF", {}), "pal-web": ("PNG", {}), "pal-16": ("PNG", {}), "pal-64": ("PNG", {})}
+def _decoded_jpeg(image, quality):
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert(image.mode)
+
+
 CHANGES = {
     "png-palette": lambda im: im.convert("P", palette=Image.ADAPTIVE),
     "png-grey": lambda im: im.convert("L"),
     "pal-web": lambda im: im.convert("RGB").convert("P"),  # the web palette: 6 grey levels
     "pal-16": lambda im: im.quantize(16),
     "pal-64": lambda im: im.quantize(64),
+    "png-of-jpeg:90": lambda im: _decoded_jpeg(im, 90),
+    "png-of-jpeg:75": lambda im: _decoded_jpeg(im, 75),
 }
 encodings |= {
     "avif:90": ("AVIF", {"quality": 90}),
     "avif:60": ("AVIF", {"quality": 60}),
     "j2k:10": ("JPEG2000", {"quality_mode": "rates", "quality_layers": [10]}),  # 10:1
     "j2k:lossless": ("JPEG2000", {}),
+    "png-of-jpeg:90": ("PNG", {}),  # a JPEG at quality 90, decoded and saved as PNG
+    "png-of-jpeg:75": ("PNG", {}),
 }
 if len(sys.argv) > 3:
     encodings = {k: v for k, v in encodings.items() if k in sys.argv[3].split(",")}
