@@ -5,7 +5,7 @@ attributed as the app does (no builds): verdicts now against what Grubbs' test a
 verdict before a rejection of such a file became inconclusive). Own images seed 1000, real pictures
 the tier's test split (first N).
 
-    python benchmarks/exploration/unmodelled.py MODEL N [ENCODINGS]   # e.g. webp:80,gif,png-grey,pal-web,avif:60,j2k:10
+    python benchmarks/exploration/unmodelled.py MODEL N [ENCODINGS] [--no-ghost]   # e.g. webp:80,gif,pal-web,avif:60
 """
 import io
 import sys
@@ -20,6 +20,11 @@ from ronan.gallery import real_samples  # noqa: E402
 from ronan.generation import generate_pil  # noqa: E402
 from ronan.models.registry import load_model  # noqa: E402
 
+if "--no-ghost" in sys.argv:  # as before the JPEG ghost: a PNG made from a JPEG taken for unedited
+    sys.argv.remove("--no-ghost")
+    import ronan.edits.detect  # noqa: E402
+
+    ronan.edits.detect.earlier_jpeg_quality = lambda image: None
 name, n = sys.argv[1], int(sys.argv[2])
 gen = load_model(name)
 mode = "L" if gen.channels == 1 else "RGB"
