@@ -22,9 +22,9 @@ from ronan.models.registry import load_model  # noqa: E402
 
 if "--no-ghost" in sys.argv:  # as before the JPEG ghost: a PNG made from a JPEG taken for unedited
     sys.argv.remove("--no-ghost")
-    import ronan.edits.detect  # noqa: E402
+    import ronan.edits  # noqa: E402,F401  (its module ``detect``, not the function of that name)
 
-    ronan.edits.detect.earlier_jpeg_quality = lambda image: None
+    sys.modules["ronan.edits.detect"].earlier_jpeg_quality = lambda image: None
 name, n = sys.argv[1], int(sys.argv[2])
 gen = load_model(name)
 mode = "L" if gen.channels == 1 else "RGB"
