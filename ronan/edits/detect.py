@@ -237,14 +237,12 @@ def detect(
         det.notes.append("palette image: colours reduced to at most 256 (not modelled)")
     elif fmt in _LOSSLESS:
         det.lossy = False
+    # the decoded pixels; the file itself only where small (a huge declared size is not decoded here)
+    decoded = pixels if pixels is not None else img if img.width * img.height <= DECODE_PIXELS else None
     if det.lossy is False and img.mode not in ("P", "PA"):
-        # the decoded pixels; the file itself only where small (a huge declared size is not decoded here)
-        source = pixels if pixels is not None else img if img.width * img.height <= LEVELS_DECODE_PIXELS else None
-        det.jpeg_ghost_quality = _ghost(source)
+        det.jpeg_ghost_quality = _ghost(decoded)
     if model_channels == 1 and (fmt == "GIF" or (fmt in _LOSSLESS and img.mode in ("P", "PA"))):
-        # the decoded pixels; the file itself only where small (a huge declared size is not decoded here)
-        small = img.width * img.height <= LEVELS_DECODE_PIXELS
-        det.grey_levels = grey_levels(pixels if pixels is not None else img if small else None)
+        det.grey_levels = grey_levels(decoded)
         if det.grey_levels is not None:
             det.notes.append(f"palette image of {det.grey_levels} grey levels (fewer levels: not modelled)")
     det.suggested = _suggest(det).spec
@@ -275,9 +273,10 @@ def signature(raw: bytes) -> str | None:
     return None
 
 
-LEVELS_DECODE_PIXELS = 1024 * 1024
-"""Largest palette file (pixels) whose grey levels :func:`detect` decodes itself, where it is not given
-the decoded pixels (a loaded image reduced on load, or bytes alone); a larger one gets none counted."""
+DECODE_PIXELS = 1024 * 1024
+"""Largest file (pixels) :func:`detect` decodes itself for a palette's grey levels or an earlier JPEG,
+where it is not given the decoded pixels (a loaded image reduced on load, or bytes alone); a larger one
+gets neither looked for."""
 
 
 def grey_levels(image: Image.Image | None, share: float = 0.99) -> int | None:
