@@ -1358,8 +1358,8 @@ an edit of the same kind (another JPEG quality) that moves the model's own image
 samples. A "not belonging" then stands only where the edit alone cannot explain it, a "belonging" only where the
 image is no further from the model than the edit takes the model's own images; otherwise the answer is inconclusive.
 A lossy WebP counts as an edit too: its quality is read from the file, as an estimate (its header allows a few
-qualities, and the rules take the bound that holds at each of them); so does a PNG made from a JPEG, whose pixels
-still show the JPEG's quality. A file in a lossy encoding no edit models (a
+qualities, and the rules take the bound that holds at each of them); so does a PNG made from a JPEG, or a JPEG saved
+again at a higher quality, whose pixels still show the earlier JPEG's quality. A file in a lossy encoding no edit models (a
 colour GIF, a colour model's image in grayscale, a grey image in a palette of few levels, an AVIF or JPEG 2000 file)
 is tested as unedited, and a "not belonging" stands only where the
 image lies far beyond what that change can do to the model's own images. The card lists every such assumption next to the verdict.

@@ -420,7 +420,8 @@ def test_codecs_whose_quality_is_not_read_are_named_with_their_bits_per_pixel(fm
 
 def test_an_earlier_jpeg_is_found_in_a_lossless_files_pixels():
     """A PNG made from a JPEG keeps the JPEG's quantization: re-compressing its pixels changes them
-    least at the quality they had (a JPEG ghost); pixels never compressed show no such minimum."""
+    least at the quality they had (a JPEG ghost); pixels never compressed show no such minimum. The same
+    finds a JPEG saved again at a higher quality (a double JPEG), and none in a single JPEG."""
     from ronan.edits.ghost import earlier_jpeg_quality, ghost_minimum
 
     assert ghost_minimum(np.linspace(10.0, 0.1, 100)) is None  # only falls: never compressed
@@ -448,6 +449,14 @@ def test_an_earlier_jpeg_is_found_in_a_lossless_files_pixels():
         plain = io.BytesIO()
         image.save(plain, "PNG")
         assert detect(plain.getvalue(), size, channels).suggested == "none"
+        # a JPEG saved again at a higher quality: the earlier one is found under the file's own quality
+        again, once = io.BytesIO(), io.BytesIO()
+        decoded.save(again, "JPEG", quality=95)
+        image.save(once, "JPEG", quality=95)
+        det = detect(again.getvalue(), size, channels)
+        assert abs(det.jpeg_ghost_quality - 80) <= 1 and det.suggested == f"jpeg:{det.jpeg_ghost_quality}+jpeg:95"
+        assert "an earlier JPEG about quality" in det.describe()
+        assert detect(once.getvalue(), size, channels).suggested == "jpeg:95"  # a single JPEG
 
 
 def test_grey_levels_are_those_of_most_pixels():

@@ -232,6 +232,24 @@ def test_a_png_made_from_a_jpeg_is_judged_as_the_jpeg_it_was():
     assert _attribute(png_of_jpeg(real), "dcgan-fmnist")[0].verdict == "non-belonging"
 
 
+def test_a_jpeg_saved_again_at_a_higher_quality_is_judged_as_both():
+    """An own image saved as JPEG q75 and then again at q95 was judged not belonging (tested as q95
+    alone, whose distortion is far smaller). The earlier q75 is found in its pixels: the file is judged
+    as ``jpeg:75+jpeg:95`` (a stand-in that moves own images at least as far) and found belonging; a
+    real picture so saved stays not belonging."""
+    gen = load_model("dcgan-fmnist")
+    own = generate_pil(gen, 1, 1000)[0]
+    real = Image.open(real_samples(2, "fmnist-test")[1]).convert("L")
+
+    def twice(image: Image.Image) -> bytes:
+        return _jpeg(Image.open(io.BytesIO(_jpeg(image, 75))).convert("L"), 95)
+
+    r, _ = _attribute(twice(own), "dcgan-fmnist")
+    assert r.detection["suggested"] == "jpeg:75+jpeg:95" and r.edit_source == "stand-in"
+    assert r.verdict == "belonging", r.reasons
+    assert _attribute(twice(real), "dcgan-fmnist")[0].verdict == "non-belonging"
+
+
 def test_without_edited_distributions_the_pristine_sample_stands_in(monkeypatch):
     """Where no edited distribution of the model is here (the cache lists none), an edited file is
     tested as if unedited; an own image's rejection is the edit's doing (inconclusive), a real

@@ -65,9 +65,10 @@ class Detection:
             its levels; a web palette keeps 6); None for other files and for colour models.
         bits_per_pixel (float | None): for an AVIF or JPEG 2000 file (codecs whose quality a file
             does not reveal): its size in bits over its pixels; None for other files.
-        jpeg_ghost_quality (int | None): for a lossless file whose pixels carry an earlier JPEG
-            compression (a PNG made from a JPEG): its quality, 2..98, found by re-compressing them
-            (:mod:`ronan.edits.ghost`; within 1 at 75 and above, 3 at 50); None where none is found.
+        jpeg_ghost_quality (int | None): for a lossless file, or a JPEG, whose pixels carry an earlier
+            JPEG compression (a PNG made from a JPEG; a JPEG saved again at a higher quality): its
+            quality, 2..98, found by re-compressing them (:mod:`ronan.edits.ghost`; within 1 at 75 and
+            above, 3 at 50); None where none is found.
         software (list[str]): ``"Software: ..."`` hints from EXIF and PNG text.
         notes (list[str]): what the suggestion cannot model, or approximates.
         suggested (str): canonical spec of the edit to assume (:func:`suggested_edit`).
@@ -117,6 +118,8 @@ class Detection:
             extra = [self.jpeg_subsampling] if self.jpeg_subsampling else []
             if self.progressive:
                 extra.append("progressive")
+            if self.jpeg_ghost_quality is not None:
+                extra.append(f"an earlier JPEG about quality {self.jpeg_ghost_quality} in its pixels")
             if self.jpeg_table_error:
                 extra.append(f"tables not libjpeg's, nearest quality, mean difference {self.jpeg_table_error:.2g}")
             what += f" ({', '.join(extra)})" if extra else ""
@@ -218,6 +221,8 @@ def detect(
         elif len(layers) == 4:
             det.notes.append("CMYK JPEG")
         det.progressive = bool(img.info.get("progressive") or img.info.get("progression"))
+        if det.jpeg_quality is not None and det.jpeg_quality > 4:  # an earlier, lower quality: double JPEG
+            det.jpeg_ghost_quality = _ghost(_decoded(img, pixels), below=det.jpeg_quality - 2)
     elif fmt == "WEBP":
         lossless = webp_lossless(raw) if raw is not None else None
         det.lossy = None if lossless is None else not lossless
@@ -237,25 +242,29 @@ def detect(
         det.notes.append("palette image: colours reduced to at most 256 (not modelled)")
     elif fmt in _LOSSLESS:
         det.lossy = False
-    # the decoded pixels; the file itself only where small (a huge declared size is not decoded here)
-    decoded = pixels if pixels is not None else img if img.width * img.height <= DECODE_PIXELS else None
     if det.lossy is False and img.mode not in ("P", "PA"):
-        det.jpeg_ghost_quality = _ghost(decoded)
+        det.jpeg_ghost_quality = _ghost(_decoded(img, pixels))
     if model_channels == 1 and (fmt == "GIF" or (fmt in _LOSSLESS and img.mode in ("P", "PA"))):
-        det.grey_levels = grey_levels(decoded)
+        det.grey_levels = grey_levels(_decoded(img, pixels))
         if det.grey_levels is not None:
             det.notes.append(f"palette image of {det.grey_levels} grey levels (fewer levels: not modelled)")
     det.suggested = _suggest(det).spec
     return det
 
 
-def _ghost(image: Image.Image | None) -> int | None:
-    """:func:`ronan.edits.ghost.earlier_jpeg_quality` of ``image``; None for none, or where its pixels
-    cannot be decoded (a file cut off)."""
+def _decoded(img: Image.Image, pixels: Image.Image | None) -> Image.Image | None:
+    """The decoded pixels: ``pixels`` where given, else the opened file ``img`` where it is small
+    (:data:`DECODE_PIXELS`; a huge declared size is not decoded here), else None."""
+    return pixels if pixels is not None else img if img.width * img.height <= DECODE_PIXELS else None
+
+
+def _ghost(image: Image.Image | None, below: int = 99) -> int | None:
+    """:func:`ronan.edits.ghost.earlier_jpeg_quality` of ``image`` (under ``below``); None for none, or
+    where its pixels cannot be decoded (a file cut off)."""
     if image is None:
         return None
     try:
-        return earlier_jpeg_quality(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
+        return earlier_jpeg_quality(image.convert("RGB") if image.mode not in ("L", "RGB") else image, below)
     except (OSError, ValueError):
         return None
 
@@ -337,6 +346,12 @@ def _suggest(det: Detection) -> Edit:
             if det.model_channels == 3 and ss not in _MODELLED and ss is not None:
                 det.notes.append(f"subsampling {ss} is not modelled; assuming 4:2:0")
             steps.append(f"jpeg:{det.jpeg_quality}")
+        if det.jpeg_ghost_quality is not None:
+            steps.insert(len(steps) - 1, f"jpeg:{det.jpeg_ghost_quality}")
+            det.notes.append(
+                f"its pixels carry an earlier JPEG compression, quality about {det.jpeg_ghost_quality} "
+                "(from re-compressing them: a JPEG ghost)"
+            )
         if det.jpeg_table_error:
             det.notes.append(f"quantization tables are not libjpeg's; quality {det.jpeg_quality} is the nearest")
     elif det.jpeg_ghost_quality is not None:

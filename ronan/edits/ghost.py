@@ -1,9 +1,10 @@
-"""An earlier JPEG compression in a lossless file's pixels: the JPEG ghost (Farid 2009).
+"""An earlier JPEG compression in a file's pixels: the JPEG ghost (Farid 2009).
 
-A JPEG decoded and saved again losslessly (a PNG made from a JPEG, a screenshot of one) keeps what
-the quantization did: compressing its pixels again at the quality they were compressed at changes
-them least, so the difference d(Q) between the pixels and their re-compression at quality Q has a
-local minimum there and rises after it, while for pixels never compressed d(Q) only falls as Q rises.
+A JPEG decoded and saved again losslessly (a PNG made from a JPEG, a screenshot of one), or again as
+a JPEG at a higher quality, keeps what the first quantization did: compressing its pixels again at
+the quality they were compressed at changes them least, so the difference d(Q) between the pixels
+and their re-compression at quality Q has a local minimum there and rises after it, while for pixels
+never compressed d(Q) only falls as Q rises.
 :func:`earlier_jpeg_quality` finds that minimum on the luma (chroma subsampling, re-applied at every
 quality, would hide it), on a grid-aligned crop of at most :data:`GHOST_SIDE` pixels a side.
 
@@ -57,12 +58,15 @@ def ghost_curve(image: Image.Image) -> np.ndarray:
     return curve
 
 
-def ghost_minimum(curve: np.ndarray, window: int = GHOST_WINDOW, rise: float = GHOST_RISE) -> int | None:
+def ghost_minimum(
+    curve: np.ndarray, window: int = GHOST_WINDOW, rise: float = GHOST_RISE, below: int = 99
+) -> int | None:
     """The earlier quality in ``curve`` (:func:`ghost_curve`): among its local minima at qualities
-    2..98 after which it rises at least ``rise`` times within ``window`` qualities, the one with the
-    largest rise; None where there is none (pixels never compressed, or not found)."""
+    2..``below`` - 1 (at most 98) after which it rises at least ``rise`` times within ``window``
+    qualities, the one with the largest rise; None where there is none (pixels never compressed, or
+    not found)."""
     best: tuple[int, float] | None = None
-    for q in range(2, 99):
+    for q in range(2, min(below, 99)):
         i = q - 1
         after = curve[i + 1 : min(i + 1 + window, 98)]
         if curve[i] > curve[i - 1] or curve[i] > curve[i + 1] or len(after) == 0:
@@ -73,18 +77,19 @@ def ghost_minimum(curve: np.ndarray, window: int = GHOST_WINDOW, rise: float = G
     return None if best is None else best[0]
 
 
-def earlier_jpeg_quality(image: Image.Image) -> int | None:
-    """The quality (2..98) of an earlier JPEG compression of ``image``'s pixels (8-bit L or RGB, as
-    decoded from a lossless file), or None. Computed on the top-left crop of at most
+def earlier_jpeg_quality(image: Image.Image, below: int = 99) -> int | None:
+    """The quality (2..98, under ``below``) of an earlier JPEG compression of ``image``'s pixels
+    (8-bit L or RGB, as decoded from a lossless file, or from a JPEG saved at quality ``below`` + 2 or
+    more, whose own minimum is then left out), or None. Computed on the top-left crop of at most
     :data:`GHOST_SIDE` pixels a side (on the JPEG grid); cached per crop."""
     crop = image.crop((0, 0, min(image.width, GHOST_SIDE), min(image.height, GHOST_SIDE)))
     if crop.mode not in ("L", "RGB"):
         crop = crop.convert("RGB")
-    key = hashlib.sha256(crop.mode.encode() + repr(crop.size).encode() + crop.tobytes()).hexdigest()
+    key = hashlib.sha256(f"{crop.mode} {crop.size} {below}".encode() + crop.tobytes()).hexdigest()
     with _LOCK:
         if key in _FOUND:
             return _FOUND[key]
-    found = ghost_minimum(ghost_curve(crop))
+    found = ghost_minimum(ghost_curve(crop), below=below)
     with _LOCK:
         if len(_FOUND) >= 64:
             _FOUND.pop(next(iter(_FOUND)))
