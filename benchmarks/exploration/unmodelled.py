@@ -1,6 +1,6 @@
 """Files whose lossy encoding no edit models (lossy WebP; a colour image as a GIF or palette PNG; a
 grey image as a palette PNG of the web palette's 6 levels, or of 16 or 64 adaptive levels; AVIF and
-JPEG 2000; a PNG made from a JPEG),
+JPEG 2000; a PNG made from a JPEG; a JPEG saved again at a higher quality),
 attributed as the app does (no builds): verdicts now against what Grubbs' test alone said (the
 verdict before a rejection of such a file became inconclusive). Own images seed 1000, real pictures
 the tier's test split (first N).
@@ -49,6 +49,8 @@ CHANGES = {
     "pal-64": lambda im: im.quantize(64),
     "png-of-jpeg:90": lambda im: _decoded_jpeg(im, 90),
     "png-of-jpeg:75": lambda im: _decoded_jpeg(im, 75),
+    "jpeg-of-jpeg:75-95": lambda im: _decoded_jpeg(im, 75),
+    "jpeg-of-jpeg:50-90": lambda im: _decoded_jpeg(im, 50),
 }
 encodings |= {
     "avif:90": ("AVIF", {"quality": 90}),
@@ -57,6 +59,8 @@ encodings |= {
     "j2k:lossless": ("JPEG2000", {}),
     "png-of-jpeg:90": ("PNG", {}),  # a JPEG at quality 90, decoded and saved as PNG
     "png-of-jpeg:75": ("PNG", {}),
+    "jpeg-of-jpeg:75-95": ("JPEG", {"quality": 95}),  # a JPEG at quality 75, saved again at 95
+    "jpeg-of-jpeg:50-90": ("JPEG", {"quality": 90}),
 }
 if len(sys.argv) > 3:
     encodings = {k: v for k, v in encodings.items() if k in sys.argv[3].split(",")}
