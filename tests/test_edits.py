@@ -428,6 +428,8 @@ def test_an_earlier_jpeg_is_found_in_a_lossless_files_pixels():
     dip = np.linspace(10.0, 0.1, 100)
     dip[74] = 0.5  # quality 75, well below what follows
     assert ghost_minimum(dip) == 75
+    flat = Image.new("RGB", (300, 200), (120, 30, 200))  # JPEG barely changes it: its curve is rounding
+    assert earlier_jpeg_quality(flat) is None
     own = Image.open(sorted((SAMPLES / "fmnist-test").glob("*.png"))[3]).convert("L")
     clip = Image.open(sorted((SAMPLES / "clipart-test").glob("*.png"))[2]).convert("RGB")
 

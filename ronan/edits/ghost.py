@@ -37,6 +37,10 @@ GHOST_RISE = 1.5
 minimum) for the minimum to count as an earlier compression. Never-compressed pictures rise at most
 1.30 (40 looked at), earlier JPEGs at quality 75-90 1.2-9.3 (the threshold was 2.0 at first)."""
 
+GHOST_FLAT = 2.0
+"""Pixels whose luma varies by less than this (standard deviation, on [0, 255]) are flat: JPEG changes
+them only by rounding, their curve's minima (a uniform image's curve is 0, 1 and 4) are no evidence."""
+
 _LOCK = threading.Lock()
 _FOUND: dict[str, int | None] = {}
 """The last 64 crops' results (a request detects a file once per model)."""
@@ -81,10 +85,13 @@ def earlier_jpeg_quality(image: Image.Image, below: int = 99) -> int | None:
     """The quality (2..98, under ``below``) of an earlier JPEG compression of ``image``'s pixels
     (8-bit L or RGB, as decoded from a lossless file, or from a JPEG saved at quality ``below`` + 2 or
     more, whose own minimum is then left out), or None. Computed on the top-left crop of at most
-    :data:`GHOST_SIDE` pixels a side (on the JPEG grid); cached per crop."""
+    :data:`GHOST_SIDE` pixels a side (on the JPEG grid); cached per crop. None for flat pixels
+    (:data:`GHOST_FLAT`)."""
     crop = image.crop((0, 0, min(image.width, GHOST_SIDE), min(image.height, GHOST_SIDE)))
     if crop.mode not in ("L", "RGB"):
         crop = crop.convert("RGB")
+    if float(_luma(crop).std()) < GHOST_FLAT:
+        return None
     key = hashlib.sha256(f"{crop.mode} {crop.size} {below}".encode() + crop.tobytes()).hexdigest()
     with _LOCK:
         if key in _FOUND:
