@@ -5,7 +5,8 @@
 Pictures: N (default 40) real test pictures of each tier (Fashion-MNIST test and clip-art test from
 index 20 on) and N images each of dcgan-fmnist, vae-fmnist, dcgan64-clipart and upgan64-clipart
 (seed 2000), each as it is (never compressed: a finding there is a false alarm) and after a JPEG at
-qualities 95, 90, 85, 75, 60 and 50 (Pillow's defaults), decoded as a PNG would keep them. The method
+qualities 95, 90, 85, 75, 60 and 50 (Pillow's defaults), decoded as a PNG would keep them; and, never
+compressed, enlarged 2x (another false alarm to look for). The method
 was written on other pictures (seed 1000 images 0-9 of dcgan-fmnist and dcgan64-clipart, the first 10
 real test pictures of each tier). Prints, per group and quality, how often an earlier JPEG is found
 and how far the quality found is from the true one; then, for JPEG files (an earlier compression looked
@@ -55,7 +56,10 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
     for group, images in groups(n).items():
         alarms = sum(earlier_jpeg_quality(im) is not None for im in images)
-        print(f"{group}: never compressed, found in {alarms} of {len(images)}", flush=True)
+        up = [im.resize((2 * im.width, 2 * im.height), Image.Resampling.LANCZOS) for im in images]
+        upscaled = sum(earlier_jpeg_quality(im) is not None for im in up)
+        print(f"{group}: never compressed, found in {alarms} of {len(images)}; upscaled 2x (Lanczos): "
+              f"{upscaled}", flush=True)
         for q in QUALITIES:
             found = [earlier_jpeg_quality(jpeg(im, q)) for im in images]
             errors = Counter(abs(f - q) for f in found if f is not None)

@@ -67,7 +67,7 @@ class Detection:
             does not reveal): its size in bits over its pixels; None for other files.
         jpeg_ghost_quality (int | None): for a lossless file, or a JPEG, whose pixels carry an earlier
             JPEG compression (a PNG made from a JPEG; a JPEG saved again at a higher quality): its
-            quality, 2..98, found by re-compressing them (:mod:`ronan.edits.ghost`; within 1 at 75 and
+            quality, 20..98, found by re-compressing them (:mod:`ronan.edits.ghost`; within 1 at 75 and
             above, 3 at 50); None where none is found.
         software (list[str]): ``"Software: ..."`` hints from EXIF and PNG text.
         notes (list[str]): what the suggestion cannot model, or approximates.
@@ -221,7 +221,7 @@ def detect(
         elif len(layers) == 4:
             det.notes.append("CMYK JPEG")
         det.progressive = bool(img.info.get("progressive") or img.info.get("progression"))
-        if det.jpeg_quality is not None and det.jpeg_quality > 4:  # an earlier, lower quality: double JPEG
+        if det.jpeg_quality is not None and det.jpeg_quality > 22:  # an earlier, lower quality: double JPEG
             det.jpeg_ghost_quality = _ghost(_decoded(img, pixels), below=det.jpeg_quality - 2)
     elif fmt == "WEBP":
         lossless = webp_lossless(raw) if raw is not None else None

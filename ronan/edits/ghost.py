@@ -37,6 +37,11 @@ GHOST_RISE = 1.5
 minimum) for the minimum to count as an earlier compression. Never-compressed pictures rise at most
 1.30 (40 looked at), earlier JPEGs at quality 75-90 1.2-9.3 (the threshold was 2.0 at first)."""
 
+GHOST_LOWEST = 20
+"""The lowest quality looked at: under it the re-compression's own coarse steps make minima of their own
+(a never-compressed `upgan64-clipart` image at about 8, an own `dcgan64-clipart` image upscaled 2x at 8),
+and files saved that low are rare."""
+
 GHOST_FLAT = 2.0
 """Pixels whose luma varies by less than this (standard deviation, on [0, 255]) are flat: JPEG changes
 them only by rounding, their curve's minima (a uniform image's curve is 0, 1 and 4) are no evidence."""
@@ -66,11 +71,11 @@ def ghost_minimum(
     curve: np.ndarray, window: int = GHOST_WINDOW, rise: float = GHOST_RISE, below: int = 99
 ) -> int | None:
     """The earlier quality in ``curve`` (:func:`ghost_curve`): among its local minima at qualities
-    2..``below`` - 1 (at most 98) after which it rises at least ``rise`` times within ``window``
+    :data:`GHOST_LOWEST` (20)..``below`` - 1 (at most 98) after which it rises at least ``rise`` times within ``window``
     qualities, the one with the largest rise; None where there is none (pixels never compressed, or
     not found)."""
     best: tuple[int, float] | None = None
-    for q in range(2, min(below, 99)):
+    for q in range(GHOST_LOWEST, min(below, 99)):
         i = q - 1
         after = curve[i + 1 : min(i + 1 + window, 98)]
         if curve[i] > curve[i - 1] or curve[i] > curve[i + 1] or len(after) == 0:
@@ -82,7 +87,7 @@ def ghost_minimum(
 
 
 def earlier_jpeg_quality(image: Image.Image, below: int = 99) -> int | None:
-    """The quality (2..98, under ``below``) of an earlier JPEG compression of ``image``'s pixels
+    """The quality (20..98, under ``below``) of an earlier JPEG compression of ``image``'s pixels
     (8-bit L or RGB, as decoded from a lossless file, or from a JPEG saved at quality ``below`` + 2 or
     more, whose own minimum is then left out), or None. Computed on the top-left crop of at most
     :data:`GHOST_SIDE` pixels a side (on the JPEG grid); cached per crop. None for flat pixels
