@@ -10,7 +10,7 @@ quality, would hide it), on a grid-aligned crop of at most :data:`GHOST_SIDE` pi
 
 It finds an earlier JPEG only where the file's pixel grid is the JPEG's (no crop by other than
 multiples of 8, no resize since). Measured on 240 held-out pictures (benchmarks/RESULTS.md, "A PNG
-made from a JPEG"): grey images found at every quality 50-95, colour ones at 75-97% for qualities
+made from a JPEG"): grey images found at every quality 50-95, colour ones at 72-100% for qualities
 50-90 and 25-58% at 95 (chroma subsampling and the colour conversion's rounding blur the minimum);
 within 1 of the true quality mostly, up to 8 off at 50 (neighbouring qualities share most of their
 tables); no false alarm among the 240 never compressed, the same upscaled 2x, or 480 single JPEGs.
