@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError
-from .ghost import earlier_jpeg_quality
+from .ghost import GHOST_LOWEST, earlier_jpeg_quality
 from .jpeg import estimate_quality
 from .spec import Edit, parse_edit
 from .webp import estimate_quality as estimate_webp_quality
@@ -221,7 +221,7 @@ def detect(
         elif len(layers) == 4:
             det.notes.append("CMYK JPEG")
         det.progressive = bool(img.info.get("progressive") or img.info.get("progression"))
-        if det.jpeg_quality is not None and det.jpeg_quality > 22:  # an earlier, lower quality: double JPEG
+        if det.jpeg_quality is not None and det.jpeg_quality - 2 > GHOST_LOWEST:  # an earlier, lower one
             det.jpeg_ghost_quality = _ghost(_decoded(img, pixels), below=det.jpeg_quality - 2)
     elif fmt == "WEBP":
         lossless = webp_lossless(raw) if raw is not None else None
@@ -264,7 +264,7 @@ def _ghost(image: Image.Image | None, below: int = 99) -> int | None:
     if image is None:
         return None
     try:
-        return earlier_jpeg_quality(image.convert("RGB") if image.mode not in ("L", "RGB") else image, below)
+        return earlier_jpeg_quality(image, below)
     except (OSError, ValueError):
         return None
 

@@ -18,12 +18,12 @@ tables); no false alarm among the 240 never compressed, the same upscaled 2x, or
 
 from __future__ import annotations
 
-import hashlib
 import io
-import threading
 
 import numpy as np
 from PIL import Image
+
+from .memo import Memo, pixels_key
 
 GHOST_SIDE = 256
 """Largest side of the crop (from the top-left corner, on the JPEG grid) the ghost is computed on:
@@ -46,8 +46,7 @@ GHOST_FLAT = 2.0
 """Pixels whose luma varies by less than this (standard deviation, on [0, 255]) are flat: JPEG changes
 them only by rounding, their curve's minima (a uniform image's curve is 0, 1 and 4) are no evidence."""
 
-_LOCK = threading.Lock()
-_FOUND: dict[str, int | None] = {}
+_FOUND = Memo()
 """The last 64 crops' results (a request detects a file once per model)."""
 
 
@@ -97,13 +96,4 @@ def earlier_jpeg_quality(image: Image.Image, below: int = 99) -> int | None:
         crop = crop.convert("RGB")
     if float(_luma(crop).std()) < GHOST_FLAT:
         return None
-    key = hashlib.sha256(f"{crop.mode} {crop.size} {below}".encode() + crop.tobytes()).hexdigest()
-    with _LOCK:
-        if key in _FOUND:
-            return _FOUND[key]
-    found = ghost_minimum(ghost_curve(crop), below=below)
-    with _LOCK:
-        if len(_FOUND) >= 64:
-            _FOUND.pop(next(iter(_FOUND)))
-        _FOUND[key] = found
-    return found
+    return _FOUND.get((pixels_key(crop), below), lambda: ghost_minimum(ghost_curve(crop), below=below))

@@ -155,11 +155,12 @@ def _at_rate(codec: str, bits_per_pixel: float, variant: bool, image: Image.Imag
     where the ratio is at most 1."""
     budget = bits_per_pixel * image.width * image.height / 8
     if codec == "an AVIF file":
-        low, high = 0, 100
+        low, high, fits = 0, 100, None  # the highest quality known to fit is ``low`` (its image: ``fits``)
         while low < high:
             mid = (low + high + 1) // 2
-            low, high = (mid, high) if _saved(image, "AVIF", quality=mid)[1] <= budget else (low, mid - 1)
-        return _saved(image, "AVIF", quality=low)[0]
+            out, size = _saved(image, "AVIF", quality=mid)
+            low, high, fits = (mid, high, out) if size <= budget else (low, mid - 1, fits)
+        return fits if fits is not None else _saved(image, "AVIF", quality=0)[0]
     ratio = len(image.getbands()) * image.width * image.height / max(budget, 1.0)
     if ratio <= 1:
         return _saved(image, "JPEG2000")[0]
@@ -178,8 +179,8 @@ def encoding_most(model, what: str, n: int = DISTORTION_IMAGES, seed: int = DIST
         forms = [functools.partial(_grey_levels, int(match[1]), form) for form in ("adaptive", "even", "dithered")]
     elif match := RATE_FILE.fullmatch(what):
         bits = float(match[2]) if match[2] else STRONGEST_BITS_PER_PIXEL
-        forms = [functools.partial(_at_rate, match[1], bits, variant) for variant in (False, True)]
-        forms = forms[:1] if match[1] == "an AVIF file" else forms
+        variants = (False,) if match[1] == "an AVIF file" else (False, True)  # JPEG 2000: both wavelets
+        forms = [functools.partial(_at_rate, match[1], bits, variant) for variant in variants]
     else:
         forms = [functools.partial(_strongest, what)]
     return float(max(moved.max() for moved in _moved(model, forms, n, seed)))

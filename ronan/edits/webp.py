@@ -24,16 +24,15 @@ candidates (:func:`ronan.edits.stand_in.quality_span`), not the estimate alone.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
-import threading
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..images import to_pil
+from .memo import Memo, pixels_key
 
 SNS_AMPLITUDE = 0.9 * 50 / 100 / 128
 """libwebp's ``SNS_TO_DQ * sns_strength / 100 / 128`` at its default ``sns_strength`` 50."""
@@ -216,20 +215,12 @@ def estimate_quality(data: bytes, image: Image.Image | None) -> tuple[int, int, 
     indices = quantizers(data)
     if indices is None or (len(indices) == 1 and image is None):
         return None
-    key = (tuple(indices), None if image is None else hashlib.sha256(image.tobytes()).hexdigest(), image and image.mode)
-    with _LOCK:
-        found = _ESTIMATES.get(key)
-    if found is None:
-        found = _estimate(indices, image)
-        with _LOCK:
-            if len(_ESTIMATES) >= 64:
-                _ESTIMATES.pop(next(iter(_ESTIMATES)))
-            _ESTIMATES[key] = found
+    key = (tuple(indices), None if image is None else pixels_key(image))
+    found = _ESTIMATES.get(key, lambda: _estimate(indices, image))
     return found[0], found[1], list(found[2])
 
 
-_LOCK = threading.Lock()
-_ESTIMATES: dict[tuple, tuple[int, int, list[int]]] = {}
+_ESTIMATES = Memo()
 """The last 64 estimates, by quantizers and pixels: one request detects a file once per model it is
 checked against, and each estimate re-encodes the pixels (~0.5 s per encoding at 2048x2048)."""
 
